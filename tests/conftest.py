@@ -1,0 +1,34 @@
+"""Shared fixtures: small CNN12 models with fixed seeds and short real-ish clips."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """CNN12 at 1/16 width with random (non-zero) biases, fixed seed."""
+    import keras
+
+    import tfsonify
+
+    keras.utils.set_random_seed(1234)
+    model = tfsonify.CNN12(width_multiplier=0.0625)
+    rng = np.random.default_rng(0)
+    for conv in model.conv_layers:
+        conv.bias.assign(rng.normal(0.0, 0.05, conv.bias.shape).astype("float32"))
+    return model
+
+
+@pytest.fixture(scope="session")
+def clip():
+    """A 0.6 s clip at 8 kHz: a chirp plus noise bursts, deterministic."""
+    rng = np.random.default_rng(7)
+    t = np.arange(4801) / 8000.0
+    chirp = np.sin(2 * np.pi * (200 + 1500 * t) * t)
+    bursts = rng.normal(0, 0.3, t.size) * (np.sin(2 * np.pi * 3 * t) > 0.5)
+    return (0.4 * chirp + bursts).astype("float32")

@@ -1,0 +1,43 @@
+"""Test oracle: sonification as a gradient (paper §3.2 restated; Springenberg et al., 2015).
+
+The deconvnet output for map f of block L equals the gradient, with respect to the
+peak-normalised input, of ``sum_t A_L[f, t] * stop_gradient(A_L[f, t])`` when every
+ReLU's backward pass is replaced by ``relu(upstream)``. This module computes that
+with ``tf.GradientTape``, ``tf.custom_gradient`` and TF's own ``max_pool1d``, sharing
+no code with ``tfsonify.sonifier``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from tfsonify.cnn12 import BLOCKS
+
+
+@tf.custom_gradient
+def deconvnet_relu(x):
+    def backward(upstream):
+        return tf.nn.relu(upstream)
+
+    return tf.nn.relu(x), backward
+
+
+def gradient_sonification(model, waveform: np.ndarray, layer: int, feature: int) -> np.ndarray:
+    """``[batch, time]`` -> ``[batch, time]`` sonification of map ``feature`` of block ``layer``."""
+    raw = tf.constant(np.asarray(waveform, np.float32))
+    peak = tf.reduce_max(tf.abs(raw), axis=-1, keepdims=True)
+    x = raw / tf.where(peak > 0, peak, tf.ones_like(peak))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        hidden = tf.expand_dims(x, -1)
+        for index in range(1, layer + 1):
+            conv = model.get_layer(f"conv{index}")
+            hidden = deconvnet_relu(tf.nn.conv1d(hidden, conv.kernel, 1, "VALID") + conv.bias)
+            if BLOCKS[index - 1].pooled:
+                hidden = tf.nn.max_pool1d(hidden, 2, 2, "VALID")
+        activation = hidden[..., feature]
+        objective = tf.reduce_sum(activation * tf.stop_gradient(activation))
+    gradient = tape.gradient(objective, x).numpy()
+    scale = np.abs(gradient).max(axis=-1, keepdims=True)
+    scale[scale == 0] = 1.0
+    return gradient / scale * peak.numpy()

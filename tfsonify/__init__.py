@@ -1,0 +1,36 @@
+"""tfsonify: listen to what a raw-waveform CNN has learned.
+
+Public API:
+    CNN12, CNN12_x2          the paper's encoder family (Keras 3 functional models)
+    Sonifier                 deconvnet sonification of feature maps
+    MaxPool1DWithSwitches    switch-recording max pool (XLA- and TFLite-safe)
+    max_pool_with_switches, max_unpool, peak_normalize
+    load_audio, write_wav    audio I/O at the model's rate
+    min_length, output_length
+"""
+from tfsonify.audio import load_audio, write_wav
+from tfsonify.cnn12 import BLOCKS, CNN12, CNN12_x2, NUM_BLOCKS, SAMPLE_RATE, min_length, output_length
+from tfsonify.layers import MaxPool1DWithSwitches, PeakNormalization, max_pool_with_switches, max_unpool, peak_normalize
+from tfsonify.sonifier import BlockState, Sonifier, validate_waveform
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BLOCKS",
+    "NUM_BLOCKS",
+    "SAMPLE_RATE",
+    "BlockState",
+    "CNN12",
+    "CNN12_x2",
+    "MaxPool1DWithSwitches",
+    "PeakNormalization",
+    "Sonifier",
+    "load_audio",
+    "max_pool_with_switches",
+    "max_unpool",
+    "min_length",
+    "output_length",
+    "peak_normalize",
+    "validate_waveform",
+    "write_wav",
+]

@@ -1,0 +1,87 @@
+"""Audio I/O: read any soundfile-supported file (WAV, FLAC, OGG, MP3), downmix, resample, write.
+
+Waveforms are float32 numpy arrays in [-1, 1] (full scale), ``[time]`` mono.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile
+from scipy.signal import resample_poly
+
+__all__ = ["load_audio", "resample", "write_wav", "atomic_path"]
+
+
+def resample(waveform: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    """Polyphase resampling (``scipy.signal.resample_poly``) along the last axis; float32 out."""
+    if source_rate <= 0 or target_rate <= 0:
+        raise ValueError(f"sample rates must be positive; received {source_rate} Hz -> {target_rate} Hz")
+    if source_rate == target_rate:
+        return np.asarray(waveform, dtype=np.float32)
+    divisor = math.gcd(int(source_rate), int(target_rate))
+    return resample_poly(waveform, target_rate // divisor, source_rate // divisor, axis=-1).astype(np.float32)
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int = 8000) -> np.ndarray:
+    """Read an audio file as mono float32 ``[time]`` at ``sample_rate`` Hz.
+
+    Multi-channel files are downmixed by averaging the channels; other rates are
+    resampled with ``scipy.signal.resample_poly``.
+
+    Raises:
+        ValueError: the file is missing, not audio or corrupt, or holds no samples
+            (the message names the file and the problem).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"audio file {str(path)!r} does not exist or is not a file")
+    try:
+        data, source_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
+        raise ValueError(f"cannot read {str(path)!r} as audio (expected WAV, FLAC, OGG or MP3): {error}") from None
+    if data.shape[0] == 0:
+        raise ValueError(f"audio file {str(path)!r} is empty (0 samples)")
+    mono = data.mean(axis=1)
+    if not np.all(np.isfinite(mono)):
+        raise ValueError(f"audio file {str(path)!r} contains NaN or Inf samples")
+    return resample(mono, int(source_rate), int(sample_rate))
+
+
+class atomic_path:
+    """Context manager yielding a temporary path beside ``path``, renamed onto it on success.
+
+    A failure (or interruption) leaves no half-written ``path``.
+    """
+
+    def __init__(self, path: str | os.PathLike, suffix: str = ""):
+        self.path = Path(path)
+        self.suffix = suffix or self.path.suffix
+
+    def __enter__(self) -> Path:
+        handle, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=self.suffix + ".part", dir=self.path.parent)
+        os.close(handle)
+        self.temporary = Path(name)
+        return self.temporary
+
+    def __exit__(self, exc_type, exc, traceback):
+        if exc_type is None:
+            os.replace(self.temporary, self.path)
+        else:
+            self.temporary.unlink(missing_ok=True)
+        return False
+
+
+def write_wav(path: str | os.PathLike, waveform: np.ndarray, sample_rate: int = 8000) -> Path:
+    """Write mono float32 ``[time]`` as a 32-bit float WAV, atomically. Returns the path."""
+    waveform = np.asarray(waveform, dtype=np.float32)
+    if waveform.ndim != 1:
+        raise ValueError(f"write_wav expects a mono waveform [time]; received shape {waveform.shape}")
+    if not np.all(np.isfinite(waveform)):
+        raise ValueError(f"refusing to write {str(path)!r}: waveform contains NaN or Inf")
+    with atomic_path(path, suffix=".wav") as temporary:
+        soundfile.write(str(temporary), waveform, int(sample_rate), subtype="FLOAT", format="WAV")
+    return Path(path)
