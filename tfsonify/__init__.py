@@ -8,10 +8,14 @@ Public API:
     load_audio, write_wav    audio I/O at the model's rate
     min_length, output_length
 """
-from tfsonify.audio import load_audio, write_wav
-from tfsonify.cnn12 import BLOCKS, CNN12, CNN12_x2, NUM_BLOCKS, SAMPLE_RATE, min_length, output_length
-from tfsonify.layers import MaxPool1DWithSwitches, PeakNormalization, max_pool_with_switches, max_unpool, peak_normalize
-from tfsonify.sonifier import BlockState, Sonifier, validate_waveform
+import os as _os
+
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from tfsonify.audio import load_audio, write_wav  # noqa: E402
+from tfsonify.cnn12 import BLOCKS, CNN12, CNN12_x2, NUM_BLOCKS, SAMPLE_RATE, min_length, output_length  # noqa: E402
+from tfsonify.layers import MaxPool1DWithSwitches, PeakNormalization, max_pool_with_switches, max_unpool, peak_normalize  # noqa: E402
+from tfsonify.sonifier import BlockState, Sonifier, validate_waveform  # noqa: E402
 
 __version__ = "0.1.0"
 

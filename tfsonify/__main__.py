@@ -1,0 +1,3 @@
+from tfsonify.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,39 @@
+"""``tfsonify`` command line: thin subcommands that parse, call the library and print.
+
+Each subcommand lives in ``tfsonify/commands/<name>.py`` with ``register(subparsers)``
+that adds its parser and sets ``func``; add new ones to ``COMMANDS``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+COMMANDS = [
+    "tfsonify.commands.sonify",
+    "tfsonify.commands.demo",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tfsonify", description="Listen to what raw-waveform CNNs (CNN12) have learned.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in COMMANDS:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ValueError as error:
+        print(f"tfsonify {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""``tfsonify sonify INPUT --model MODEL.keras --layer L [--feature F ... | --top K] --out DIR``."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tfsonify.commands import progress
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "sonify",
+        help="sonify feature maps of a CNN12 model for one audio file",
+        description="Write one WAV per sonified map, the input at the model's rate, a spectrogram PNG per "
+        "input/sonification pair and manifest.json into --out.",
+    )
+    parser.add_argument("input", help="audio file (WAV, FLAC, OGG, MP3); downmixed and resampled to the model's rate")
+    parser.add_argument("--model", required=True, help="a .keras file holding a tfsonify CNN12 (with or without head)")
+    parser.add_argument("--layer", type=int, required=True, action="append",
+                        help="block 1..11; repeat to sonify several layers")
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--feature", type=int, action="append", help="map index (0-based); repeat for several")
+    choice.add_argument("--top", type=int, default=None, help="sonify the K most active maps (default 1)")
+    parser.add_argument("--out", required=True, help="output folder (created if missing)")
+    parser.add_argument("--no-plots", action="store_true", help="skip the spectrogram PNGs")
+    parser.set_defaults(func=run)
+
+
+def load_model(path: str):
+    """Load a ``.keras`` model with tfsonify's layers registered; ``ValueError`` naming the file otherwise."""
+    import keras
+
+    import tfsonify  # noqa: F401  (registers the custom classes)
+
+    if not Path(path).is_file():
+        raise ValueError(f"model file {path!r} does not exist")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as error:  # keras raises many types for corrupt archives
+        raise ValueError(f"cannot load model {path!r} (expected a .keras file saved from a tfsonify CNN12): {error}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from tfsonify.audio import load_audio
+    from tfsonify.render import check_writable_dir, write_sonifications
+    from tfsonify.sonifier import Sonifier, validate_waveform
+
+    out_dir = check_writable_dir(args.out)
+    with progress(f"loading model {args.model}"):
+        model = load_model(args.model)
+    sonifier = Sonifier(model)
+    waveform = load_audio(args.input, sonifier.sample_rate)
+    for layer in args.layer:
+        validate_waveform(waveform, layer)
+        if args.feature:
+            features = list(args.feature)
+            for feature in features:
+                if not 0 <= feature < sonifier.num_features(layer):
+                    raise ValueError(f"--feature {feature} is outside block {layer}'s {sonifier.num_features(layer)} maps")
+            with progress(f"block {layer}: sonifying {len(features)} map(s)"):
+                sounds = sonifier.sonify(waveform, layer, features=features)
+                peaks = sonifier.activations(waveform, layer).max(axis=0)[features]
+        else:
+            with progress(f"block {layer}: sonifying the top {args.top or 1} map(s)"):
+                features, peaks, sounds = sonifier.sonify_top(waveform, layer, args.top or 1)
+        with progress(f"block {layer}: writing {len(features)} WAV(s){'' if args.no_plots else ' and spectrograms'}"):
+            manifest = write_sonifications(out_dir, waveform, sounds, layer, list(features), list(peaks), sonifier.sample_rate,
+                                           source=str(args.input), extra={"model": str(args.model)}, plots=not args.no_plots)
+    print(f"wrote {len(manifest['sonifications'])} sonification(s) to {out_dir}/ (manifest.json)")
+    return 0

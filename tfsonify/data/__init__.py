@@ -1,0 +1,1 @@
+"""Data: real audio from Debian packages, dataset readers and augmentations."""

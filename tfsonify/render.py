@@ -1,0 +1,110 @@
+"""Render sonifications for people: WAV files, log-spectrogram PNGs and a manifest.
+
+Output folder layout written by :func:`write_sonifications`::
+
+    DIR/input.wav                 the input at the model's rate (float WAV)
+    DIR/L05_f0012.wav             one per sonified map (block 5, map 12)
+    DIR/L05_f0012.png             log-magnitude spectrograms: input above, sonification below
+    DIR/manifest.json             layer, feature, activation, file names, sample rate
+
+Every file is written atomically (temporary file, then rename); the manifest last.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from scipy.signal import spectrogram
+
+from tfsonify.audio import atomic_path, write_wav
+
+__all__ = ["log_spectrogram", "plot_pair", "check_writable_dir", "write_sonifications"]
+
+
+def log_spectrogram(waveform: np.ndarray, sample_rate: int, nperseg: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Log-magnitude spectrogram (dB) of mono ``[time]``: returns ``(freqs_hz, times_s, db [freq, frame])``."""
+    nperseg = int(min(nperseg, max(16, waveform.size)))
+    freqs, times, power = spectrogram(waveform, fs=sample_rate, nperseg=nperseg, noverlap=nperseg * 3 // 4, mode="magnitude")
+    return freqs, times, 20.0 * np.log10(power + 1e-8)
+
+
+def plot_pair(path: str | os.PathLike, waveform: np.ndarray, sonification: np.ndarray, sample_rate: int, title: str) -> Path:
+    """Save a PNG with the input's and the sonification's log spectrograms, one above the other (like Figure 1)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(2, 1, figsize=(7, 4.5), sharex=True, constrained_layout=True)
+    for axis, signal, label in ((axes[0], waveform, "input"), (axes[1], sonification, "sonification")):
+        freqs, times, db = log_spectrogram(signal, sample_rate)
+        top = db.max() if np.isfinite(db.max()) else 0.0
+        mesh = axis.pcolormesh(times, freqs / 1000.0, db, shading="auto", vmin=top - 80.0, vmax=top, cmap="magma")
+        axis.set_ylabel("kHz")
+        axis.set_title(label, fontsize=9, loc="left")
+        figure.colorbar(mesh, ax=axis, label="dB")
+    axes[1].set_xlabel("time (s)")
+    figure.suptitle(title, fontsize=10)
+    with atomic_path(path, suffix=".png") as temporary:
+        figure.savefig(temporary, dpi=90, format="png")
+    plt.close(figure)
+    return Path(path)
+
+
+def check_writable_dir(out_dir: str | os.PathLike) -> Path:
+    """Create ``out_dir`` if needed and check it can be written; ``ValueError`` naming it otherwise."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"output folder {str(out_dir)!r} cannot be created: {error.strerror}") from None
+    if not out_dir.is_dir() or not os.access(out_dir, os.W_OK | os.X_OK):
+        raise ValueError(f"output folder {str(out_dir)!r} is not a writable directory")
+    return out_dir
+
+
+def write_sonifications(
+    out_dir: str | os.PathLike,
+    waveform: np.ndarray,
+    sonifications: np.ndarray,
+    layer: int,
+    features: Sequence[int],
+    activations: Sequence[float],
+    sample_rate: int,
+    source: str = "",
+    extra: dict | None = None,
+    plots: bool = True,
+) -> dict:
+    """Write the input, one WAV (and PNG) per map, and ``manifest.json``; return the manifest.
+
+    Args:
+        waveform: mono float32 ``[time]`` input at ``sample_rate``.
+        sonifications: ``[k, time]``, row ``i`` for ``features[i]``.
+        layer: block 1..11.
+        features: ``k`` map indices; ``activations``: their maximum activations.
+        extra: more manifest fields (e.g. model path).
+    If ``manifest.json`` already exists (an earlier layer in the same folder), the new
+    entries are appended to it.
+    """
+    out_dir = check_writable_dir(out_dir)
+    sonifications = np.asarray(sonifications, np.float32).reshape(len(features), -1)
+    write_wav(out_dir / "input.wav", waveform, sample_rate)
+    manifest_path = out_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest.update({"sample_rate": int(sample_rate), "input": "input.wav", "source": str(source), **(extra or {})})
+    entries = [e for e in manifest.get("sonifications", []) if e["layer"] != int(layer) or e["feature"] not in set(map(int, features))]
+    for feature, activation, sound in zip(features, activations, sonifications):
+        stem = f"L{int(layer):02d}_f{int(feature):04d}"
+        write_wav(out_dir / f"{stem}.wav", sound, sample_rate)
+        entry = {"layer": int(layer), "feature": int(feature), "activation": float(activation), "wav": f"{stem}.wav"}
+        if plots:
+            plot_pair(out_dir / f"{stem}.png", waveform, sound, sample_rate, f"block {layer}, map {feature} (max activation {activation:.3g})")
+            entry["spectrogram"] = f"{stem}.png"
+        entries.append(entry)
+    manifest["sonifications"] = entries
+    with atomic_path(manifest_path, suffix=".json") as temporary:
+        temporary.write_text(json.dumps(manifest, indent=2))
+    return manifest
