@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+import soundfile
+
+import tfsonify
+from tfsonify.audio import resample
+
+
+def _tone(rate, seconds=0.5, freq=440.0):
+    t = np.arange(int(rate * seconds)) / rate
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype("float32")
+
+
+@pytest.mark.parametrize("fmt, subtype", [("WAV", "PCM_16"), ("FLAC", "PCM_16"), ("OGG", "VORBIS"), ("MP3", "MPEG_LAYER_III")])
+def test_read_formats_downmix_resample(tmp_path, fmt, subtype):
+    stereo = np.stack([_tone(16000), _tone(16000)], axis=1)
+    path = tmp_path / f"clip.{fmt.lower()}"
+    soundfile.write(str(path), stereo, 16000, format=fmt, subtype=subtype)
+    mono = tfsonify.load_audio(path, 8000)
+    assert mono.dtype == np.float32 and mono.ndim == 1
+    assert abs(mono.size - 4000) <= 1200  # MP3 adds encoder padding
+    spectrum = np.abs(np.fft.rfft(mono))
+    assert abs(np.argmax(spectrum) * 8000 / mono.size - 440) < 10
+
+
+def test_downmix_averages_channels(tmp_path):
+    left, right = _tone(8000), np.zeros(4000, "float32")
+    path = tmp_path / "lr.wav"
+    soundfile.write(str(path), np.stack([left, right], 1), 8000, subtype="FLOAT")
+    np.testing.assert_allclose(tfsonify.load_audio(path), left / 2, atol=1e-7)
+
+
+def test_resample_rates():
+    assert resample(np.zeros(44100, "float32"), 44100, 8000).size == 8000
+    assert resample(np.zeros(16000, "float32"), 16000, 8000).size == 8000
+
+
+def test_write_is_float_and_atomic(tmp_path):
+    path = tfsonify.write_wav(tmp_path / "out.wav", _tone(8000), 8000)
+    info = soundfile.info(str(path))
+    assert info.subtype == "FLOAT" and info.samplerate == 8000
+    with pytest.raises(ValueError, match="NaN"):
+        tfsonify.write_wav(tmp_path / "bad.wav", np.array([np.nan, 0], "float32"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.wav"]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(b"", "cannot read|empty"), (b"this is not audio at all" * 10, "cannot read"), (b"RIFF\x24\x00\x00\x00WAVEfmt ", "cannot read")],
+)
+def test_bad_files(tmp_path, content, message):
+    path = tmp_path / "bad.wav"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        tfsonify.load_audio(path)
+
+
+def test_empty_and_missing(tmp_path):
+    path = tmp_path / "empty.wav"
+    soundfile.write(str(path), np.zeros(0, "float32"), 8000)
+    with pytest.raises(ValueError, match="empty"):
+        tfsonify.load_audio(path)
+    with pytest.raises(ValueError, match="does not exist"):
+        tfsonify.load_audio(tmp_path / "nope.wav")

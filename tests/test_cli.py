@@ -1,0 +1,124 @@
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import soundfile
+
+import tfsonify
+from tfsonify.cli import main
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    tfsonify.CNN12(width_multiplier=0.0625, num_classes=3).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def wav(tmp_path_factory, clip):
+    path = tmp_path_factory.mktemp("audio") / "clip.wav"
+    soundfile.write(str(path), np.stack([clip, clip], 1), 16000)  # stereo at 16 kHz: downmixed, resampled
+    return path
+
+
+def test_sonify_top_writes_everything(tmp_path, model_file, wav):
+    out = tmp_path / "out"
+    assert main(["sonify", str(wav), "--model", str(model_file), "--layer", "4", "--layer", "9", "--top", "2", "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["sample_rate"] == 8000 and manifest["input"] == "input.wav"
+    assert [(e["layer"]) for e in manifest["sonifications"]] == [4, 4, 9, 9]
+    x = soundfile.read(str(out / "input.wav"))[0]
+    assert x.size == 2401
+    for entry in manifest["sonifications"]:
+        sound, rate = soundfile.read(str(out / entry["wav"]))
+        assert rate == 8000 and sound.shape == x.shape
+        assert np.abs(sound).max() == pytest.approx(np.abs(x).max(), rel=1e-5)
+        assert (out / entry["spectrogram"]).stat().st_size > 1000
+        assert entry["activation"] > 0
+    assert not list(out.glob("*.part"))
+
+
+def test_sonify_chosen_features(tmp_path, model_file, wav):
+    out = tmp_path / "out"
+    assert main(["sonify", str(wav), "--model", str(model_file), "--layer", "2", "--feature", "1", "--feature", "3",
+                 "--out", str(out), "--no-plots"]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["L02_f0001.wav", "L02_f0003.wav", "input.wav", "manifest.json"]
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("layer", "layer must be an integer block index in 1..11"),
+        ("feature", "outside block 3's 8 maps"),
+        ("short", "needs at least 2370"),
+        ("empty", "empty"),
+        ("not_audio", "cannot read"),
+        ("bad_model", "cannot load model"),
+        ("missing_model", "does not exist"),
+        ("unwritable", "output folder"),
+    ],
+)
+def test_bad_input_messages(tmp_path, model_file, wav, capsys, case, message):
+    layer, feature, audio, model, out = "3", None, wav, model_file, tmp_path / "out"
+    if case == "layer":
+        layer = "12"
+    elif case == "feature":
+        feature = "8"
+    elif case == "short":
+        audio = tmp_path / "short.wav"
+        soundfile.write(str(audio), np.ones(2000, "float32") * 0.1, 8000)
+        layer = "11"
+    elif case == "empty":
+        audio = tmp_path / "empty.wav"
+        soundfile.write(str(audio), np.zeros(0, "float32"), 8000)
+    elif case == "not_audio":
+        audio = tmp_path / "notes.wav"
+        audio.write_text("hello, I am a text file")
+    elif case == "bad_model":
+        model = tmp_path / "broken.keras"
+        model.write_bytes(b"PK\x03\x04 definitely not a keras zip")
+    elif case == "missing_model":
+        model = tmp_path / "missing.keras"
+    elif case == "unwritable":
+        out = tmp_path / "file_in_the_way"
+        out.write_text("x")
+    argv = ["sonify", str(audio), "--model", str(model), "--layer", layer, "--out", str(out)]
+    if feature:
+        argv += ["--feature", feature]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+    if out.is_dir():
+        assert not list(out.glob("L*.wav")) and not list(out.glob("*.part"))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_read_only_output(tmp_path, model_file, wav):
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o500)
+    assert main(["sonify", str(wav), "--model", str(model_file), "--layer", "1", "--out", str(out)]) == 2
+
+
+def test_entry_point_help():
+    result = subprocess.run([sys.executable, "-m", "tfsonify", "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "usage: tfsonify" in result.stdout
+
+
+def test_every_command_has_help(capsys):
+    from tfsonify.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for name in commands:
+        with pytest.raises(SystemExit) as exit_info:
+            main([name, "--help"])
+        assert exit_info.value.code == 0
+        assert f"usage: tfsonify {name}" in capsys.readouterr().out
