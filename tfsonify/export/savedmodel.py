@@ -1,0 +1,289 @@
+"""SavedModel export in TensorFlow Serving's layout (``models/NAME/VERSION/``).
+
+Signatures (all inputs batched on axis 0 so TF Serving's row format and server-side
+batching work; the waveform is float32 ``[batch, time]`` at the model's rate, 8 kHz
+for CNN12, raw amplitude; every clip of one request has the same ``time``):
+
+``serving_default``
+    ``waveform`` -> ``embedding`` float32 ``[batch, embedding_dim]`` (plus ``scores``
+    ``[batch, num_classes]`` when the model has a classifier head).
+``classify`` (only for models with a head)
+    ``waveform`` -> ``scores`` float32 ``[batch, num_classes]``, ``classes`` int32 ``[batch]``
+    (arg-max class).
+``sonify``
+    ``waveform``, ``layer`` int32 ``[batch]``, ``feature`` int32 ``[batch]`` ->
+    ``sonification`` float32 ``[batch, time]``: map ``feature[i]`` of block ``layer[i]``
+    for clip ``i``. The layer is a *runtime* per-row input (one graph, rows grouped
+    by layer inside it) rather than eleven ``sonify_l1``...``sonify_l11`` signatures,
+    so one request may mix layers and TF Serving's batcher may merge any requests.
+``sonify_top_k``
+    ``waveform``, ``layer`` int32 ``[batch]``, ``k`` int32 ``[batch]`` ->
+    ``features`` int32 ``[batch, K]``, ``activations`` float32 ``[batch, K]``,
+    ``sonifications`` float32 ``[batch, K, time]`` with ``K = max(k)``: row ``i`` holds the
+    ``k[i]`` most active maps of block ``layer[i]`` (decreasing peak activation); slots
+    beyond ``k[i]`` are padding (feature ``-1``, activation 0, silence). With one ``k``
+    per request (the usual case) nothing is padded.
+
+The graph functions are :class:`tfsonify.Sonifier`'s pure-TF builders reading the
+kernels from the Keras model's variables, exported with
+:class:`keras.export.ExportArchive`, so each weight is stored exactly once.
+
+Versions are written to ``models/NAME/.tmp-VERSION-*`` and renamed to ``VERSION`` only
+when complete, so a ``tensorflow_model_server`` watching the folder never loads a
+half-written version and an interrupted export leaves no numbered folder.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from tfsonify.cnn12 import NUM_BLOCKS, min_length
+from tfsonify.sonifier import Sonifier
+
+__all__ = [
+    "METADATA_FILE",
+    "build_archive",
+    "export_saved_model",
+    "next_version",
+    "read_metadata",
+    "write_batching_parameters",
+    "write_model_config",
+]
+
+METADATA_FILE = "assets.extra/tfsonify.json"
+"""Per-version JSON with the sample rate, per-layer map counts and minimum lengths."""
+
+
+def next_version(model_dir: str | os.PathLike) -> int:
+    """The next integer version for ``model_dir`` (1 if it holds no numbered folder)."""
+    path = Path(model_dir)
+    versions = [int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit()] if path.is_dir() else []
+    return max(versions, default=0) + 1
+
+
+def _model_metadata(model: keras.Model, sonifier: Sonifier) -> dict:
+    has_head = _has_head(model)
+    return {
+        "format": "tfsonify-savedmodel/1",
+        "sample_rate": sonifier.sample_rate,
+        "num_layers": NUM_BLOCKS,
+        "num_features": [sonifier.num_features(layer) for layer in range(1, NUM_BLOCKS + 1)],
+        "min_length": [min_length(layer) for layer in range(1, NUM_BLOCKS + 1)],
+        "num_classes": int(model.get_layer("classifier").units) if has_head else None,
+        "embedding_dim": int(model.get_layer("embedding").units),
+        "signatures": ["serving_default"] + (["classify"] if has_head else []) + ["sonify", "sonify_top_k"],
+    }
+
+
+def _has_head(model: keras.Model) -> bool:
+    return any(layer.name == "classifier" for layer in model.layers)
+
+
+def _per_layer_rows(layer: tf.Tensor, build_rows, initial: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, ...]:
+    """Fill ``initial`` row-wise by calling ``build_rows(L, rows)`` for every block present in ``layer``.
+
+    ``build_rows(L, rows)`` returns tensors for the rows ``rows`` (int32 ``[m]``) whose
+    layer is ``L``; they are scattered into copies of ``initial`` (leading axis = batch).
+    Blocks absent from the batch cost one ``tf.cond`` each.
+    """
+    outputs = initial
+    for block in range(1, NUM_BLOCKS + 1):
+        rows = tf.cast(tf.reshape(tf.where(tf.equal(layer, block)), [-1]), tf.int32)
+
+        def compute(block=block, rows=rows, current=outputs):
+            values = build_rows(block, rows)
+            return tuple(tf.tensor_scatter_nd_update(c, tf.expand_dims(rows, -1), v) for c, v in zip(current, values))
+
+        outputs = tf.cond(tf.size(rows) > 0, compute, lambda current=outputs: tuple(tf.identity(c) for c in current))
+    return outputs
+
+
+def _check_rows(waveform: tf.Tensor, layer: tf.Tensor, other: tf.Tensor, other_name: str) -> list:
+    batch = tf.shape(waveform)[0]
+    return [
+        tf.debugging.assert_equal(tf.shape(layer)[0], batch, message="layer must have one entry per clip ([batch] int32)"),
+        tf.debugging.assert_equal(tf.shape(other)[0], batch, message=f"{other_name} must have one entry per clip ([batch] int32)"),
+        tf.debugging.assert_greater_equal(layer, 1, message=f"layer must be in 1..{NUM_BLOCKS}"),
+        tf.debugging.assert_less_equal(layer, NUM_BLOCKS, message=f"layer must be in 1..{NUM_BLOCKS}"),
+    ]
+
+
+def build_archive(model: keras.Model) -> keras.export.ExportArchive:
+    """An :class:`keras.export.ExportArchive` with the signatures described in the module docstring.
+
+    Args:
+        model: a :class:`tfsonify.CNN12` (with or without classifier head).
+    """
+    sonifier = Sonifier(model)
+    channels = tf.constant([sonifier.num_features(layer) for layer in range(1, NUM_BLOCKS + 1)], tf.int32)
+    wave_spec = tf.TensorSpec([None, None], tf.float32, name="waveform")
+    row_spec = lambda name: tf.TensorSpec([None], tf.int32, name=name)  # noqa: E731
+    has_head = _has_head(model)
+    encoder = model.encoder() if has_head else model
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    def serving_default(waveform):
+        outputs = {"embedding": encoder(waveform, training=False)}
+        if has_head:
+            outputs["scores"] = model(waveform, training=False)
+        return outputs
+
+    archive.add_endpoint("serving_default", serving_default, input_signature=[wave_spec])
+
+    if has_head:
+        def classify(waveform):
+            scores = model(waveform, training=False)
+            return {"scores": scores, "classes": tf.argmax(scores, axis=-1, output_type=tf.int32)}
+
+        archive.add_endpoint("classify", classify, input_signature=[wave_spec])
+
+    def sonify(waveform, layer, feature):
+        checks = _check_rows(waveform, layer, feature, "feature")
+        checks.append(tf.debugging.assert_non_negative(feature, message="feature must be >= 0"))
+        checks.append(tf.debugging.assert_less(feature, tf.gather(channels, layer - 1),
+                                               message="feature must be < the number of maps of its layer"))
+        with tf.control_dependencies(checks):
+            waveform = tf.identity(waveform)
+
+        def rows_for(block, rows):
+            clips = tf.gather(waveform, rows)
+            index = tf.range(tf.shape(rows)[0], dtype=tf.int32)
+            return (sonifier.sonify_selected_graph(clips, block, index, tf.gather(feature, rows)),)
+
+        (sonification,) = _per_layer_rows(layer, rows_for, (tf.zeros_like(waveform),))
+        return {"sonification": sonification}
+
+    archive.add_endpoint("sonify", sonify, input_signature=[wave_spec, row_spec("layer"), row_spec("feature")])
+
+    def sonify_top_k(waveform, layer, k):
+        checks = _check_rows(waveform, layer, k, "k")
+        checks.append(tf.debugging.assert_positive(k, message="k must be >= 1"))
+        checks.append(tf.debugging.assert_less_equal(k, tf.gather(channels, layer - 1),
+                                                     message="k must be <= the number of maps of its layer"))
+        with tf.control_dependencies(checks):
+            waveform = tf.identity(waveform)
+        batch, time = tf.shape(waveform)[0], tf.shape(waveform)[1]
+        top = tf.maximum(tf.reduce_max(k), 1)
+
+        def rows_for(block, rows):
+            clips = tf.gather(waveform, rows)
+            block_k = tf.minimum(top, channels[block - 1])
+            features, scores, sounds = sonifier.sonify_top_graph(clips, block, block_k)
+            pad = top - block_k
+            features = tf.pad(features, [[0, 0], [0, pad]], constant_values=-1)
+            scores = tf.pad(scores, [[0, 0], [0, pad]])
+            sounds = tf.pad(sounds, [[0, 0], [0, pad], [0, 0]])
+            keep = tf.expand_dims(tf.range(top), 0) < tf.expand_dims(tf.gather(k, rows), 1)  # [m, K]
+            features = tf.where(keep, features, -tf.ones_like(features))
+            scores = tf.where(keep, scores, tf.zeros_like(scores))
+            sounds = sounds * tf.expand_dims(tf.cast(keep, sounds.dtype), -1)
+            return features, scores, sounds
+
+        initial = (
+            -tf.ones(tf.stack([batch, top]), tf.int32),
+            tf.zeros(tf.stack([batch, top]), tf.float32),
+            tf.zeros(tf.stack([batch, top, time]), tf.float32),
+        )
+        features, activations, sonifications = _per_layer_rows(layer, rows_for, initial)
+        return {"features": features, "activations": activations, "sonifications": sonifications}
+
+    archive.add_endpoint("sonify_top_k", sonify_top_k, input_signature=[wave_spec, row_spec("layer"), row_spec("k")])
+    archive._tfsonify_metadata = _model_metadata(model, sonifier)  # read by export_saved_model
+    return archive
+
+
+def export_saved_model(model: keras.Model, model_dir: str | os.PathLike, version: int | None = None,
+                       _before_rename=None) -> Path:
+    """Export ``model`` as ``model_dir/VERSION/`` (TF Serving layout), atomically.
+
+    Args:
+        model: a :class:`tfsonify.CNN12`.
+        model_dir: ``models/NAME``; created if missing.
+        version: integer version; default: one more than the largest existing one.
+        _before_rename: test hook called with the temporary path just before the rename.
+
+    Returns:
+        The path of the new version folder.
+
+    Raises:
+        ValueError: if ``version`` exists already or is not a positive integer.
+    """
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    version = next_version(model_dir) if version is None else version
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"version must be a positive integer; received {version!r}")
+    final = model_dir / str(version)
+    if final.exists():
+        raise ValueError(f"version folder {final} exists already; choose another version or omit it")
+    archive = build_archive(model)
+    temporary = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir))
+    try:
+        archive.write_out(str(temporary / "model"), verbose=False)
+        staged = temporary / "model"
+        extra = staged / METADATA_FILE
+        extra.parent.mkdir(parents=True, exist_ok=True)
+        extra.write_text(json.dumps(archive._tfsonify_metadata, indent=2))
+        if _before_rename is not None:
+            _before_rename(staged)
+        os.rename(staged, final)  # atomic on one file system; fails if `final` appeared meanwhile
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    return final
+
+
+def read_metadata(version_dir: str | os.PathLike) -> dict:
+    """The tfsonify metadata JSON of an exported version (empty dict if absent)."""
+    path = Path(version_dir) / METADATA_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_model_config(path: str | os.PathLike, models: dict[str, str], version_policy: str = "latest") -> Path:
+    """Write a ``ModelServerConfig`` text proto for ``tensorflow_model_server --model_config_file``.
+
+    Args:
+        path: output file (e.g. ``models/models.config``).
+        models: model name -> ``base_path`` as the server sees it (absolute, e.g. ``/models/cnn12``).
+        version_policy: ``"latest"`` (serve the newest version) or ``"all"``.
+    """
+    if version_policy not in ("latest", "all"):
+        raise ValueError(f"version_policy must be 'latest' or 'all'; received {version_policy!r}")
+    policy = "latest { num_versions: 1 }" if version_policy == "latest" else "all {}"
+    entries = "".join(
+        f"  config {{\n    name: \"{name}\"\n    base_path: \"{base}\"\n    model_platform: \"tensorflow\"\n"
+        f"    model_version_policy {{ {policy} }}\n  }}\n"
+        for name, base in models.items()
+    )
+    path = Path(path)
+    path.write_text(f"model_config_list {{\n{entries}}}\n")
+    return path
+
+
+def write_batching_parameters(path: str | os.PathLike, max_batch_size: int = 8, batch_timeout_micros: int = 2000,
+                              num_batch_threads: int | None = None, max_enqueued_batches: int = 64) -> Path:
+    """Write a ``BatchingParameters`` text proto for ``--enable_batching --batching_parameters_file``.
+
+    All signatures take per-row inputs (``[batch]`` layer/feature/k), so TF Serving may merge
+    any requests of one signature, provided their clips have the same length (send fixed-length
+    windows, e.g. 1 s). ``pad_variable_length_inputs`` stays off: zero-padding a clip into a
+    longer batch would change its maps near the end and the length of its sonifications.
+    """
+    threads = num_batch_threads or os.cpu_count() or 1
+    text = (
+        f"max_batch_size {{ value: {max_batch_size} }}\n"
+        f"batch_timeout_micros {{ value: {batch_timeout_micros} }}\n"
+        f"num_batch_threads {{ value: {threads} }}\n"
+        f"max_enqueued_batches {{ value: {max_enqueued_batches} }}\n"
+        "pad_variable_length_inputs: false\n"
+    )
+    path = Path(path)
+    path.write_text(text)
+    return path
