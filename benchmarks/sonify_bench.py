@@ -1,0 +1,181 @@
+"""Sonifier speed, side by side in one run (full-width CNN12, random weights, 8 kHz).
+
+Prints, for the tfsonify Sonifier (TF graph on CPU):
+  * one map at L = 5 and L = 11 for 1 s and 10 s clips;
+  * the top-16 maps batched (one forward + one batched deconvnet) vs a Python loop over the same 16 maps,
+    at L = 11 and L = 8 for a 1 s clip (target: batched >= 2.5x the loop at L = 11);
+  * the forward pass's GFLOP/s and the sonifier's GFLOP/s (target: sonifier >= 70 % of forward);
+  * if PyTorch is installed, the paper's pseudocode (Figure B.2) in PyTorch on the same weights and clips,
+    with the tfsonify / PyTorch time ratio. Without it, the peer's previously measured 2-core CPU figures
+    (26 ms for one L=11 map of 1 s, 130 ms for the top-16 L=8 batched) are printed for reference only.
+
+Usage: python benchmarks/sonify_bench.py [--repeats 7] [--threads 0] [--no-torch]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import tfsonify  # noqa: E402
+from tfsonify.cnn12 import BLOCKS  # noqa: E402
+
+RATE = 8000
+
+
+def timed(fn, repeats: int) -> float:
+    """Median wall time in seconds over ``repeats`` calls after one warm-up call."""
+    fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def conv_flops(num_samples: int, widths: list[int], last_block: int, top_channels: int | None = None) -> list[float]:
+    """Multiply-add FLOPs (2 per MAC) of conv1..conv{last_block}; block ``last_block`` restricted to ``top_channels``."""
+    flops, length, channels = [], num_samples, 1
+    for index, (spec, width) in enumerate(zip(BLOCKS[:last_block], widths), start=1):
+        length = length - spec.kernel_size + 1
+        out_channels = top_channels if (index == last_block and top_channels) else width
+        flops.append(2.0 * length * spec.kernel_size * channels * out_channels)
+        channels = width
+        if spec.pooled:
+            length //= 2
+    return flops
+
+
+def sonify_flops(num_samples: int, widths: list[int], layer: int, maps: int) -> float:
+    """FLOPs of tfsonify's sonification of ``maps`` maps of block ``layer``: forward to L-1, block L for the
+    chosen maps, and per map the transposed convs of blocks L-1..1 (block L's is a single channel)."""
+    forward = sum(conv_flops(num_samples, widths, layer, top_channels=maps))
+    deconv = sum(conv_flops(num_samples, widths, layer - 1)) if layer > 1 else 0.0
+    top = conv_flops(num_samples, widths, layer, top_channels=1)[-1]
+    return forward + maps * (deconv + top)
+
+
+def torch_peer(model: keras.Model):
+    """The paper's pseudocode (Figure B.2) in PyTorch: full forward with MaxPool1d(return_indices), then
+    MaxUnpool1d, ReLU, conv_transpose1d per block on the one-hot-masked maps, on the same weights."""
+    import torch
+    import torch.nn.functional as F
+
+    weights = [(torch.from_numpy(np.transpose(c.kernel.numpy(), (2, 1, 0)).copy()), torch.from_numpy(c.bias.numpy()))
+               for c in model.conv_layers]
+
+    @torch.no_grad()
+    def sonify(x: np.ndarray, layer: int, features: list[int]) -> np.ndarray:
+        signal = torch.from_numpy(x)[None, None]
+        peak = signal.abs().max()
+        hidden = signal / peak
+        maps, switches, sizes = {}, {}, {}
+        for index, ((w, b), spec) in enumerate(zip(weights, BLOCKS), start=1):  # f_enc(x): all 11 blocks
+            hidden = F.relu(F.conv1d(hidden, w, b))
+            sizes[index] = hidden.shape[-1]
+            if spec.pooled:
+                hidden, switches[index] = F.max_pool1d(hidden, 2, 2, return_indices=True)
+            maps[index] = hidden
+        top = maps[layer]
+        current = torch.zeros((len(features),) + top.shape[1:])
+        for row, feature in enumerate(features):
+            current[row, feature] = top[0, feature]
+        for index in range(layer, 0, -1):
+            if index in switches:
+                current = F.max_unpool1d(current, switches[index].expand(len(features), -1, -1), 2, 2,
+                                         output_size=[sizes[index]])
+            current = F.relu(current)
+            current = F.conv_transpose1d(current, weights[index - 1][0])
+        out = current[:, 0]
+        return (out / out.abs().amax(dim=1, keepdim=True) * peak).numpy()
+
+    return sonify
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=0, help="intra-op threads for both frameworks (0 = all cores)")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer even if installed")
+    args = parser.parse_args()
+    threads = args.threads or os.cpu_count()
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+
+    keras.utils.set_random_seed(0)
+    model = tfsonify.CNN12()
+    widths = [c.filters for c in model.conv_layers]
+    sonifier = tfsonify.Sonifier(model)
+    rng = np.random.default_rng(0)
+    clips = {seconds: (0.5 * rng.standard_normal(seconds * RATE)).astype("float32") for seconds in (1, 10)}
+
+    peer = None
+    if not args.no_torch:
+        try:
+            import torch
+
+            torch.set_num_threads(threads)
+            peer = torch_peer(model)
+        except ImportError:
+            print("PyTorch not installed: the peer runs only where `pip install torch==2.13.0` was done.")
+    print(f"CNN12 full width ({model.count_params():,} parameters), {threads} threads, median of {args.repeats}\n")
+
+    rows = []
+
+    def row(name, ours, theirs=None, flops=None):
+        rows.append((name, ours, theirs, flops))
+        ratio = f"{theirs / ours:6.2f}x" if theirs else "     -"
+        gflops = f"{flops / ours / 1e9:7.1f}" if flops else "      -"
+        peer_ms = f"{theirs * 1e3:9.1f}" if theirs else "        -"
+        print(f"{name:<44} {ours * 1e3:9.1f} {peer_ms} {ratio} {gflops}", flush=True)
+
+    print(f"{'case':<44} {'tfsonify':>9} {'pytorch':>9} {'speedup':>7} {'GFLOP/s':>7}")
+    print(f"{'':<44} {'ms':>9} {'ms':>9}")
+    for seconds in (1, 10):
+        x = clips[seconds]
+        for layer in (5, 11):
+            feature = int(sonifier.top_features(x, layer)[0][0])
+            ours = timed(lambda: sonifier.sonify(x, layer, feature=feature), args.repeats)
+            theirs = timed(lambda: peer(x, layer, [feature]), args.repeats) if peer else None
+            row(f"one map, L={layer}, {seconds} s", ours, theirs, sonify_flops(x.size, widths, layer, 1))
+
+    x = clips[1]
+    loop_ratio = None
+    for layer in (11, 8):
+        features = [int(f) for f in sonifier.top_features(x, layer, k=16)[0]]
+        batched = timed(lambda: sonifier.sonify(x, layer, features=features), args.repeats)
+        loop = timed(lambda: [sonifier.sonify(x, layer, feature=f) for f in features], max(2, args.repeats // 2))
+        theirs = timed(lambda: peer(x, layer, features), args.repeats) if peer else None
+        row(f"top-16 batched, L={layer}, 1 s", batched, theirs, sonify_flops(x.size, widths, layer, 16))
+        row(f"top-16 Python loop, L={layer}, 1 s", loop, None, 16 * sonify_flops(x.size, widths, layer, 1))
+        print(f"{'':<44} batched is {loop / batched:.2f}x faster than the loop")
+        if layer == 11:
+            loop_ratio = loop / batched
+        batched_top = timed(lambda: sonifier.sonify_top(x, layer, 16), args.repeats)
+        row(f"sonify_top(k=16) incl. ranking, L={layer}, 1 s", batched_top, theirs,
+            sum(conv_flops(x.size, widths, layer)) + 16 * (sonify_flops(x.size, widths, layer, 1) - sum(conv_flops(x.size, widths, layer, 1))))
+
+    batch = np.stack([clips[1]] * 8)
+    forward = tf.function(lambda w: model(w, training=False), input_signature=[tf.TensorSpec([None, None], tf.float32)])
+    forward_time = timed(lambda: forward(tf.constant(batch)).numpy(), args.repeats)
+    forward_flops = batch.shape[0] * sum(conv_flops(batch.shape[1], widths, 11))
+    row("forward pass, batch 8 x 1 s", forward_time, None, forward_flops)
+    sonify_time = timed(lambda: sonifier.sonify(clips[1], 8, features=list(range(16))), args.repeats)
+    sonify_gflops = sonify_flops(8000, widths, 8, 16) / sonify_time
+    efficiency = sonify_gflops / (forward_flops / forward_time)
+    print()
+    print(f"top-16 batched vs Python loop at L=11, 1 s: {loop_ratio:.2f}x (target >= 2.5x)")
+    print(f"sonifier GFLOP/s (16 maps, L=8) / forward GFLOP/s (batch 8): {efficiency * 100:.0f} % (target >= 70 %)")
+    if peer is None:
+        print("peer reference (measured elsewhere, 2 CPU cores): one L=11 map of 1 s 26 ms; top-16 L=8 batched 130 ms")
+
+
+if __name__ == "__main__":
+    main()
