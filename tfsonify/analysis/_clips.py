@@ -1,0 +1,82 @@
+"""Shared helpers for the analyses: checking clips and grouping them into equal-length batches."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from tfsonify.cnn12 import min_length
+
+__all__ = ["Skipped", "as_clip", "equal_length_batches", "check_layers"]
+
+
+@dataclass
+class Skipped:
+    """Counts of clips an analysis could not use, by reason (for reports and CLI output)."""
+
+    too_short: int = 0
+    silent: int = 0
+    details: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.too_short + self.silent
+
+    def describe(self) -> str:
+        parts = []
+        if self.too_short:
+            parts.append(f"{self.too_short} too short")
+        if self.silent:
+            parts.append(f"{self.silent} silent")
+        return ", ".join(parts) if parts else "none"
+
+
+def check_layers(layers: Iterable[int] | None, num_blocks: int = 11) -> list[int]:
+    """Validate block indices; ``None`` means all blocks 1..11. Returns a sorted unique list."""
+    if layers is None:
+        return list(range(1, num_blocks + 1))
+    chosen = sorted({layer for layer in layers})
+    if not chosen:
+        raise ValueError("layers must name at least one block in 1..11; received an empty list")
+    for layer in chosen:
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 1 <= layer <= num_blocks:
+            raise ValueError(f"layers must be block indices in 1..{num_blocks}; received {layer!r}")
+    return [int(layer) for layer in chosen]
+
+
+def as_clip(clip, index: int) -> np.ndarray:
+    """A dataset element as mono float32 ``[time]``; ``ValueError`` naming the clip otherwise."""
+    array = np.asarray(clip, dtype=np.float32)
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"clip {index} must be a non-empty mono waveform [time]; received shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"clip {index} contains NaN or Inf samples")
+    return array
+
+
+def equal_length_batches(clips: Iterable, batch_size: int, layer: int, skipped: Skipped) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Group consecutive usable clips of equal length into ``[batch, time]`` float32 batches.
+
+    Clips shorter than ``min_length(layer)`` are skipped and counted in ``skipped.too_short``.
+
+    Yields:
+        ``(indices [batch] int64, waveforms [batch, time] float32)``; indices are positions in ``clips``.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer; received {batch_size!r}")
+    needed = min_length(layer)
+    pending: list[np.ndarray] = []
+    pending_index: list[int] = []
+    for index, clip in enumerate(clips):
+        clip = as_clip(clip, index)
+        if clip.size < needed:
+            skipped.too_short += 1
+            continue
+        if pending and (clip.size != pending[0].size or len(pending) == batch_size):
+            yield np.asarray(pending_index), np.stack(pending)
+            pending, pending_index = [], []
+        pending.append(clip)
+        pending_index.append(index)
+    if pending:
+        yield np.asarray(pending_index), np.stack(pending)
