@@ -82,6 +82,11 @@ def validate_waveform(waveform, layer: int = NUM_BLOCKS) -> np.ndarray:
     return batch
 
 
+def _pick_rows(tensor: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
+    """``tensor[rows[i, 0], :, rows[i, 1]]`` for each ``i``: ``[batch, time, channels]`` -> ``[n, time]``."""
+    return tf.gather_nd(tf.transpose(tensor, [0, 2, 1]), rows)
+
+
 class Sonifier:
     """Sonify CNN12 feature maps.
 
@@ -221,33 +226,38 @@ class Sonifier:
         safe = tf.where(scale > 0.0, scale, tf.ones_like(scale))
         return reconstruction / safe * tf.expand_dims(peaks, -1)
 
-    def sonify_selected_graph(self, waveform: tf.Tensor, layer: int, batch_index: tf.Tensor, features: tf.Tensor) -> tf.Tensor:
+    def sonify_selected_graph(self, waveform: tf.Tensor, layer: int, batch_index: tf.Tensor, features: tf.Tensor,
+                              channels: tf.Tensor | None = None) -> tf.Tensor:
         """Pure-TF sonification of chosen maps (usable inside ``tf.function``, XLA, exporters).
 
         Args:
             waveform: float32 ``[batch, time]``, raw amplitude.
             layer: Python int, block 1..11.
             batch_index: int32 ``[n]``, clip of each requested map.
-            features: int32 ``[n]``, channel of each requested map.
+            features: int32 ``[n]``, channel of each requested map; or, when ``channels`` is
+                given, the position of that channel in ``channels``.
+            channels: optional int32 ``[u]`` distinct channels to compute at block ``layer``
+                (default: ``features`` itself). Only these channels of block ``layer`` are
+                computed, for every clip of the batch.
 
         Returns:
             float32 ``[n, time]`` sonifications, each scaled to ``max|x|`` of its clip.
-        Only the ``n`` requested channels of block ``layer`` are computed.
         """
+        if channels is None:
+            channels, slots = features, tf.range(tf.shape(features)[0])
+        else:
+            channels, slots = channels, features
         normalized = peak_normalize(waveform)
         states = self.encode(normalized, layer - 1) if layer > 1 else []
         below = tf.expand_dims(normalized, -1) if layer == 1 else states[-1].output
         conv = self.convs[layer - 1]
-        kernel = tf.gather(self._kernel(layer), features, axis=2)  # [k, c_in, n]
-        bias = tf.gather(tf.convert_to_tensor(conv.bias), features)
-        top = self._block(layer, below, kernel, bias)  # [batch, time_L, n]
-        eye = tf.eye(tf.shape(features)[0], dtype=top.output.dtype)
-
-        def pick(tensor):
-            return tf.einsum("ntc,nc->nt", tf.gather(tensor, batch_index), eye)
-
-        switches = None if top.switches is None else pick(top.switches)
-        reconstruction = self.deconvolve(pick(top.output), switches, top.conv_length, features, states, batch_index, layer)
+        kernel = tf.gather(self._kernel(layer), channels, axis=2)  # [k, c_in, u]
+        bias = tf.gather(tf.convert_to_tensor(conv.bias), channels)
+        top = self._block(layer, below, kernel, bias)  # [batch, time_L, u]
+        rows = tf.stack([batch_index, slots], axis=1)
+        switches = None if top.switches is None else _pick_rows(top.switches, rows)
+        reconstruction = self.deconvolve(_pick_rows(top.output, rows), switches, top.conv_length,
+                                         tf.gather(channels, slots), states, batch_index, layer)
         peaks = tf.gather(tf.reduce_max(tf.abs(waveform), axis=-1), batch_index)
         return self._rescale(reconstruction, peaks)
 
@@ -274,13 +284,9 @@ class Sonifier:
         batch = tf.shape(waveform)[0]
         flat_features = tf.reshape(features, [-1])
         batch_index = tf.repeat(tf.range(batch), k)
-        one_hot = tf.one_hot(flat_features, tf.shape(top.output)[-1], dtype=top.output.dtype)
-
-        def pick(tensor):
-            return tf.einsum("ntc,nc->nt", tf.gather(tensor, batch_index), one_hot)
-
-        switches = None if top.switches is None else pick(top.switches)
-        reconstruction = self.deconvolve(pick(top.output), switches, top.conv_length, flat_features, states[:-1], batch_index, layer)
+        rows = tf.stack([batch_index, flat_features], axis=1)
+        switches = None if top.switches is None else _pick_rows(top.switches, rows)
+        reconstruction = self.deconvolve(_pick_rows(top.output, rows), switches, top.conv_length, flat_features, states[:-1], batch_index, layer)
         peaks = tf.gather(tf.reduce_max(tf.abs(waveform), axis=-1), batch_index)
         sonifications = tf.reshape(self._rescale(reconstruction, peaks), tf.stack([batch, k, tf.shape(waveform)[1]]))
         return features, scores, sonifications
@@ -293,8 +299,8 @@ class Sonifier:
             ints = tf.TensorSpec([None], tf.int32)
             scalar = tf.TensorSpec([], tf.int32)
             if kind == "selected":
-                fn = lambda w, b, f: self.sonify_selected_graph(w, layer, b, f)  # noqa: E731
-                signature = [wave, ints, ints]
+                fn = lambda w, b, f, c: self.sonify_selected_graph(w, layer, b, f, c)  # noqa: E731
+                signature = [wave, ints, ints, ints]
             elif kind == "top":
                 fn = lambda w, k: self.sonify_top_graph(w, layer, k)  # noqa: E731
                 signature = [wave, scalar]
@@ -381,8 +387,9 @@ class Sonifier:
         chosen = self._check_features([feature] if feature is not None else features, layer)
         clips = batch.shape[0]
         batch_index = np.repeat(np.arange(clips, dtype=np.int32), chosen.size)
-        flat = np.tile(chosen, clips)
-        sounds = self._graph("selected", layer)(tf.constant(batch), tf.constant(batch_index), tf.constant(flat)).numpy()
+        slots = np.tile(np.arange(chosen.size, dtype=np.int32), clips)
+        sounds = self._graph("selected", layer)(tf.constant(batch), tf.constant(batch_index), tf.constant(slots),
+                                                tf.constant(chosen)).numpy()
         sounds = sounds.reshape(clips, chosen.size, -1)
         if feature is not None:
             sounds = sounds[:, 0]
