@@ -1,0 +1,174 @@
+"""Builtin-only TFLite sonifier for LiteRT (``ai_edge_litert``) on edge devices.
+
+One ``.tflite`` file holds, for every exported block ``L``:
+
+``sonify_l{L}``
+    ``waveform`` float32 ``[1, T]`` (8 kHz, raw amplitude), ``feature`` int32 ``[1]``
+    (runtime map index) -> ``sonification`` float32 ``[1, T]``.
+``top_k_l{L}``
+    ``waveform`` float32 ``[1, T]`` -> ``features`` int32 ``[1, K]``, ``activations``
+    float32 ``[1, K]``, ``sonifications`` float32 ``[1, K, T]`` (the ``K`` most active
+    maps; ``K`` fixed at export, default 4, capped at the block's width).
+
+``T`` is fixed (``length=8000``: 1 s, the fast variant: XNNPACK plans fixed shapes
+fully, 3-5x faster here) or dynamic (``length=None``: any ``T >= min_length(L)``;
+call ``resize_tensor_input``/signature runners with the clip's length). Long clips
+run exactly with the dynamic variant; the fixed variant takes exactly ``T`` samples
+(pad or cut the clip yourself: padding changes the maps near the padded end).
+
+Per-layer signatures rather than a runtime layer input: each block's graph has
+different shapes, and LiteRT's control flow (``WHILE``/``IF``) would block XNNPACK
+delegation. The converted model is checked to contain builtin ops only (no Flex,
+no custom ops) by reading its operator codes with LiteRT's flatbuffer schema.
+
+Weights are frozen from the Keras variables through a SavedModel written by
+:class:`keras.export.ExportArchive` (each weight once). ``fp16=True`` stores float16
+weights (half the file; computed in float32 on CPU).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfsonify.audio import atomic_path
+from tfsonify.cnn12 import NUM_BLOCKS, _check_layer, min_length
+from tfsonify.sonifier import Sonifier
+
+__all__ = ["DEFAULT_TOP_K", "convert", "operator_names", "assert_builtin_only", "export_tflite"]
+
+DEFAULT_TOP_K = 4
+
+
+def operator_names(tflite_model: bytes) -> list[str]:
+    """Names of the operator codes a ``.tflite`` flatbuffer uses (``CUSTOM:<code>`` for custom/Flex ops)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    model = schema.Model.GetRootAs(tflite_model, 0)
+    result = []
+    for index in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(index)
+        builtin = max(int(code.BuiltinCode()), int(code.DeprecatedBuiltinCode()))
+        if builtin == schema.BuiltinOperator.CUSTOM:
+            custom = code.CustomCode()
+            result.append(f"CUSTOM:{custom.decode() if custom else '?'}")
+        else:
+            result.append(names.get(builtin, f"UNKNOWN_{builtin}"))
+    return result
+
+
+def assert_builtin_only(tflite_model: bytes) -> list[str]:
+    """Raise ``ValueError`` if the model uses Flex or custom ops; return its operator names."""
+    ops = operator_names(tflite_model)
+    bad = [op for op in ops if op.startswith("CUSTOM:") or op.startswith("UNKNOWN_")]
+    if bad:
+        raise ValueError(f"converted model uses non-builtin ops {bad}; only TFLITE_BUILTINS are allowed")
+    return ops
+
+
+def _layers(layers: Sequence[int] | None) -> list[int]:
+    chosen = list(range(1, NUM_BLOCKS + 1)) if layers is None else [int(layer) for layer in layers]
+    if not chosen:
+        raise ValueError("layers must name at least one block in 1..11")
+    for layer in chosen:
+        _check_layer(layer)
+    return sorted(set(chosen))
+
+
+def convert(model: keras.Model, length: int | None = 8000, layers: Sequence[int] | None = None,
+            top_k: int = DEFAULT_TOP_K, fp16: bool = False) -> bytes:
+    """Convert the sonifier of ``model`` to a builtin-only TFLite flatbuffer.
+
+    Args:
+        model: a :class:`tfsonify.CNN12`.
+        length: fixed clip length ``T`` in samples (8000 = 1 s at 8 kHz), or None for dynamic.
+        layers: blocks to export (default all 11).
+        top_k: ``K`` of the ``top_k_l{L}`` signatures (capped at each block's width).
+        fp16: store float16 weights.
+
+    Returns:
+        The ``.tflite`` bytes.
+
+    Raises:
+        ValueError: for a bad length/layer/top_k or if the conversion needed non-builtin ops.
+    """
+    layers = _layers(layers)
+    if length is not None:
+        if isinstance(length, bool) or not isinstance(length, int) or length < min_length(max(layers)):
+            raise ValueError(f"length must be an integer >= {min_length(max(layers))} samples (block {max(layers)}'s "
+                             f"minimum) or None for dynamic length; received {length!r}")
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"top_k must be a positive integer; received {top_k!r}")
+    sonifier = Sonifier(model)
+    wave_spec = tf.TensorSpec([1, length], tf.float32, name="waveform")
+    feature_spec = tf.TensorSpec([1], tf.int32, name="feature")
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    keys = []
+    for layer in layers:
+        k = min(top_k, sonifier.num_features(layer))
+
+        def sonify(waveform, feature, layer=layer):
+            sound = sonifier.sonify_selected_graph(waveform, layer, tf.zeros([1], tf.int32), feature)
+            return {"sonification": sound}
+
+        def top(waveform, layer=layer, k=k):
+            features, scores, sounds = sonifier.sonify_top_graph(waveform, layer, k)
+            return {"features": features, "activations": scores, "sonifications": sounds}
+
+        archive.add_endpoint(f"sonify_l{layer}", sonify, input_signature=[wave_spec, feature_spec])
+        archive.add_endpoint(f"top_k_l{layer}", top, input_signature=[wave_spec])
+        keys += [f"sonify_l{layer}", f"top_k_l{layer}"]
+
+    with tempfile.TemporaryDirectory(prefix="tfsonify-tflite-") as folder:
+        archive.write_out(folder, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=keys)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if fp16:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        try:
+            flatbuffer = converter.convert()
+        except Exception as error:  # the converter raises ConverterError for unsupported ops
+            raise ValueError(f"TFLite conversion with builtin ops only failed: {error}") from None
+    assert_builtin_only(flatbuffer)
+    return flatbuffer
+
+
+def export_tflite(model: keras.Model, path: str | os.PathLike, **kwargs) -> Path:
+    """:func:`convert` and write the flatbuffer atomically to ``path``; returns the path."""
+    flatbuffer = convert(model, **kwargs)
+    with atomic_path(path, suffix=".tflite") as temporary:
+        Path(temporary).write_bytes(flatbuffer)
+    return Path(path)
+
+
+def interpreter(path_or_bytes, num_threads: int | None = None):
+    """An ``ai_edge_litert`` Interpreter on all cores (or ``num_threads``) for a model file or bytes."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    threads = num_threads or os.cpu_count() or 1
+    if isinstance(path_or_bytes, (bytes, bytearray)):
+        return Interpreter(model_content=bytes(path_or_bytes), num_threads=threads)
+    return Interpreter(model_path=str(path_or_bytes), num_threads=threads)
+
+
+def run_signature(runner_interpreter, key: str, waveform: np.ndarray, **inputs) -> dict[str, np.ndarray]:
+    """Run signature ``key`` on one clip ``[T]`` or ``[1, T]``; returns the outputs by name.
+
+    The signature runner resizes a dynamic-length input to the clip's length by itself.
+    """
+    wave = np.asarray(waveform, np.float32).reshape(1, -1)
+    runner = runner_interpreter.get_signature_runner(key)
+    details = runner.get_input_details()["waveform"]
+    if details["shape_signature"][1] != -1 and details["shape"][1] != wave.shape[1]:
+        raise ValueError(f"this model takes clips of exactly {details['shape'][1]} samples; received {wave.shape[1]}")
+    feeds = {name: np.asarray(value, np.int32).reshape(1) for name, value in inputs.items()}
+    return runner(waveform=wave, **feeds)
