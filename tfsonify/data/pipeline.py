@@ -1,0 +1,533 @@
+"""``tf.data`` pipelines of ``(waveform float32 [T], label)`` from audio files, decoded once and cached.
+
+Data flows one way::
+
+    reader (readers.py) -> ClipList (paths, labels, class names, per-clip metadata)
+        -> decode_clips(): soundfile + resample_poly to 8 kHz, ONE pass, unreadable files skipped,
+           reported by path and counted; optional packed-array cache on disk (``cache_dir``)
+        -> DecodedClips (packed float32 samples + offsets)  -- epochs never decode again
+        -> training_dataset() / evaluation_dataset(): tf.data with random crops, augmentation,
+           mixup / mix-back, batching
+
+API summary::
+
+    ClipList(paths, labels, class_names, multi_label=False, metadata={}, segments=None)
+        .subset(indices_or_mask), .select(column, values) / .exclude(column, values), .num_classes,
+        .one_hot() -> float32 [N, C], len()
+    decode_clips(clips, sample_rate=8000, cache_dir=None, decoder=load_audio, workers=2) -> DecodedClips
+    DecodedClips: .waveform(i) -> [T_i], .lengths [N], .labels, .class_names, .paths, .metadata,
+        .skipped [(path, reason)], .subset(...), .select/.exclude, .dataset() -> (wave [T_i], label)
+    training_dataset(decoded, batch_size, crop_seconds=None, augment=Augmenter(), mixup_alpha=None,
+                     backgrounds=None, background_snr_db=(0, 20), mix_back_snr_db=None, seed=0, one_hot=None)
+        -> batches (float32 [B, L], label [B] int32 or float32 [B, C])
+    evaluation_dataset(decoded, batch_size=1, pad_to_seconds=None, one_hot=False) -> whole clips
+    pad_batch(waves, length=None) -> float32 [N, L] numpy (zero-padded/cropped)
+
+Labels: multi-class clips carry an int32 class index (``one_hot=True`` gives float32 ``[C]``);
+multi-label clips carry a float32 multi-hot ``[C]``. Mixup always produces float targets.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from tfsonify.audio import load_audio
+from tfsonify.data import augment as aug
+
+__all__ = [
+    "DataWarning",
+    "ClipList",
+    "DecodedClips",
+    "decode_clips",
+    "training_dataset",
+    "evaluation_dataset",
+    "pad_batch",
+    "AUDIO_EXTENSIONS",
+]
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+
+#: Packed clips above this size are served by a generator over a memory-mapped array instead of one tensor.
+IN_MEMORY_LIMIT_BYTES = 1 << 30
+
+
+class DataWarning(UserWarning):
+    """A dataset problem that training can survive (skipped file, empty class, crop longer than clips)."""
+
+
+def warn(message: str) -> None:
+    """Issue a :class:`DataWarning` (shown on stderr by default)."""
+    warnings.warn(message, DataWarning, stacklevel=3)
+
+
+def _list_preview(items: Sequence, limit: int = 5) -> str:
+    shown = ", ".join(str(item) for item in list(items)[:limit])
+    return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
+
+
+@dataclasses.dataclass
+class ClipList:
+    """Audio clips of a dataset split, before decoding.
+
+    Attributes:
+        paths: one file path per clip.
+        labels: int32 ``[N]`` class indices (multi-class) or float32 ``[N, C]`` multi-hot (multi-label).
+        class_names: the ``C`` class names; label ``k`` means ``class_names[k]``.
+        multi_label: True for multi-hot labels (FSD50K, AudioSet).
+        metadata: per-clip columns (lists of length ``N``), e.g. ``fold``, ``engine``, ``voice``, ``speaker``.
+        segments: optional per-clip ``(start_seconds, duration_seconds)`` to cut from the file (None = whole file).
+    """
+
+    paths: list[Path]
+    labels: np.ndarray
+    class_names: list[str]
+    multi_label: bool = False
+    metadata: dict[str, list] = dataclasses.field(default_factory=dict)
+    segments: list[tuple[float, float] | None] | None = None
+
+    def __post_init__(self):
+        self.paths = [Path(p) for p in self.paths]
+        self.labels = np.asarray(self.labels, np.float32 if self.multi_label else np.int32)
+        self.class_names = list(self.class_names)
+        expected_rank = 2 if self.multi_label else 1
+        if self.labels.ndim != expected_rank and not (len(self.paths) == 0 and self.labels.size == 0):
+            raise ValueError(f"labels must be {'[N, C] multi-hot' if self.multi_label else '[N] class indices'}; "
+                             f"received shape {self.labels.shape}")
+        if len(self.labels) != len(self.paths):
+            raise ValueError(f"{len(self.paths)} paths but {len(self.labels)} labels")
+        for name, column in self.metadata.items():
+            if len(column) != len(self.paths):
+                raise ValueError(f"metadata column {name!r} has {len(column)} values for {len(self.paths)} clips")
+        if self.segments is not None and len(self.segments) != len(self.paths):
+            raise ValueError(f"{len(self.segments)} segments for {len(self.paths)} clips")
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def one_hot(self) -> np.ndarray:
+        """float32 ``[N, C]`` targets (multi-hot as is, class indices one-hot encoded)."""
+        if self.multi_label:
+            return self.labels.astype(np.float32)
+        return np.eye(self.num_classes, dtype=np.float32)[self.labels]
+
+    def subset(self, selection) -> "ClipList":
+        """Clips at ``selection`` (integer indices or a boolean mask of length ``N``)."""
+        indices = _indices(selection, len(self))
+        return dataclasses.replace(
+            self,
+            paths=[self.paths[i] for i in indices],
+            labels=self.labels[indices] if len(indices) else self.labels[:0],
+            metadata={name: [column[i] for i in indices] for name, column in self.metadata.items()},
+            segments=None if self.segments is None else [self.segments[i] for i in indices],
+        )
+
+    def select(self, column: str, values) -> "ClipList":
+        """Clips whose ``metadata[column]`` is in ``values`` (a value or a collection)."""
+        return self.subset(_membership(self.metadata, column, values))
+
+    def exclude(self, column: str, values) -> "ClipList":
+        """Clips whose ``metadata[column]`` is not in ``values``."""
+        return self.subset(~_membership(self.metadata, column, values))
+
+
+def _indices(selection, size: int) -> np.ndarray:
+    selection = np.asarray(selection)
+    if selection.dtype == bool:
+        if selection.shape != (size,):
+            raise ValueError(f"boolean mask must have shape ({size},); received {selection.shape}")
+        return np.flatnonzero(selection)
+    return selection.astype(np.int64).reshape(-1)
+
+
+def _membership(metadata: dict, column: str, values) -> np.ndarray:
+    if column not in metadata:
+        raise ValueError(f"no metadata column {column!r}; available: {sorted(metadata)}")
+    if isinstance(values, (str, bytes, int, float)):
+        values = [values]
+    values = set(values)
+    return np.array([value in values for value in metadata[column]], dtype=bool)
+
+
+# ----------------------------------------------------------------------------------------------- decoding
+
+
+@dataclasses.dataclass
+class DecodedClips:
+    """Decoded clips packed in one float32 array: clip ``i`` is ``samples[offsets[i]:offsets[i+1]]``.
+
+    Attributes:
+        samples: float32 ``[total_samples]`` at ``sample_rate`` Hz (may be a read-only memory map).
+        offsets: int64 ``[N + 1]``.
+        labels, class_names, multi_label, metadata: as in :class:`ClipList`, for the kept clips.
+        paths: source file of each kept clip.
+        sample_rate: Hz.
+        skipped: ``(path, reason)`` for each clip that could not be decoded.
+    """
+
+    samples: np.ndarray
+    offsets: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+    multi_label: bool
+    paths: list[Path]
+    metadata: dict[str, list]
+    sample_rate: int
+    skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """int64 ``[N]`` clip lengths in samples."""
+        return np.diff(self.offsets)
+
+    def waveform(self, index: int) -> np.ndarray:
+        """float32 ``[T_index]`` of clip ``index``."""
+        return np.asarray(self.samples[self.offsets[index] : self.offsets[index + 1]])
+
+    def one_hot(self) -> np.ndarray:
+        """float32 ``[N, C]`` targets."""
+        if self.multi_label:
+            return self.labels.astype(np.float32)
+        return np.eye(self.num_classes, dtype=np.float32)[self.labels]
+
+    def subset(self, selection) -> "DecodedClips":
+        """Clips at ``selection`` (indices or boolean mask), repacked."""
+        indices = _indices(selection, len(self))
+        pieces = [self.waveform(i) for i in indices]
+        offsets = np.concatenate([[0], np.cumsum([p.size for p in pieces], dtype=np.int64)]).astype(np.int64)
+        samples = np.concatenate(pieces).astype(np.float32) if pieces else np.zeros(0, np.float32)
+        return dataclasses.replace(
+            self, samples=samples, offsets=offsets,
+            labels=self.labels[indices] if len(indices) else self.labels[:0],
+            paths=[self.paths[i] for i in indices],
+            metadata={name: [column[i] for i in indices] for name, column in self.metadata.items()})
+
+    def select(self, column: str, values) -> "DecodedClips":
+        return self.subset(_membership(self.metadata, column, values))
+
+    def exclude(self, column: str, values) -> "DecodedClips":
+        return self.subset(~_membership(self.metadata, column, values))
+
+    def dataset(self, one_hot: bool = False) -> tf.data.Dataset:
+        """Unbatched ``(waveform float32 [T_i], label)`` in clip order; no decoding happens here.
+
+        Small sets (< 1 GiB) are served by slicing one in-memory tensor (pure graph);
+        larger ones by a generator slicing the (memory-mapped) packed array.
+        """
+        if len(self) == 0:
+            raise ValueError("no clips to make a dataset from (every clip was skipped or the split is empty)")
+        labels = self.one_hot() if one_hot else self.labels
+        label_spec = tf.TensorSpec(labels.shape[1:], tf.float32 if labels.dtype == np.float32 else tf.int32)
+        labels = labels.astype(np.float32 if label_spec.dtype == tf.float32 else np.int32)
+        if self.samples.nbytes <= IN_MEMORY_LIMIT_BYTES:
+            samples = tf.constant(np.asarray(self.samples, np.float32))
+            offsets = tf.constant(self.offsets, tf.int64)
+            label_tensor = tf.constant(labels)
+            return tf.data.Dataset.range(len(self)).map(
+                lambda i: (samples[offsets[i] : offsets[i + 1]], label_tensor[i]))
+        samples, offsets = self.samples, self.offsets
+
+        def generate():
+            for index in range(len(offsets) - 1):
+                yield np.asarray(samples[offsets[index] : offsets[index + 1]]), labels[index]
+
+        return tf.data.Dataset.from_generator(
+            generate, output_signature=(tf.TensorSpec([None], tf.float32), label_spec))
+
+
+def _cut(waveform: np.ndarray, segment, sample_rate: int, path) -> np.ndarray:
+    if segment is None:
+        return waveform
+    start, duration = segment
+    begin = int(round(start * sample_rate))
+    end = begin + int(round(duration * sample_rate))
+    if begin >= waveform.size:
+        raise ValueError(f"segment starting at {start} s is past the end of {str(path)!r} "
+                         f"({waveform.size / sample_rate:.2f} s)")
+    return waveform[begin:end]
+
+
+def _cache_key(clips: ClipList, sample_rate: int) -> str:
+    digest = hashlib.sha256()
+    digest.update(f"v1|{sample_rate}|".encode())
+    for index, path in enumerate(clips.paths):
+        try:
+            stat = path.stat()
+            signature = f"{stat.st_size}|{stat.st_mtime_ns}"
+        except OSError:
+            signature = "missing"
+        segment = None if clips.segments is None else clips.segments[index]
+        digest.update(f"{path.resolve()}|{signature}|{segment}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def decode_clips(clips: ClipList, sample_rate: int = 8000, cache_dir: str | os.PathLike | None = None,
+                 decoder: Callable[[Path, int], np.ndarray] = load_audio, workers: int = 2,
+                 verbose: bool = True) -> DecodedClips:
+    """Decode every clip once (soundfile + ``resample_poly`` to ``sample_rate``) into a packed array.
+
+    Unreadable clips (corrupt, empty, not audio, NaN samples) are skipped; each is reported by path in a
+    :class:`DataWarning` with the total count, and listed in ``DecodedClips.skipped``. A file shared by several
+    clips (e.g. background-noise segments) is decoded once.
+
+    With ``cache_dir``, the packed result is stored as ``<cache_dir>/<key>.npy`` plus ``.json`` (key = hash of the
+    paths, sizes, modification times, segments and rate); the next call with the same clips memory-maps it and
+    decodes nothing.
+
+    Args:
+        clips: what to decode.
+        sample_rate: target rate in Hz.
+        cache_dir: optional folder for the packed-array cache.
+        decoder: ``decoder(path, sample_rate) -> float32 [T]``; raises ``ValueError`` for unreadable files.
+        workers: decoding threads.
+        verbose: print a one-line summary to stderr.
+
+    Returns:
+        :class:`DecodedClips` of the clips that decoded.
+
+    Raises:
+        ValueError: ``clips`` is empty, or no clip at all could be decoded.
+    """
+    if len(clips) == 0:
+        raise ValueError("decode_clips: the clip list is empty (no audio files found for this split)")
+    if sample_rate <= 0:
+        raise ValueError(f"decode_clips: sample_rate must be positive; received {sample_rate}")
+    cache_files = None
+    if cache_dir is not None:
+        cache_dir = Path(cache_dir)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        key = _cache_key(clips, sample_rate)
+        cache_files = (cache_dir / f"{key}.npy", cache_dir / f"{key}.json")
+        if cache_files[0].is_file() and cache_files[1].is_file():
+            info = json.loads(cache_files[1].read_text())
+            kept = np.asarray(info["kept"], np.int64)
+            samples = np.load(cache_files[0], mmap_mode="r")
+            decoded = _assemble(clips, kept, samples, np.asarray(info["offsets"], np.int64), sample_rate,
+                                [tuple(item) for item in info["skipped"]])
+            if verbose:
+                print(f"decoded-audio cache: {len(decoded)} clips from {cache_files[0]}", file=sys.stderr)
+            return decoded
+
+    unique_paths = list(dict.fromkeys(clips.paths))
+
+    def decode(path):
+        try:
+            return path, decoder(path, sample_rate), None
+        except ValueError as error:
+            return path, None, str(error)
+
+    results: dict[Path, tuple[np.ndarray | None, str | None]] = {}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for path, waveform, error in pool.map(decode, unique_paths):
+            results[path] = (waveform, error)
+
+    pieces, kept, skipped = [], [], []
+    for index, path in enumerate(clips.paths):
+        waveform, error = results[path]
+        if waveform is not None:
+            try:
+                waveform = _cut(waveform, None if clips.segments is None else clips.segments[index], sample_rate, path)
+                if waveform.size == 0:
+                    raise ValueError(f"{str(path)!r} decoded to 0 samples")
+            except ValueError as cut_error:
+                waveform, error = None, str(cut_error)
+        if waveform is None:
+            skipped.append((str(path), error))
+            continue
+        pieces.append(np.asarray(waveform, np.float32))
+        kept.append(index)
+    if skipped:
+        warn(f"skipped {len(skipped)} of {len(clips)} clips that could not be decoded: "
+             + "; ".join(f"{path}: {reason}" for path, reason in skipped[:10])
+             + (f"; ... ({len(skipped) - 10} more)" if len(skipped) > 10 else ""))
+    if not pieces:
+        raise ValueError(f"none of the {len(clips)} clips could be decoded; first problem: {skipped[0][1]}")
+    offsets = np.concatenate([[0], np.cumsum([p.size for p in pieces])]).astype(np.int64)
+    samples = np.concatenate(pieces)
+    kept = np.asarray(kept, np.int64)
+    if cache_files is not None:
+        from tfsonify.audio import atomic_path
+
+        with atomic_path(cache_files[0], suffix=".npy") as temporary:
+            with open(temporary, "wb") as handle:
+                np.save(handle, samples)
+        with atomic_path(cache_files[1], suffix=".json") as temporary:
+            temporary.write_text(json.dumps({"offsets": offsets.tolist(), "kept": kept.tolist(), "skipped": skipped,
+                                             "sample_rate": sample_rate}))
+    decoded = _assemble(clips, kept, samples, offsets, sample_rate, skipped)
+    if verbose:
+        seconds = samples.size / sample_rate
+        print(f"decoded {len(decoded)} clips ({seconds:.1f} s of audio at {sample_rate} Hz), "
+              f"skipped {len(skipped)}", file=sys.stderr)
+    return decoded
+
+
+def _assemble(clips: ClipList, kept: np.ndarray, samples, offsets, sample_rate, skipped) -> DecodedClips:
+    chosen = clips.subset(kept)
+    return DecodedClips(samples=samples, offsets=offsets, labels=chosen.labels, class_names=chosen.class_names,
+                        multi_label=chosen.multi_label, paths=chosen.paths, metadata=chosen.metadata,
+                        sample_rate=sample_rate, skipped=list(skipped))
+
+
+# ----------------------------------------------------------------------------------------------- pipelines
+
+
+def _check_crop(decoded: DecodedClips, crop_samples: int) -> None:
+    longest = int(decoded.lengths.max())
+    if crop_samples > longest:
+        warn(f"crop of {crop_samples / decoded.sample_rate:.3f} s ({crop_samples} samples) is longer than every clip "
+             f"(longest {longest / decoded.sample_rate:.3f} s); every clip will be zero-padded to the crop length")
+
+
+def training_dataset(decoded: DecodedClips, batch_size: int, crop_seconds: float | None = None,
+                     augment: Callable | None = None, mixup_alpha: float | None = None,
+                     backgrounds: np.ndarray | Sequence[np.ndarray] | None = None,
+                     background_snr_db: tuple[float, float] = (0.0, 20.0), background_probability: float = 1.0,
+                     mix_back_snr_db: tuple[float, float] | None = None, seed: int = 0,
+                     shuffle_buffer: int | None = None, one_hot: bool | None = None, drop_remainder: bool = True,
+                     repeat: bool = False) -> tf.data.Dataset:
+    """Shuffled, cropped, augmented batches for training.
+
+    Per example: random crop to ``crop_seconds`` (shorter clips zero-padded at a random offset; with
+    ``crop_seconds=None`` all clips are padded/cropped to the longest clip — fine for ≤ 1 s clips such
+    as Speech Commands), optional background mixing (a random crop of a random background at
+    ``U[background_snr_db]`` with probability ``background_probability``), then ``augment(wave, seed)``
+    (e.g. :class:`~tfsonify.data.augment.Augmenter`). Per batch: optional mix-back and mixup.
+    All randomness is stateless and derived from ``seed``: reproducible, different every epoch.
+
+    Args:
+        decoded: clips from :func:`decode_clips`.
+        batch_size: examples per batch (the *global* batch under a distribution strategy).
+        crop_seconds: crop length in seconds (5 for AudioSet, 2.5 for FSD50K) or None.
+        augment: ``augment(wave [L], seed [2]) -> wave [L]`` or None.
+        mixup_alpha: Beta parameter for :func:`~tfsonify.data.augment.mixup`, or None for no mixup.
+        backgrounds: float32 waveforms (at the same rate) to mix in, e.g. ``_background_noise_``.
+        background_snr_db: SNR range for background mixing, dB.
+        background_probability: chance that an example gets a background.
+        mix_back_snr_db: SNR range for batch mix-back, or None.
+        seed: integer seed.
+        shuffle_buffer: default: the whole set.
+        one_hot: labels as float ``[C]`` targets; default True when mixup is on or labels are multi-label.
+        drop_remainder: drop the last partial batch (static batch shape, needed on TPU).
+        repeat: repeat forever (use ``steps_per_epoch``).
+
+    Returns:
+        ``tf.data.Dataset`` of ``(waves float32 [B, L], labels)`` with labels int32 ``[B]`` or float32 ``[B, C]``.
+    """
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive; received {batch_size}")
+    if one_hot is None:
+        one_hot = decoded.multi_label or mixup_alpha is not None
+    if mixup_alpha is not None and not one_hot:
+        raise ValueError("mixup needs one-hot targets; pass one_hot=True (or leave it unset)")
+    if crop_seconds is not None:
+        if crop_seconds <= 0:
+            raise ValueError(f"crop_seconds must be positive; received {crop_seconds}")
+        length = int(round(crop_seconds * decoded.sample_rate))
+        _check_crop(decoded, length)
+    else:
+        length = int(decoded.lengths.max())
+    dataset = decoded.dataset(one_hot=one_hot)
+    dataset = dataset.shuffle(shuffle_buffer or len(decoded), seed=seed, reshuffle_each_iteration=True)
+    dataset = tf.data.Dataset.zip((dataset, aug.seeds_dataset(seed)))
+
+    background_tensor = None
+    if backgrounds is not None:
+        pieces = [np.asarray(b, np.float32) for b in (backgrounds if isinstance(backgrounds, (list, tuple)) else [backgrounds])]
+        pieces = [p for p in pieces if p.ndim == 1 and p.size > 0]
+        if not pieces:
+            raise ValueError("backgrounds: expected at least one non-empty float32 [T] waveform")
+        background_tensor = tf.RaggedTensor.from_row_lengths(np.concatenate(pieces), [p.size for p in pieces])
+    crop = crop_seconds is not None
+
+    def per_example(example, seed_pair):
+        wave, label = example
+        seeds = tf.unstack(aug._split(seed_pair, 6))
+        wave = aug.random_crop(wave, length, seeds[0]) if crop else aug.pad_or_crop(wave, length)
+        if background_tensor is not None:
+            count = tf.shape(background_tensor.row_lengths())[0]
+            choice = aug._uniform([], seeds[1], 0, count, dtype=tf.int32)
+            background = aug.random_crop(background_tensor[choice], length, seeds[2])
+            mixed = aug.mix_background(wave, background, seeds[3], *background_snr_db)[0]
+            use = aug._uniform([], seeds[4]) < background_probability
+            wave = tf.where(use, mixed, wave)
+        if augment is not None:
+            wave = augment(wave, seeds[5])
+        return wave, label
+
+    dataset = dataset.map(per_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    if mixup_alpha is not None or mix_back_snr_db is not None:
+        dataset = tf.data.Dataset.zip((dataset, aug.seeds_dataset(seed + 1)))
+
+        def per_batch(batch, seed_pair):
+            waves, labels = batch
+            mix_seed, mixup_seed = tf.unstack(aug._split(seed_pair, 2))
+            if mix_back_snr_db is not None:
+                waves = aug.mix_back(waves, mix_seed, *mix_back_snr_db)
+            if mixup_alpha is not None:
+                waves, labels = aug.mixup(waves, labels, mixup_seed, mixup_alpha)
+            return waves, labels
+
+        dataset = dataset.map(per_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def evaluation_dataset(decoded: DecodedClips, batch_size: int = 1, pad_to_seconds: float | None = None,
+                       one_hot: bool = False) -> tf.data.Dataset:
+    """Whole clips in order, for evaluation (App. A.3: "evaluation on the entire audio clip").
+
+    ``batch_size=1`` keeps every clip at its own length (exact whole-clip evaluation). A larger batch
+    zero-pads to the longest clip in the batch (or to ``pad_to_seconds``, cropping longer clips), which
+    changes a global-average-pooled model's output slightly for the shorter clips.
+
+    Returns:
+        ``(waves float32 [B, T], labels)`` batches.
+    """
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive; received {batch_size}")
+    dataset = decoded.dataset(one_hot=one_hot or decoded.multi_label)
+    if pad_to_seconds is not None:
+        length = int(round(pad_to_seconds * decoded.sample_rate))
+        if length <= 0:
+            raise ValueError(f"pad_to_seconds must be positive; received {pad_to_seconds}")
+        dataset = dataset.map(lambda wave, label: (aug.pad_or_crop(wave, length), label))
+        return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return dataset.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def pad_batch(waves: Sequence[np.ndarray], length: int | None = None) -> np.ndarray:
+    """Stack ``[T_i]`` waveforms into float32 ``[N, length]`` (zero-padded at the end / cropped).
+
+    ``length`` defaults to the longest waveform.
+    """
+    waves = [np.asarray(w, np.float32).reshape(-1) for w in waves]
+    if not waves:
+        raise ValueError("pad_batch: no waveforms given")
+    length = max(w.size for w in waves) if length is None else int(length)
+    out = np.zeros((len(waves), length), np.float32)
+    for row, wave in zip(out, waves):
+        row[: min(length, wave.size)] = wave[:length]
+    return out
