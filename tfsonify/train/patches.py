@@ -1,0 +1,183 @@
+"""Two non-overlapping random patches per clip, independently augmented: SimCLR views for audio (App. A.2).
+
+Each clip yields a positive pair ``(view_a, view_b)``: two patches of ``patch_seconds`` (2.5 s by default)
+at random, *non-overlapping* positions, in random order. Each view then gets its own draw of every
+augmentation of the paper: random gain, additive Gaussian noise and random time masking per example
+(:class:`tfsonify.data.augment.Augmenter`), and per batch background mixing with *other clips* of the batch
+at a random SNR (mix-back, :func:`tfsonify.data.augment.mix_back`). All randomness is stateless, derived
+from one integer seed: reproducible, and different every epoch.
+
+Clips shorter than two patches (``2 × patch_samples``) cannot give two non-overlapping patches. The
+policy ``short_clips`` decides: ``"skip"`` (default) drops them and reports the count;
+``"pad"`` zero-pads them to ``2 × patch_samples`` at a random offset (the patches then contain silence;
+the model's peak normalisation keeps silent stretches silent, no NaN).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from tfsonify.cnn12 import min_length
+from tfsonify.data import augment as aug
+from tfsonify.data.pipeline import warn
+
+__all__ = ["patch_starts", "two_patches", "contrastive_dataset", "SHORT_CLIP_POLICIES"]
+
+SHORT_CLIP_POLICIES = ("skip", "pad")
+
+
+def _check_patch_samples(patch_samples: int) -> int:
+    if isinstance(patch_samples, bool) or not isinstance(patch_samples, (int, np.integer)) or patch_samples < 1:
+        raise ValueError(f"patch length must be a positive number of samples; received {patch_samples!r}")
+    return int(patch_samples)
+
+
+def patch_starts(length: tf.Tensor | int, patch_samples: int, seed) -> tf.Tensor:
+    """Start samples of two non-overlapping ``patch_samples``-long patches inside ``[0, length)``.
+
+    Uniform over all valid ordered pairs: with slack ``S = length − 2P``, two draws ``u, v ~ U{0..S}``
+    give the earlier patch at ``min(u, v)`` and the later at ``max(u, v) + P``; a coin flip decides which
+    of the two is returned first. Hence ``|start_a − start_b| ≥ P`` and both patches end at ``≤ length``.
+
+    Args:
+        length: int scalar, clip length in samples; must be ``≥ 2 × patch_samples``.
+        patch_samples: patch length ``P`` in samples.
+        seed: int ``[2]`` stateless seed.
+
+    Returns:
+        int32 ``[2]``: ``(start_a, start_b)``.
+    """
+    patch_samples = _check_patch_samples(patch_samples)
+    length = tf.cast(length, tf.int32)
+    tf.debugging.assert_greater_equal(
+        length, 2 * patch_samples, message=f"clip shorter than two non-overlapping patches of {patch_samples} samples"
+    )
+    slack = length - 2 * patch_samples
+    draws = tf.random.stateless_uniform([3], tf.cast(seed, tf.int64), minval=0, maxval=2**30, dtype=tf.int32)
+    first = tf.minimum(draws[0] % (slack + 1), draws[1] % (slack + 1))
+    second = tf.maximum(draws[0] % (slack + 1), draws[1] % (slack + 1)) + patch_samples
+    swap = tf.equal(draws[2] % 2, 1)
+    return tf.where(swap, tf.stack([second, first]), tf.stack([first, second]))
+
+
+def two_patches(wave: tf.Tensor, patch_samples: int, seed) -> tf.Tensor:
+    """Two non-overlapping random patches of one clip.
+
+    Args:
+        wave: float32 ``[time]`` at 8 kHz, ``time ≥ 2 × patch_samples``.
+        patch_samples: patch length in samples (2.5 s = 20000 at 8 kHz).
+        seed: int ``[2]`` stateless seed.
+
+    Returns:
+        float32 ``[2, patch_samples]``: ``(patch_a, patch_b)``.
+    """
+    patch_samples = _check_patch_samples(patch_samples)
+    wave = tf.convert_to_tensor(wave, tf.float32)
+    starts = patch_starts(tf.shape(wave)[0], patch_samples, seed)
+    patches = tf.stack([wave[starts[0] : starts[0] + patch_samples], wave[starts[1] : starts[1] + patch_samples]])
+    return tf.ensure_shape(patches, [2, patch_samples])
+
+
+def contrastive_dataset(
+    decoded,
+    batch_size: int,
+    patch_seconds: float = 2.5,
+    augment: Callable | None = None,
+    mix_back_snr_db: tuple[float, float] | None = (5.0, 20.0),
+    short_clips: str = "skip",
+    seed: int = 0,
+    shuffle_buffer: int | None = None,
+    repeat: bool = False,
+) -> tuple[tf.data.Dataset, int]:
+    """Batches of positive pairs ``(view_a, view_b)`` for :class:`~tfsonify.train.contrastive.ContrastiveModel`.
+
+    Args:
+        decoded: :class:`tfsonify.data.pipeline.DecodedClips` (any reader's clips; labels are ignored).
+        batch_size: clips per *global* batch (≥ 2: NT-Xent needs negatives). Batches are always full
+            (``drop_remainder``), so shapes are static (TPU) and no batch of 1 can occur.
+        patch_seconds: patch length in seconds (2.5 in the paper's setting); each patch must be at
+            least ``min_length(11)`` = 2370 samples (0.296 s at 8 kHz) for CNN12.
+        augment: per-example augmentation ``augment(waves [..., P], seed [2])``, applied to each view with
+            its own seed; default ``Augmenter()`` (gain ±6 dB, noise at 20–40 dB SNR, one time mask ≤ 10 %).
+            Pass ``False`` for none.
+        mix_back_snr_db: SNR range in dB for mix-back within the batch, drawn independently per view;
+            None to disable.
+        short_clips: ``"skip"`` or ``"pad"`` (see the module docstring).
+        seed: integer seed for every random draw.
+        shuffle_buffer: default: the whole set.
+        repeat: repeat forever (use ``steps_per_epoch``).
+
+    Returns:
+        ``(dataset, num_short)``: the dataset yields ``(view_a, view_b)``, each float32
+        ``[batch_size, patch_samples]``; ``num_short`` is the number of clips shorter than two patches
+        (skipped or padded, per ``short_clips``).
+
+    Raises:
+        ValueError: batch size < 2, patch too short for CNN12, unknown policy, or fewer usable clips than
+            one batch.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
+        raise ValueError(
+            f"batch_size must be an integer >= 2: NT-Xent uses the other clips of the batch as negatives; received {batch_size!r}"
+        )
+    if short_clips not in SHORT_CLIP_POLICIES:
+        raise ValueError(f"short_clips must be one of {SHORT_CLIP_POLICIES}; received {short_clips!r}")
+    if not float(patch_seconds) > 0:
+        raise ValueError(f"patch_seconds must be positive; received {patch_seconds!r}")
+    patch_samples = int(round(float(patch_seconds) * decoded.sample_rate))
+    if patch_samples < min_length():
+        raise ValueError(
+            f"patch of {patch_seconds} s is {patch_samples} samples at {decoded.sample_rate} Hz; CNN12 needs at least "
+            f"{min_length()} samples ({min_length() / decoded.sample_rate:.3f} s)"
+        )
+    if augment is None:
+        augment = aug.Augmenter()
+    pair_samples = 2 * patch_samples
+    lengths = np.asarray(decoded.lengths)
+    short = lengths < pair_samples
+    num_short = int(short.sum())
+    if num_short:
+        action = "skipped" if short_clips == "skip" else "zero-padded"
+        warn(f"{num_short} of {lengths.size} clips are shorter than two non-overlapping {patch_seconds} s patches "
+             f"({pair_samples} samples) and were {action} (short_clips={short_clips!r})")
+    if short_clips == "skip" and num_short:
+        decoded = decoded.subset(np.flatnonzero(~short))
+    if len(decoded) < batch_size:
+        raise ValueError(
+            f"{len(decoded)} usable clips (of {lengths.size}; {num_short} shorter than two {patch_seconds} s patches, "
+            f"policy {short_clips!r}) is fewer than one batch of {batch_size}"
+        )
+
+    dataset = decoded.dataset().map(lambda wave, label: wave, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.shuffle(shuffle_buffer or len(decoded), seed=seed, reshuffle_each_iteration=True)
+    dataset = tf.data.Dataset.zip((dataset, aug.seeds_dataset(seed)))
+
+    def per_example(wave, seed_pair):
+        pad_seed, patch_seed, seed_a, seed_b = tf.unstack(tf.random.split(seed_pair, 4))
+        if short_clips == "pad":
+            length = tf.shape(wave)[0]
+            wave = tf.cond(
+                length < pair_samples, lambda: aug.random_crop(wave, pair_samples, pad_seed), lambda: wave
+            )
+        view_a, view_b = tf.unstack(two_patches(wave, patch_samples, patch_seed))
+        if augment is not False:
+            view_a = augment(view_a, seed_a)
+            view_b = augment(view_b, seed_b)
+        return view_a, view_b
+
+    dataset = dataset.map(per_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+    if mix_back_snr_db is not None:
+        dataset = tf.data.Dataset.zip((dataset, aug.seeds_dataset(seed + 1)))
+
+        def per_batch(views, seed_pair):
+            seed_a, seed_b = tf.unstack(tf.random.split(seed_pair, 2))
+            view_a, view_b = views
+            return aug.mix_back(view_a, seed_a, *mix_back_snr_db), aug.mix_back(view_b, seed_b, *mix_back_snr_db)
+
+        dataset = dataset.map(per_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.prefetch(tf.data.AUTOTUNE), num_short
