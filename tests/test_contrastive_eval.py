@@ -1,0 +1,155 @@
+"""Linear evaluation / fine-tuning from contrastive and supervised checkpoints; layer importance models."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+import tfsonify
+from tfsonify.train.contrastive import ContrastiveModel
+from tfsonify.train.layer_importance import plot_sweep, truncated_classifier, write_table
+from tfsonify.train.linear_eval import (
+    ENCODER_LAYERS,
+    classifier_from_checkpoint,
+    classifier_from_encoder,
+    encoder_weights,
+    load_encoder,
+)
+from tfsonify.train.supervised import compile_classifier
+
+WIDTH = 0.0625
+
+
+@pytest.fixture(scope="module")
+def contrastive_checkpoint(tmp_path_factory) -> tuple[Path, ContrastiveModel]:
+    keras.utils.set_random_seed(5)
+    model = ContrastiveModel(width_multiplier=WIDTH, projection_hidden=32, projection_dim=16)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    rng = np.random.default_rng(0)
+    views = tuple(rng.normal(size=(2, 4, 3000)).astype(np.float32))
+    model.train_on_batch(views)
+    path = tmp_path_factory.mktemp("ckpt") / "contrastive.keras"
+    model.save(path)
+    return path, model
+
+
+def _data(num_classes: int = 3, n: int = 12):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(n, 3000)).astype(np.float32)
+    y = np.eye(num_classes, dtype=np.float32)[np.arange(n) % num_classes]
+    return x, y
+
+
+def _assert_same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        for wa, wb in zip(a[name], b[name]):
+            np.testing.assert_array_equal(wa, wb)
+
+
+def test_contrastive_checkpoint_to_linear_eval_round_trip(contrastive_checkpoint, tmp_path):
+    path, trained = contrastive_checkpoint
+    encoder = load_encoder(path)
+    assert encoder.num_classes is None and encoder.width_multiplier == WIDTH
+    _assert_same(encoder_weights(encoder), encoder_weights(trained.encoder))
+    probe = np.random.default_rng(2).normal(size=(2, 3000)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(encoder(probe)), np.asarray(trained.encoder(probe)))
+
+    classifier = classifier_from_checkpoint(path, num_classes=3, mode="fconly")
+    _assert_same(encoder_weights(classifier), encoder_weights(trained.encoder))
+    assert [w.path for w in classifier.trainable_weights] == ["classifier/kernel", "classifier/bias"]
+    # the linear-eval model saves and loads like any CNN12 classifier
+    saved = tmp_path / "linear.keras"
+    classifier.save(saved)
+    np.testing.assert_allclose(np.asarray(keras.saving.load_model(saved)(probe)), np.asarray(classifier(probe)), rtol=1e-6)
+
+
+def test_supervised_checkpoint_loads_without_hand_editing(tmp_path):
+    keras.utils.set_random_seed(6)
+    supervised = tfsonify.CNN12(width_multiplier=WIDTH, num_classes=5)
+    path = tmp_path / "supervised.keras"
+    supervised.save(path)
+    encoder = load_encoder(path)
+    _assert_same(encoder_weights(encoder), encoder_weights(supervised))
+    model = classifier_from_checkpoint(path, num_classes=2, mode="full")
+    assert model.get_layer("classifier").units == 2 and len(model.trainable_weights) == 2 * len(ENCODER_LAYERS) + 2
+
+
+def test_fconly_leaves_encoder_bit_identical_and_full_does_not(contrastive_checkpoint):
+    path, _ = contrastive_checkpoint
+    x, y = _data()
+    for mode in ("fconly", "full"):
+        model = classifier_from_checkpoint(path, num_classes=3, mode=mode)
+        before_encoder, before_head = encoder_weights(model), [w.copy() for w in model.get_layer("classifier").get_weights()]
+        compile_classifier(model, multi_label=False, learning_rate=1e-2, steps_per_epoch=3, epochs=3, warmup_epochs=1,
+                           jit_compile=False)
+        model.fit(x, y, batch_size=4, epochs=3, verbose=0)
+        after_encoder = encoder_weights(model)
+        assert any(not np.array_equal(a, b) for a, b in zip(before_head, model.get_layer("classifier").get_weights()))
+        if mode == "fconly":
+            _assert_same(after_encoder, before_encoder)
+        else:
+            assert any(not np.array_equal(a[0], b[0]) for a, b in zip(after_encoder.values(), before_encoder.values()))
+
+
+def test_bad_checkpoints(tmp_path):
+    with pytest.raises(ValueError, match="checkpoint not found"):
+        load_encoder(tmp_path / "missing.keras")
+    weights = tmp_path / "w.weights.h5"
+    weights.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match=r"\.keras file"):
+        load_encoder(weights)
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="expected a tfsonify ContrastiveModel or CNN12"):
+        load_encoder(other)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        classifier_from_checkpoint(None, 3, mode="linear", width_multiplier=WIDTH)
+
+
+@pytest.mark.parametrize("blocks", [1, 4, 11])
+def test_truncated_classifier_keeps_first_blocks(blocks, contrastive_checkpoint):
+    encoder = load_encoder(contrastive_checkpoint[0])
+    model = truncated_classifier(encoder, blocks, num_classes=3, mode="fconly")
+    assert [layer.name for layer in model.layers if layer.name.startswith("conv")] == [f"conv{i}" for i in range(1, blocks + 1)]
+    for i in range(1, blocks + 1):
+        for a, b in zip(model.get_layer(f"conv{i}").get_weights(), encoder.get_layer(f"conv{i}").get_weights()):
+            np.testing.assert_array_equal(a, b)
+    assert [w.path for w in model.trainable_weights] == ["classifier/kernel", "classifier/bias"]
+    x = np.random.default_rng(3).normal(size=(2, tfsonify.min_length(blocks) + 5)).astype(np.float32)
+    probabilities = np.asarray(model(x))
+    assert probabilities.shape == (2, 3) and np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    full = truncated_classifier(encoder, blocks, num_classes=3, mode="full")
+    assert len(full.trainable_weights) == 2 * blocks + 2
+
+
+def test_truncated_classifier_fconly_training_keeps_blocks(contrastive_checkpoint):
+    encoder = load_encoder(contrastive_checkpoint[0])
+    model = truncated_classifier(encoder, 5, num_classes=3, mode="fconly")
+    conv_names = [f"conv{i}" for i in range(1, 6)]
+    before = {name: [w.copy() for w in model.get_layer(name).get_weights()] for name in conv_names}
+    head_before = model.get_layer("classifier").get_weights()[0].copy()
+    compile_classifier(model, multi_label=False, learning_rate=1e-2, steps_per_epoch=3, epochs=2, warmup_epochs=1,
+                       jit_compile=False)
+    x, y = _data()
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    _assert_same({name: model.get_layer(name).get_weights() for name in conv_names}, before)
+    assert not np.array_equal(model.get_layer("classifier").get_weights()[0], head_before)
+
+
+def test_truncated_classifier_bad_input(contrastive_checkpoint):
+    encoder = load_encoder(contrastive_checkpoint[0])
+    for blocks in (0, 12, 2.0):
+        with pytest.raises(ValueError, match="num_blocks"):
+            truncated_classifier(encoder, blocks, 3)
+
+
+def test_sweep_table_and_plot(tmp_path):
+    rows = [{"pretraining": p, "mode": m, "blocks": b, "accuracy": 0.1 * b + (0.05 if p == "contrastive" else 0)}
+            for p in ("contrastive", "supervised") for m in ("fconly", "full") for b in (1, 2, 3)]
+    table = write_table(rows, tmp_path / "out" / "layer_importance.csv")
+    assert table.read_text().splitlines()[0] == "pretraining,mode,blocks,accuracy" and len(table.read_text().splitlines()) == 13
+    figure = plot_sweep(rows, "accuracy", tmp_path / "out" / "layer_importance.png")
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list((tmp_path / "out").glob("*.part"))
