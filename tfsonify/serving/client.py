@@ -1,0 +1,180 @@
+"""Client for a tfsonify SavedModel behind TF Serving's REST or gRPC API.
+
+Works against ``tfsonify serve`` and a real ``tensorflow_model_server`` alike: REST uses
+the documented JSON (columnar ``inputs``), gRPC the ``tensorflow-serving-api`` stubs.
+
+URLs:
+    ``http://HOST:8501/v1/models/NAME[/versions/V]`` (REST) or
+    ``grpc://HOST:8500/NAME[/V]`` (gRPC).
+
+Example:
+>>> client = Client("http://localhost:8501/v1/models/cnn12")
+>>> features, activations, sounds = client.sonify_top_k(waveform, layer=5, k=3)
+"""
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+
+import numpy as np
+
+__all__ = ["Client", "ServingRequestError"]
+
+
+class ServingRequestError(RuntimeError):
+    """The server rejected a request; ``status`` is the HTTP status or the gRPC status code name."""
+
+    def __init__(self, message: str, status):
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class Client:
+    """REST or gRPC client for one served model.
+
+    Args:
+        url: ``http(s)://host:port/v1/models/NAME[/versions/V]`` or ``grpc://host:port/NAME[/V]``.
+        timeout: seconds per request.
+    """
+
+    def __init__(self, url: str, timeout: float = 60.0):
+        self.timeout = timeout
+        rest = re.fullmatch(r"(https?://[^/]+)/v1/models/([^/:]+)(?:/versions/(\d+))?/?", url)
+        grpc_match = re.fullmatch(r"grpc://([^/]+)/([^/]+)(?:/(\d+))?/?", url)
+        if rest:
+            self.protocol, self.base, self.name = "rest", rest.group(1), rest.group(2)
+            self.version = int(rest.group(3)) if rest.group(3) else None
+        elif grpc_match:
+            self.protocol, self.target, self.name = "grpc", grpc_match.group(1), grpc_match.group(2)
+            self.version = int(grpc_match.group(3)) if grpc_match.group(3) else None
+            import grpc
+            from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+            size = 256 * 1024 * 1024
+            self._channel = grpc.insecure_channel(self.target, options=[("grpc.max_receive_message_length", size),
+                                                                        ("grpc.max_send_message_length", size)])
+            self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        else:
+            raise ValueError(f"url must look like http://HOST:PORT/v1/models/NAME[/versions/V] or grpc://HOST:PORT/NAME[/V]; "
+                             f"received {url!r}")
+
+    # --------------------------------------------------------------- transport
+    def _rest_path(self) -> str:
+        suffix = f"/versions/{self.version}" if self.version is not None else ""
+        return f"{self.base}/v1/models/{self.name}{suffix}"
+
+    def _http(self, url: str, body: dict | None = None) -> dict:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data, method="GET" if data is None else "POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            text = error.read().decode(errors="replace")
+            try:
+                message = json.loads(text).get("error", text)
+            except (json.JSONDecodeError, AttributeError):
+                message = text
+            raise ServingRequestError(message, error.code) from None
+
+    def status(self) -> dict:
+        """REST model status (``GET /v1/models/NAME``)."""
+        if self.protocol != "rest":
+            raise ValueError("status() is REST-only; use metadata() over gRPC")
+        return self._http(self._rest_path())
+
+    def metadata(self) -> dict:
+        """Signature definitions as a dict ``{signature: {"inputs": {...}, "outputs": {...}}}`` (REST JSON form)."""
+        if self.protocol == "rest":
+            return self._http(self._rest_path() + "/metadata")["metadata"]["signature_def"]["signature_def"]
+        import grpc
+        from google.protobuf import json_format
+        from tensorflow_serving.apis import get_model_metadata_pb2
+
+        request = get_model_metadata_pb2.GetModelMetadataRequest()
+        request.model_spec.name = self.name
+        if self.version is not None:
+            request.model_spec.version.value = self.version
+        request.metadata_field.append("signature_def")
+        try:
+            response = self._stub.GetModelMetadata(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise ServingRequestError(error.details(), error.code().name) from None
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signature_map)
+        return json_format.MessageToDict(signature_map, preserving_proto_field_name=True)["signature_def"]
+
+    def predict(self, signature_name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Call a signature with named inputs (batched on axis 0); returns named numpy outputs."""
+        arrays = {name: np.asarray(value) for name, value in inputs.items()}
+        if self.protocol == "rest":
+            body = {"signature_name": signature_name, "inputs": {name: value.tolist() for name, value in arrays.items()}}
+            outputs = self._http(self._rest_path() + ":predict", body)["outputs"]
+            if not isinstance(outputs, dict):  # TF Serving unwraps a single output
+                outputs = {_SINGLE_OUTPUT.get(signature_name, "output"): outputs}
+            return {name: _as_array(name, value) for name, value in outputs.items()}
+        import grpc
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2
+
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = self.name
+        request.model_spec.signature_name = signature_name
+        if self.version is not None:
+            request.model_spec.version.value = self.version
+        for name, value in arrays.items():
+            request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+        try:
+            response = self._stub.Predict(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise ServingRequestError(error.details(), error.code().name) from None
+        return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+
+    # ------------------------------------------------------------ conveniences
+    @staticmethod
+    def _batch(waveform) -> np.ndarray:
+        wave = np.asarray(waveform, np.float32)
+        return wave[np.newaxis] if wave.ndim == 1 else wave
+
+    def embed(self, waveform) -> dict[str, np.ndarray]:
+        """``serving_default``: embedding (and scores with a head) for ``[time]`` or ``[batch, time]``."""
+        return self.predict("serving_default", {"waveform": self._batch(waveform)})
+
+    def sonify(self, waveform, layer: int, feature: int) -> np.ndarray:
+        """Sonification of map ``feature`` of block ``layer``: float32 shaped like ``waveform``."""
+        wave = self._batch(waveform)
+        rows = wave.shape[0]
+        out = self.predict("sonify", {"waveform": wave, "layer": np.full(rows, layer, np.int32),
+                                      "feature": np.full(rows, feature, np.int32)})["sonification"]
+        return out[0] if np.ndim(waveform) == 1 else out
+
+    def sonify_top_k(self, waveform, layer: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ``k`` most active maps: ``(features [k], activations [k], sonifications [k, time])`` (batch axis first for 2-D input)."""
+        wave = self._batch(waveform)
+        rows = wave.shape[0]
+        out = self.predict("sonify_top_k", {"waveform": wave, "layer": np.full(rows, layer, np.int32),
+                                            "k": np.full(rows, k, np.int32)})
+        result = (out["features"], out["activations"], out["sonifications"])
+        return tuple(r[0] for r in result) if np.ndim(waveform) == 1 else result
+
+    def close(self) -> None:
+        if self.protocol == "grpc":
+            self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+_SINGLE_OUTPUT = {"sonify": "sonification"}
+_INT_OUTPUTS = {"features", "classes"}
+
+
+def _as_array(name: str, value) -> np.ndarray:
+    return np.asarray(value, np.int32 if name in _INT_OUTPUTS else np.float32)

@@ -1,0 +1,189 @@
+"""Loaded SavedModels and request validation shared by the REST and gRPC front ends.
+
+A *model base path* is TF Serving's ``models/NAME/`` holding integer version folders;
+:class:`ModelRepository` loads the newest version of every model under a root folder
+(TF Serving's default ``latest`` version policy).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+from tfsonify.export.savedmodel import read_metadata
+
+__all__ = ["LoadedVersion", "ModelRepository", "ServingError"]
+
+_NUMPY = {tf.float32: np.float32, tf.int32: np.int32, tf.int64: np.int64, tf.float64: np.float64}
+
+
+class ServingError(Exception):
+    """A request error: ``status`` is the HTTP code (400 bad input, 404 unknown model/version/signature)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass
+class LoadedVersion:
+    """One loaded version: its signatures (concrete functions), SignatureDefs and tfsonify metadata."""
+
+    name: str
+    version: int
+    path: Path
+    signatures: dict
+    signature_defs: dict  # name -> tensorflow.core.protobuf.meta_graph_pb2.SignatureDef
+    metadata: dict
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def input_specs(self, signature: str) -> dict[str, tf.TensorSpec]:
+        return self.signatures[signature].structured_input_signature[1]
+
+    def check_inputs(self, signature: str, inputs: dict) -> dict[str, np.ndarray]:
+        """Convert and validate request inputs for ``signature``; raise :class:`ServingError` (400/404).
+
+        Checks: the signature exists; the input names are exactly the signature's; each value
+        converts to the input's dtype (integers must be whole numbers) and has its rank; every
+        input has the same batch size; waveforms are finite and long enough for the requested
+        layer; layer/feature/k lie in range.
+        """
+        if signature not in self.signatures:
+            raise ServingError(f"signature_name {signature!r} not found in model {self.name!r} version {self.version}; "
+                               f"available: {sorted(self.signatures)}")
+        specs = self.input_specs(signature)
+        missing, extra = sorted(set(specs) - set(inputs)), sorted(set(inputs) - set(specs))
+        if missing or extra:
+            raise ServingError(f"signature {signature!r} takes inputs {sorted(specs)}; missing {missing}, unexpected {extra}")
+        arrays = {}
+        for name, spec in specs.items():
+            arrays[name] = _convert(name, inputs[name], spec)
+        batch_sizes = {name: array.shape[0] for name, array in arrays.items()}
+        if len(set(batch_sizes.values())) > 1:
+            raise ServingError(f"all inputs need the same batch size (axis 0); received {batch_sizes}")
+        if "waveform" in arrays:
+            self._check_semantics(arrays)
+        return arrays
+
+    def _check_semantics(self, arrays: dict[str, np.ndarray]) -> None:
+        wave = arrays["waveform"]
+        meta = self.metadata
+        if wave.shape[0] == 0:
+            raise ServingError("waveform batch is empty; expected at least one clip [batch, time]")
+        if not np.all(np.isfinite(wave)):
+            raise ServingError("waveform contains NaN or Inf samples; expected finite float32 values")
+        if not meta:
+            return
+        num_layers = meta["num_layers"]
+        layers = arrays.get("layer")
+        if layers is not None and (layers.min() < 1 or layers.max() > num_layers):
+            raise ServingError(f"layer must be in 1..{num_layers}; received {sorted(set(layers.tolist()))}")
+        deepest = int(layers.max()) if layers is not None else num_layers
+        needed = meta["min_length"][deepest - 1]
+        if wave.shape[1] < needed:
+            raise ServingError(f"waveform has {wave.shape[1]} samples but block {deepest} needs at least {needed} "
+                               f"(at {meta['sample_rate']} Hz)")
+        for name, low in (("feature", 0), ("k", 1)):
+            values = arrays.get(name)
+            if values is None:
+                continue
+            limits = np.asarray(meta["num_features"])[layers - 1]
+            high = limits - 1 if name == "feature" else limits
+            bad = (values < low) | (values > high)
+            if bad.any():
+                row = int(np.argmax(bad))
+                raise ServingError(f"{name}[{row}] = {values[row]} is out of range for layer {layers[row]}: "
+                                   f"expected {low}..{high[row]}")
+
+    def run(self, signature: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run a validated request; TF runtime errors become :class:`ServingError` (400)."""
+        function = self.signatures[signature]
+        try:
+            outputs = function(**{name: tf.constant(value) for name, value in arrays.items()})
+        except (tf.errors.InvalidArgumentError, ValueError) as error:
+            message = getattr(error, "message", str(error)).strip().splitlines()[0]
+            raise ServingError(f"signature {signature!r} rejected the input: {message}") from None
+        return {name: tensor.numpy() for name, tensor in outputs.items()}
+
+
+def _convert(name: str, value, spec: tf.TensorSpec) -> np.ndarray:
+    dtype = _NUMPY.get(spec.dtype)
+    if dtype is None:
+        raise ServingError(f"input {name!r} has unsupported dtype {spec.dtype.name}")
+    try:
+        raw = np.asarray(value)
+    except ValueError as error:  # ragged nested lists
+        raise ServingError(f"input {name!r} is not a rectangular array: {error}") from None
+    if raw.dtype == object or raw.dtype.kind not in "biuf":
+        raise ServingError(f"input {name!r} must be numeric ({spec.dtype.name}); received {raw.dtype} values")
+    if raw.dtype.kind == "b":
+        raise ServingError(f"input {name!r} must be {spec.dtype.name}; received booleans")
+    if np.issubdtype(dtype, np.integer) and raw.dtype.kind == "f":
+        if not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw)):
+            raise ServingError(f"input {name!r} must be whole numbers ({spec.dtype.name}); received fractional values")
+    array = raw.astype(dtype)
+    if array.ndim != spec.shape.rank:
+        raise ServingError(f"input {name!r} must have rank {spec.shape.rank} (shape {spec.shape.as_list()}); "
+                           f"received shape {list(array.shape)}")
+    for axis, size in enumerate(spec.shape.as_list()):
+        if size is not None and array.shape[axis] != size:
+            raise ServingError(f"input {name!r} must have shape {spec.shape.as_list()}; received {list(array.shape)}")
+    return array
+
+
+def _signature_defs(version_dir: Path) -> dict:
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((version_dir / "saved_model.pb").read_bytes())
+    defs = proto.meta_graphs[0].signature_def
+    return {name: defs[name] for name in defs if not name.startswith("__")}
+
+
+def load_version(name: str, version_dir: Path) -> LoadedVersion:
+    """Load one exported version folder."""
+    loaded = tf.saved_model.load(str(version_dir))
+    signatures = dict(loaded.signatures)
+    version = LoadedVersion(name, int(version_dir.name), version_dir, signatures, _signature_defs(version_dir),
+                            read_metadata(version_dir))
+    version._keepalive = loaded  # the concrete functions need their owner alive
+    return version
+
+
+class ModelRepository:
+    """The newest version of every model under ``root`` (``root/NAME/VERSION/saved_model.pb``).
+
+    ``root`` may also be a single model base path (``models/NAME``), then served as ``NAME``.
+    """
+
+    def __init__(self, root: str | Path):
+        root = Path(root)
+        if not root.is_dir():
+            raise ValueError(f"model folder {str(root)!r} does not exist")
+        bases = [root] if _versions(root) else [p for p in sorted(root.iterdir()) if p.is_dir() and _versions(p)]
+        if not bases:
+            raise ValueError(f"no exported models under {str(root)!r}: expected NAME/VERSION/saved_model.pb "
+                             f"(write one with `tfsonify export savedmodel MODEL.keras --out {root}/NAME`)")
+        self.models: dict[str, dict[int, LoadedVersion]] = {}
+        for base in bases:
+            newest = max(_versions(base), key=lambda p: int(p.name))
+            self.models[base.name] = {int(newest.name): load_version(base.name, newest)}
+
+    def get(self, name: str, version: int | None = None) -> LoadedVersion:
+        """The loaded version (newest if ``version`` is None); :class:`ServingError` 404 otherwise."""
+        versions = self.models.get(name)
+        if versions is None:
+            raise ServingError(f"Servable not found for request: model {name!r} (serving {sorted(self.models)})", 404)
+        if version is None:
+            return versions[max(versions)]
+        if version not in versions:
+            raise ServingError(f"Servable not found for request: model {name!r} version {version} "
+                               f"(loaded versions {sorted(versions)})", 404)
+        return versions[version]
+
+
+def _versions(base: Path) -> list[Path]:
+    return [p for p in base.iterdir() if p.is_dir() and p.name.isdigit() and (p / "saved_model.pb").is_file()]

@@ -1,0 +1,298 @@
+"""A server speaking TensorFlow Serving's REST and gRPC APIs over exported SavedModels.
+
+REST (Starlette app on uvicorn), as documented for ``tensorflow_model_server --rest_api_port``:
+
+- ``GET /v1/models/NAME[/versions/V]``: version status;
+- ``GET /v1/models/NAME[/versions/V]/metadata``: SignatureDefs (same JSON as TF Serving);
+- ``POST /v1/models/NAME[/versions/V]:predict`` with ``signature_name`` and either row
+  ``instances`` (response ``predictions``) or columnar ``inputs`` (response ``outputs``).
+
+Errors are ``{"error": "..."}`` with 400 (bad request), 404 (unknown model/version), 405,
+413 (body larger than ``max_body_bytes``) or 503 (over ``max_concurrency``).
+
+gRPC: ``tensorflow.serving.PredictionService`` ``Predict`` and ``GetModelMetadata`` with the
+generated stubs of the ``tensorflow-serving-api`` package, so TF Serving clients work
+unchanged. Model calls run on worker threads (TensorFlow releases the GIL), so requests
+are served concurrently; SIGINT/SIGTERM stop accepting, finish in-flight requests
+(``grace`` seconds) and exit.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+from concurrent import futures
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from google.protobuf import json_format
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
+
+from tfsonify.serving.repository import ModelRepository, ServingError
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "build_app", "parse_predict_body", "Server"]
+
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+"""64 MiB: about 2 minutes of 8 kHz audio as JSON text per request."""
+
+
+# ------------------------------------------------------------------ REST body format
+def parse_predict_body(body: dict, input_names: list[str]) -> tuple[dict, str]:
+    """Turn a TF Serving REST predict body into named inputs.
+
+    Returns:
+        ``(inputs, format)`` with ``format`` "row" (``instances``) or "columnar" (``inputs``).
+    """
+    if not isinstance(body, dict):
+        raise ServingError("request body must be a JSON object with 'instances' or 'inputs'")
+    has_rows, has_columns = "instances" in body, "inputs" in body
+    if has_rows and has_columns:
+        raise ServingError("request has both 'instances' (row format) and 'inputs' (columnar format); send exactly one")
+    if not has_rows and not has_columns:
+        raise ServingError("request is missing 'instances' (row format) or 'inputs' (columnar format)")
+    if has_columns:
+        columns = body["inputs"]
+        if not isinstance(columns, dict):
+            if len(input_names) != 1:
+                raise ServingError(f"'inputs' must be an object naming the inputs {input_names}")
+            columns = {input_names[0]: columns}
+        return columns, "columnar"
+    rows = body["instances"]
+    if not isinstance(rows, list) or not rows:
+        raise ServingError("'instances' must be a non-empty list, one entry per clip")
+    if all(isinstance(row, dict) for row in rows):
+        keys = set(rows[0])
+        if any(set(row) != keys for row in rows):
+            raise ServingError("every instance must name the same inputs")
+        return {name: [row[name] for row in rows] for name in keys}, "row"
+    if any(isinstance(row, dict) for row in rows):
+        raise ServingError("'instances' mixes objects and bare values")
+    if len(input_names) != 1:
+        raise ServingError(f"bare 'instances' values need a single-input signature; this one takes {input_names}: "
+                           "send objects like {\"waveform\": [...], ...}")
+    return {input_names[0]: rows}, "row"
+
+
+def format_predict_response(outputs: dict[str, np.ndarray], layout: str) -> dict:
+    """TF Serving's response: ``predictions`` (row) or ``outputs`` (columnar); one output is unwrapped."""
+    lists = {name: value.tolist() for name, value in outputs.items()}
+    if layout == "columnar":
+        return {"outputs": next(iter(lists.values())) if len(lists) == 1 else lists}
+    if len(lists) == 1:
+        return {"predictions": next(iter(lists.values()))}
+    batch = len(next(iter(lists.values())))
+    return {"predictions": [{name: value[i] for name, value in lists.items()} for i in range(batch)]}
+
+
+def metadata_dict(version) -> dict:
+    """REST ``/metadata`` response (same JSON shape as TF Serving's)."""
+    proto = get_model_metadata_pb2.SignatureDefMap()
+    for name, signature_def in version.signature_defs.items():
+        proto.signature_def[name].CopyFrom(signature_def)
+    return {
+        "model_spec": {"name": version.name, "signature_name": "", "version": str(version.version)},
+        "metadata": {"signature_def": json_format.MessageToDict(proto, preserving_proto_field_name=True)},
+    }
+
+
+def _status_dict(version) -> dict:
+    return {"model_version_status": [{"version": str(version.version), "state": "AVAILABLE",
+                                      "status": {"error_code": "OK", "error_message": ""}}]}
+
+
+def _parse_model_path(path: str) -> tuple[str, int | None, str]:
+    """``NAME[/versions/V][:predict|/metadata]`` -> (name, version, action)."""
+    action = "status"
+    if path.endswith(":predict"):
+        path, action = path[: -len(":predict")], "predict"
+    elif path.endswith("/metadata"):
+        path, action = path[: -len("/metadata")], "metadata"
+    parts = path.split("/")
+    if len(parts) == 1 and parts[0]:
+        return parts[0], None, action
+    if len(parts) == 3 and parts[1] == "versions":
+        if not parts[2].isdigit():
+            raise ServingError(f"version must be an integer; received {parts[2]!r}")
+        return parts[0], int(parts[2]), action
+    raise ServingError(f"malformed model path {path!r}: expected /v1/models/NAME[/versions/V][:predict|/metadata]", 404)
+
+
+def build_app(repository: ModelRepository, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Starlette:
+    """The REST app (Starlette) over ``repository``."""
+
+    def error(exc: ServingError) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    async def read_body(request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
+            raise ServingError(f"request body of {declared} bytes exceeds the limit of {max_body_bytes} bytes", 413)
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body_bytes:
+                raise ServingError(f"request body exceeds the limit of {max_body_bytes} bytes", 413)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def models(request: Request) -> Response:
+        try:
+            name, version_number, action = _parse_model_path(request.path_params["rest"])
+            if request.method == "GET":
+                if action == "predict":
+                    raise ServingError("predict needs POST", 405)
+                version = repository.get(name, version_number)
+                return JSONResponse(metadata_dict(version) if action == "metadata" else _status_dict(version))
+            if action != "predict":
+                raise ServingError(f"POST is only for :predict; received {request.url.path}", 405)
+            version = repository.get(name, version_number)
+            raw = await read_body(request)
+            try:
+                body = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise ServingError(f"request body is not valid JSON: {exc}") from None
+            signature = body.get("signature_name", "serving_default") if isinstance(body, dict) else "serving_default"
+            if not isinstance(signature, str):
+                raise ServingError("signature_name must be a string")
+            if signature not in version.signatures:
+                raise ServingError(f"signature_name {signature!r} not found in model {name!r}; "
+                                   f"available: {sorted(version.signatures)}")
+            inputs, layout = parse_predict_body(body, sorted(version.input_specs(signature)))
+            arrays = version.check_inputs(signature, inputs)
+            outputs = await run_in_threadpool(version.run, signature, arrays)
+            text = json.dumps(format_predict_response(outputs, layout), separators=(",", ":"))
+            return Response(text, media_type="application/json")
+        except ServingError as exc:
+            return error(exc)
+
+    return Starlette(routes=[Route("/v1/models/{rest:path}", models, methods=["GET", "POST"])])
+
+
+# ------------------------------------------------------------------------ gRPC
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """``tensorflow.serving.PredictionService``: Predict and GetModelMetadata."""
+
+    def __init__(self, repository: ModelRepository):
+        self.repository = repository
+
+    def _version(self, model_spec, context):
+        version = model_spec.version.value if model_spec.HasField("version") else None
+        try:
+            return self.repository.get(model_spec.name, version)
+        except ServingError as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, exc.message)
+
+    def Predict(self, request, context):  # noqa: N802 (gRPC method name)
+        version = self._version(request.model_spec, context)
+        signature = request.model_spec.signature_name or "serving_default"
+        try:
+            if signature not in version.signatures:
+                raise ServingError(f"signature_name {signature!r} not found; available: {sorted(version.signatures)}")
+            inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
+            arrays = version.check_inputs(signature, inputs)
+            outputs = version.run(signature, arrays)
+        except ServingError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = version.name
+        response.model_spec.version.value = version.version
+        response.model_spec.signature_name = signature
+        filter_names = set(request.output_filter) or set(outputs)
+        for name, value in outputs.items():
+            if name in filter_names:
+                response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
+        return response
+
+    def GetModelMetadata(self, request, context):  # noqa: N802
+        version = self._version(request.model_spec, context)
+        fields = list(request.metadata_field)
+        if fields != ["signature_def"]:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"metadata_field must be ['signature_def'] (the only one served); received {fields}")
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        for name, signature_def in version.signature_defs.items():
+            signature_map.signature_def[name].CopyFrom(signature_def)
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = version.name
+        response.model_spec.version.value = version.version
+        response.metadata["signature_def"].Pack(signature_map)
+        return response
+
+
+GRPC_MESSAGE_BYTES = 256 * 1024 * 1024
+
+
+class Server:
+    """REST + gRPC server over a :class:`ModelRepository`.
+
+    Args:
+        repository: the loaded models.
+        host: interface to bind (``127.0.0.1`` for loopback, ``0.0.0.0`` for all).
+        port: REST port (0 = any free port; see ``rest_port`` after :meth:`start`).
+        grpc_port: gRPC port (0 = any free port, None = no gRPC).
+        max_body_bytes: REST request size limit (413 beyond).
+        max_concurrency: concurrent REST connections+requests before 503 (uvicorn ``limit_concurrency``).
+        workers: gRPC worker threads.
+        grace: seconds given to in-flight requests on shutdown.
+    """
+
+    def __init__(self, repository: ModelRepository, host: str = "127.0.0.1", port: int = 8501, grpc_port: int | None = 8500,
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_concurrency: int = 64, workers: int = 8, grace: float = 10.0):
+        import uvicorn
+
+        self.repository = repository
+        self.host, self.grace = host, grace
+        self._socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.rest_port = self._socket.getsockname()[1]
+        config = uvicorn.Config(build_app(repository, max_body_bytes), log_level="warning", access_log=False,
+                                limit_concurrency=max_concurrency, timeout_graceful_shutdown=int(grace) or 1)
+        self._uvicorn = uvicorn.Server(config)
+        self._grpc = None
+        self.grpc_port = None
+        if grpc_port is not None:
+            options = [("grpc.max_receive_message_length", GRPC_MESSAGE_BYTES),
+                       ("grpc.max_send_message_length", GRPC_MESSAGE_BYTES)]
+            self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=options)
+            prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(repository), self._grpc)
+            address = f"[{host}]:{grpc_port}" if ":" in host else f"{host}:{grpc_port}"
+            self.grpc_port = self._grpc.add_insecure_port(address)
+        self._thread: threading.Thread | None = None
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until SIGINT/SIGTERM, then drain and stop both front ends."""
+        if self._grpc is not None:
+            self._grpc.start()
+        try:
+            self._uvicorn.run(sockets=[self._socket])
+        finally:
+            if self._grpc is not None:
+                self._grpc.stop(self.grace).wait()
+
+    def start(self) -> "Server":
+        """Serve from a background thread (for tests and notebooks); returns when ready."""
+        if self._grpc is not None:
+            self._grpc.start()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._uvicorn.serve(sockets=[self._socket])), daemon=True)
+        self._thread.start()
+        while not self._uvicorn.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("REST server failed to start")
+            threading.Event().wait(0.02)
+        return self
+
+    def stop(self) -> None:
+        """Graceful stop of a :meth:`start`-ed server: in-flight requests finish first."""
+        self._uvicorn.should_exit = True
+        if self._thread is not None:
+            self._thread.join(self.grace + 5)
+        if self._grpc is not None:
+            self._grpc.stop(self.grace).wait()
