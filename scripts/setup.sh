@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 # Debian packages: libsndfile for soundfile; real audio for the demo data and tests.
 APT_PACKAGES=(
   libsndfile1 sox espeak-ng hydrogen-drumkits
+  chromium chromium-driver  # the HTML report test opens the page in headless Chromium
 )
 missing=()
 for package in "${APT_PACKAGES[@]}"; do

@@ -1,0 +1,120 @@
+"""The HTML report: written atomically, every number in report.json, and it really loads in headless Chromium."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    import keras
+
+    import tfsonify
+    from tfsonify.report import build_report
+
+    keras.utils.set_random_seed(3)
+    model = tfsonify.CNN12(width_multiplier=0.0625, num_classes=3)
+    rng = np.random.default_rng(0)
+    t = np.arange(5200) / 8000.0
+    clips = {
+        "tone 440 Hz": (0.5 * np.sin(2 * np.pi * 440 * t)).astype("float32"),
+        "noise": rng.normal(0, 0.3, 4800).astype("float32"),
+        "too short": rng.normal(0, 0.3, 600).astype("float32"),
+    }
+    out = tmp_path_factory.mktemp("report")
+    index = build_report(model, clips, out, layers=[1, 6, 11], top=2)
+    return index, clips
+
+
+def test_report_files_and_numbers(report):
+    index, clips = report
+    folder = index.parent
+    data = json.loads((folder / "report.json").read_text())
+    page = index.read_text()
+    assert page.startswith("<!doctype html>") and "http://" not in page and "https://" not in page
+    # 2 maps per clip and block; the 600-sample clip fits blocks 1 and 6 (>= 258 samples) but not 11 (2370).
+    assert [len(data["layers"][str(layer)]["maps"]) for layer in (1, 6, 11)] == [6, 6, 4]
+    assert data["layers"]["11"]["skipped_short"] == 1
+    for layer in data["layers"].values():
+        for entry in layer["maps"]:
+            assert (folder / entry["wav"]).is_file() and (folder / entry["png"]).is_file()
+            assert 0.0 <= entry["coherence"] <= 1.0
+            assert entry["wav"] in page and entry["png"] in page
+    assert all(np.isfinite(data["coherence"]["mean"]))
+    assert data["residual"]["metric"] == "agreement" and len(data["residual"]["residual"]) == 3
+    assert not list(folder.rglob("*.part"))
+
+
+def test_report_rejects_bad_input(tmp_path):
+    import tfsonify
+    from tfsonify.report import build_report
+
+    model = tfsonify.CNN12(width_multiplier=0.0625)
+    with pytest.raises(ValueError, match="at least one clip"):
+        build_report(model, {}, tmp_path)
+    with pytest.raises(ValueError, match="shorter than"):
+        build_report(model, {"tiny": np.ones(100, np.float32)}, tmp_path, layers=[11])
+
+
+@pytest.mark.slow
+def test_report_loads_in_headless_chromium(report):
+    """Every <audio> source loads with duration > 0, every <img> decodes; a screenshot is saved."""
+    if not Path(CHROMIUM).exists() or not Path(CHROMEDRIVER).exists():
+        pytest.fail("chromium and chromium-driver are required (scripts/setup.sh installs them)")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    index, clips = report
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = tempfile.mkdtemp(prefix="tfsonify-chromium-")
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", f"--user-data-dir={profile}", "--autoplay-policy=no-user-gesture-required",
+                 "--window-size=1200,2400"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.set_script_timeout(60)
+        driver.get(index.as_uri())
+        audio = driver.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            const items = Array.from(document.querySelectorAll('audio'));
+            Promise.all(items.map(a => new Promise(resolve => {
+                const report = () => resolve({src: a.getAttribute('src'), duration: a.duration, error: a.error ? a.error.code : null});
+                if (a.readyState >= 1) return report();
+                a.addEventListener('loadedmetadata', report, {once: true});
+                a.addEventListener('error', report, {once: true});
+                a.preload = 'auto'; a.load();
+            }))).then(done);
+        """)
+        images = driver.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            const items = Array.from(document.querySelectorAll('img'));
+            Promise.all(items.map(i => (i.complete ? Promise.resolve() : new Promise(r => { i.onload = r; i.onerror = r; }))
+                .then(() => ({src: i.getAttribute('src'), width: i.naturalWidth})))).then(done);
+        """)
+        shot = index.parent / "screenshot.png"
+        driver.save_screenshot(str(shot))
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+    # 3 clip rows + 16 map rows (6 + 6 + 4) with 2 players each.
+    assert len(audio) == 3 + 2 * 16
+    bad = [a for a in audio if a["error"] is not None or not a["duration"] or a["duration"] <= 0]
+    assert not bad, bad
+    input_durations = {a["src"]: a["duration"] for a in audio if a["src"].endswith("_input.wav")}
+    assert input_durations["media/c00_input.wav"] == pytest.approx(5200 / 8000, abs=1e-3)
+    assert len(images) == 16 + 1
+    assert all(i["width"] > 0 for i in images), [i for i in images if i["width"] == 0]
+    assert shot.stat().st_size > 10_000
+    keep = Path(tempfile.gettempdir()) / "tfsonify-report-screenshot.png"
+    shutil.copyfile(shot, keep)

@@ -1,0 +1,165 @@
+"""Build the HTML report: per layer the top maps of each clip with audio, spectrograms, activation and coherence;
+the coherence-per-layer plot; the residual table (see :mod:`tfsonify.report`)."""
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+import soundfile
+
+from tfsonify.analysis.coherence import layer_coherence, plot_coherence, top_k_coherence
+from tfsonify.analysis.residual import residual_experiment
+from tfsonify.audio import atomic_path
+from tfsonify.cnn12 import min_length
+from tfsonify.render import check_writable_dir, plot_pair
+
+__all__ = ["build_report", "write_pcm16"]
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5em auto;max-width:1100px;color:#222;padding:0 1em}
+h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
+h3{font-size:1em;margin:1em 0 .3em}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:.3em .6em;vertical-align:middle;font-size:.9em}
+th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
+img{max-width:100%;height:auto;display:block}audio{width:230px;height:32px}
+.note{color:#666;font-size:.85em}.maps td img{width:420px}
+nav a{margin-right:.6em}
+"""
+
+
+def write_pcm16(path: Path, waveform: np.ndarray, sample_rate: int) -> None:
+    """Write mono ``[time]`` as 16-bit PCM WAV (scaled down only if it would clip), atomically."""
+    waveform = np.asarray(waveform, np.float32)
+    peak = float(np.max(np.abs(waveform))) if waveform.size else 0.0
+    if peak > 1.0:
+        waveform = waveform / peak
+    with atomic_path(path, suffix=".wav") as temporary:
+        soundfile.write(str(temporary), waveform, int(sample_rate), subtype="PCM_16", format="WAV")
+
+
+def _audio(src: str) -> str:
+    return f'<audio controls preload="metadata" src="{html.escape(src)}"></audio>'
+
+
+def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathLike, layers: Iterable[int] | None = None,
+                 top: int = 3, title: str = "", coherence_k: int = 5, residual: bool = True) -> Path:
+    """Write the report folder and return the path of ``index.html``.
+
+    Args:
+        model: a :class:`tfsonify.CNN12` (with or without a classifier head).
+        clips: ``name -> waveform``, mono float32 ``[time]`` at the model's rate. Clips shorter than a
+            block needs are left out of that block (the page says how many).
+        out_dir: folder to write (created if missing).
+        layers: blocks to show (default all 11).
+        top: most active maps shown per clip and block.
+        title: page title (default the model's name).
+        coherence_k: frequencies averaged in the coherence score (5 in the paper).
+        residual: run the residual experiment (agreement with the clean prediction for a model with a
+            head, embedding cosine otherwise) with its random-segment control.
+    """
+    from tfsonify.analysis._clips import as_clip, check_layers
+    from tfsonify.sonifier import Sonifier
+
+    if not clips:
+        raise ValueError("the report needs at least one clip")
+    layers = check_layers(layers)
+    out_dir = check_writable_dir(out_dir)
+    media = check_writable_dir(out_dir / "media")
+    sonifier = Sonifier(model)
+    rate = sonifier.sample_rate
+    names = list(clips)
+    waves = [as_clip(clips[name], i) for i, name in enumerate(names)]
+    if all(w.size < min_length(layers[0]) for w in waves):
+        raise ValueError(f"every clip is shorter than the {min_length(layers[0])} samples block {layers[0]} needs")
+    title = title or f"tfsonify report: {model.name}"
+    data: dict = {"title": title, "sample_rate": rate, "clips": [], "layers": {}}
+
+    for index, (name, wave) in enumerate(zip(names, waves)):
+        write_pcm16(media / f"c{index:02d}_input.wav", wave, rate)
+        data["clips"].append({"name": name, "samples": int(wave.size), "wav": f"media/c{index:02d}_input.wav"})
+
+    sections = []
+    for layer in layers:
+        rows, skipped = [], 0
+        k = min(top, sonifier.num_features(layer))
+        entries = []
+        for index, wave in enumerate(waves):
+            if wave.size < min_length(layer):
+                skipped += 1
+                continue
+            features, activations, sounds = sonifier.sonify_top(wave, layer, k)
+            coherences = top_k_coherence(np.broadcast_to(wave, sounds.shape), sounds, coherence_k, rate)
+            for rank, (feature, activation, sound, coherence) in enumerate(zip(features, activations, sounds, coherences)):
+                stem = f"c{index:02d}_L{layer:02d}_f{int(feature):04d}"
+                write_pcm16(media / f"{stem}.wav", sound, rate)
+                plot_pair(media / f"{stem}.png", wave, sound, rate, f"{names[index]}: block {layer}, map {int(feature)}")
+                entries.append({"clip": index, "rank": rank, "feature": int(feature), "activation": float(activation),
+                                "coherence": float(coherence), "wav": f"media/{stem}.wav", "png": f"media/{stem}.png"})
+                rows.append(
+                    f"<tr><td>{html.escape(names[index])}</td><td class=num>{rank + 1}</td><td class=num>{int(feature)}</td>"
+                    f"<td class=num>{activation:.4g}</td><td class=num>{coherence:.3f}</td>"
+                    f"<td>input<br>{_audio(f'media/c{index:02d}_input.wav')}<br>sonification<br>{_audio(f'media/{stem}.wav')}</td>"
+                    f"<td><img src=\"media/{stem}.png\" alt=\"log spectrograms, {html.escape(names[index])}, block {layer} map {int(feature)}\"></td></tr>")
+        data["layers"][str(layer)] = {"maps": entries, "skipped_short": skipped}
+        note = f'<p class="note">{skipped} clip(s) shorter than {min_length(layer)} samples left out.</p>' if skipped else ""
+        body = ("<table class=maps><tr><th>clip</th><th>rank</th><th>map</th><th>max activation</th>"
+                f"<th>top-{coherence_k} MSC</th><th>listen</th><th>log spectrogram: input / sonification</th></tr>"
+                + "".join(rows) + "</table>") if rows else "<p>No clip is long enough for this block.</p>"
+        sections.append(f'<h2 id="L{layer}">Block {layer}</h2>{note}{body}')
+
+    coherence = layer_coherence(sonifier, waves, layers, k=coherence_k, batch_size=1)
+    plot_coherence({model.name: coherence}, media / "coherence.png")
+    data["coherence"] = {"layers": coherence.layers, "mean": coherence.mean, "low": coherence.low, "high": coherence.high,
+                         "clips": coherence.clips, "skipped": coherence.skipped}
+    coherence_rows = "".join(
+        f"<tr><td class=num>{layer}</td><td class=num>{coherence.mean[i]:.3f}</td><td class=num>[{coherence.low[i]:.3f}, "
+        f"{coherence.high[i]:.3f}]</td><td class=num>{coherence.clips[i]}</td></tr>" for i, layer in enumerate(coherence.layers))
+
+    residual_html = ""
+    if residual:
+        metric = "agreement" if getattr(model, "num_classes", None) else "cosine"
+        usable = [w for w in waves if w.size >= min_length(layers[-1])]
+        if usable:
+            result = residual_experiment(model, usable, layers=layers, metric=metric)
+            data["residual"] = {"metric": metric, "baseline": result.baseline, "layers": result.layers, "residual": result.residual,
+                                "control": result.control, "energy_ratio": result.energy_ratio, "clips": result.clips}
+            residual_rows = "".join(
+                f"<tr><td class=num>{layer}</td><td class=num>{result.residual[i]:.3f}</td><td class=num>{result.drop[i]:+.3f}</td>"
+                f"<td class=num>{result.control[i]:.3f}</td><td class=num>{result.control_drop[i]:+.3f}</td>"
+                f"<td class=num>{result.energy_ratio[i]:.3f}</td></tr>" for i, layer in enumerate(result.layers))
+            explain = ("top-1 agreement with the prediction on the clean clip" if metric == "agreement"
+                       else "cosine similarity of the embedding with the clean clip's")
+            residual_html = (f"<h2 id=residual>Residual experiment</h2><p>Metric: {explain}; baseline {result.baseline:.3f} "
+                             f"over {result.clips} clip(s). <i>Residual</i> removes the sonification of the block's most active map "
+                             "from the input (paper §4.1); <i>control</i> zeroes a random segment of the same energy.</p>"
+                             "<table><tr><th>block</th><th>residual</th><th>drop</th><th>control</th><th>control drop</th>"
+                             f"<th>E<sub>s</sub>/E<sub>x</sub></th></tr>{residual_rows}</table>")
+        else:
+            residual_html = f"<h2 id=residual>Residual experiment</h2><p>No clip is long enough for block {layers[-1]}.</p>"
+
+    clip_rows = "".join(f"<tr><td>{html.escape(c['name'])}</td><td class=num>{c['samples'] / rate:.2f} s</td><td>{_audio(c['wav'])}</td></tr>"
+                        for c in data["clips"])
+    nav = " ".join(f'<a href="#L{layer}">block {layer}</a>' for layer in layers)
+    page = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+            f"<meta name=viewport content='width=device-width,initial-scale=1'><style>{STYLE}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1><p class=note>Model {html.escape(model.name)}, width multiplier "
+            f"{getattr(model, 'width_multiplier', '?')}, {rate} Hz. For every block, the {top} most active maps of each clip "
+            "(largest activation over time) are sonified with the deconvnet (paper §3.2).</p>"
+            f"<nav>{nav} <a href=#coherence>coherence</a> <a href=#residual>residual</a></nav>"
+            f"<h2>Clips</h2><table><tr><th>clip</th><th>length</th><th>listen</th></tr>{clip_rows}</table>"
+            + "".join(sections)
+            + f"<h2 id=coherence>Coherence per layer</h2><p>Mean top-{coherence_k} magnitude-squared coherence between each clip and "
+            "the sonification of its most active map (paper §4.2.1), 95 % t-interval over clips.</p>"
+            f"<img src=\"media/coherence.png\" alt=\"coherence per layer\" style=\"max-width:600px\">"
+            f"<table><tr><th>block</th><th>M<sub>c</sub></th><th>95 % CI</th><th>clips</th></tr>{coherence_rows}</table>"
+            + residual_html + "</body></html>")
+    with atomic_path(out_dir / "report.json", suffix=".json") as temporary:
+        temporary.write_text(json.dumps(data, indent=1))
+    index = out_dir / "index.html"
+    with atomic_path(index, suffix=".html") as temporary:
+        temporary.write_text(page, encoding="utf-8")
+    return index
