@@ -26,7 +26,7 @@ from tfsonify.analysis._clips import as_clip, check_layers
 from tfsonify.analysis.coherence import magnitude_squared_coherence
 from tfsonify.cnn12 import min_length
 
-__all__ = ["weighted_coherence", "speech_selectivity", "MapScore", "MixtureResult", "mixture_check"]
+__all__ = ["weighted_coherence", "speech_selectivity", "MapScore", "MixtureResult", "mixture_check", "load_demo_mixtures"]
 
 
 def weighted_coherence(y: np.ndarray, part: np.ndarray, sample_rate: int = 8000, nperseg: int = 256) -> np.ndarray:
@@ -128,3 +128,22 @@ def mixture_check(sonifier, mixtures: Iterable[tuple[np.ndarray, np.ndarray, np.
                   for feature, values in totals[layer].items() if len(values) >= min_count]
         best[layer] = sorted(scores, key=lambda m: (-m.score, m.feature))
     return MixtureResult(best, used, skipped)
+
+
+def load_demo_mixtures(root, limit: int | None = None, sample_rate: int = 8000) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(mixture, speech, background)`` triples from a demo dataset built by ``tfsonify build-demo-data``.
+
+    Args:
+        root: the demo data folder (with ``manifest.json``).
+        limit: keep at most this many mixtures (in manifest order).
+    """
+    from pathlib import Path
+
+    from tfsonify.audio import load_audio
+    from tfsonify.data.demo import read_demo
+
+    root = Path(root)
+    clips = read_demo(root, "mixtures")
+    count = len(clips.paths) if limit is None else min(int(limit), len(clips.paths))
+    return [(load_audio(clips.paths[i], sample_rate), load_audio(root / clips.metadata["speech"][i], sample_rate),
+             load_audio(root / clips.metadata["background"][i], sample_rate)) for i in range(count)]
