@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 # Debian packages: libsndfile for soundfile; real audio for the demo data and tests.
 APT_PACKAGES=(
   libsndfile1 sox espeak-ng hydrogen-drumkits
+  flite fluidsynth fluid-soundfont-gm sonic-pi-samples  # demo data: ~0.3 + 0.1 + 120 + 22 MB downloads
   chromium chromium-driver  # the HTML report test opens the page in headless Chromium
 )
 missing=()
@@ -19,5 +20,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e ".[dev,lite]" 2>&1 | grep -v "Running pip as the 'root' user" || true
+python3 -m pip install -q --disable-pip-version-check -e ".[dev,lite,demo]" 2>&1 | grep -v "Running pip as the 'root' user" || true
 python3 -c "import tfsonify" || { echo "setup: tfsonify failed to import" >&2; exit 1; }

@@ -13,6 +13,7 @@ import sys
 COMMANDS = [
     "tfsonify.commands.sonify",
     "tfsonify.commands.demo",
+    "tfsonify.commands.build_demo_data",
 ]
 
 
