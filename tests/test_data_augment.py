@@ -1,0 +1,193 @@
+"""Augmentations: statistical properties, shapes, seed determinism, tf.data and XLA (jit_compile) agreement."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfsonify.data import augment as A
+
+SEED = tf.constant([3, 7], tf.int32)
+OTHER_SEED = tf.constant([3, 8], tf.int32)
+
+
+def _waves(batch=64, time=4000, seed=0):
+    rng = np.random.default_rng(seed)
+    return tf.constant(rng.normal(0, 0.1, (batch, time)).astype(np.float32))
+
+
+def _db(power):
+    return 10 * np.log10(power)
+
+
+def test_random_gain_range_and_distribution():
+    waves = _waves(2000, 64)
+    out = A.random_gain(waves, SEED, -6.0, 6.0).numpy()
+    ratio = out / waves.numpy()
+    gain_db = 20 * np.log10(ratio[:, 0])
+    # one gain per example, applied to every sample
+    np.testing.assert_allclose(ratio, ratio[:, :1] * np.ones_like(ratio), rtol=1e-4)
+    assert gain_db.min() >= -6.0 - 1e-3 and gain_db.max() <= 6.0 + 1e-3
+    assert abs(gain_db.mean()) < 0.3  # U[-6, 6]: mean 0, std 3.46 -> s.e. 0.08
+    assert abs(gain_db.std() - 12 / np.sqrt(12)) < 0.2
+
+
+def test_gaussian_noise_reaches_the_drawn_snr():
+    waves = _waves(32, 8000)
+    out = A.gaussian_noise(waves, SEED, 20.0, 20.0).numpy()
+    noise = out - waves.numpy()
+    snr = _db(np.mean(waves.numpy() ** 2, axis=1) / np.mean(noise**2, axis=1))
+    np.testing.assert_allclose(snr, 20.0, atol=0.35)  # 8000 samples: noise power s.e. ~1.6 % = 0.07 dB
+    assert abs(noise.mean()) < 1e-3
+    ranged = A.gaussian_noise(waves, SEED, 10.0, 30.0).numpy() - waves.numpy()
+    snr = _db(np.mean(waves.numpy() ** 2, axis=1) / np.mean(ranged**2, axis=1))
+    assert snr.min() > 9.5 and snr.max() < 30.5 and snr.std() > 2.0
+
+
+def test_gaussian_noise_keeps_silence_silent():
+    out = A.gaussian_noise(tf.zeros([2, 100]), SEED).numpy()
+    assert np.all(out == 0.0)
+
+
+def test_time_mask_zeros_one_contiguous_span_of_bounded_length():
+    waves = tf.ones([500, 1000])
+    out = A.time_mask(waves, SEED, max_fraction=0.2).numpy()
+    masked = out == 0
+    lengths = masked.sum(axis=1)
+    assert lengths.max() <= 200 and lengths.min() >= 0
+    assert abs(lengths.mean() - 100) < 8  # width ~ U{0..200}: mean 100, s.e. 2.6
+    for row in masked[:50]:
+        idx = np.flatnonzero(row)
+        if idx.size:
+            assert idx[-1] - idx[0] + 1 == idx.size  # contiguous
+    assert np.all(out[~masked] == 1.0)  # the rest untouched
+
+
+def test_time_mask_several_masks_and_bad_fraction():
+    out = A.time_mask(tf.ones([200, 1000]), SEED, max_fraction=0.1, num_masks=3).numpy()
+    assert (out == 0).sum(axis=1).max() <= 300
+    assert (out == 0).sum(axis=1).mean() > 100  # more than one 0-100 span on average
+    with pytest.raises(ValueError, match="max_fraction"):
+        A.time_mask(tf.ones([1, 10]), SEED, max_fraction=1.5)
+
+
+def test_mix_background_snr_and_components():
+    waves, background = _waves(16, 4000, 1), _waves(16, 4000, 2) * 3.0
+    mixture, scaled = A.mix_background(waves, background, SEED, 5.0, 5.0)
+    np.testing.assert_allclose(mixture.numpy(), waves.numpy() + scaled.numpy(), atol=1e-6)
+    snr = _db(np.mean(waves.numpy() ** 2, axis=1) / np.mean(scaled.numpy() ** 2, axis=1))
+    np.testing.assert_allclose(snr, 5.0, atol=1e-3)
+    _, scaled = A.mix_background(waves, background, SEED, 0.0, 20.0)
+    snr = _db(np.mean(waves.numpy() ** 2, axis=1) / np.mean(scaled.numpy() ** 2, axis=1))
+    assert snr.min() >= -1e-3 and snr.max() <= 20.001
+    silent, _ = A.mix_background(waves, tf.zeros_like(waves), SEED)
+    np.testing.assert_array_equal(silent.numpy(), waves.numpy())
+    assert np.all(np.isfinite(A.mix_background(tf.zeros_like(waves), background, SEED)[0].numpy()))
+
+
+def test_mix_back_adds_another_example_of_the_batch():
+    waves = _waves(8, 2000, 3)
+    out = A.mix_back(waves, SEED, 10.0, 10.0).numpy()
+    added = out - waves.numpy()
+    for row in range(8):
+        # the added part is a scaled copy of exactly one batch element
+        corr = [abs(np.corrcoef(added[row], waves.numpy()[j])[0, 1]) for j in range(8)]
+        assert max(corr) > 0.999
+        snr = _db(np.mean(waves.numpy()[row] ** 2) / np.mean(added[row] ** 2))
+        assert abs(snr - 10.0) < 1e-2
+
+
+def test_mixup_mixes_waves_and_labels_with_the_same_weight():
+    waves = _waves(64, 100, 4)
+    labels = tf.one_hot(np.arange(64) % 8, 8)
+    mixed, targets = A.mixup(waves, labels, SEED, alpha=0.4)
+    mixed, targets, waves = mixed.numpy(), targets.numpy(), waves.numpy()
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0, atol=1e-5)
+    for row in range(64):
+        own = row % 8
+        lam = targets[row, own]
+        partner_class = [c for c in np.flatnonzero(targets[row] > 1e-6) if c != own]
+        if not partner_class:  # partner from the same class (or λ=1): wave = λ x + (1-λ) x_j, j same class
+            continue
+        candidates = [j for j in range(64) if j % 8 == partner_class[0]]
+        errors = [np.abs(mixed[row] - (lam * waves[row] + (1 - lam) * waves[j])).max() for j in candidates]
+        assert min(errors) < 1e-5
+    with pytest.raises(ValueError, match="one-hot"):
+        A.mixup(waves, tf.constant(np.arange(64)), SEED)
+    with pytest.raises(ValueError, match="alpha"):
+        A.mixup(waves, labels, SEED, alpha=0.0)
+
+
+@pytest.mark.parametrize("alpha", [0.2, 1.0, 2.0])
+def test_beta_symmetric_moments(alpha):
+    samples = A.beta_symmetric([40000], SEED, alpha).numpy()
+    assert samples.min() >= 0 and samples.max() <= 1
+    assert abs(samples.mean() - 0.5) < 0.01
+    assert abs(samples.var() - 1 / (4 * (2 * alpha + 1))) < 0.01
+
+
+def test_random_crop_windows_and_padding():
+    wave = tf.range(1, 101, dtype=tf.float32)
+    starts = []
+    for k in range(200):
+        crop = A.random_crop(wave, 30, tf.constant([k, 1])).numpy()
+        assert crop.shape == (30,)
+        np.testing.assert_array_equal(np.diff(crop), 1.0)  # a contiguous window
+        starts.append(crop[0] - 1)
+    assert min(starts) == 0 and max(starts) == 70  # every offset 0..70 reachable
+    short = tf.constant([1.0, 2.0, 3.0])
+    placements = set()
+    for k in range(100):
+        padded = A.random_crop(short, 8, tf.constant([k, 2])).numpy()
+        start = int(np.flatnonzero(padded)[0])
+        np.testing.assert_array_equal(padded[start : start + 3], [1, 2, 3])
+        assert padded.sum() == 6
+        placements.add(start)
+    assert placements == set(range(6))
+    np.testing.assert_array_equal(A.pad_or_crop(short, 5).numpy(), [1, 2, 3, 0, 0])
+    np.testing.assert_array_equal(A.pad_or_crop(wave, 4).numpy(), [1, 2, 3, 4])
+    with pytest.raises(ValueError, match="length"):
+        A.random_crop(wave, 0, SEED)
+
+
+AUGMENTATIONS = {
+    "gain": lambda x, s: A.random_gain(x, s),
+    "noise": lambda x, s: A.gaussian_noise(x, s),
+    "time_mask": lambda x, s: A.time_mask(x, s, 0.2, 2),
+    "mix_back": lambda x, s: A.mix_back(x, s),
+    "mixup": lambda x, s: A.mixup(x, tf.one_hot([0, 1, 2, 0], 3), s)[0],
+    "augmenter": lambda x, s: A.Augmenter()(x, s),
+    "crop": lambda x, s: A.random_crop(x[0], 300, s),
+    "crop_pad": lambda x, s: A.random_crop(x[0, :200], 900, s),
+}
+
+
+@pytest.mark.parametrize("name", sorted(AUGMENTATIONS))
+def test_seeded_deterministic_and_same_under_xla(name):
+    fn = AUGMENTATIONS[name]
+    waves = _waves(4, 800, 5)
+    first, again, other = fn(waves, SEED), fn(waves, SEED), fn(waves, OTHER_SEED)
+    np.testing.assert_array_equal(first.numpy(), again.numpy())
+    assert not np.allclose(first.numpy(), other.numpy())
+    graph = tf.function(fn)(waves, SEED)
+    xla = tf.function(fn, jit_compile=True)(waves, SEED)
+    np.testing.assert_allclose(graph.numpy(), first.numpy(), atol=1e-6)
+    np.testing.assert_allclose(xla.numpy(), first.numpy(), atol=1e-5)  # same Philox bits; float ops ~1 ulp
+    assert first.shape == (waves.shape if name not in ("crop", "crop_pad") else (300 if name == "crop" else 900,))
+
+
+def test_augmenter_inside_tf_data_is_reproducible_and_new_each_epoch():
+    augment = A.Augmenter(gain_db=(-6, 6), noise_snr_db=(10, 30), mask_fraction=0.1)
+    data = tf.data.Dataset.from_tensor_slices(_waves(6, 400, 6))
+    pipeline = tf.data.Dataset.zip((data, A.seeds_dataset(11))).map(augment)
+    epoch1 = np.stack([x.numpy() for x in pipeline])
+    epoch2 = np.stack([x.numpy() for x in pipeline])
+    rebuilt = tf.data.Dataset.zip((data, A.seeds_dataset(11))).map(augment)
+    np.testing.assert_array_equal(epoch1, np.stack([x.numpy() for x in rebuilt]))
+    assert not np.allclose(epoch1, epoch2)
+    assert epoch1.shape == (6, 400) and np.all(np.isfinite(epoch1))
+
+
+def test_augmenter_rejects_bad_ranges():
+    with pytest.raises(ValueError, match="min <= max"):
+        A.Augmenter(gain_db=(6, -6))
+    with pytest.raises(ValueError, match="mask_fraction"):
+        A.Augmenter(mask_fraction=2.0)
