@@ -1,0 +1,277 @@
+"""``tfsonify analyze {coherence,residual,invariance,evolution,topk,mixture} ...``: the paper's analyses from the shell."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tfsonify.commands import progress
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
+
+
+def audio_files(paths: list[str]) -> list[Path]:
+    """Expand files and folders (recursively, sorted) into audio file paths; ``ValueError`` if none."""
+    files: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ValueError(f"clip {name!r} is neither an audio file nor a folder")
+    if not files:
+        raise ValueError(f"no audio files (.wav .flac .ogg .mp3) found in {paths}")
+    return files
+
+
+def load_clips(paths: list[str], sample_rate: int) -> tuple[list[str], list[np.ndarray]]:
+    from tfsonify.audio import load_audio
+
+    files = audio_files(paths)
+    with progress(f"reading {len(files)} clip(s)"):
+        return [str(f) for f in files], [load_audio(f, sample_rate) for f in files]
+
+
+def parse_layers(text: str | None) -> list[int] | None:
+    """``"1,4,8-11"`` -> ``[1, 4, 8, 9, 10, 11]``; None -> all blocks."""
+    if not text:
+        return None
+    layers = []
+    try:
+        for part in text.split(","):
+            low, _, high = part.partition("-")
+            layers.extend(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise ValueError(f"--layers must look like 1,4,8-11; received {text!r}") from None
+    return layers
+
+
+def _common(parser, model: bool = True, clips: bool = True) -> None:
+    if clips:
+        parser.add_argument("clips", nargs="+", help="audio files or folders (searched recursively)")
+    if model:
+        parser.add_argument("--model", required=True, help="a .keras file holding a tfsonify CNN12")
+    parser.add_argument("--layers", default=None, help="blocks, e.g. 1,4,8-11 (default all 11)")
+    parser.add_argument("--batch-size", type=int, default=8, help="clips per forward pass (default 8)")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("analyze", help="coherence, residual, invariance, evolution, top-k and mixture analyses",
+                                   description="The paper's analyses (§3.3-4.2, Appendix B) and the mixture check.")
+    commands = parser.add_subparsers(dest="analysis", metavar="ANALYSIS")
+    commands.required = True
+
+    p = commands.add_parser("coherence", help="mean top-k MSC of input vs. most active map's sonification per layer (Fig. 7)")
+    p.add_argument("clips", nargs="+", help="audio files or folders")
+    p.add_argument("--model", required=True, action="append",
+                   help="LABEL=MODEL.keras (or MODEL.keras); repeat to compare models on one plot")
+    p.add_argument("--layers", default=None, help="blocks, e.g. 1,4,8-11 (default all)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--k", type=int, default=5, help="most coherent frequencies averaged (default 5)")
+    p.add_argument("--nperseg", type=int, default=256, help="Welch segment length in samples (default 256)")
+    p.add_argument("--out", required=True, help="folder for coherence.png and coherence_<label>.json")
+    p.set_defaults(func=run_coherence)
+
+    p = commands.add_parser("residual", help="metric drop when the most active map's sonification is removed (Fig. 6)")
+    _common(p)
+    p.add_argument("--metric", choices=["agreement", "cosine", "accuracy", "map"], default=None,
+                   help="agreement (default with a head), cosine (default without), accuracy or map (need --labels)")
+    p.add_argument("--labels", default=None, help="JSON file: a list with one label per clip (int, or multi-hot list for map)")
+    p.add_argument("--no-control", action="store_true", help="skip the random equal-energy segment control")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="also write residual.json here")
+    p.set_defaults(func=run_residual)
+
+    p = commands.add_parser("invariance", help="check sonify(shifted x) == shifted sonify(x) (Fig. B.3)")
+    p.add_argument("clip", help="one audio file")
+    p.add_argument("--model", required=True)
+    p.add_argument("--layer", type=int, required=True)
+    p.add_argument("--feature", type=int, default=None, help="map (default the most active)")
+    p.add_argument("--shifts", default=None, help="comma-separated sample shifts (default: pool period, twice it, +1, 3)")
+    p.set_defaults(func=run_invariance)
+
+    p = commands.add_parser("evolution", help="sonify fixed maps at every checkpoint (§3.4, Fig. 5)")
+    p.add_argument("clips", nargs="+", help="audio files or folders to pick each map's best clip from")
+    p.add_argument("--checkpoints", nargs="+", required=True, help=".keras checkpoints in training order (last picks the clips)")
+    p.add_argument("--map", action="append", required=True, help="LAYER:FEATURE; repeat")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--out", required=True, help="folder for one strip PNG and WAVs per map")
+    p.set_defaults(func=run_evolution)
+
+    p = commands.add_parser("topk", help="stream a dataset once; sonify each map's top-k clips (§3.3)")
+    _common(p)
+    p.add_argument("--k", type=int, default=3, help="clips kept per map (default 3)")
+    p.add_argument("--maps-per-layer", type=int, default=4,
+                   help="sonify this many maps per block, those with the highest top-1 activation (default 4; 0 = all)")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=run_topk)
+
+    p = commands.add_parser("mixture", help="maps whose sonifications keep speech and drop background (demo mixtures)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--demo", required=True, help="demo data folder from tfsonify build-demo-data (uses its mixtures)")
+    p.add_argument("--limit", type=int, default=None, help="use at most this many mixtures")
+    p.add_argument("--layers", default=None)
+    p.add_argument("--candidates", type=int, default=8, help="most active maps scored per mixture and block")
+    p.add_argument("--top", type=int, default=5, help="best maps listed per block")
+    p.add_argument("--out", default=None, help="also write mixture.json here")
+    p.set_defaults(func=run_mixture)
+
+
+def _load(path: str):
+    from tfsonify.commands.sonify import load_model
+
+    with progress(f"loading model {path}"):
+        return load_model(path)
+
+
+def _write_json(out: str | None, name: str, data) -> None:
+    if out is None:
+        return
+    from tfsonify.audio import atomic_path
+    from tfsonify.render import check_writable_dir
+
+    folder = check_writable_dir(out)
+    with atomic_path(folder / name, suffix=".json") as temporary:
+        temporary.write_text(json.dumps(data, indent=1))
+
+
+def run_coherence(args: argparse.Namespace) -> int:
+    from tfsonify.analysis.coherence import layer_coherence, plot_coherence
+    from tfsonify.render import check_writable_dir
+    from tfsonify.sonifier import Sonifier
+
+    out = check_writable_dir(args.out)
+    results = {}
+    for spec in args.model:
+        label, _, path = spec.rpartition("=") if "=" in spec else (Path(spec).stem, "", spec)
+        sonifier = Sonifier(_load(path))
+        names, clips = load_clips(args.clips, sonifier.sample_rate)
+        with progress(f"{label}: coherence over {len(clips)} clip(s)"):
+            result = layer_coherence(sonifier, clips, parse_layers(args.layers), k=args.k, nperseg=args.nperseg, batch_size=args.batch_size)
+        result.to_json(out / f"coherence_{label}.json")
+        print(f"{label}:\n{result.table()}")
+        results[label] = result
+    plot_coherence(results, out / "coherence.png")
+    print(f"wrote {out}/coherence.png")
+    return 0
+
+
+def run_residual(args: argparse.Namespace) -> int:
+    from tfsonify.analysis.residual import residual_experiment
+
+    model = _load(args.model)
+    _, clips = load_clips(args.clips, int(getattr(model, "sample_rate", 8000)))
+    labels = None
+    if args.labels:
+        try:
+            labels = json.loads(Path(args.labels).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"cannot read --labels {args.labels!r} as a JSON list: {error}") from None
+    metric = args.metric or ("agreement" if getattr(model, "num_classes", None) else "cosine")
+    with progress(f"residual experiment ({metric}) on {len(clips)} clip(s)"):
+        result = residual_experiment(model, clips, labels, parse_layers(args.layers), metric=metric, control=not args.no_control,
+                                     seed=args.seed, batch_size=args.batch_size)
+    print(result.table())
+    _write_json(args.out, "residual.json", {"metric": result.metric, "baseline": result.baseline, "layers": result.layers,
+                                            "residual": result.residual, "drop": result.drop, "control": result.control,
+                                            "control_drop": result.control_drop, "energy_ratio": result.energy_ratio,
+                                            "clips": result.clips, "skipped": result.skipped})
+    return 0
+
+
+def run_invariance(args: argparse.Namespace) -> int:
+    from tfsonify.analysis.invariance import pool_period, time_invariance
+    from tfsonify.audio import load_audio
+    from tfsonify.sonifier import Sonifier
+
+    sonifier = Sonifier(_load(args.model))
+    waveform = load_audio(args.clip, sonifier.sample_rate)
+    period = pool_period(args.layer)
+    try:
+        shifts = [int(s) for s in args.shifts.split(",")] if args.shifts else [period, 2 * period, period + 1, 3]
+    except ValueError:
+        raise ValueError(f"--shifts must be comma-separated integers; received {args.shifts!r}") from None
+    checks = time_invariance(sonifier, waveform, args.layer, args.feature, shifts)
+    print(f"block {args.layer}: pool period {period} samples")
+    print(f"{'shift':>6}  {'aligned':>7}  {'peak kept':>9}  {'max error':>10}  {'rel. RMS':>9}  samples")
+    for c in checks:
+        print(f"{c.shift:>6}  {str(c.aligned):>7}  {str(c.peak_kept):>9}  {c.max_error:10.3g}  {c.relative_rms_error:9.3g}  {c.compared_samples}")
+    return 0
+
+
+def run_evolution(args: argparse.Namespace) -> int:
+    from tfsonify.analysis.evolution import feature_evolution, plot_evolution_strip
+    from tfsonify.audio import write_wav
+    from tfsonify.render import check_writable_dir
+
+    out = check_writable_dir(args.out)
+    maps = []
+    for text in args.map:
+        try:
+            layer, feature = (int(v) for v in text.split(":"))
+        except ValueError:
+            raise ValueError(f"--map must be LAYER:FEATURE like 5:12; received {text!r}") from None
+        maps.append((layer, feature))
+    for path in args.checkpoints:
+        if not Path(path).is_file():
+            raise ValueError(f"checkpoint {path!r} does not exist")
+    names, clips = load_clips(args.clips, 8000)
+    with progress(f"sonifying {len(maps)} map(s) at {len(args.checkpoints)} checkpoint(s)"):
+        result = feature_evolution(list(args.checkpoints), clips, maps, batch_size=args.batch_size)
+    manifest = []
+    for i, (layer, feature) in enumerate(result.maps):
+        stem = f"L{layer:02d}_f{feature:04d}"
+        plot_evolution_strip(result, i, out / f"{stem}_evolution.png")
+        write_wav(out / f"{stem}_input.wav", result.inputs[i])
+        for label, sound in zip(result.labels, result.sonifications[i]):
+            write_wav(out / f"{stem}_{label}.wav", sound)
+        manifest.append({"layer": layer, "feature": feature, "clip": names[result.clip_ids[i]], "checkpoints": result.labels,
+                         "activations": result.activations[i].tolist(), "strip": f"{stem}_evolution.png"})
+    _write_json(str(out), "evolution.json", manifest)
+    print(f"wrote {len(maps)} strip(s) to {out}/")
+    return 0
+
+
+def run_topk(args: argparse.Namespace) -> int:
+    from tfsonify.analysis.topk import sonify_top_inputs, top_activating_inputs
+    from tfsonify.render import check_writable_dir, write_sonifications
+    from tfsonify.sonifier import Sonifier
+
+    out = check_writable_dir(args.out)
+    sonifier = Sonifier(_load(args.model))
+    names, clips = load_clips(args.clips, sonifier.sample_rate)
+    with progress(f"streaming {len(clips)} clip(s) for the top {args.k} per map"):
+        result = top_activating_inputs(sonifier, clips, parse_layers(args.layers), k=args.k, batch_size=args.batch_size)
+    summary = {}
+    for layer, ids in result.ids.items():
+        order = np.argsort(-result.scores[layer][:, 0], kind="stable")
+        features = order if args.maps_per_layer <= 0 else order[: args.maps_per_layer]
+        with progress(f"block {layer}: sonifying {len(features)} map(s) x {args.k} clip(s)"):
+            for entry in sonify_top_inputs(sonifier, result, clips, layer, [int(f) for f in features]):
+                folder = out / f"L{layer:02d}_f{entry['feature']:04d}_rank{entry['rank']}"
+                write_sonifications(folder, entry["input"], entry["sonification"][None], layer, [entry["feature"]],
+                                    [entry["activation"]], sonifier.sample_rate, source=names[entry["clip"]], plots=not args.no_plots)
+        summary[str(layer)] = {"ids": ids.tolist(), "scores": result.scores[layer].tolist(), "skipped": result.skipped[layer]}
+    _write_json(str(out), "topk.json", {"k": result.k, "clips": names, "layers": summary})
+    print(f"wrote top-{args.k} sonifications to {out}/ (topk.json)")
+    return 0
+
+
+def run_mixture(args: argparse.Namespace) -> int:
+    from tfsonify.analysis.mixture import load_demo_mixtures, mixture_check
+    from tfsonify.sonifier import Sonifier
+
+    sonifier = Sonifier(_load(args.model))
+    with progress(f"reading mixtures from {args.demo}"):
+        mixtures = load_demo_mixtures(args.demo, args.limit, sonifier.sample_rate)
+    with progress(f"scoring {len(mixtures)} mixture(s)"):
+        result = mixture_check(sonifier, mixtures, parse_layers(args.layers), candidates=args.candidates)
+    print(result.table(args.top))
+    _write_json(args.out, "mixture.json", {"mixtures": result.mixtures, "skipped": result.skipped,
+                                           "best": {str(layer): [m.__dict__ for m in maps[: args.top]] for layer, maps in result.best.items()}})
+    return 0

@@ -1,0 +1,43 @@
+"""``tfsonify report MODEL.keras CLIPS... --out DIR``: one offline HTML page with sonifications, coherence and residuals."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tfsonify.commands import progress
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "report", help="write a self-contained HTML report (audio players, spectrograms, coherence, residual table)",
+        description="Per block, the most active maps of each clip with audio players for input and sonification, their "
+        "log-spectrogram pair, activation and coherence; the coherence-per-layer plot; the residual table. "
+        "Open DIR/index.html (works offline; media in DIR/media).")
+    parser.add_argument("model", help="a .keras file holding a tfsonify CNN12")
+    parser.add_argument("clips", nargs="+", help="audio files or folders (searched recursively)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--layers", default=None, help="blocks, e.g. 1,4,8-11 (default all 11)")
+    parser.add_argument("--top", type=int, default=3, help="most active maps per clip and block (default 3)")
+    parser.add_argument("--title", default="")
+    parser.add_argument("--no-residual", action="store_true", help="skip the residual experiment")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tfsonify.commands.analyze import load_clips, parse_layers, _load
+    from tfsonify.report import build_report
+
+    if args.top < 1:
+        raise ValueError(f"--top must be at least 1; received {args.top}")
+    model = _load(args.model)
+    names, clips = load_clips(args.clips, int(getattr(model, "sample_rate", 8000)))
+    labels = {}
+    for name in names:  # unique, readable names
+        stem = Path(name).stem
+        labels[stem if stem not in labels else name] = None
+    clip_map = dict(zip(labels, clips))
+    with progress(f"building the report for {len(clips)} clip(s)"):
+        index = build_report(model, clip_map, args.out, parse_layers(args.layers), top=args.top, title=args.title,
+                             residual=not args.no_residual)
+    print(f"wrote {index}")
+    return 0
