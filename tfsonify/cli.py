@@ -14,9 +14,6 @@ COMMANDS = [
     "tfsonify.commands.sonify",
     "tfsonify.commands.demo",
     "tfsonify.commands.build_demo_data",
-    "tfsonify.commands.export",
-    "tfsonify.commands.serve",
-    "tfsonify.commands.request",
     "tfsonify.commands.analyze",
     "tfsonify.commands.report",
 ]
