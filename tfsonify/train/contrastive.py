@@ -236,6 +236,7 @@ class ContrastiveModel(keras.Model):
         self.embedding_dim = embedding_dim
         self.dropout = float(dropout)
         self.sample_rate = sample_rate
+        self.built = True  # both sub-models are built; checkpoint callbacks need a built model before fit
 
     def get_config(self):
         return {

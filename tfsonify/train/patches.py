@@ -14,6 +14,7 @@ the model's peak normalisation keeps silent stretches silent, no NaN).
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -23,7 +24,7 @@ from tfsonify.cnn12 import min_length
 from tfsonify.data import augment as aug
 from tfsonify.data.pipeline import warn
 
-__all__ = ["patch_starts", "two_patches", "contrastive_dataset", "SHORT_CLIP_POLICIES"]
+__all__ = ["patch_starts", "two_patches", "trim_silence", "contrastive_dataset", "SHORT_CLIP_POLICIES"]
 
 SHORT_CLIP_POLICIES = ("skip", "pad")
 
@@ -80,6 +81,27 @@ def two_patches(wave: tf.Tensor, patch_samples: int, seed) -> tf.Tensor:
     return tf.ensure_shape(patches, [2, patch_samples])
 
 
+def trim_silence(decoded, threshold_db: float = 40.0):
+    """Cut every clip of a :class:`~tfsonify.data.pipeline.DecodedClips` to its non-silent span.
+
+    The span runs from the first to the last sample whose magnitude is within ``threshold_db`` dB of the
+    clip's peak; an all-zero clip is kept as one zero sample (it is then shorter than any patch).
+
+    Returns:
+        A new ``DecodedClips`` (same labels, paths and metadata) with shorter clips.
+    """
+    if not float(threshold_db) > 0:
+        raise ValueError(f"trim_silence_db must be a positive number of dB; received {threshold_db!r}")
+    pieces = []
+    for index in range(len(decoded)):
+        wave = decoded.waveform(index)
+        peak = float(np.abs(wave).max()) if wave.size else 0.0
+        loud = np.flatnonzero(np.abs(wave) >= peak * 10.0 ** (-float(threshold_db) / 20.0)) if peak > 0 else []
+        pieces.append(wave[loud[0] : loud[-1] + 1] if len(loud) else np.zeros(1, np.float32))
+    offsets = np.concatenate([[0], np.cumsum([p.size for p in pieces])]).astype(np.int64)
+    return dataclasses.replace(decoded, samples=np.concatenate(pieces).astype(np.float32), offsets=offsets)
+
+
 def contrastive_dataset(
     decoded,
     batch_size: int,
@@ -90,6 +112,7 @@ def contrastive_dataset(
     seed: int = 0,
     shuffle_buffer: int | None = None,
     repeat: bool = False,
+    trim_silence_db: float | None = None,
 ) -> tuple[tf.data.Dataset, int]:
     """Batches of positive pairs ``(view_a, view_b)`` for :class:`~tfsonify.train.contrastive.ContrastiveModel`.
 
@@ -108,6 +131,11 @@ def contrastive_dataset(
         seed: integer seed for every random draw.
         shuffle_buffer: default: the whole set.
         repeat: repeat forever (use ``steps_per_epoch``).
+        trim_silence_db: if given, first cut each clip to the span between its first and last sample within
+            this many dB of its peak (e.g. 40): short clips padded with silence (keyword clips) otherwise give
+            all-zero views, which every augmentation leaves at zero, so all silent views project to the same
+            point and the NT-Xent optimum becomes a collapsed encoder. Lengths (and the short-clip policy)
+            then apply to the trimmed clips.
 
     Returns:
         ``(dataset, num_short)``: the dataset yields ``(view_a, view_b)``, each float32
@@ -135,6 +163,8 @@ def contrastive_dataset(
     if augment is None:
         augment = aug.Augmenter()
     pair_samples = 2 * patch_samples
+    if trim_silence_db is not None:
+        decoded = trim_silence(decoded, trim_silence_db)
     lengths = np.asarray(decoded.lengths)
     short = lengths < pair_samples
     num_short = int(short.sum())
