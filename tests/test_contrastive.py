@@ -11,7 +11,7 @@ import tensorflow as tf
 from tfsonify.data import augment as aug
 from tfsonify.data.pipeline import DataWarning, DecodedClips
 from tfsonify.train.contrastive import ContrastiveModel, nt_xent_from_gathered, nt_xent_loss
-from tfsonify.train.patches import contrastive_dataset, patch_starts, two_patches
+from tfsonify.train.patches import contrastive_dataset, patch_starts, trim_silence, two_patches
 
 
 def reference_nt_xent(z_a: np.ndarray, z_b: np.ndarray, tau: float) -> np.ndarray:
@@ -235,3 +235,21 @@ def test_short_clips_skipped_with_count_or_padded():
         contrastive_dataset(_decoded(clips), batch_size=2, patch_seconds=0.1)
     with pytest.raises(ValueError, match="short_clips"):
         contrastive_dataset(_decoded(clips), batch_size=2, patch_seconds=0.5, short_clips="crop")
+
+
+def test_trim_silence_cuts_padding_before_patching():
+    word = np.sin(np.linspace(0, 300, 5000)).astype(np.float32)
+    padded = np.concatenate([np.zeros(2000, np.float32), word, np.zeros(1000, np.float32)])
+    silent = np.zeros(6000, np.float32)
+    trimmed = trim_silence(_decoded([padded, silent, word]), 40.0)
+    assert trimmed.lengths.tolist()[1] == 1 and abs(int(trimmed.lengths[0]) - 5000) <= 2
+    np.testing.assert_array_equal(trimmed.waveform(2), word[np.flatnonzero(np.abs(word) >= 0.01 * np.abs(word).max())[0]:][: trimmed.lengths[2]])
+    # the silent clip is shorter than two patches and is skipped: no all-zero views reach the loss
+    with pytest.warns(DataWarning, match="1 of 3 clips"):
+        dataset, num_short = contrastive_dataset(_decoded([padded, silent, word]), batch_size=2, patch_seconds=0.3,
+                                                 augment=False, mix_back_snr_db=None, trim_silence_db=40.0)
+    assert num_short == 1
+    view_a, view_b = next(iter(dataset))
+    assert np.all(np.abs(view_a.numpy()).max(axis=1) > 0) and np.all(np.abs(view_b.numpy()).max(axis=1) > 0)
+    with pytest.raises(ValueError, match="trim_silence_db"):
+        trim_silence(_decoded([word]), 0.0)

@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Linear evaluation ("fconly") of a pretrained CNN12 encoder on a labelled task (paper App. A.2, A.3).
+
+The encoder loads from a contrastive (``simclr_pretrain.py``'s ``contrastive.keras``) or a supervised
+(``CNN12`` with a head, any ``.keras`` checkpoint) file without hand-editing; a new classifier head is
+trained on top, the encoder frozen (bit-identical afterwards). ``--baseline-random`` also trains the same
+head on a randomly initialised encoder of the same width with identical settings and prints both figures.
+Evaluation is on whole clips: accuracy (multi-class) or mAP / mAUC / d' (multi-label).
+
+fconly training, by default, computes the frozen encoder's 512-d embeddings of the whole training clips
+once and trains the head on them (exactly the fconly model without augmentation or dropout, much faster
+on a CPU); ``--augment`` instead trains the frozen model end to end on augmented crops every epoch.
+``finetune.py`` is the same recipe with ``--mode full`` (everything trains, with augmentation).
+
+Outputs in ``--out``: ``<name>/final.keras`` (the classifier), ``<name>/`` checkpoints, TensorBoard logs,
+``history.csv`` (resumable: rerun the same command), and ``results.json`` with every figure printed.
+
+Examples::
+
+    python recipes/linear_eval.py --data /tmp/keywords --checkpoint runs/simclr/contrastive.keras \\
+        --holdout 'en-029|gbcwmd' --baseline-random
+    python recipes/linear_eval.py --data /data/fsd50k --format fsd50k --checkpoint runs/supervised/final.keras
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from simclr_pretrain import decode, save_atomic, split_holdout  # noqa: E402
+
+# === Config (defaults; every entry is a command-line flag) ===
+CONFIG = {
+    "format": "folder",
+    "mode": "fconly",  # fconly (linear evaluation) | full (fine-tuning)
+    "batch_size": 32,
+    "epochs": 60,  # fconly on cached embeddings: epochs are cheap
+    "warmup_epochs": 5,
+    "learning_rate": 1e-3,  # at global batch 128, scaled linearly
+    "weight_decay": 1e-3,
+    "crop_seconds": None,  # random training crops (5 AudioSet, 2.5 FSD50K); None for <= 1 s clips
+    "test_fraction": 0.2,  # stratified random test split when --holdout is not given
+    "seed": 0,
+}
+
+
+def parse_args(argv=None, mode: str = CONFIG["mode"]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="labelled dataset folder")
+    parser.add_argument("--format", default=CONFIG["format"], choices=["folder", "speech_commands", "fsd50k", "esc50"])
+    parser.add_argument("--checkpoint", help="contrastive or supervised .keras file (omit for a random encoder)")
+    parser.add_argument("--width", type=float, default=0.25, help="width of the random encoder (no --checkpoint)")
+    parser.add_argument("--baseline-random", action="store_true",
+                        help="also evaluate a randomly initialised encoder of the same width, same settings")
+    parser.add_argument("--mode", default=mode, choices=["fconly", "full"])
+    parser.add_argument("--out", default=f"runs/{mode}")
+    parser.add_argument("--batch-size", type=int, default=CONFIG["batch_size"], help="per replica")
+    parser.add_argument("--epochs", type=int, default=CONFIG["epochs"])
+    parser.add_argument("--warmup-epochs", type=int, default=CONFIG["warmup_epochs"])
+    parser.add_argument("--learning-rate", type=float, default=CONFIG["learning_rate"])
+    parser.add_argument("--weight-decay", type=float, default=CONFIG["weight_decay"])
+    parser.add_argument("--crop-seconds", type=float, default=CONFIG["crop_seconds"])
+    parser.add_argument("--augment", action="store_true", help="fconly: train end to end on augmented crops")
+    parser.add_argument("--holdout", metavar="REGEX", help="test set = clips whose path matches REGEX")
+    parser.add_argument("--test-fraction", type=float, default=CONFIG["test_fraction"])
+    parser.add_argument("--strategy", default="auto", choices=["auto", "tpu", "mirrored", "default"])
+    parser.add_argument("--seed", type=int, default=CONFIG["seed"])
+    return parser.parse_args(argv)
+
+
+def train_head_on_embeddings(model, train, args, learning_rate: float) -> None:
+    """fconly without augmentation: embeddings of the frozen encoder once, then the head alone, copied back."""
+    import keras
+    import numpy as np
+
+    from tfsonify.commands import progress
+    from tfsonify.train.supervised import compile_classifier, predict_clips
+
+    embedder = keras.Model(model.input, model.get_layer("embedding").output)
+    clips = [train.waveform(i) for i in range(len(train))]
+    with progress(f"embedding {len(clips)} training clips with the frozen encoder"):
+        features = predict_clips(embedder, clips, batch_size=64)
+    classifier = model.get_layer("classifier")
+    head = keras.Sequential([keras.Input((features.shape[1],)),
+                             keras.layers.Dense(classifier.units, activation=classifier.activation, name="classifier")])
+    head.get_layer("classifier").set_weights(classifier.get_weights())
+    targets = train.one_hot()
+    steps = max(1, int(np.ceil(len(features) / args.batch_size)))
+    compile_classifier(head, multi_label=train.multi_label, learning_rate=learning_rate, steps_per_epoch=steps,
+                       epochs=args.epochs, warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay)
+    head.fit(features, targets, batch_size=args.batch_size, epochs=args.epochs, shuffle=True, verbose=0)
+    classifier.set_weights(head.get_layer("classifier").get_weights())
+
+
+def evaluate_source(name: str, source, train, test, args, out: Path, chosen, learning_rate: float) -> dict:
+    """Train a new head (fconly) or everything (full) on ``source``'s encoder; whole-clip test figures."""
+    import keras
+
+    from tfsonify.data.augment import Augmenter
+    from tfsonify.data.pipeline import training_dataset
+    from tfsonify.train.linear_eval import classifier_from_checkpoint
+    from tfsonify.train.supervised import compile_classifier, evaluate_clips, fit
+
+    keras.utils.set_random_seed(args.seed)
+    started = time.perf_counter()
+    run_dir = out / name
+    with chosen.scope():
+        model = classifier_from_checkpoint(source, train.num_classes, args.mode, train.multi_label,
+                                           width_multiplier=args.width)
+    if args.mode == "fconly" and not args.augment:
+        train_head_on_embeddings(model, train, args, learning_rate)
+    else:
+        global_batch = args.batch_size * chosen.num_replicas_in_sync
+        dataset = training_dataset(train, global_batch, crop_seconds=args.crop_seconds, augment=Augmenter(),
+                                   seed=args.seed, one_hot=True)
+        steps = max(1, len(train) // global_batch)
+        with chosen.scope():
+            compile_classifier(model, multi_label=train.multi_label, learning_rate=learning_rate, steps_per_epoch=steps,
+                               epochs=args.epochs, warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay)
+        fit(model, dataset, epochs=args.epochs, out_dir=run_dir, verbose=2)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_atomic(model, run_dir / "final.keras")
+    result = evaluate_clips(model, test.dataset(), multi_label=test.multi_label, class_names=test.class_names)
+    result.pop("per_class_accuracy", None)
+    result.update(name=name, mode=args.mode, seconds=round(time.perf_counter() - started, 1),
+                  source=str(source) if source is not None else f"random init, width {args.width}")
+    return result
+
+
+def main(argv=None, mode: str = CONFIG["mode"]) -> int:
+    args = parse_args(argv, mode)
+    import tfsonify.train as train_lib
+    from tfsonify.render import check_writable_dir
+    from tfsonify.train.linear_eval import load_encoder
+
+    out = check_writable_dir(args.out)
+    decoded = decode(args.data, args.format, out)
+    train, test = split_holdout(decoded, args.holdout, args.test_fraction, args.seed)
+    split = f"clips matching {args.holdout!r}" if args.holdout else f"a stratified random {args.test_fraction:.0%}"
+    print(f"{len(train)} training clips, {len(test)} test clips ({split}); {decoded.num_classes} classes")
+    chosen = train_lib.strategy(args.strategy)
+    learning_rate = train_lib.scale_learning_rate(args.learning_rate, args.batch_size * chosen.num_replicas_in_sync)
+
+    sources = []
+    if args.checkpoint:
+        args.width = load_encoder(args.checkpoint).width_multiplier  # the baseline matches the checkpoint's width
+        sources.append(("pretrained", args.checkpoint))
+    if not args.checkpoint or args.baseline_random:
+        sources.append(("random_init", None))
+    results = [evaluate_source(name, source, train, test, args, out, chosen, learning_rate) for name, source in sources]
+
+    metric = "mAP" if decoded.multi_label else "accuracy"
+    print(f"\n{args.mode} on {len(test)} held-out clips ({split}), CNN12 width {args.width}:")
+    for result in results:
+        value = result.get(metric, result.get("map"))
+        print(f"  {result['name']:<12} {metric} = {value:.4f}   ({result['source']}; {result['seconds']:.0f} s)")
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
+    print(f"results: {out / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
