@@ -26,7 +26,8 @@ for CNN12, raw amplitude; every clip of one request has the same ``time``):
 
 The graph functions are :class:`tfsonify.Sonifier`'s pure-TF builders reading the
 kernels from the Keras model's variables, exported with
-:class:`keras.export.ExportArchive`, so each weight is stored exactly once.
+:class:`keras.export.ExportArchive` (see :func:`store_weights_once`: each weight is
+stored exactly once).
 
 Versions are written to ``models/NAME/.tmp-VERSION-*`` and renamed to ``VERSION`` only
 when complete, so a ``tensorflow_model_server`` watching the folder never loads a
@@ -48,6 +49,7 @@ from tfsonify.sonifier import Sonifier
 
 __all__ = [
     "METADATA_FILE",
+    "store_weights_once",
     "build_archive",
     "export_saved_model",
     "next_version",
@@ -128,7 +130,6 @@ def build_archive(model: keras.Model) -> keras.export.ExportArchive:
     encoder = model.encoder() if has_head else model
 
     archive = keras.export.ExportArchive()
-    archive.track(model)
 
     def serving_default(waveform):
         outputs = {"embedding": encoder(waveform, training=False)}
@@ -150,8 +151,8 @@ def build_archive(model: keras.Model) -> keras.export.ExportArchive:
         checks.append(tf.debugging.assert_non_negative(feature, message="feature must be >= 0"))
         checks.append(tf.debugging.assert_less(feature, tf.gather(channels, layer - 1),
                                                message="feature must be < the number of maps of its layer"))
-        with tf.control_dependencies(checks):
-            waveform = tf.identity(waveform)
+        with tf.control_dependencies(checks):  # every use of the inputs waits for the checks
+            waveform, layer, feature = tf.identity(waveform), tf.identity(layer), tf.identity(feature)
 
         def rows_for(block, rows):
             clips = tf.gather(waveform, rows)
@@ -169,7 +170,7 @@ def build_archive(model: keras.Model) -> keras.export.ExportArchive:
         checks.append(tf.debugging.assert_less_equal(k, tf.gather(channels, layer - 1),
                                                      message="k must be <= the number of maps of its layer"))
         with tf.control_dependencies(checks):
-            waveform = tf.identity(waveform)
+            waveform, layer, k = tf.identity(waveform), tf.identity(layer), tf.identity(k)
         batch, time = tf.shape(waveform)[0], tf.shape(waveform)[1]
         top = tf.maximum(tf.reduce_max(k), 1)
 
@@ -196,8 +197,24 @@ def build_archive(model: keras.Model) -> keras.export.ExportArchive:
         return {"features": features, "activations": activations, "sonifications": sonifications}
 
     archive.add_endpoint("sonify_top_k", sonify_top_k, input_signature=[wave_spec, row_spec("layer"), row_spec("k")])
+    store_weights_once(archive)
     archive._tfsonify_metadata = _model_metadata(model, sonifier)  # read by export_saved_model
     return archive
+
+
+def store_weights_once(archive: keras.export.ExportArchive) -> None:
+    """Keep one copy of each weight in ``archive``'s SavedModel.
+
+    ``ExportArchive`` (Keras 3.x, TF backend) saves the ``tf.Variable`` objects the endpoints
+    capture (``_all_variables``) *and* the ``keras.Variable`` wrappers of the same weights in
+    its ``variables`` lists, so every weight was written twice (measured: the checkpoint held
+    2x ``count_params()`` values). The signatures only need the captured ``tf.Variable`` objects,
+    so the wrapper lists are emptied before writing.
+    """
+    trackable = archive._tf_trackable
+    trackable.variables = []
+    trackable.trainable_variables = []
+    trackable.non_trainable_variables = []
 
 
 def export_saved_model(model: keras.Model, model_dir: str | os.PathLike, version: int | None = None,

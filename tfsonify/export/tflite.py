@@ -38,6 +38,7 @@ import tensorflow as tf
 
 from tfsonify.audio import atomic_path
 from tfsonify.cnn12 import NUM_BLOCKS, _check_layer, min_length
+from tfsonify.export.savedmodel import store_weights_once
 from tfsonify.sonifier import Sonifier
 
 __all__ = ["DEFAULT_TOP_K", "convert", "operator_names", "assert_builtin_only", "export_tflite"]
@@ -110,7 +111,6 @@ def convert(model: keras.Model, length: int | None = 8000, layers: Sequence[int]
     feature_spec = tf.TensorSpec([1], tf.int32, name="feature")
 
     archive = keras.export.ExportArchive()
-    archive.track(model)
     keys = []
     for layer in layers:
         k = min(top_k, sonifier.num_features(layer))
@@ -127,6 +127,7 @@ def convert(model: keras.Model, length: int | None = 8000, layers: Sequence[int]
         archive.add_endpoint(f"top_k_l{layer}", top, input_signature=[wave_spec])
         keys += [f"sonify_l{layer}", f"top_k_l{layer}"]
 
+    store_weights_once(archive)
     with tempfile.TemporaryDirectory(prefix="tfsonify-tflite-") as folder:
         archive.write_out(folder, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=keys)

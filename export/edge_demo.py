@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""On-device sonification with LiteRT alone (no TensorFlow): WAV in, WAVs of the top maps out.
+
+Needs only ``ai-edge-litert``, ``numpy`` and ``soundfile``. Runs a ``.tflite`` written by
+``tfsonify export tflite MODEL.keras --out sonifier.tflite [--length 8000 | --length 0]`` on
+all CPU cores (XNNPACK):
+
+    python3 export/edge_demo.py sonifier.tflite clip.wav --layer 5 --top 3 --out sounds/
+
+The clip is downmixed to mono and resampled to 8 kHz (windowed-sinc, numpy). A
+fixed-length model (default, 1 s) takes the first ``T`` samples (zero-padded if
+shorter, which changes the maps near the padded end); a dynamic-length model
+(``--length 0`` at export) takes the whole clip. Writes ``input.wav`` and
+``l{L}_rank{r}_f{F}.wav`` (float32 WAV at 8 kHz) and prints one line per map.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+import soundfile
+from ai_edge_litert.interpreter import Interpreter
+
+SAMPLE_RATE = 8000
+
+
+def resample(waveform: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RATE, zeros: int = 16) -> np.ndarray:
+    """Band-limited resampling of mono float32 ``[time]`` by Kaiser-windowed sinc interpolation.
+
+    The low-pass cut-off is the lower Nyquist frequency (anti-aliasing when downsampling);
+    ``zeros`` sinc zero crossings on each side set the filter length.
+    """
+    if source_rate == target_rate:
+        return waveform.astype(np.float32)
+    ratio = target_rate / source_rate
+    cutoff = min(1.0, ratio)  # in units of the source Nyquist
+    half_width = int(math.ceil(zeros / cutoff))
+    out_length = int(math.floor(len(waveform) * ratio))
+    positions = np.arange(out_length) / ratio  # output sample times in source samples
+    padded = np.pad(waveform.astype(np.float64), half_width + 1)
+    out = np.empty(out_length, np.float64)
+    offsets = np.arange(-half_width, half_width + 1)
+    window_beta = 8.0
+    for start in range(0, out_length, 4096):  # chunks bound the [chunk, taps] matrix
+        times = positions[start:start + 4096]
+        base = np.floor(times).astype(np.int64)
+        taps = base[:, None] + offsets[None, :]  # source indices
+        distance = times[:, None] - taps
+        kernel = cutoff * np.sinc(cutoff * distance) * np.kaiser(2 * half_width + 1, window_beta)[None, :]
+        kernel *= np.abs(distance) <= half_width
+        out[start:start + len(times)] = np.sum(padded[taps + half_width + 1] * kernel, axis=1)
+    return out.astype(np.float32)
+
+
+def read_clip(path: str) -> np.ndarray:
+    """Mono float32 ``[time]`` at 8 kHz."""
+    try:
+        data, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except (RuntimeError, soundfile.LibsndfileError) as error:
+        raise ValueError(f"cannot read audio file {path!r}: {error}") from None
+    if data.shape[0] == 0:
+        raise ValueError(f"audio file {path!r} is empty")
+    return resample(data.mean(axis=1), rate)
+
+
+def write_wav(path: str, waveform: np.ndarray) -> None:
+    """Float32 WAV at 8 kHz, written to a temporary file and renamed (no half-written files)."""
+    handle, temporary = tempfile.mkstemp(prefix=".edge-", suffix=".wav", dir=os.path.dirname(path) or ".")
+    os.close(handle)
+    try:
+        soundfile.write(temporary, waveform, SAMPLE_RATE, subtype="FLOAT")
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Sonify the top feature maps of a CNN12 layer with LiteRT only.")
+    parser.add_argument("model", help=".tflite from `tfsonify export tflite`")
+    parser.add_argument("input", help="WAV/FLAC/OGG file")
+    parser.add_argument("--layer", type=int, required=True, help="block 1..11 (must be exported in the model)")
+    parser.add_argument("--top", type=int, default=None, help="number of maps (default: all K the model returns)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads (default: all cores)")
+    args = parser.parse_args(argv)
+
+    try:
+        interpreter = Interpreter(model_path=args.model, num_threads=args.threads)
+    except (ValueError, RuntimeError) as error:
+        print(f"edge_demo: error: cannot load {args.model!r}: {error}", file=sys.stderr)
+        return 2
+    key = f"top_k_l{args.layer}"
+    signatures = interpreter.get_signature_list()
+    if key not in signatures:
+        layers = sorted(int(name[len("top_k_l"):]) for name in signatures if name.startswith("top_k_l"))
+        print(f"edge_demo: error: layer {args.layer} is not in this model; exported layers: {layers}", file=sys.stderr)
+        return 2
+    try:
+        clip = read_clip(args.input)
+    except ValueError as error:
+        print(f"edge_demo: error: {error}", file=sys.stderr)
+        return 2
+    runner = interpreter.get_signature_runner(key)
+    wave_details = runner.get_input_details()["waveform"]
+    fixed = int(wave_details["shape_signature"][1])
+    if fixed != -1:
+        clip = clip[:fixed] if len(clip) >= fixed else np.pad(clip, (0, fixed - len(clip)))
+    os.makedirs(args.out, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        outputs = runner(waveform=clip[np.newaxis].astype(np.float32))
+    except (ValueError, RuntimeError) as error:
+        print(f"edge_demo: error: the model rejected a {len(clip)}-sample clip: {error}", file=sys.stderr)
+        return 2
+    elapsed = time.perf_counter() - start
+    features, activations, sounds = outputs["features"][0], outputs["activations"][0], outputs["sonifications"][0]
+    count = len(features) if args.top is None else min(args.top, len(features))
+    write_wav(os.path.join(args.out, "input.wav"), clip)
+    for rank in range(count):
+        name = f"l{args.layer}_rank{rank}_f{int(features[rank])}.wav"
+        write_wav(os.path.join(args.out, name), sounds[rank])
+        print(f"{name}\tfeature {int(features[rank])}\tpeak activation {float(activations[rank]):.4f}")
+    print(f"block {args.layer}: {count} map(s) of a {len(clip) / SAMPLE_RATE:.2f} s clip in {elapsed * 1000:.1f} ms "
+          f"on {args.threads} thread(s) ({'dynamic' if fixed == -1 else f'fixed {fixed}-sample'} model)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""``tfsonify export savedmodel MODEL.keras --out models/NAME`` and ``tfsonify export tflite MODEL.keras --out F.tflite``."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tfsonify.commands import progress
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("export", help="export a CNN12 for TF Serving (SavedModel) or LiteRT (TFLite)",
+                                   description="Export a trained CNN12 and its sonifier for deployment.")
+    kinds = parser.add_subparsers(dest="kind", metavar="FORMAT")
+    kinds.required = True
+
+    saved = kinds.add_parser("savedmodel", help="TF Serving layout models/NAME/VERSION/ (next integer version, atomic)",
+                             description="Signatures: serving_default, classify (with a head), sonify (runtime per-row "
+                             "layer and feature), sonify_top_k. Also writes models.config and batching.config beside "
+                             "models/NAME unless they exist.")
+    saved.add_argument("model", help="a .keras file holding a tfsonify CNN12")
+    saved.add_argument("--out", required=True, help="model base path models/NAME (created if missing)")
+    saved.add_argument("--version", type=int, default=None, help="version number (default: next free integer)")
+    saved.add_argument("--base-path", default=None,
+                       help="base_path written into models.config (default: /models/NAME, as in the Docker image)")
+    saved.set_defaults(func=run_savedmodel)
+
+    lite = kinds.add_parser("tflite", help="builtin-only TFLite sonifier for LiteRT",
+                            description="Signatures sonify_l{L} (waveform [1,T] float32, feature [1] int32 -> "
+                            "sonification [1,T]) and top_k_l{L} (-> features, activations, sonifications [1,K,T]).")
+    lite.add_argument("model", help="a .keras file holding a tfsonify CNN12")
+    lite.add_argument("--out", required=True, help="output .tflite file")
+    lite.add_argument("--length", type=int, default=8000,
+                      help="fixed clip length in samples (default 8000 = 1 s at 8 kHz; 3-5x faster on LiteRT); 0 = dynamic")
+    lite.add_argument("--layers", default=None, help="comma-separated blocks to export (default all 1..11)")
+    lite.add_argument("--top", type=int, default=4, help="K of the top_k_l{L} signatures (default 4)")
+    lite.add_argument("--fp16", action="store_true", help="store float16 weights (half the file)")
+    lite.set_defaults(func=run_tflite)
+
+
+def _load(path: str):
+    from tfsonify.commands.sonify import load_model
+
+    with progress(f"loading model {path}"):
+        return load_model(path)
+
+
+def run_savedmodel(args: argparse.Namespace) -> int:
+    from tfsonify.export.savedmodel import export_saved_model, write_batching_parameters, write_model_config
+
+    model = _load(args.model)
+    out = Path(args.out)
+    with progress(f"exporting SavedModel to {out}/"):
+        version_dir = export_saved_model(model, out, version=args.version)
+    config = out.parent / "models.config"
+    if not config.exists():
+        write_model_config(config, {out.name: args.base_path or f"/models/{out.name}"})
+    batching = out.parent / "batching.config"
+    if not batching.exists():
+        write_batching_parameters(batching)
+    print(f"wrote {version_dir} (signatures in {version_dir}/assets.extra/tfsonify.json); server configs: {config}, {batching}")
+    return 0
+
+
+def run_tflite(args: argparse.Namespace) -> int:
+    from tfsonify.export.tflite import export_tflite
+
+    if args.length < 0:
+        raise ValueError(f"--length must be a positive number of samples or 0 for dynamic; received {args.length}")
+    layers = None
+    if args.layers:
+        try:
+            layers = [int(part) for part in args.layers.split(",") if part.strip()]
+        except ValueError:
+            raise ValueError(f"--layers must be comma-separated integers like 5,11; received {args.layers!r}") from None
+    model = _load(args.model)
+    length = args.length or None
+    with progress(f"converting to TFLite ({'dynamic' if length is None else length} samples{', fp16' if args.fp16 else ''})"):
+        path = export_tflite(model, args.out, length=length, layers=layers, top_k=args.top, fp16=args.fp16)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, builtin ops only)")
+    return 0
