@@ -14,6 +14,9 @@ COMMANDS = [
     "tfsonify.commands.sonify",
     "tfsonify.commands.demo",
     "tfsonify.commands.build_demo_data",
+    "tfsonify.commands.export",
+    "tfsonify.commands.serve",
+    "tfsonify.commands.request",
     "tfsonify.commands.analyze",
     "tfsonify.commands.report",
 ]
