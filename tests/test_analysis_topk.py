@@ -50,3 +50,16 @@ def test_fewer_clips_than_k_is_a_clear_error(tiny_model):
         top_activating_inputs(sonifier, clips, [11], k=3)
     with pytest.raises(ValueError, match="k must be"):
         StreamingTopK(4, 0)
+
+
+def test_streaming_scores_under_xla_match_eager(tiny_model):
+    """The per-map maxima graph compiles with XLA (as on TPU) and gives the same top-k."""
+    import tfsonify
+
+    rng = np.random.default_rng(3)
+    clips = [rng.normal(0, 0.3, 2600).astype("float32") for _ in range(4)]
+    eager = top_activating_inputs(tfsonify.Sonifier(tiny_model), clips, [3, 11], k=2, batch_size=2)
+    xla = top_activating_inputs(tfsonify.Sonifier(tiny_model, jit_compile=True), clips, [3, 11], k=2, batch_size=2)
+    for layer in (3, 11):
+        np.testing.assert_array_equal(xla.ids[layer], eager.ids[layer])
+        np.testing.assert_allclose(xla.scores[layer], eager.scores[layer], rtol=1e-5, atol=1e-6)

@@ -122,11 +122,14 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_mixture)
 
 
-def _load(path: str):
+def _load(path: str, encoder: bool = True):
+    """Load a ``.keras`` CNN12; with ``encoder``, a contrastive checkpoint gives its CNN12 encoder."""
+    from tfsonify.analysis.evolution import load_cnn12
     from tfsonify.commands.sonify import load_model
 
     with progress(f"loading model {path}"):
-        return load_model(path)
+        model = load_model(path)
+        return load_cnn12(model) if encoder else model
 
 
 def _write_json(out: str | None, name: str, data) -> None:
