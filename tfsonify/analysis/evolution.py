@@ -32,6 +32,11 @@ def load_cnn12(checkpoint) -> keras.Model:
     if isinstance(checkpoint, (str, os.PathLike)):
         import tfsonify  # noqa: F401  (registers custom classes)
 
+        try:  # registers ContrastiveModel so contrastive checkpoints load
+            import tfsonify.train.contrastive  # noqa: F401
+        except ImportError:
+            pass
+
         path = Path(checkpoint)
         if not path.is_file() or path.suffix != ".keras":
             raise ValueError(f"checkpoint {str(path)!r} must be an existing .keras file")

@@ -127,6 +127,10 @@ def _load(path: str, encoder: bool = True):
     from tfsonify.analysis.evolution import load_cnn12
     from tfsonify.commands.sonify import load_model
 
+    try:  # registers ContrastiveModel so contrastive checkpoints load (the training package is optional here)
+        import tfsonify.train.contrastive  # noqa: F401
+    except ImportError:
+        pass
     with progress(f"loading model {path}"):
         model = load_model(path)
         return load_cnn12(model) if encoder else model
