@@ -22,6 +22,7 @@ API summary::
         -> batches (float32 [B, L], label [B] int32 or float32 [B, C])
     evaluation_dataset(decoded, batch_size=1, pad_to_seconds=None, one_hot=False) -> whole clips
     pad_batch(waves, length=None) -> float32 [N, L] numpy (zero-padded/cropped)
+    CROP_SECONDS = {"audioset": 5.0, "fsd50k": 2.5, "speech_commands": None}   (App. A.3)
 
 Labels: multi-class clips carry an int32 class index (``one_hot=True`` gives float32 ``[C]``);
 multi-label clips carry a float32 multi-hot ``[C]``. Mixup always produces float targets.
@@ -53,9 +54,13 @@ __all__ = [
     "evaluation_dataset",
     "pad_batch",
     "AUDIO_EXTENSIONS",
+    "CROP_SECONDS",
 ]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+
+#: Training crop lengths of the paper (App. A.3), seconds; None = no crop (clips <= 1 s, padded to the longest).
+CROP_SECONDS = {"audioset": 5.0, "fsd50k": 2.5, "speech_commands": None}
 
 #: Packed clips above this size are served by a generator over a memory-mapped array instead of one tensor.
 IN_MEMORY_LIMIT_BYTES = 1 << 30
@@ -411,15 +416,16 @@ def training_dataset(decoded: DecodedClips, batch_size: int, crop_seconds: float
     Per example: random crop to ``crop_seconds`` (shorter clips zero-padded at a random offset; with
     ``crop_seconds=None`` all clips are padded/cropped to the longest clip — fine for ≤ 1 s clips such
     as Speech Commands), optional background mixing (a random crop of a random background at
-    ``U[background_snr_db]`` with probability ``background_probability``), then ``augment(wave, seed)``
-    (e.g. :class:`~tfsonify.data.augment.Augmenter`). Per batch: optional mix-back and mixup.
+    ``U[background_snr_db]`` with probability ``background_probability``). Per batch (vectorised, one
+    random draw per example): ``augment(waves [B, L], seed)`` (e.g. :class:`~tfsonify.data.augment.Augmenter`),
+    then optional mix-back, then mixup.
     All randomness is stateless and derived from ``seed``: reproducible, different every epoch.
 
     Args:
         decoded: clips from :func:`decode_clips`.
         batch_size: examples per batch (the *global* batch under a distribution strategy).
         crop_seconds: crop length in seconds (5 for AudioSet, 2.5 for FSD50K) or None.
-        augment: ``augment(wave [L], seed [2]) -> wave [L]`` or None.
+        augment: ``augment(waves [B, L], seed [2]) -> [B, L]`` with one draw per example, or None.
         mixup_alpha: Beta parameter for :func:`~tfsonify.data.augment.mixup`, or None for no mixup.
         backgrounds: float32 waveforms (at the same rate) to mix in, e.g. ``_background_noise_``.
         background_snr_db: SNR range for background mixing, dB.
@@ -462,7 +468,7 @@ def training_dataset(decoded: DecodedClips, batch_size: int, crop_seconds: float
 
     def per_example(example, seed_pair):
         wave, label = example
-        seeds = tf.unstack(aug._split(seed_pair, 6))
+        seeds = tf.unstack(aug._split(seed_pair, 5))
         wave = aug.random_crop(wave, length, seeds[0]) if crop else aug.pad_or_crop(wave, length)
         if background_tensor is not None:
             count = tf.shape(background_tensor.row_lengths())[0]
@@ -471,20 +477,20 @@ def training_dataset(decoded: DecodedClips, batch_size: int, crop_seconds: float
             mixed = aug.mix_background(wave, background, seeds[3], *background_snr_db)[0]
             use = aug._uniform([], seeds[4]) < background_probability
             wave = tf.where(use, mixed, wave)
-        if augment is not None:
-            wave = augment(wave, seeds[5])
         return wave, label
 
     dataset = dataset.map(per_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    if mixup_alpha is not None or mix_back_snr_db is not None:
+    if augment is not None or mixup_alpha is not None or mix_back_snr_db is not None:
         dataset = tf.data.Dataset.zip((dataset, aug.seeds_dataset(seed + 1)))
 
         def per_batch(batch, seed_pair):
             waves, labels = batch
-            mix_seed, mixup_seed = tf.unstack(aug._split(seed_pair, 2))
+            augment_seed, mix_seed, mixup_seed = tf.unstack(aug._split(seed_pair, 3))
+            if augment is not None:  # vectorised over the batch, one random draw per example
+                waves = augment(waves, augment_seed)
             if mix_back_snr_db is not None:
                 waves = aug.mix_back(waves, mix_seed, *mix_back_snr_db)
             if mixup_alpha is not None:
