@@ -95,11 +95,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 def run_one(encoder, blocks: int, mode: str, train, test, args, out_dir: Path) -> float:
     """Train the truncated classifier; return the whole-clip test metric (accuracy or mAP)."""
     import keras
-    import numpy as np
 
     from tfsonify.data.augment import Augmenter
     from tfsonify.data.pipeline import training_dataset
     from tfsonify.train.layer_importance import truncated_classifier
+    from tfsonify.train.linear_eval import fit_head_on_features
     from tfsonify.train.supervised import compile_classifier, evaluate_clips, fit, predict_clips
 
     keras.utils.set_random_seed(args.seed)
@@ -108,14 +108,9 @@ def run_one(encoder, blocks: int, mode: str, train, test, args, out_dir: Path) -
     if mode == "fconly":
         pooled = keras.Model(model.input, model.get_layer("temporal_pool").output)
         features = predict_clips(pooled, [train.waveform(i) for i in range(len(train))], batch_size=64)
-        classifier = model.get_layer("classifier")
-        head = keras.Sequential([keras.Input((features.shape[1],)),
-                                 keras.layers.Dense(classifier.units, activation=classifier.activation, name="classifier")])
-        steps = max(1, int(np.ceil(len(features) / args.batch_size)))
-        compile_classifier(head, multi_label=train.multi_label, learning_rate=learning_rate, steps_per_epoch=steps,
-                           epochs=args.fconly_epochs, warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay)
-        head.fit(features, train.one_hot(), batch_size=args.batch_size, epochs=args.fconly_epochs, verbose=0)
-        classifier.set_weights(head.get_layer("classifier").get_weights())
+        fit_head_on_features(model.get_layer("classifier"), features, train.one_hot(), multi_label=train.multi_label,
+                             epochs=args.fconly_epochs, batch_size=args.batch_size, learning_rate=learning_rate,
+                             warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay, seed=args.seed)
     else:
         dataset = training_dataset(train, args.batch_size, augment=Augmenter(), seed=args.seed, one_hot=True)
         steps = max(1, len(train) // args.batch_size)

@@ -8,8 +8,8 @@ head on a randomly initialised encoder of the same width with identical settings
 Evaluation is on whole clips: accuracy (multi-class) or mAP / mAUC / d' (multi-label).
 
 fconly training, by default, computes the frozen encoder's 512-d embeddings of the whole training clips
-once and trains the head on them (exactly the fconly model without augmentation or dropout, much faster
-on a CPU); ``--augment`` instead trains the frozen model end to end on augmented crops every epoch.
+once and trains the head on them, standardised (exactly the fconly model without augmentation or dropout,
+much faster on a CPU; the standardisation is folded into the head's weights); ``--augment`` instead trains the frozen model end to end on augmented crops every epoch.
 ``finetune.py`` is the same recipe with ``--mode full`` (everything trains, with augmentation).
 
 Outputs in ``--out``: ``<name>/final.keras`` (the classifier), ``<name>/`` checkpoints, TensorBoard logs,
@@ -73,27 +73,21 @@ def parse_args(argv=None, mode: str = CONFIG["mode"]) -> argparse.Namespace:
 
 
 def train_head_on_embeddings(model, train, args, learning_rate: float) -> None:
-    """fconly without augmentation: embeddings of the frozen encoder once, then the head alone, copied back."""
+    """fconly without augmentation: embeddings of the frozen encoder once, then the head alone (standardised
+    features, folded back into the classifier layer; see ``fit_head_on_features``)."""
     import keras
-    import numpy as np
 
     from tfsonify.commands import progress
-    from tfsonify.train.supervised import compile_classifier, predict_clips
+    from tfsonify.train.linear_eval import fit_head_on_features
+    from tfsonify.train.supervised import predict_clips
 
     embedder = keras.Model(model.input, model.get_layer("embedding").output)
     clips = [train.waveform(i) for i in range(len(train))]
     with progress(f"embedding {len(clips)} training clips with the frozen encoder"):
         features = predict_clips(embedder, clips, batch_size=64)
-    classifier = model.get_layer("classifier")
-    head = keras.Sequential([keras.Input((features.shape[1],)),
-                             keras.layers.Dense(classifier.units, activation=classifier.activation, name="classifier")])
-    head.get_layer("classifier").set_weights(classifier.get_weights())
-    targets = train.one_hot()
-    steps = max(1, int(np.ceil(len(features) / args.batch_size)))
-    compile_classifier(head, multi_label=train.multi_label, learning_rate=learning_rate, steps_per_epoch=steps,
-                       epochs=args.epochs, warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay)
-    head.fit(features, targets, batch_size=args.batch_size, epochs=args.epochs, shuffle=True, verbose=0)
-    classifier.set_weights(head.get_layer("classifier").get_weights())
+    fit_head_on_features(model.get_layer("classifier"), features, train.one_hot(), multi_label=train.multi_label,
+                         epochs=args.epochs, batch_size=args.batch_size, learning_rate=learning_rate,
+                         warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay, seed=args.seed)
 
 
 def evaluate_source(name: str, source, train, test, args, out: Path, chosen, learning_rate: float) -> dict:

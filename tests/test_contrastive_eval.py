@@ -153,3 +153,21 @@ def test_sweep_table_and_plot(tmp_path):
     figure = plot_sweep(rows, "accuracy", tmp_path / "out" / "layer_importance.png")
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list((tmp_path / "out").glob("*.part"))
+
+
+def test_fit_head_on_tiny_unnormalised_features_folds_standardisation():
+    from tfsonify.train.linear_eval import fit_head_on_features
+
+    rng = np.random.default_rng(4)
+    labels = np.arange(60) % 3
+    # tiny, offset features like a random CNN12's embeddings: class signal at the 1e-4 scale
+    features = (1e-3 + 1e-4 * (rng.normal(size=(60, 8)) + 3.0 * np.eye(3, 8)[labels])).astype(np.float32)
+    head = keras.layers.Dense(3, activation="softmax")
+    head.build((None, 8))
+    fit_head_on_features(head, features, np.eye(3, dtype=np.float32)[labels], multi_label=False, epochs=40,
+                         batch_size=16, learning_rate=1e-2, warmup_epochs=1)
+    accuracy = np.mean(np.asarray(head(features)).argmax(axis=1) == labels)
+    assert accuracy > 0.9  # learned on standardised features, applied to the raw ones
+    with pytest.raises(ValueError, match="NaN"):
+        fit_head_on_features(head, np.full((4, 8), np.nan, np.float32), np.eye(3, dtype=np.float32)[[0, 1, 2, 0]],
+                             multi_label=False, epochs=2, warmup_epochs=1)

@@ -20,13 +20,14 @@ import os
 from pathlib import Path
 
 import keras
+import numpy as np
 
 import tfsonify  # noqa: F401  (registers the serializable classes for load_model)
 from tfsonify.cnn12 import CNN12, NUM_BLOCKS
 from tfsonify.train.contrastive import ContrastiveModel
 
 __all__ = ["MODES", "ENCODER_LAYERS", "load_encoder", "classifier_from_encoder", "classifier_from_checkpoint",
-           "encoder_weights", "freeze_encoder"]
+           "encoder_weights", "freeze_encoder", "fit_head_on_features"]
 
 MODES = ("fconly", "full")
 #: Layers of CNN12 that hold the encoder's weights (the classifier head is not one of them).
@@ -153,3 +154,63 @@ def encoder_weights(model: keras.Model) -> dict[str, list]:
     """``{layer name: [numpy weights]}`` of the encoder layers present in ``model`` (for comparisons)."""
     names = {layer.name for layer in model.layers}
     return {name: [w.copy() for w in model.get_layer(name).get_weights()] for name in ENCODER_LAYERS if name in names}
+
+
+def fit_head_on_features(
+    head: keras.layers.Dense,
+    features: np.ndarray,
+    targets: np.ndarray,
+    *,
+    multi_label: bool,
+    epochs: int,
+    batch_size: int = 32,
+    learning_rate: float = 1e-3,
+    warmup_epochs: int = 2,
+    weight_decay: float = 1e-3,
+    seed: int = 0,
+) -> keras.callbacks.History:
+    """Train the ``Dense`` layer ``head`` on fixed features (fconly linear evaluation on cached embeddings).
+
+    CNN12's embeddings are not normalised and their scale depends on the encoder (a randomly initialised
+    encoder's are ~1e-3), so the head is trained on *standardised* features ``(x − μ) / σ`` (training-set
+    statistics) with the paper's optimiser and schedule, and the standardisation is then folded into the
+    head: ``kernel = W / σ``, ``bias = b − (μ / σ) · W``. The head applied to the raw features gives exactly
+    the trained classifier, so ``head`` can be the ``classifier`` layer of a fconly CNN12 and no extra
+    layer is needed at inference.
+
+    Args:
+        head: a built ``Dense(num_classes)`` whose input size is ``features.shape[1]``; its weights are set.
+        features: float32 ``[clips, dim]``.
+        targets: float32 ``[clips, classes]`` one-hot or multi-hot.
+        multi_label, epochs, batch_size, learning_rate, warmup_epochs, weight_decay: training settings
+            (see :func:`tfsonify.train.supervised.compile_classifier`).
+        seed: seed for the head's initialisation and the shuffling.
+
+    Returns:
+        The ``History`` of the training on standardised features.
+    """
+    from tfsonify.train.supervised import compile_classifier
+
+    features = np.asarray(features, np.float32)
+    targets = np.asarray(targets, np.float32)
+    if features.ndim != 2 or targets.ndim != 2 or len(features) != len(targets) or len(features) == 0:
+        raise ValueError(f"features must be [clips, dim] and targets [clips, classes] with the same number of clips; "
+                         f"received {features.shape} and {targets.shape}")
+    if not np.all(np.isfinite(features)):
+        raise ValueError("features contain NaN or infinite values")
+    mean = features.mean(axis=0)
+    scale = features.std(axis=0)
+    scale = np.where(scale > 1e-12, scale, 1.0).astype(np.float32)
+    keras.utils.set_random_seed(seed)
+    standard_head = keras.Sequential([keras.Input((features.shape[1],)),
+                                      keras.layers.Dense(head.units, activation=head.activation, name="classifier")])
+    steps = max(1, int(np.ceil(len(features) / batch_size)))
+    compile_classifier(standard_head, multi_label=multi_label, learning_rate=learning_rate, steps_per_epoch=steps,
+                       epochs=epochs, warmup_epochs=warmup_epochs, weight_decay=weight_decay)
+    history = standard_head.fit((features - mean) / scale, targets, batch_size=batch_size, epochs=epochs, shuffle=True,
+                                verbose=0)
+    kernel, bias = standard_head.get_layer("classifier").get_weights()
+    folded_kernel = kernel / scale[:, None]
+    folded_bias = bias - (mean / scale) @ kernel
+    head.set_weights([folded_kernel.astype(np.float32), folded_bias.astype(np.float32)])
+    return history
