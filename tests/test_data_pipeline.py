@@ -143,11 +143,15 @@ def test_labels_one_hot_mixup_and_backgrounds(folder):
         training_dataset(decoded, 0)
 
 
-def test_generator_path_for_large_sets_matches_in_memory(folder, monkeypatch):
+def test_memory_mapped_path_for_large_sets_matches_in_memory(folder, monkeypatch, tmp_path):
     decoded = decode_clips(read_folder(folder), verbose=False)
     in_memory = [(x.numpy(), y.numpy()) for x, y in decoded.dataset()]
     monkeypatch.setattr(pipeline, "IN_MEMORY_LIMIT_BYTES", 0)
-    generated = [(x.numpy(), y.numpy()) for x, y in decoded.dataset()]
+    decode_clips(read_folder(folder), cache_dir=tmp_path / "cache", verbose=False)
+    mapped = decode_clips(read_folder(folder), cache_dir=tmp_path / "cache", verbose=False)
+    assert isinstance(mapped.samples, np.memmap)
+    generated = [(x.numpy(), y.numpy()) for x, y in mapped.dataset()]
+    assert next(iter(training_dataset(mapped, 4, crop_seconds=0.1)))[0].shape == (4, 800)
     assert len(in_memory) == len(generated) == 8
     for (a, la), (b, lb) in zip(in_memory, generated):
         np.testing.assert_array_equal(a, b)

@@ -233,31 +233,41 @@ class DecodedClips:
     def exclude(self, column: str, values) -> "DecodedClips":
         return self.subset(~_membership(self.metadata, column, values))
 
-    def dataset(self, one_hot: bool = False) -> tf.data.Dataset:
-        """Unbatched ``(waveform float32 [T_i], label)`` in clip order; no decoding happens here.
+    def dataset(self, one_hot: bool = False, shuffle_seed: int | None = None) -> tf.data.Dataset:
+        """Unbatched ``(waveform float32 [T_i], label)``; no decoding happens here.
 
-        Small sets (< 1 GiB) are served by slicing one in-memory tensor (pure graph);
-        larger ones by a generator slicing the (memory-mapped) packed array.
+        The dataset runs over clip *indices* and slices the packed samples, so shuffling
+        (``shuffle_seed``: a new order every epoch, reproducible) moves integers, never audio.
+        Small sets (< 1 GiB) slice one in-memory tensor (pure graph); larger ones slice the
+        (memory-mapped) packed array through ``tf.numpy_function``.
+
+        Args:
+            one_hot: float32 ``[C]`` targets instead of int32 class indices.
+            shuffle_seed: shuffle the clip order (None: clip order).
         """
         if len(self) == 0:
             raise ValueError("no clips to make a dataset from (every clip was skipped or the split is empty)")
         labels = self.one_hot() if one_hot else self.labels
-        label_spec = tf.TensorSpec(labels.shape[1:], tf.float32 if labels.dtype == np.float32 else tf.int32)
-        labels = labels.astype(np.float32 if label_spec.dtype == tf.float32 else np.int32)
+        labels = labels.astype(np.float32 if (one_hot or self.multi_label) else np.int32)
+        indices = tf.data.Dataset.range(len(self))
+        if shuffle_seed is not None:
+            indices = indices.shuffle(len(self), seed=shuffle_seed, reshuffle_each_iteration=True)
+        label_tensor = tf.constant(labels)
+        offsets = tf.constant(self.offsets, tf.int64)
         if self.samples.nbytes <= IN_MEMORY_LIMIT_BYTES:
             samples = tf.constant(np.asarray(self.samples, np.float32))
-            offsets = tf.constant(self.offsets, tf.int64)
-            label_tensor = tf.constant(labels)
-            return tf.data.Dataset.range(len(self)).map(
-                lambda i: (samples[offsets[i] : offsets[i + 1]], label_tensor[i]))
-        samples, offsets = self.samples, self.offsets
+            return indices.map(lambda i: (samples[offsets[i] : offsets[i + 1]], label_tensor[i]),
+                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        packed, starts = self.samples, self.offsets
 
-        def generate():
-            for index in range(len(offsets) - 1):
-                yield np.asarray(samples[offsets[index] : offsets[index + 1]]), labels[index]
+        def read(index):
+            return np.asarray(packed[starts[index] : starts[index + 1]], np.float32)
 
-        return tf.data.Dataset.from_generator(
-            generate, output_signature=(tf.TensorSpec([None], tf.float32), label_spec))
+        def element(i):
+            wave = tf.numpy_function(read, [i], tf.float32, stateful=False)
+            return tf.ensure_shape(wave, [None]), label_tensor[i]
+
+        return indices.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _cut(waveform: np.ndarray, segment, sample_rate: int, path) -> np.ndarray:
@@ -409,7 +419,7 @@ def training_dataset(decoded: DecodedClips, batch_size: int, crop_seconds: float
                      backgrounds: np.ndarray | Sequence[np.ndarray] | None = None,
                      background_snr_db: tuple[float, float] = (0.0, 20.0), background_probability: float = 1.0,
                      mix_back_snr_db: tuple[float, float] | None = None, seed: int = 0,
-                     shuffle_buffer: int | None = None, one_hot: bool | None = None, drop_remainder: bool = True,
+                     one_hot: bool | None = None, drop_remainder: bool = True,
                      repeat: bool = False) -> tf.data.Dataset:
     """Shuffled, cropped, augmented batches for training.
 
@@ -419,7 +429,8 @@ def training_dataset(decoded: DecodedClips, batch_size: int, crop_seconds: float
     ``U[background_snr_db]`` with probability ``background_probability``). Per batch (vectorised, one
     random draw per example): ``augment(waves [B, L], seed)`` (e.g. :class:`~tfsonify.data.augment.Augmenter`),
     then optional mix-back, then mixup.
-    All randomness is stateless and derived from ``seed``: reproducible, different every epoch.
+    The whole set is shuffled every epoch (clip indices, not audio). All randomness is stateless and
+    derived from ``seed``: reproducible, different every epoch.
 
     Args:
         decoded: clips from :func:`decode_clips`.
@@ -432,7 +443,6 @@ def training_dataset(decoded: DecodedClips, batch_size: int, crop_seconds: float
         background_probability: chance that an example gets a background.
         mix_back_snr_db: SNR range for batch mix-back, or None.
         seed: integer seed.
-        shuffle_buffer: default: the whole set.
         one_hot: labels as float ``[C]`` targets; default True when mixup is on or labels are multi-label.
         drop_remainder: drop the last partial batch (static batch shape, needed on TPU).
         repeat: repeat forever (use ``steps_per_epoch``).
@@ -453,8 +463,7 @@ def training_dataset(decoded: DecodedClips, batch_size: int, crop_seconds: float
         _check_crop(decoded, length)
     else:
         length = int(decoded.lengths.max())
-    dataset = decoded.dataset(one_hot=one_hot)
-    dataset = dataset.shuffle(shuffle_buffer or len(decoded), seed=seed, reshuffle_each_iteration=True)
+    dataset = decoded.dataset(one_hot=one_hot, shuffle_seed=seed)
     dataset = tf.data.Dataset.zip((dataset, aug.seeds_dataset(seed)))
 
     background_tensor = None
