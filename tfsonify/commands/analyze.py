@@ -118,6 +118,7 @@ def register(subparsers) -> None:
     p.add_argument("--layers", default=None)
     p.add_argument("--candidates", type=int, default=8, help="most active maps scored per mixture and block")
     p.add_argument("--top", type=int, default=5, help="best maps listed per block")
+    p.add_argument("--min-count", type=int, default=3, help="list only maps scored on at least this many mixtures (default 3)")
     p.add_argument("--out", default=None, help="also write mixture.json here")
     p.set_defaults(func=run_mixture)
 
@@ -277,7 +278,8 @@ def run_mixture(args: argparse.Namespace) -> int:
     with progress(f"reading mixtures from {args.demo}"):
         mixtures = load_demo_mixtures(args.demo, args.limit, sonifier.sample_rate)
     with progress(f"scoring {len(mixtures)} mixture(s)"):
-        result = mixture_check(sonifier, mixtures, parse_layers(args.layers), candidates=args.candidates)
+        result = mixture_check(sonifier, mixtures, parse_layers(args.layers), candidates=args.candidates,
+                               min_count=args.min_count)
     print(result.table(args.top))
     _write_json(args.out, "mixture.json", {"mixtures": result.mixtures, "skipped": result.skipped,
                                            "best": {str(layer): [m.__dict__ for m in maps[: args.top]] for layer, maps in result.best.items()}})
