@@ -83,6 +83,10 @@ def test_nothing_decodable_or_nothing_listed_raises(tmp_path):
         decode_clips(read_folder(tmp_path))
     with pytest.raises(ValueError, match="empty"):
         decode_clips(ClipList(paths=[], labels=np.zeros(0, np.int32), class_names=["a"]))
+    _tone(tmp_path / "b" / "good.wav", 0.1, 440.0)
+    with pytest.warns(DataWarning, match=r"1 class\(es\) lost every clip .*: a"):
+        decoded = decode_clips(read_folder(tmp_path), verbose=False)
+    assert len(decoded) == 1 and decoded.class_names == ["a", "b"]
 
 
 def test_resampling_and_whole_clip_evaluation(folder):

@@ -377,6 +377,12 @@ def decode_clips(clips: ClipList, sample_rate: int = 8000, cache_dir: str | os.P
              + (f"; ... ({len(skipped) - 10} more)" if len(skipped) > 10 else ""))
     if not pieces:
         raise ValueError(f"none of the {len(clips)} clips could be decoded; first problem: {skipped[0][1]}")
+    if skipped and not clips.multi_label:
+        before, after = set(clips.labels.tolist()), set(clips.labels[kept].tolist())
+        emptied = [clips.class_names[label] for label in sorted(before - after)]
+        if emptied:
+            warn(f"{len(emptied)} class(es) lost every clip to decoding errors and have no examples: "
+                 f"{_list_preview(emptied)}")
     offsets = np.concatenate([[0], np.cumsum([p.size for p in pieces])]).astype(np.int64)
     samples = np.concatenate(pieces)
     kept = np.asarray(kept, np.int64)
