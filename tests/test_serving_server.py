@@ -1,0 +1,252 @@
+"""TF-Serving-compatible server: REST and gRPC round trips (real tensorflow-serving-api stubs), bad requests."""
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from test_export_savedmodel import exported_model
+
+MAX_BODY = 2 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    return exported_model(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def server(exported):
+    from tfsonify.serving.repository import ModelRepository
+    from tfsonify.serving.server import Server
+
+    running = Server(ModelRepository(exported["models_dir"]), port=0, grpc_port=0, max_body_bytes=MAX_BODY, grace=2).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def sonifier(exported):
+    import tfsonify
+
+    return tfsonify.Sonifier(exported["model"])
+
+
+@pytest.fixture(scope="module")
+def wave():
+    rng = np.random.default_rng(11)
+    t = np.arange(3000) / 8000.0
+    return (0.6 * np.sin(2 * np.pi * 300 * t) * np.hanning(t.size) + rng.normal(0, 0.05, t.size)).astype("float32")
+
+
+def rest(server, path, body=None, raw: bytes | None = None):
+    """(status, json) of a REST call; ``raw`` sends bytes as they are."""
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    request = urllib.request.Request(f"http://127.0.0.1:{server.rest_port}{path}", data=data,
+                                     method="GET" if data is None else "POST")
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_status_and_metadata(server):
+    status, body = rest(server, "/v1/models/cnn")
+    assert status == 200
+    assert body["model_version_status"][0]["version"] == "1" and body["model_version_status"][0]["state"] == "AVAILABLE"
+    status, body = rest(server, "/v1/models/cnn/versions/1/metadata")
+    assert status == 200 and body["model_spec"]["name"] == "cnn"
+    signatures = body["metadata"]["signature_def"]["signature_def"]
+    assert set(signatures) == {"serving_default", "classify", "sonify", "sonify_top_k"}
+    assert signatures["sonify"]["inputs"]["layer"]["dtype"] == "DT_INT32"
+    assert rest(server, "/v1/models/nope")[0] == 404
+    assert rest(server, "/v1/models/cnn/versions/7")[0] == 404
+
+
+def test_rest_row_and_columnar_match_sonifier(server, sonifier, wave):
+    body = {"signature_name": "sonify", "instances": [{"waveform": wave.tolist(), "layer": 4, "feature": 3}]}
+    status, out = rest(server, "/v1/models/cnn:predict", body)
+    assert status == 200
+    np.testing.assert_allclose(np.asarray(out["predictions"][0], np.float32), sonifier.sonify(wave, 4, feature=3), atol=1e-5)
+
+    body = {"signature_name": "sonify_top_k", "inputs": {"waveform": [wave.tolist()], "layer": [7], "k": [2]}}
+    status, out = rest(server, "/v1/models/cnn/versions/1:predict", body)
+    assert status == 200
+    features, activations, sounds = sonifier.sonify_top(wave, 7, 2)
+    np.testing.assert_array_equal(out["outputs"]["features"][0], features)
+    np.testing.assert_allclose(np.asarray(out["outputs"]["sonifications"][0]), sounds, atol=1e-5)
+
+    status, out = rest(server, "/v1/models/cnn:predict", {"instances": [wave.tolist(), wave.tolist()]})  # serving_default
+    assert status == 200 and len(out["predictions"]) == 2 and len(out["predictions"][0]["embedding"]) == 512
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_client_round_trip(server, sonifier, wave, protocol):
+    from tfsonify.serving import Client, ServingRequestError
+
+    url = (f"http://127.0.0.1:{server.rest_port}/v1/models/cnn" if protocol == "rest"
+           else f"grpc://127.0.0.1:{server.grpc_port}/cnn/1")
+    with Client(url) as client:
+        assert {"sonify", "sonify_top_k"} <= set(client.metadata())
+        np.testing.assert_allclose(client.sonify(wave, 2, 1), sonifier.sonify(wave, 2, feature=1), atol=1e-5)
+        features, activations, sounds = client.sonify_top_k(wave, 11, 3)
+        expected = sonifier.sonify_top(wave, 11, 3)
+        np.testing.assert_array_equal(features, expected[0])
+        np.testing.assert_allclose(sounds, expected[2], atol=1e-5)
+        with pytest.raises(ServingRequestError, match="needs at least 2370"):
+            client.sonify(wave[:1000], 11, 0)
+
+
+def test_grpc_with_raw_tensorflow_serving_stubs(server, sonifier, wave):
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "cnn"
+        request.model_spec.signature_name = "sonify"
+        request.inputs["waveform"].CopyFrom(tf.make_tensor_proto(wave[np.newaxis]))
+        request.inputs["layer"].CopyFrom(tf.make_tensor_proto(np.array([6], np.int32)))
+        request.inputs["feature"].CopyFrom(tf.make_tensor_proto(np.array([2], np.int32)))
+        response = stub.Predict(request, timeout=120)
+        assert response.model_spec.version.value == 1
+        np.testing.assert_allclose(tf.make_ndarray(response.outputs["sonification"])[0], sonifier.sonify(wave, 6, feature=2), atol=1e-5)
+
+        request.inputs["layer"].CopyFrom(tf.make_tensor_proto(np.array([6.5], np.float32)))
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Predict(request, timeout=60)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "whole numbers" in info.value.details()
+
+        metadata = get_model_metadata_pb2.GetModelMetadataRequest()
+        metadata.model_spec.name = "cnn"
+        metadata.metadata_field.append("signature_def")
+        answer = stub.GetModelMetadata(metadata, timeout=60)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        answer.metadata["signature_def"].Unpack(signature_map)
+        assert set(signature_map.signature_def) == {"serving_default", "classify", "sonify", "sonify_top_k"}
+        metadata.model_spec.name = "missing"
+        with pytest.raises(grpc.RpcError) as info:
+            stub.GetModelMetadata(metadata, timeout=60)
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def _sonify_body(wave, **changes):
+    body = {"signature_name": "sonify", "inputs": {"waveform": [wave.tolist()], "layer": [3], "feature": [1]}}
+    body["inputs"].update(changes)
+    return body
+
+
+@pytest.mark.parametrize("case", ["bad_json", "both_formats", "neither", "wrong_dtype", "fractional_int", "wrong_rank",
+                                  "unknown_signature", "oversized", "too_short", "feature_range", "missing_input",
+                                  "nan", "batch_mismatch"])
+def test_malformed_requests_get_4xx_and_server_keeps_serving(server, wave, case):
+    path = "/v1/models/cnn:predict"
+    expected = {
+        "bad_json": (400, "not valid JSON"),
+        "both_formats": (400, "both 'instances'"),
+        "neither": (400, "missing 'instances'"),
+        "wrong_dtype": (400, "must be numeric"),
+        "fractional_int": (400, "whole numbers"),
+        "wrong_rank": (400, "must have rank 2"),
+        "unknown_signature": (400, "not found"),
+        "oversized": (413, "exceeds the limit"),
+        "too_short": (400, "block 3 needs at least 42"),
+        "feature_range": (400, "out of range"),
+        "missing_input": (400, "missing ['feature']"),
+        "nan": (400, "NaN"),
+        "batch_mismatch": (400, "same batch size"),
+    }[case]
+    if case == "bad_json":
+        status, body = rest(server, path, raw=b'{"inputs": [1, 2')
+    elif case == "oversized":  # declare a too-large body; the server answers before reading it
+        import http.client
+
+        connection = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=60)
+        connection.putrequest("POST", path)
+        connection.putheader("Content-Type", "application/json")
+        connection.putheader("Content-Length", str(MAX_BODY + 10))
+        connection.endheaders(b" " * 1024)
+        response = connection.getresponse()
+        status, body = response.status, json.loads(response.read())
+        connection.close()
+    else:
+        body = {
+            "both_formats": {"instances": [wave.tolist()], "inputs": [wave.tolist()]},
+            "neither": {"signature_name": "sonify"},
+            "wrong_dtype": _sonify_body(wave, waveform=[["a", "b"]]),
+            "fractional_int": _sonify_body(wave, feature=[1.5]),
+            "wrong_rank": _sonify_body(wave, waveform=wave.tolist()),
+            "unknown_signature": {"signature_name": "sonify_everything", "inputs": [wave.tolist()]},
+            "too_short": _sonify_body(wave[:20]),
+            "feature_range": _sonify_body(wave, feature=[999]),
+            "missing_input": {"signature_name": "sonify", "inputs": {"waveform": [wave.tolist()], "layer": [3]}},
+            "nan": {"signature_name": "sonify", "inputs": {"waveform": [[float("nan")] * 3000], "layer": [3], "feature": [1]}},
+            "batch_mismatch": _sonify_body(wave, layer=[3, 3]),
+        }[case]
+        status, body = rest(server, path, raw=json.dumps(body).encode())
+    assert status == expected[0], body
+    assert set(body) == {"error"} and expected[1] in body["error"], body
+    status, body = rest(server, path, _sonify_body(wave))  # still serving
+    assert status == 200 and len(body["outputs"][0]) == wave.size
+
+
+def test_concurrent_requests(server, sonifier, wave):
+    from tfsonify.serving import Client
+
+    expected = sonifier.sonify(wave, 5, feature=1)
+    results, errors = [], []
+
+    def worker(url):
+        try:
+            with Client(url) as client:
+                for _ in range(2):
+                    results.append(client.sonify(wave, 5, 1))
+        except Exception as error:  # collected and asserted below
+            errors.append(error)
+
+    urls = [f"http://127.0.0.1:{server.rest_port}/v1/models/cnn", f"grpc://127.0.0.1:{server.grpc_port}/cnn"] * 4
+    threads = [threading.Thread(target=worker, args=(url,)) for url in urls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors and len(results) == 16
+    for result in results:
+        np.testing.assert_allclose(result, expected, atol=1e-5)
+
+
+def test_cli_request_writes_wavs(server, exported, sonifier, wave, tmp_path):
+    import soundfile
+
+    from tfsonify import cli
+
+    clip_path = tmp_path / "clip.wav"
+    soundfile.write(clip_path, wave, 8000, subtype="FLOAT")
+    out = tmp_path / "out"
+    url = f"http://127.0.0.1:{server.rest_port}/v1/models/cnn"
+    assert cli.main(["request", url, str(clip_path), "--layer", "8", "--top", "2", "--out", str(out), "--no-plots"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    features = sonifier.sonify_top(wave, 8, 2)[0]
+    assert [entry["feature"] for entry in manifest["sonifications"]] == [int(f) for f in features]
+    assert len(list(out.glob("*.wav"))) == 3  # input + 2 maps
+    assert cli.main(["request", url, str(clip_path), "--layer", "12", "--out", str(out)]) == 2
+
+
+def test_graceful_stop_frees_ports(exported):
+    import socket
+
+    from tfsonify.serving.repository import ModelRepository
+    from tfsonify.serving.server import Server
+
+    server = Server(ModelRepository(exported["models_dir"] / "cnn"), port=0, grpc_port=None, grace=1).start()
+    port = server.rest_port
+    assert rest(server, "/v1/models/cnn")[0] == 200
+    server.stop()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
