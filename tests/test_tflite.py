@@ -1,0 +1,189 @@
+"""Builtin-only TFLite sonifier: ops, signatures, parity with TF (float, fp16), dynamic length, TF-free edge demo."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+LAYERS = [2, 11]
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def sonifier(tiny_model):
+    import tfsonify
+
+    return tfsonify.Sonifier(tiny_model)
+
+
+@pytest.fixture(scope="module")
+def one_second():
+    rng = np.random.default_rng(5)
+    t = np.arange(8000) / 8000.0
+    return (0.5 * np.sin(2 * np.pi * (150 + 900 * t) * t) + rng.normal(0, 0.08, t.size)).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def fixed_model(tiny_model):
+    from tfsonify.export.tflite import convert
+
+    return convert(tiny_model, length=8000, layers=LAYERS, top_k=3)
+
+
+@pytest.fixture(scope="module")
+def dynamic_model(tiny_model):
+    from tfsonify.export.tflite import convert
+
+    return convert(tiny_model, length=None, layers=LAYERS, top_k=3)
+
+
+def test_ops_are_builtin_and_signatures_typed(fixed_model):
+    from tfsonify.export.tflite import interpreter, operator_names
+
+    ops = operator_names(fixed_model)
+    assert not [op for op in ops if op.startswith("CUSTOM") or "FLEX" in op.upper()]
+    assert {"CONV_2D", "TRANSPOSE_CONV", "TOPK_V2"} <= set(ops)
+    runner_interpreter = interpreter(fixed_model)
+    signatures = runner_interpreter.get_signature_list()
+    assert sorted(signatures) == ["sonify_l11", "sonify_l2", "top_k_l11", "top_k_l2"]
+    runner = runner_interpreter.get_signature_runner("sonify_l11")
+    inputs, outputs = runner.get_input_details(), runner.get_output_details()
+    assert inputs["waveform"]["dtype"] == np.float32 and list(inputs["waveform"]["shape"]) == [1, 8000]
+    assert inputs["feature"]["dtype"] == np.int32 and list(inputs["feature"]["shape"]) == [1]
+    assert list(outputs["sonification"]["shape"]) == [1, 8000]
+    top = runner_interpreter.get_signature_runner("top_k_l2").get_output_details()
+    assert top["features"]["dtype"] == np.int32 and list(top["sonifications"]["shape"]) == [1, 3, 8000]
+
+
+def test_builtin_check_rejects_flex_ops():
+    """The checker must fail on a model that needs a Flex op (max_pool_with_argmax)."""
+    import tensorflow as tf
+
+    from tfsonify.export.tflite import assert_builtin_only
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 8, 8, 1], tf.float32)])
+    def pool(x):
+        return tf.nn.max_pool_with_argmax(x, 2, 2, "VALID")[1]
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([pool.get_concrete_function()], pool)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    with pytest.raises(ValueError, match="non-builtin ops"):
+        assert_builtin_only(converter.convert())
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_fixed_matches_tensorflow(fixed_model, sonifier, one_second, layer):
+    from tfsonify.export.tflite import interpreter, run_signature
+
+    runner_interpreter = interpreter(fixed_model)
+    features, activations, sounds = sonifier.sonify_top(one_second, layer, 3)
+    out = run_signature(runner_interpreter, f"top_k_l{layer}", one_second)
+    np.testing.assert_array_equal(out["features"][0], features)
+    np.testing.assert_allclose(out["activations"][0], activations, atol=1e-4)
+    np.testing.assert_allclose(out["sonifications"][0], sounds, atol=1e-4)
+    for feature in (int(features[0]), 1):
+        lite = run_signature(runner_interpreter, f"sonify_l{layer}", one_second, feature=feature)["sonification"][0]
+        np.testing.assert_allclose(lite, sonifier.sonify(one_second, layer, feature=feature), atol=1e-4)
+    with pytest.raises(ValueError, match="exactly 8000 samples"):
+        run_signature(runner_interpreter, f"sonify_l{layer}", one_second[:4000], feature=0)
+
+
+def test_dynamic_length_matches_tensorflow(dynamic_model, sonifier, one_second):
+    from tfsonify.export.tflite import interpreter, run_signature
+
+    runner_interpreter = interpreter(dynamic_model)
+    for length in (2370, 5001, 12000):
+        clip = np.resize(one_second, length)
+        lite = run_signature(runner_interpreter, "sonify_l11", clip, feature=5)["sonification"][0]
+        np.testing.assert_allclose(lite, sonifier.sonify(clip, 11, feature=5), atol=1e-4)
+        out = run_signature(runner_interpreter, "top_k_l2", clip)
+        np.testing.assert_allclose(out["sonifications"][0], sonifier.sonify_top(clip, 2, 3)[2], atol=1e-4)
+
+
+def test_fp16_halves_size_and_correlates(tiny_model, fixed_model, sonifier, one_second):
+    from tfsonify.export.tflite import convert, interpreter, run_signature
+
+    half = convert(tiny_model, length=8000, layers=LAYERS, top_k=3, fp16=True)
+    assert len(half) < 0.75 * len(fixed_model)  # tiny model: graph overhead dominates less than weights
+    runner_interpreter = interpreter(half)
+    for layer in LAYERS:
+        reference = sonifier.sonify_top(one_second, layer, 3)
+        lite = run_signature(runner_interpreter, f"top_k_l{layer}", one_second)["sonifications"][0]
+        for row in range(3):
+            if np.any(reference[2][row]):
+                assert np.corrcoef(lite[row], reference[2][row])[0, 1] >= 0.999
+
+
+def test_convert_rejects_bad_arguments(tiny_model):
+    from tfsonify.export.tflite import convert
+
+    with pytest.raises(ValueError, match="length must be an integer >= 2370"):
+        convert(tiny_model, length=1000, layers=[11])
+    with pytest.raises(ValueError, match="layer must be"):
+        convert(tiny_model, layers=[12])
+    with pytest.raises(ValueError, match="top_k"):
+        convert(tiny_model, layers=[1], top_k=0)
+
+
+def test_cli_export_tflite(tiny_model, tmp_path):
+    from tfsonify import cli
+    from tfsonify.export.tflite import interpreter
+
+    keras_path = tmp_path / "tiny.keras"
+    tiny_model.save(keras_path)
+    out = tmp_path / "lite" / "sonifier.tflite"
+    out.parent.mkdir()
+    assert cli.main(["export", "tflite", str(keras_path), "--out", str(out), "--length", "0", "--layers", "3", "--top", "2"]) == 0
+    assert sorted(interpreter(out).get_signature_list()) == ["sonify_l3", "top_k_l3"]
+    assert [p.name for p in out.parent.iterdir()] == ["sonifier.tflite"]  # no temporary left behind
+    assert cli.main(["export", "tflite", str(keras_path), "--out", str(out), "--layers", "x"]) == 2
+
+
+def test_edge_demo_resampler_is_band_limited():
+    sys.path.insert(0, str(REPO / "export"))
+    try:
+        import edge_demo
+    finally:
+        sys.path.pop(0)
+    from scipy.signal import resample_poly
+
+    t = np.arange(44100) / 44100.0
+    tone = np.sin(2 * np.pi * 440 * t).astype(np.float32)
+    ours = edge_demo.resample(tone, 44100, 8000)
+    reference = resample_poly(tone, 80, 441)
+    assert ours.shape == reference.shape
+    np.testing.assert_allclose(ours[200:-200], reference[200:-200], atol=2e-3)
+    alias = edge_demo.resample(np.sin(2 * np.pi * 6000 * t).astype(np.float32), 44100, 8000)  # above 4 kHz: removed
+    assert np.abs(alias[200:-200]).max() < 0.01
+
+
+def test_edge_demo_runs_without_tensorflow(fixed_model, sonifier, one_second, tmp_path):
+    """Create (or reuse) a venv holding only ai-edge-litert, numpy and soundfile; run the demo there."""
+    import soundfile
+
+    made = subprocess.run(["bash", str(REPO / "export" / "make_edge_venv.sh")], capture_output=True, text=True, timeout=900)
+    assert made.returncode == 0, made.stderr[-2000:]
+    python = made.stdout.strip().splitlines()[-1]
+    probe = subprocess.run([python, "-c", "import importlib.util as u; print(u.find_spec('tensorflow'))"],
+                           capture_output=True, text=True, timeout=120)
+    assert probe.stdout.strip() == "None"  # really TensorFlow-free
+    model_path, clip_path, out = tmp_path / "s.tflite", tmp_path / "clip.wav", tmp_path / "out"
+    model_path.write_bytes(fixed_model)
+    soundfile.write(clip_path, one_second, 8000, subtype="FLOAT")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    run = subprocess.run([python, str(REPO / "export" / "edge_demo.py"), str(model_path), str(clip_path),
+                          "--layer", "11", "--top", "2", "--out", str(out)], capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert f"on {os.cpu_count()} thread(s)" in run.stdout
+    features, _, sounds = sonifier.sonify_top(one_second, 11, 2)
+    for rank in range(2):
+        written, rate = soundfile.read(out / f"l11_rank{rank}_f{int(features[rank])}.wav", dtype="float32")
+        assert rate == 8000
+        np.testing.assert_allclose(written, sounds[rank], atol=1e-4)
+    bad = subprocess.run([python, str(REPO / "export" / "edge_demo.py"), str(model_path), str(clip_path),
+                          "--layer", "5", "--out", str(out)], capture_output=True, text=True, timeout=300, env=env)
+    assert bad.returncode == 2 and "exported layers: [2, 11]" in bad.stderr
