@@ -8,7 +8,7 @@ For each clip ``x_i`` and block ``L``, ``s_i`` is the sonification of the block'
 is estimated with ``scipy.signal.coherence`` (Welch's method, Hann window, ``nperseg`` samples,
 50 % overlap), and the clip's score is the mean of its ``k`` (= 5) largest values over frequency.
 The layer's score ``M_c`` is the mean over clips, reported with a 95 % Student-t confidence interval
-over clips (the paper's intervals are over three training runs: pass several results per model to
+over clips, clipped to [0, 1] (the paper's intervals are over three training runs: pass several results per model to
 :func:`plot_coherence` to draw one curve per run set, see :func:`combine_runs`).
 
 Where a power spectral density is zero (a silent sonification from a dead map) the coherence is
@@ -169,8 +169,8 @@ def layer_coherence(sonifier, clips: Iterable, layers: Iterable[int] | None = No
         values = scores[layer]
         mean, low, high = confidence_interval(values, level) if values else (0.0, 0.0, 0.0)
         result.mean.append(mean)
-        result.low.append(low)
-        result.high.append(high)
+        result.low.append(max(low, 0.0))  # coherence lives in [0, 1]; a t-interval of few clips can overshoot
+        result.high.append(min(high, 1.0))
         result.clips.append(len(values))
     if sum(result.clips) == 0:
         raise ValueError(f"no clip could be scored: {result.skipped[0]} skipped (shorter than "
@@ -194,8 +194,8 @@ def combine_runs(runs: Sequence[CoherenceResult], level: float = 0.95) -> Cohere
         run_means = [run.mean[i] for run in runs if run.clips[i] > 0]
         mean, low, high = confidence_interval(run_means, level) if run_means else (0.0, 0.0, 0.0)
         combined.mean.append(mean)
-        combined.low.append(low)
-        combined.high.append(high)
+        combined.low.append(max(low, 0.0))
+        combined.high.append(min(high, 1.0))
         combined.clips.append(sum(run.clips[i] for run in runs))
         combined.skipped.append(sum(run.skipped[i] for run in runs))
         combined.scores.append(run_means)

@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
         labels[stem if stem not in labels else name] = None
     clip_map = dict(zip(labels, clips))
     with progress(f"building the report for {len(clips)} clip(s)"):
-        index = build_report(model, clip_map, args.out, parse_layers(args.layers), top=args.top, title=args.title,
+        title = args.title or f"tfsonify report: {Path(args.model).name}"
+        index = build_report(model, clip_map, args.out, parse_layers(args.layers), top=args.top, title=title,
                              residual=not args.no_residual)
     print(f"wrote {index}")
     return 0
