@@ -19,6 +19,8 @@ def register(subparsers) -> None:
     parser.add_argument("--small", action="store_true", help="small subset for tests (3 words, espeak-ng + drums only)")
     parser.add_argument("--seed", type=int, default=0, help="seed for jitter, levels, offsets and SNRs (default 0)")
     parser.add_argument("--workers", type=int, default=None, help="synthesis threads (default: CPU count)")
+    parser.add_argument("--takes", type=int, default=2,
+                        help="jittered takes per espeak-ng voice and word (flite 3x, Pico 6x as many; default 2)")
     parser.set_defaults(func=run)
 
 
@@ -28,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         with progress(f"building the {'small ' if args.small else ''}demo dataset in {args.out}"):
-            manifest = build_demo_data(args.out, small=args.small, seed=args.seed, workers=args.workers)
+            manifest = build_demo_data(args.out, small=args.small, seed=args.seed, workers=args.workers, takes=args.takes)
     except RuntimeError as error:  # a required Debian package is missing
         print(f"tfsonify build-demo-data: error: {error}", file=sys.stderr)
         return 1

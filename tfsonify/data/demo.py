@@ -30,7 +30,7 @@ Every keyword clip records which engine and voice made it, and ``split`` says wh
 
 API summary::
 
-    build_demo_data(out, small=False, seed=0, workers=None) -> dict (the manifest)
+    build_demo_data(out, small=False, seed=0, workers=None, takes=2) -> dict (the manifest)
     missing_packages(small=False) -> {component: [debian packages]}; apt_line(packages) -> str
     read_demo(root, task="keywords", splits=None) -> ClipList (metadata: engine, voice, accent, variant, split, ...)
     KEYWORDS, HELD_OUT_VARIANTS, HELD_OUT_FLITE
@@ -206,7 +206,7 @@ def _safe(name: str) -> str:
 
 
 def build_demo_data(out: str | os.PathLike, small: bool = False, seed: int = 0, workers: int | None = None,
-                    words: tuple[str, ...] | None = None) -> dict:
+                    words: tuple[str, ...] | None = None, takes: int = 2) -> dict:
     """Build the demo dataset into ``out`` (created; an existing manifest there is replaced).
 
     Full build: 10 keywords × (7 espeak-ng accents × 12 variants × 2 takes + 4 flite voices × 6 takes +
@@ -223,6 +223,8 @@ def build_demo_data(out: str | os.PathLike, small: bool = False, seed: int = 0, 
         seed: seed for jitter, offsets, levels, SNRs.
         workers: synthesis threads (default: CPU count).
         words: keywords to use (default: all ten, or three with ``small``).
+        takes: jittered takes per espeak-ng voice and word (flite gets 3×, Pico 6× as many: they have
+            fewer voices); the full build's figures above are for the default 2.
 
     Returns:
         The manifest (also written to ``out/manifest.json``).
@@ -254,9 +256,11 @@ def build_demo_data(out: str | os.PathLike, small: bool = False, seed: int = 0, 
     if small:
         accents, variants, takes = ESPEAK_ACCENTS[:2], ("m1", "f1", HELD_OUT_VARIANTS[0]), 1
     else:
-        accents, variants, takes = ESPEAK_ACCENTS, ESPEAK_VARIANTS, 2
-    jobs = _keyword_jobs(words, accents, variants, takes, sources.FLITE_VOICES if use_flite else (), 6,
-                         sources.PICO_VOICES if use_pico else (), 12, seed)
+        accents, variants = ESPEAK_ACCENTS, ESPEAK_VARIANTS
+    if takes < 1:
+        raise ValueError(f"takes must be >= 1; received {takes}")
+    jobs = _keyword_jobs(words, accents, variants, takes, sources.FLITE_VOICES if use_flite else (), 3 * takes,
+                         sources.PICO_VOICES if use_pico else (), 6 * takes, seed)
     clips: list[dict] = []
     failures: list[str] = []
 
