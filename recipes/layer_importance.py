@@ -69,7 +69,7 @@ def parse_blocks(text: str) -> list[int]:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True)
-    parser.add_argument("--format", default=CONFIG["format"], choices=["folder", "speech_commands", "fsd50k", "esc50"])
+    parser.add_argument("--format", default=CONFIG["format"], choices=["folder", "demo", "speech_commands", "fsd50k", "esc50"])
     parser.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
                         help="a pretraining type and its .keras checkpoint (contrastive or supervised); repeatable")
     parser.add_argument("--random", action="store_true", help="also sweep a randomly initialised encoder")
@@ -82,7 +82,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=CONFIG["batch_size"])
     parser.add_argument("--learning-rate", type=float, default=CONFIG["learning_rate"])
     parser.add_argument("--weight-decay", type=float, default=CONFIG["weight_decay"])
-    parser.add_argument("--holdout", metavar="REGEX")
+    parser.add_argument("--holdout", metavar="REGEX", help="test set = clips whose path matches REGEX")
+    parser.add_argument("--holdout-meta", metavar="COLUMN=V1,V2", help="test set = clips with these metadata values")
+    parser.add_argument("--train-meta", metavar="COLUMN=V1,V2",
+                        help="train only on clips with these metadata values (e.g. split=train for the demo data)")
     parser.add_argument("--test-fraction", type=float, default=CONFIG["test_fraction"])
     parser.add_argument("--out", default="runs/layer_importance")
     parser.add_argument("--seed", type=int, default=CONFIG["seed"])
@@ -144,7 +147,12 @@ def main(argv=None) -> int:
         sources.append(("random_init", CNN12(width_multiplier=width, name="encoder")))
 
     decoded = decode(args.data, args.format, out)
-    train, test = split_holdout(decoded, args.holdout, args.test_fraction, args.seed)
+    train, test = split_holdout(decoded, args.holdout, args.test_fraction, args.seed, args.holdout_meta)
+    if args.train_meta:
+        column, _, values = args.train_meta.partition("=")
+        if column not in train.metadata:
+            raise ValueError(f"--train-meta: no metadata column {column!r} (have {sorted(train.metadata)})")
+        train = train.select(column, values.split(","))
     metric = "mAP" if decoded.multi_label else "accuracy"
     print(f"{len(train)} training clips, {len(test)} test clips; {len(sources)} encoder(s) x {modes} x L = {blocks}")
     rows = []

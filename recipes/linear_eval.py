@@ -51,7 +51,7 @@ CONFIG = {
 def parse_args(argv=None, mode: str = CONFIG["mode"]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="labelled dataset folder")
-    parser.add_argument("--format", default=CONFIG["format"], choices=["folder", "speech_commands", "fsd50k", "esc50"])
+    parser.add_argument("--format", default=CONFIG["format"], choices=["folder", "demo", "speech_commands", "fsd50k", "esc50"])
     parser.add_argument("--checkpoint", help="contrastive or supervised .keras file (omit for a random encoder)")
     parser.add_argument("--width", type=float, default=0.25, help="width of the random encoder (no --checkpoint)")
     parser.add_argument("--baseline-random", action="store_true",
@@ -66,6 +66,9 @@ def parse_args(argv=None, mode: str = CONFIG["mode"]) -> argparse.Namespace:
     parser.add_argument("--crop-seconds", type=float, default=CONFIG["crop_seconds"])
     parser.add_argument("--augment", action="store_true", help="fconly: train end to end on augmented crops")
     parser.add_argument("--holdout", metavar="REGEX", help="test set = clips whose path matches REGEX")
+    parser.add_argument("--holdout-meta", metavar="COLUMN=V1,V2", help="test set = clips with these metadata values")
+    parser.add_argument("--train-meta", metavar="COLUMN=V1,V2",
+                        help="train only on clips with these metadata values (e.g. split=train for the demo data)")
     parser.add_argument("--test-fraction", type=float, default=CONFIG["test_fraction"])
     parser.add_argument("--strategy", default="auto", choices=["auto", "tpu", "mirrored", "default"])
     parser.add_argument("--seed", type=int, default=CONFIG["seed"])
@@ -133,8 +136,14 @@ def main(argv=None, mode: str = CONFIG["mode"]) -> int:
 
     out = check_writable_dir(args.out)
     decoded = decode(args.data, args.format, out)
-    train, test = split_holdout(decoded, args.holdout, args.test_fraction, args.seed)
-    split = f"clips matching {args.holdout!r}" if args.holdout else f"a stratified random {args.test_fraction:.0%}"
+    train, test = split_holdout(decoded, args.holdout, args.test_fraction, args.seed, args.holdout_meta)
+    if args.train_meta:
+        column, _, values = args.train_meta.partition("=")
+        if column not in train.metadata:
+            raise ValueError(f"--train-meta: no metadata column {column!r} (have {sorted(train.metadata)})")
+        train = train.select(column, values.split(","))
+    split = (f"clips with {args.holdout_meta}" if args.holdout_meta else f"clips matching {args.holdout!r}" if args.holdout
+             else f"a stratified random {args.test_fraction:.0%}")
     print(f"{len(train)} training clips, {len(test)} test clips ({split}); {decoded.num_classes} classes")
     chosen = train_lib.strategy(args.strategy)
     learning_rate = train_lib.scale_learning_rate(args.learning_rate, args.batch_size * chosen.num_replicas_in_sync)

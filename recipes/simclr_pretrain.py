@@ -28,7 +28,7 @@ from pathlib import Path
 
 # === Config (defaults; every entry is a command-line flag) ===
 CONFIG = {
-    "format": "folder",  # folder | speech_commands | fsd50k | esc50
+    "format": "folder",  # folder | demo (tfsonify build-demo-data keywords) | speech_commands | fsd50k | esc50
     "width": 0.25,  # CNN12 width multiplier (1.0 = the paper's CNN12)
     "batch_size": 64,  # per replica; global = batch_size x replicas (the paper: 2048 on a TPUv3-8)
     "epochs": 30,
@@ -58,25 +58,40 @@ def read_clips(data: str, fmt: str, split: str = "train"):
 
     if fmt == "folder":
         return readers.read_folder(data, exclude=("_background_noise_",))
+    if fmt == "demo":
+        from tfsonify.data.demo import read_demo
+
+        return read_demo(data, task="keywords")
     if fmt == "speech_commands":
         return readers.read_speech_commands(data, split=split)
     if fmt == "fsd50k":
         return readers.read_fsd50k(data, split=split)
     if fmt == "esc50":
         return readers.read_esc50(data)
-    raise ValueError(f"--format must be folder, speech_commands, fsd50k or esc50; received {fmt!r}")
+    raise ValueError(f"--format must be folder, demo, speech_commands, fsd50k or esc50; received {fmt!r}")
 
 
-def split_holdout(decoded, holdout_regex: str | None, test_fraction: float, seed: int):
-    """``(train, test)`` DecodedClips: paths matching ``holdout_regex`` are the test set, else a stratified random split."""
+def split_holdout(decoded, holdout_regex: str | None, test_fraction: float, seed: int, holdout_meta: str | None = None):
+    """``(train, test)`` DecodedClips.
+
+    The test set is: clips whose ``metadata[column]`` is one of the values of ``holdout_meta``
+    (``"column=v1,v2"``, e.g. ``split=heldout_voice`` for the demo data), else clips whose path matches
+    ``holdout_regex``, else a stratified random ``test_fraction`` of every class.
+    """
     import numpy as np
 
-    if holdout_regex:
+    if holdout_meta:
+        column, sep, values = holdout_meta.partition("=")
+        if not sep or column not in decoded.metadata:
+            raise ValueError(f"--holdout-meta must be COLUMN=V1,V2 with a metadata column of this dataset "
+                             f"({sorted(decoded.metadata)}); received {holdout_meta!r}")
+        wanted = set(values.split(","))
+        test = np.array([str(value) in wanted for value in decoded.metadata[column]])
+        what = f"--holdout-meta {holdout_meta!r}"
+    elif holdout_regex:
         pattern = re.compile(holdout_regex)
         test = np.array([bool(pattern.search(str(path))) for path in decoded.paths])
-        if not test.any() or test.all():
-            raise ValueError(f"--holdout {holdout_regex!r} matches {int(test.sum())} of {len(test)} clips; it must "
-                             "select some but not all clips")
+        what = f"--holdout {holdout_regex!r}"
     else:
         if not 0.0 < test_fraction < 1.0:
             raise ValueError(f"--test-fraction must be in (0, 1); received {test_fraction}")
@@ -86,6 +101,9 @@ def split_holdout(decoded, holdout_regex: str | None, test_fraction: float, seed
         for label in np.unique(labels):
             members = rng.permutation(np.flatnonzero(labels == label))
             test[members[: max(1, int(round(test_fraction * members.size)))]] = True
+        return decoded.subset(~test), decoded.subset(test)
+    if not test.any() or test.all():
+        raise ValueError(f"{what} selects {int(test.sum())} of {len(test)} clips; it must select some but not all")
     return decoded.subset(~test), decoded.subset(test)
 
 
@@ -163,7 +181,7 @@ class TimeLimit:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", help="dataset folder (any supported layout; labels are ignored)")
-    parser.add_argument("--format", default=CONFIG["format"], choices=["folder", "speech_commands", "fsd50k", "esc50"])
+    parser.add_argument("--format", default=CONFIG["format"], choices=["folder", "demo", "speech_commands", "fsd50k", "esc50"])
     parser.add_argument("--out", default="runs/simclr", help="output folder (rerun the same command to resume)")
     parser.add_argument("--width", type=float, default=CONFIG["width"])
     parser.add_argument("--batch-size", type=int, default=CONFIG["batch_size"], help="per replica")
@@ -184,6 +202,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=CONFIG["seed"])
     parser.add_argument("--holdout", metavar="REGEX",
                         help="leave clips whose path matches REGEX out of pretraining (keep evaluation clips unseen)")
+    parser.add_argument("--holdout-meta", metavar="COLUMN=V1,V2",
+                        help="leave clips with these metadata values out of pretraining, e.g. split=heldout_voice,heldout_engine")
     parser.add_argument("--build-espeak-keywords", metavar="DIR",
                         help="only write a small espeak-ng keyword set (folder-per-class) to DIR and exit")
     args = parser.parse_args(argv)
@@ -217,9 +237,9 @@ def main(argv=None) -> int:
     print(f"strategy: {train.describe(chosen)}; global batch {global_batch}; peak learning rate {learning_rate:.2e}")
 
     decoded = decode(args.data, args.format, out)
-    if args.holdout:
-        decoded, held_out = split_holdout(decoded, args.holdout, 0.0, args.seed)
-        print(f"{len(held_out)} clips matching {args.holdout!r} left out of pretraining")
+    if args.holdout or args.holdout_meta:
+        decoded, held_out = split_holdout(decoded, args.holdout, 0.0, args.seed, args.holdout_meta)
+        print(f"{len(held_out)} clips ({args.holdout_meta or args.holdout}) left out of pretraining")
     augment = Augmenter(gain_db=CONFIG["gain_db"], noise_snr_db=CONFIG["noise_snr_db"], mask_fraction=CONFIG["mask_fraction"])
     dataset, num_short = contrastive_dataset(
         decoded, global_batch, patch_seconds=args.patch_seconds, augment=augment,
