@@ -61,6 +61,7 @@ def test_layer_coherence_over_a_dataset(tiny_model, clip, tmp_path):
     # The per-clip score equals the direct computation on Sonifier.sonify (most active map).
     expected = top_k_coherence(clip, sonifier.sonify(clip, 11), k=5)
     assert result.scores[1][0] == pytest.approx(expected, abs=1e-6)
+    assert layer_coherence(tiny_model, [clip], layers=[11]).scores[0][0] == pytest.approx(expected, abs=1e-6)  # a model works too
     both = combine_runs([result, result])
     assert both.mean == pytest.approx(result.mean) and both.low == pytest.approx(result.mean)
     path = plot_coherence({"a": result, "b": both}, tmp_path / "coherence.png")

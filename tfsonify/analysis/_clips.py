@@ -80,3 +80,16 @@ def equal_length_batches(clips: Iterable, batch_size: int, layer: int, skipped: 
         pending_index.append(index)
     if pending:
         yield np.asarray(pending_index), np.stack(pending)
+
+
+def as_sonifier(model_or_sonifier):
+    """A :class:`tfsonify.Sonifier` for a Sonifier, a CNN12, or a model holding one as ``.encoder`` (contrastive)."""
+    from tfsonify.cnn12 import CNN12
+    from tfsonify.sonifier import Sonifier
+
+    if isinstance(model_or_sonifier, Sonifier):
+        return model_or_sonifier
+    encoder = getattr(model_or_sonifier, "encoder", None)
+    if not isinstance(model_or_sonifier, CNN12) and isinstance(encoder, CNN12):
+        return Sonifier(encoder)
+    return Sonifier(model_or_sonifier)

@@ -24,7 +24,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 from scipy import signal, stats
 
-from tfsonify.analysis._clips import Skipped, check_layers, equal_length_batches
+from tfsonify.analysis._clips import as_sonifier, Skipped, check_layers, equal_length_batches
 from tfsonify.cnn12 import min_length
 
 __all__ = [
@@ -132,7 +132,7 @@ def layer_coherence(sonifier, clips: Iterable, layers: Iterable[int] | None = No
     """Mean top-k coherence between each clip and the sonification of its most active map, per block.
 
     Args:
-        sonifier: a :class:`tfsonify.Sonifier`.
+        sonifier: a :class:`tfsonify.Sonifier` (or a CNN12 / contrastive model, wrapped in one).
         clips: iterable of mono float32 ``[time]`` waveforms at ``sonifier.sample_rate`` (any
             lengths; consecutive equal-length clips are batched).
         layers: blocks to measure (default all 11).
@@ -145,6 +145,7 @@ def layer_coherence(sonifier, clips: Iterable, layers: Iterable[int] | None = No
         counted; silent clips (peak 0) are skipped and counted. A block with no usable clip has
         NaN-free zero-count entries (mean 0) and is listed with ``clips == 0``.
     """
+    sonifier = as_sonifier(sonifier)
     layers = check_layers(layers)
     scores: dict[int, list[float]] = {layer: [] for layer in layers}
     skipped = {layer: 0 for layer in layers}

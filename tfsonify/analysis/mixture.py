@@ -22,7 +22,7 @@ from typing import Iterable
 import numpy as np
 from scipy import signal
 
-from tfsonify.analysis._clips import as_clip, check_layers
+from tfsonify.analysis._clips import as_sonifier, as_clip, check_layers
 from tfsonify.analysis.coherence import magnitude_squared_coherence
 from tfsonify.cnn12 import min_length
 
@@ -86,7 +86,7 @@ def mixture_check(sonifier, mixtures: Iterable[tuple[np.ndarray, np.ndarray, np.
     """Score the most active maps of each block by how selectively their sonifications keep the speech.
 
     Args:
-        sonifier: a :class:`tfsonify.Sonifier`.
+        sonifier: a :class:`tfsonify.Sonifier` (or a CNN12 / contrastive model, wrapped in one).
         mixtures: ``(mixture, speech, background)`` triples of float32 ``[time]`` at the model's rate with
             ``mixture == speech + background`` (e.g. from :func:`tfsonify.data.sources.mix_at_snr`).
         layers: blocks (default all 11).
@@ -96,6 +96,7 @@ def mixture_check(sonifier, mixtures: Iterable[tuple[np.ndarray, np.ndarray, np.
     Returns:
         :class:`MixtureResult`.
     """
+    sonifier = as_sonifier(sonifier)
     layers = check_layers(layers)
     totals: dict[int, dict[int, list[float]]] = {layer: {} for layer in layers}
     used = skipped = 0

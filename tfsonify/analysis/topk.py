@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfsonify.analysis._clips import Skipped, check_layers, equal_length_batches
+from tfsonify.analysis._clips import as_sonifier, Skipped, check_layers, equal_length_batches
 from tfsonify.cnn12 import min_length
 from tfsonify.layers import peak_normalize
 
@@ -83,7 +83,7 @@ def top_activating_inputs(sonifier, clips: Iterable, layers: Iterable[int] | Non
     """Stream ``clips`` once and keep the ``k`` most activating clips of every map of every block.
 
     Args:
-        sonifier: a :class:`tfsonify.Sonifier`.
+        sonifier: a :class:`tfsonify.Sonifier` (or a CNN12 / contrastive model, wrapped in one).
         clips: iterable of mono float32 ``[time]`` waveforms at the model's rate.
         layers: blocks (default all 11).
         k: clips kept per map (3 in the paper).
@@ -95,6 +95,7 @@ def top_activating_inputs(sonifier, clips: Iterable, layers: Iterable[int] | Non
     Raises:
         ValueError: fewer usable clips than ``k`` for some block (the message gives the counts).
     """
+    sonifier = as_sonifier(sonifier)
     layers = check_layers(layers)
     trackers = {layer: StreamingTopK(sonifier.num_features(layer), k) for layer in layers}
     skipped = {layer: 0 for layer in layers}

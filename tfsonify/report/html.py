@@ -69,6 +69,9 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
     layers = check_layers(layers)
     out_dir = check_writable_dir(out_dir)
     media = check_writable_dir(out_dir / "media")
+    from tfsonify.analysis.evolution import load_cnn12
+
+    model = load_cnn12(model)  # a contrastive model's CNN12 encoder
     sonifier = Sonifier(model)
     rate = sonifier.sample_rate
     names = list(clips)
