@@ -143,23 +143,46 @@ def _signature_defs(version_dir: Path) -> dict:
     return {name: defs[name] for name in defs if not name.startswith("__")}
 
 
-def load_version(name: str, version_dir: Path) -> LoadedVersion:
-    """Load one exported version folder."""
+def load_version(name: str, version_dir: Path, warmup: bool = True) -> LoadedVersion:
+    """Load one exported version folder.
+
+    With ``warmup``, every signature is called once on a short silent-free clip (every block
+    for ``sonify``/``sonify_top_k``) before the version is served: TensorFlow instantiates and
+    optimises a loaded function on its first call, which took 20-90 s for the 11-branch
+    sonify graphs on a busy 2-core machine and would otherwise land on the first requests
+    (TF Serving's counterpart is ``assets.extra/tf_serving_warmup_requests``).
+    """
     loaded = tf.saved_model.load(str(version_dir))
     signatures = dict(loaded.signatures)
     version = LoadedVersion(name, int(version_dir.name), version_dir, signatures, _signature_defs(version_dir),
                             read_metadata(version_dir))
     version._keepalive = loaded  # the concrete functions need their owner alive
+    if warmup and version.metadata:
+        _warm_up(version)
     return version
+
+
+def _warm_up(version: LoadedVersion) -> None:
+    meta = version.metadata
+    layers = np.arange(1, meta["num_layers"] + 1, dtype=np.int32)
+    length = meta["min_length"][-1]
+    wave = np.tile(np.sin(np.arange(length, dtype=np.float32) * 0.05), (len(layers), 1)).astype(np.float32)
+    per_row = {"layer": layers, "feature": np.zeros_like(layers), "k": np.ones_like(layers)}
+    for signature in version.signatures:
+        specs = version.input_specs(signature)
+        inputs = {name: (wave if name == "waveform" else per_row[name]) for name in specs if name in per_row or name == "waveform"}
+        if set(inputs) == set(specs):
+            version.run(signature, version.check_inputs(signature, inputs))
 
 
 class ModelRepository:
     """The newest version of every model under ``root`` (``root/NAME/VERSION/saved_model.pb``).
 
     ``root`` may also be a single model base path (``models/NAME``), then served as ``NAME``.
+    ``warmup``: call every signature once before serving (see :func:`load_version`).
     """
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, warmup: bool = True):
         root = Path(root)
         if not root.is_dir():
             raise ValueError(f"model folder {str(root)!r} does not exist")
@@ -170,7 +193,7 @@ class ModelRepository:
         self.models: dict[str, dict[int, LoadedVersion]] = {}
         for base in bases:
             newest = max(_versions(base), key=lambda p: int(p.name))
-            self.models[base.name] = {int(newest.name): load_version(base.name, newest)}
+            self.models[base.name] = {int(newest.name): load_version(base.name, newest, warmup)}
 
     def get(self, name: str, version: int | None = None) -> LoadedVersion:
         """The loaded version (newest if ``version`` is None); :class:`ServingError` 404 otherwise."""
