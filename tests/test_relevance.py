@@ -67,6 +67,14 @@ def test_guided_backprop_equals_custom_gradient_reference(classifier):
                                atol=1e-6 * np.abs(one).max())
 
 
+def test_guided_backprop_under_xla_matches_eager(classifier):
+    waveform = np.random.default_rng(4).normal(0, 0.4, (2, 2600)).astype("float32")
+    eager, units = guided_backprop(classifier, waveform)
+    xla, xla_units = guided_backprop(classifier, waveform, jit_compile=True)
+    np.testing.assert_array_equal(xla_units, units)
+    np.testing.assert_allclose(xla, eager, rtol=1e-4, atol=1e-5 * np.abs(eager).max())
+
+
 def test_output_logits_are_the_pre_softmax_scores(classifier):
     waveform = np.random.default_rng(2).normal(size=(2, 2500)).astype("float32")
     np.testing.assert_allclose(tf.nn.softmax(output_logits(classifier, waveform)).numpy(), classifier(waveform).numpy(), rtol=1e-4, atol=1e-6)

@@ -18,6 +18,8 @@ the recording level).
 """
 from __future__ import annotations
 
+import weakref
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -89,7 +91,21 @@ def _guided_backprop_graph(model: keras.Model, waveform: tf.Tensor, units: tf.Te
     return tf.squeeze(grad, -1)
 
 
-def guided_backprop(model: keras.Model, waveform, unit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+_COMPILED: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
+
+
+def _compiled(model: keras.Model, jit_compile: bool):
+    """A ``tf.function`` of :func:`_guided_backprop_graph` for ``model`` (cached per model and XLA flag)."""
+    per_model = _COMPILED.setdefault(model, {})
+    if jit_compile not in per_model:
+        per_model[jit_compile] = tf.function(
+            lambda waveform, units: _guided_backprop_graph(model, waveform, units),
+            input_signature=[tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)],
+            jit_compile=jit_compile, reduce_retracing=True)
+    return per_model[jit_compile]
+
+
+def guided_backprop(model: keras.Model, waveform, unit: int | None = None, jit_compile: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Guided-backprop relevance of one output unit with respect to the input waveform.
 
     Args:
@@ -97,6 +113,7 @@ def guided_backprop(model: keras.Model, waveform, unit: int | None = None) -> tu
             (pre-sigmoid) logit ``c``; without, embedding unit ``c``.
         waveform: float32 ``[time]`` or ``[batch, time]`` at the model's rate (>= 2370 samples).
         unit: output index ``c``; default the largest logit of each clip.
+        jit_compile: compile the backward pass with XLA (as on TPU).
 
     Returns:
         ``(relevance, units)``: float32 relevance shaped like ``waveform`` (``d y_c / d x_n`` of the
@@ -110,7 +127,7 @@ def guided_backprop(model: keras.Model, waveform, unit: int | None = None) -> tu
         if isinstance(unit, bool) or not isinstance(unit, (int, np.integer)) or not 0 <= unit < width:
             raise ValueError(f"unit must be an output index in 0..{width - 1}; received {unit!r}")
         units = np.full(batch.shape[0], unit, np.int32)
-    relevance = _guided_backprop_graph(model, tf.constant(batch), tf.constant(units)).numpy()
+    relevance = _compiled(model, bool(jit_compile))(tf.constant(batch), tf.constant(units)).numpy()
     if np.ndim(waveform) == 1:
         return relevance[0], units[0]
     return relevance, units
