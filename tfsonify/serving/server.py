@@ -252,6 +252,7 @@ class Server:
         self._socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
+        self._socket.listen(2048)  # connections queue from now on, before uvicorn starts accepting
         self.rest_port = self._socket.getsockname()[1]
         config = uvicorn.Config(build_app(repository, max_body_bytes), log_level="warning", access_log=False,
                                 limit_concurrency=max_concurrency, timeout_graceful_shutdown=int(grace) or 1)
