@@ -69,3 +69,6 @@ def test_topk_evolution_report_and_errors(workspace, capsys):
     assert run("report", w / "a.keras", w / "clips", "--layers", "11", "--top", "1", "--out", w / "rep") == 0
     assert (w / "rep" / "index.html").is_file()
     assert run("analyze", "coherence", w / "missing", "--model", w / "a.keras", "--out", w / "x") == 2
+    assert run("analyze", "relevance", w / "clips" / "c1.wav", "--model", w / "a.keras", "--unit", "2", "--out", w / "rel") == 0
+    relevance = json.loads((w / "rel" / "relevance.json").read_text())
+    assert relevance["unit"] == 2 and len(relevance["peak_frequencies_hz"]) == 5 and (w / "rel" / "relevance.png").is_file()

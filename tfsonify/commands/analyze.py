@@ -1,4 +1,4 @@
-"""``tfsonify analyze {coherence,residual,invariance,evolution,topk,mixture} ...``: the paper's analyses from the shell."""
+"""``tfsonify analyze {coherence,residual,invariance,evolution,topk,mixture,relevance} ...``: the paper's analyses from the shell."""
 from __future__ import annotations
 
 import argparse
@@ -110,6 +110,13 @@ def register(subparsers) -> None:
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--out", required=True)
     p.set_defaults(func=run_topk)
+
+    p = commands.add_parser("relevance", help="guided-backprop and spectral relevance of an output unit (Muckenhirn et al.)")
+    p.add_argument("clip", help="one audio file (at least 2370 samples at the model's rate)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--unit", type=int, default=None, help="output unit (default the largest logit)")
+    p.add_argument("--out", required=True, help="folder for relevance.wav, relevance.png and relevance.json")
+    p.set_defaults(func=run_relevance)
 
     p = commands.add_parser("mixture", help="maps whose sonifications keep speech and drop background (demo mixtures)")
     p.add_argument("--model", required=True)
@@ -283,4 +290,52 @@ def run_mixture(args: argparse.Namespace) -> int:
     print(result.table(args.top))
     _write_json(args.out, "mixture.json", {"mixtures": result.mixtures, "skipped": result.skipped,
                                            "best": {str(layer): [m.__dict__ for m in maps[: args.top]] for layer, maps in result.best.items()}})
+    return 0
+
+
+def run_relevance(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tfsonify.audio import atomic_path, load_audio, write_wav
+    from tfsonify.relevance import (cumulative_frequency_response, guided_backprop, short_time_spectral_relevance,
+                                    spectral_relevance)
+    from tfsonify.render import check_writable_dir, log_spectrogram
+
+    out = check_writable_dir(args.out)
+    model = _load(args.model)
+    rate = int(getattr(model, "sample_rate", 8000))
+    waveform = load_audio(args.clip, rate)
+    relevance, unit = guided_backprop(model, waveform, args.unit)
+    freqs, spectral = spectral_relevance(relevance, rate)
+    _, input_spectrum = spectral_relevance(waveform, rate)
+    st_freqs, st_times, st_relevance = short_time_spectral_relevance(relevance, rate)
+    cum_freqs, cumulative = cumulative_frequency_response(model, sample_rate=rate)
+    peak = float(np.max(np.abs(relevance)))
+    write_wav(out / "relevance.wav", relevance / peak * 0.9 if peak > 0 else relevance, rate)
+    figure, axes = plt.subplots(3, 1, figsize=(7, 7), constrained_layout=True)
+    axes[0].semilogy(freqs, input_spectrum / input_spectrum.max(), label="input |DFT|", alpha=0.7)
+    axes[0].semilogy(freqs, spectral / max(spectral.max(), 1e-30), label="spectral relevance |DFT^-1 f|", alpha=0.7)
+    axes[0].semilogy(cum_freqs, cumulative / cumulative.max(), label="conv1 cumulative response (Eq. 1)")
+    axes[0].set_xlabel("Hz")
+    axes[0].legend(fontsize=7)
+    for axis, (f, t, db), label in ((axes[1], log_spectrogram(waveform, rate), "input"),
+                                    (axes[2], (st_freqs, st_times, 20 * np.log10(st_relevance.T + 1e-30)), "short-time spectral relevance")):
+        axis.pcolormesh(t, f / 1000, db, shading="auto", vmin=db.max() - 80, vmax=db.max(), cmap="magma")
+        axis.set_ylabel("kHz")
+        axis.set_title(label, fontsize=9, loc="left")
+    axes[2].set_xlabel("time (s)")
+    figure.suptitle(f"guided backprop of output unit {int(unit)}", fontsize=10)
+    with atomic_path(out / "relevance.png", suffix=".png") as temporary:
+        figure.savefig(temporary, dpi=90, format="png")
+    plt.close(figure)
+    from scipy.signal import find_peaks
+
+    peaks, _ = find_peaks(spectral, distance=max(1, int(round(50.0 / (freqs[1] - freqs[0])))))  # peaks >= 50 Hz apart
+    top = freqs[peaks[np.argsort(-spectral[peaks])][:5]]
+    _write_json(str(out), "relevance.json", {"unit": int(unit), "peak_frequencies_hz": [float(f) for f in top],
+                                             "spectral_centroid_hz": float((freqs * spectral).sum() / max(spectral.sum(), 1e-30))})
+    print(f"output unit {int(unit)}: spectral relevance peaks at {', '.join(f'{f:.0f}' for f in top)} Hz; wrote {out}/relevance.png")
     return 0
