@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--layers", default="1,4,8,11", help="blocks of the coherence pass (comma-separated)")
     parser.add_argument("--width", type=float, default=1.0, help="width multiplier (1.0 = the paper's CNN12)")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     layers = [int(v) for v in args.layers.split(",")]
 
@@ -72,14 +72,22 @@ def main() -> None:
         layer_coherence(sonifier, clips, layers, k=5, batch_size=args.batch_size)
 
     print(f"CNN12 width {args.width} ({model.count_params():,} parameters), {args.clips} clips of {args.seconds:g} s, "
-          f"batch {args.batch_size}, median of {args.repeats} after a warm-up, {os.cpu_count()} CPU(s)\n")
+          f"batch {args.batch_size}, median of {args.repeats} round-robin repeats after a warm-up, {os.cpu_count()} CPU(s)\n")
     print(f"{'pass':<48} {'s':>7} {'clips/s':>8} {'x forward':>9}")
-    reference = None
-    for name, fn in (("forward pass (tf.function model, head)", forward),
-                     ("streaming top-k (k=3, all 11 blocks, one forward)", topk),
-                     (f"coherence (blocks {args.layers}, top-5 MSC)", coherence)):
-        seconds = timed(fn, args.repeats)
-        reference = reference or seconds
+    passes = (("forward pass (tf.function model, head)", forward),
+              ("streaming top-k (k=3, all 11 blocks, one forward)", topk),
+              (f"coherence (blocks {args.layers}, top-5 MSC)", coherence))
+    for _, fn in passes:  # warm-up: tracing excluded
+        fn()
+    samples = {name: [] for name, _ in passes}
+    for _ in range(args.repeats):  # round-robin, so load changes on a shared machine hit every pass alike
+        for name, fn in passes:
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    reference = statistics.median(samples[passes[0][0]])
+    for name, _ in passes:
+        seconds = statistics.median(samples[name])
         print(f"{name:<48} {seconds:7.2f} {args.clips / seconds:8.1f} {seconds / reference:9.2f}", flush=True)
     per_layer = timed(coherence, 1) / len(layers)
     print(f"\ncoherence per block and clip: {per_layer / args.clips * 1e3:.0f} ms (one forward to the block + one deconvnet + Welch)")
