@@ -124,6 +124,23 @@ def _parse_model_path(path: str) -> tuple[str, int | None, str]:
     raise ServingError(f"malformed model path {path!r}: expected /v1/models/NAME[/versions/V][:predict|/metadata]", 404)
 
 
+def _predict_json(version, name: str, raw: bytes) -> str:
+    """Decode a REST predict body, validate, run and encode the response (raises :class:`ServingError`)."""
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ServingError(f"request body is not valid JSON: {exc}") from None
+    signature = body.get("signature_name", "serving_default") if isinstance(body, dict) else "serving_default"
+    if not isinstance(signature, str):
+        raise ServingError("signature_name must be a string")
+    if signature not in version.signatures:
+        raise ServingError(f"signature_name {signature!r} not found in model {name!r}; "
+                           f"available: {sorted(version.signatures)}")
+    inputs, layout = parse_predict_body(body, sorted(version.input_specs(signature)))
+    outputs = version.run(signature, version.check_inputs(signature, inputs))
+    return json.dumps(format_predict_response(outputs, layout), separators=(",", ":"))
+
+
 def build_app(repository: ModelRepository, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Starlette:
     """The REST app (Starlette) over ``repository``."""
 
@@ -154,20 +171,9 @@ def build_app(repository: ModelRepository, max_body_bytes: int = DEFAULT_MAX_BOD
                 raise ServingError(f"POST is only for :predict; received {request.url.path}", 405)
             version = repository.get(name, version_number)
             raw = await read_body(request)
-            try:
-                body = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise ServingError(f"request body is not valid JSON: {exc}") from None
-            signature = body.get("signature_name", "serving_default") if isinstance(body, dict) else "serving_default"
-            if not isinstance(signature, str):
-                raise ServingError("signature_name must be a string")
-            if signature not in version.signatures:
-                raise ServingError(f"signature_name {signature!r} not found in model {name!r}; "
-                                   f"available: {sorted(version.signatures)}")
-            inputs, layout = parse_predict_body(body, sorted(version.input_specs(signature)))
-            arrays = version.check_inputs(signature, inputs)
-            outputs = await run_in_threadpool(version.run, signature, arrays)
-            text = json.dumps(format_predict_response(outputs, layout), separators=(",", ":"))
+            # JSON decoding, validation, the model call and JSON encoding all run on a worker thread,
+            # so the event loop keeps accepting and answering other requests meanwhile.
+            text = await run_in_threadpool(_predict_json, version, name, raw)
             return Response(text, media_type="application/json")
         except ServingError as exc:
             return error(exc)
