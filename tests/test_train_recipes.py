@@ -1,0 +1,83 @@
+"""Recipes run with --help; the shared experiment runner trains and evaluates end to end on generated files."""
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from tfsonify.cli import main as cli_main
+from tfsonify.data.pipeline import ClipList, decode_clips
+from tfsonify.train.experiment import Config, run_experiment
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+
+def test_every_recipe_has_help():
+    code = ("import runpy, sys\n"
+            "for name in sys.argv[1:]:\n"
+            "    sys.argv = [name, '--help']\n"
+            "    try:\n"
+            "        runpy.run_path(name, run_name='__main__')\n"
+            "    except SystemExit as exit:\n"
+            "        assert exit.code in (0, None), (name, exit.code)\n"
+            "    print('HELP-OK', name)\n")
+    names = [str(RECIPES / f"{n}.py") for n in ("speech_commands", "fsd50k", "audioset", "esc50", "demo")]
+    result = subprocess.run([sys.executable, "-c", code, *names], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("HELP-OK") == 5
+    assert "--per-replica-batch-size" in result.stdout and "--crop-seconds" in result.stdout
+
+
+def _clips(folder: Path, multi_label: bool) -> ClipList:
+    rng = np.random.default_rng(0)
+    paths, labels = [], []
+    for index in range(12):
+        label = index % 3
+        seconds = 0.5 + 0.1 * (index % 2)  # two lengths: whole-clip evaluation groups them
+        t = np.arange(int(16000 * seconds)) / 16000
+        path = folder / f"clip{index}.wav"
+        soundfile.write(path, (0.3 * np.sin(2 * np.pi * 300 * (label + 1) * t) + 0.01 * rng.standard_normal(t.size)),
+                        16000)
+        paths.append(path)
+        labels.append(np.eye(3)[label] + (np.eye(3)[(label + 1) % 3] if multi_label and index % 4 == 0 else 0)
+                      if multi_label else label)
+    return ClipList(paths=paths, labels=np.asarray(labels), class_names=["low", "mid", "high"], multi_label=multi_label)
+
+
+def test_run_experiment_multi_label_end_to_end(tmp_path, capsys):
+    decoded = decode_clips(_clips(tmp_path, multi_label=True), verbose=False)
+    config = Config(multi_label=True, width=0.0625, per_replica_batch_size=4, epochs=2, warmup_epochs=1,
+                    crop_seconds=2.0, strategy="default", jit_compile="false")
+    with warnings.catch_warnings(record=True) as caught:  # crop longer than every clip: padded, with a warning
+        warnings.simplefilter("always")
+        summary = run_experiment("tiny", config, decoded, {"eval": decoded}, tmp_path / "run", verbose=0)
+    assert any("longer than every clip" in str(w.message) for w in caught)
+    result = summary["results"]["eval"]
+    assert result["clips"] == 12 and 0.0 <= result["mAP"] <= 1.0 and np.isfinite(result["d_prime"])
+    assert summary["global_batch_size"] == 4
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["results"]["eval"]["clips"] == 12
+    assert (tmp_path / "run" / "model.keras").is_file()
+    assert sorted(p.name for p in (tmp_path / "run" / "training" / "checkpoints").iterdir()) == ["epoch-001.keras",
+                                                                                               "epoch-002.keras"]
+    assert "mAP" in capsys.readouterr().out
+
+
+def test_run_experiment_bad_inputs(tmp_path):
+    decoded = decode_clips(_clips(tmp_path, multi_label=False), verbose=False)
+    config = Config(width=0.0625, per_replica_batch_size=64, epochs=2, warmup_epochs=1, strategy="default")
+    with pytest.raises(ValueError, match="larger than the 12 training clips"):
+        run_experiment("tiny", config, decoded, {}, tmp_path / "a", verbose=0)
+    with pytest.raises(ValueError, match="no training clips"):
+        run_experiment("tiny", Config(epochs=2, warmup_epochs=1), decoded.subset([]), {}, tmp_path / "b")
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        run_experiment("tiny", Config(epochs=2, warmup_epochs=2), decoded, {}, tmp_path / "c")
+
+
+def test_demo_command_rejects_bad_arguments(tmp_path, capsys):
+    assert cli_main(["demo", "--out", str(tmp_path), "--epochs", "0"]) == 2
+    assert "--epochs must be >= 1" in capsys.readouterr().err
+    assert cli_main(["demo", "--out", str(tmp_path), "--epochs", "3", "--warmup-epochs", "3"]) == 2
