@@ -70,7 +70,7 @@ def test_report_loads_in_headless_chromium(report):
     """Every <audio> source loads with duration > 0, every <img> decodes; a screenshot is saved."""
     if not Path(CHROMIUM).exists() or not Path(CHROMEDRIVER).exists():
         pytest.fail("chromium and chromium-driver are required (scripts/setup.sh installs them)")
-    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium import webdriver  # installed by the dev extra (scripts/setup.sh); a missing one fails, not skips
     from selenium.webdriver.chrome.service import Service
 
     index, clips = report
