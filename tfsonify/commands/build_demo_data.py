@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     for task, splits in manifest["counts"].items():
         print(f"{task:12s} " + ", ".join(f"{split}: {count}" for split, count in sorted(splits.items())))
     held = manifest["held_out"]
-    print(f"held-out voice variants: espeak-ng {'+'.join(held['voice_variants'])} (all accents), flite {held['flite_voice']}; "
+    flite = f", flite {held['flite_voice']}" if held["flite_voice"] else ""
+    print(f"held-out voice variants: espeak-ng {' and '.join('+' + v for v in held['voice_variants'])} (all accents){flite}; "
           f"held-out engine: {held['engine']}")
     for component, reason in manifest["skipped"].items():
         print(f"skipped {component}: {reason}")
