@@ -171,3 +171,32 @@ def test_fit_head_on_tiny_unnormalised_features_folds_standardisation():
     with pytest.raises(ValueError, match="NaN"):
         fit_head_on_features(head, np.full((4, 8), np.nan, np.float32), np.eye(3, dtype=np.float32)[[0, 1, 2, 0]],
                              multi_label=False, epochs=2, warmup_epochs=1)
+
+
+def test_recipe_helpers_blocks_and_holdout():
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
+    from layer_importance import parse_blocks
+    from simclr_pretrain import split_holdout
+    from tfsonify.data.pipeline import DecodedClips
+
+    assert parse_blocks("1-11") == list(range(1, 12)) and parse_blocks("3,1,5-6") == [1, 3, 5, 6]
+    for bad in ("0-3", "12", "a", ""):
+        with pytest.raises(ValueError, match="--blocks"):
+            parse_blocks(bad)
+    n = 20
+    decoded = DecodedClips(samples=np.zeros(n * 10, np.float32), offsets=np.arange(0, n * 10 + 1, 10).astype(np.int64),
+                           labels=np.arange(n, dtype=np.int32) % 2, class_names=["a", "b"], multi_label=False,
+                           paths=[Path(f"{'voiceX' if i < 4 else 'voiceY'}_{i}.wav") for i in range(n)],
+                           metadata={"split": ["heldout" if i % 5 == 0 else "train" for i in range(n)]}, sample_rate=8000)
+    train, test = split_holdout(decoded, None, 0.2, 0, "split=heldout")
+    assert len(test) == 4 and set(test.metadata["split"]) == {"heldout"} and len(train) == 16
+    train, test = split_holdout(decoded, "voiceX", 0.2, 0)
+    assert [p.name for p in test.paths] == [f"voiceX_{i}.wav" for i in range(4)]
+    train, test = split_holdout(decoded, None, 0.2, 0)
+    assert len(test) == 4 and sorted(test.labels.tolist()) == [0, 0, 1, 1]  # stratified
+    with pytest.raises(ValueError, match="selects 0 of 20"):
+        split_holdout(decoded, "nothing", 0.2, 0)
+    with pytest.raises(ValueError, match="COLUMN=V1,V2"):
+        split_holdout(decoded, None, 0.2, 0, "speaker=x")
