@@ -144,14 +144,17 @@ def plot_evolution_strip(result: EvolutionResult, index: int, path: str | os.Pat
     panels = [("input", result.inputs[index])] + list(zip(result.labels, result.sonifications[index]))
     figure, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.4), sharey=True, constrained_layout=True)
     axes = np.atleast_1d(axes)
-    for axis, (label, signal) in zip(axes, panels):
-        freqs, times, db = log_spectrogram(signal, sample_rate)
-        top = db.max()
+    spectra = [log_spectrogram(signal, sample_rate) for _, signal in panels]
+    top = max(db.max() for _, _, db in spectra)  # one colour scale: sonifications share the input's peak level
+    for axis, (label, signal), (freqs, times, db) in zip(axes, panels, spectra):
         axis.pcolormesh(times, freqs / 1000.0, db, shading="auto", vmin=top - 80.0, vmax=top, cmap="magma")
         axis.set_title(label, fontsize=8)
         axis.set_xlabel("s", fontsize=7)
+        if not np.any(signal):
+            axis.text(0.5, 0.5, "silent\n(dead map)", color="white", ha="center", va="center", transform=axis.transAxes, fontsize=8)
     axes[0].set_ylabel("kHz")
-    figure.suptitle(f"block {layer}, map {feature}: clip {result.clip_ids[index]}", fontsize=9)
+    activations = ", ".join(f"{a:.3g}" for a in result.activations[index])
+    figure.suptitle(f"block {layer}, map {feature}: clip {result.clip_ids[index]}; max activation per checkpoint {activations}", fontsize=9)
     with atomic_path(path, suffix=".png") as temporary:
         figure.savefig(temporary, dpi=80, format="png")
     plt.close(figure)
