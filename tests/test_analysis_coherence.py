@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from tfsonify.analysis.coherence import (CoherenceResult, combine_runs, confidence_interval, layer_coherence,
+from tfsonify.analysis.coherence import (combine_runs, confidence_interval, layer_coherence,
                                          magnitude_squared_coherence, plot_coherence, top_k_coherence)
 
 
