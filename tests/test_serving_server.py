@@ -244,7 +244,7 @@ def test_graceful_stop_frees_ports(exported):
     from tfsonify.serving.repository import ModelRepository
     from tfsonify.serving.server import Server
 
-    server = Server(ModelRepository(exported["models_dir"] / "cnn"), port=0, grpc_port=None, grace=1).start()
+    server = Server(ModelRepository(exported["models_dir"] / "cnn", warmup=False), port=0, grpc_port=None, grace=1).start()
     port = server.rest_port
     assert rest(server, "/v1/models/cnn")[0] == 200
     server.stop()
