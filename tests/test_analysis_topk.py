@@ -63,3 +63,16 @@ def test_streaming_scores_under_xla_match_eager(tiny_model):
     for layer in (3, 11):
         np.testing.assert_array_equal(xla.ids[layer], eager.ids[layer])
         np.testing.assert_allclose(xla.scores[layer], eager.scores[layer], rtol=1e-5, atol=1e-6)
+
+
+def test_nan_or_non_mono_clip_is_named_in_the_error(tiny_model):
+    import tfsonify
+
+    sonifier = tfsonify.Sonifier(tiny_model)
+    good = np.random.default_rng(4).normal(size=2600).astype("float32")
+    bad = good.copy()
+    bad[10] = np.nan
+    with pytest.raises(ValueError, match="clip 1 contains NaN"):
+        top_activating_inputs(sonifier, [good, bad], [2], k=1)
+    with pytest.raises(ValueError, match=r"clip 0 must be a non-empty mono waveform"):
+        top_activating_inputs(sonifier, [np.stack([good, good])], [2], k=1)
