@@ -209,3 +209,21 @@ def test_cli_rejects_missing_model(tmp_path, capsys):
     assert cli.main(["export", "savedmodel", str(tmp_path / "nope.keras"), "--out", str(tmp_path / "m")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "m" / "1")
+
+
+def test_tf_serving_warmup_requests_parse_and_run(exported, loaded):
+    """assets.extra/tf_serving_warmup_requests: one valid PredictRequest per signature."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from tfsonify.export.savedmodel import WARMUP_FILE
+
+    signatures = []
+    for record in tf.data.TFRecordDataset(str(exported["version_dir"] / WARMUP_FILE)):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        request = log.predict_log.request
+        inputs = {name: tf.constant(tf.make_ndarray(proto)) for name, proto in request.inputs.items()}
+        outputs = loaded.signatures[request.model_spec.signature_name](**inputs)
+        assert all(np.all(np.isfinite(value.numpy())) for value in outputs.values())
+        signatures.append(request.model_spec.signature_name)
+    assert sorted(signatures) == ["classify", "serving_default", "sonify", "sonify_top_k"]

@@ -49,6 +49,8 @@ from tfsonify.sonifier import Sonifier
 
 __all__ = [
     "METADATA_FILE",
+    "WARMUP_FILE",
+    "write_warmup_requests",
     "store_weights_once",
     "build_archive",
     "export_saved_model",
@@ -249,12 +251,48 @@ def export_saved_model(model: keras.Model, model_dir: str | os.PathLike, version
         extra = staged / METADATA_FILE
         extra.parent.mkdir(parents=True, exist_ok=True)
         extra.write_text(json.dumps(archive._tfsonify_metadata, indent=2))
+        write_warmup_requests(staged / WARMUP_FILE, archive._tfsonify_metadata)
         if _before_rename is not None:
             _before_rename(staged)
         os.rename(staged, final)  # atomic on one file system; fails if `final` appeared meanwhile
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     return final
+
+
+WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
+"""TF Serving replays these PredictRequests when it loads a version (first calls instantiate the graphs)."""
+
+
+def write_warmup_requests(path: str | os.PathLike, metadata: dict) -> bool:
+    """Write TF Serving's warm-up file: one PredictRequest per signature (every block for sonify*).
+
+    Needs ``tensorflow-serving-api`` (the ``serving`` extra); returns False (no file) without it.
+    """
+    try:
+        from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2  # noqa: F401
+    except ImportError:
+        return False
+    import numpy as np
+
+    layers = np.arange(1, metadata["num_layers"] + 1, dtype=np.int32)
+    length = metadata["min_length"][-1]
+    wave = np.tile(np.sin(np.arange(length, dtype=np.float32) * 0.05), (len(layers), 1)).astype(np.float32)
+    requests = {
+        "serving_default": {"waveform": wave},
+        "classify": {"waveform": wave},
+        "sonify": {"waveform": wave, "layer": layers, "feature": np.zeros_like(layers)},
+        "sonify_top_k": {"waveform": wave, "layer": layers, "k": np.ones_like(layers)},
+    }
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for signature in metadata["signatures"]:
+            request = predict_pb2.PredictRequest()
+            request.model_spec.signature_name = signature
+            for name, value in requests[signature].items():
+                request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+    return True
 
 
 def read_metadata(version_dir: str | os.PathLike) -> dict:
