@@ -39,9 +39,11 @@ def plot_pair(path: str | os.PathLike, waveform: np.ndarray, sonification: np.nd
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(2, 1, figsize=(7, 4.5), sharex=True, constrained_layout=True)
-    for axis, signal, label in ((axes[0], waveform, "input"), (axes[1], sonification, "sonification")):
-        freqs, times, db = log_spectrogram(signal, sample_rate)
-        top = db.max() if np.isfinite(db.max()) else 0.0
+    panels = [(axis, label, *log_spectrogram(signal, sample_rate))
+              for axis, signal, label in ((axes[0], waveform, "input"), (axes[1], sonification, "sonification"))]
+    # one colour scale for both panels, so a near-silent sonification looks dark, not like a full spectrum
+    top = max(float(panel[-1].max()) for panel in panels)
+    for axis, label, freqs, times, db in panels:
         mesh = axis.pcolormesh(times, freqs / 1000.0, db, shading="auto", vmin=top - 80.0, vmax=top, cmap="magma")
         axis.set_ylabel("kHz")
         axis.set_title(label, fontsize=9, loc="left")
