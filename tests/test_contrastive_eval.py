@@ -13,7 +13,6 @@ from tfsonify.train.layer_importance import plot_sweep, truncated_classifier, wr
 from tfsonify.train.linear_eval import (
     ENCODER_LAYERS,
     classifier_from_checkpoint,
-    classifier_from_encoder,
     encoder_weights,
     load_encoder,
 )

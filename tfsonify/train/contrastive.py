@@ -104,7 +104,6 @@ def nt_xent_loss(
     if normalize:
         hidden_a = tf.math.l2_normalize(hidden_a, axis=-1)
         hidden_b = tf.math.l2_normalize(hidden_b, axis=-1)
-    batch = tf.shape(hidden_a)[0]
 
     if num_replicas > 1:
         # all_gather's gradient all-reduces the upstream gradient and keeps this replica's slice,
