@@ -20,7 +20,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e ".[dev,lite,serving,demo]" 2>&1 | grep -v "Running pip as the 'root' user" || true
+python3 -m pip install -q --disable-pip-version-check -e ".[dev,lite,serving,demo]" 2>&1 | { grep -v "Running pip as the 'root' user" || true; }
 python3 -c "import tfsonify" || { echo "setup: tfsonify failed to import" >&2; exit 1; }
 # TensorFlow-free virtualenv (ai-edge-litert, numpy, soundfile) for export/edge_demo.py and its test.
 bash export/make_edge_venv.sh >/dev/null
