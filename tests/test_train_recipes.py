@@ -81,3 +81,25 @@ def test_demo_command_rejects_bad_arguments(tmp_path, capsys):
     assert cli_main(["demo", "--out", str(tmp_path), "--epochs", "0"]) == 2
     assert "--epochs must be >= 1" in capsys.readouterr().err
     assert cli_main(["demo", "--out", str(tmp_path), "--epochs", "3", "--warmup-epochs", "3"]) == 2
+
+
+def test_demo_speed_perturbation():
+    import tensorflow as tf
+
+    from tfsonify.commands.demo import speed_perturb
+
+    rng = np.random.default_rng(0)
+    waves = rng.standard_normal((3, 801)).astype("float32")
+    np.testing.assert_allclose(speed_perturb(waves, [1, 2], low=1.0, high=1.0), waves, atol=1e-6)  # factor 1: identity
+    first, again = speed_perturb(waves, [3, 4]), speed_perturb(waves, [3, 4])
+    np.testing.assert_array_equal(first, again)  # same seed, same draw
+    assert first.shape == waves.shape and np.all(np.isfinite(first))
+    twice = np.asarray(speed_perturb(np.tile(np.sin(np.arange(801) * 0.05, dtype=np.float32), (1, 1)), [0, 1],
+                                     low=2.0, high=2.0))[0]
+    # factor 2 about the centre: output t reads input 400 + 2 (t - 400); the outer half falls outside -> 0
+    np.testing.assert_allclose(twice[400 - 100], np.sin((400 - 200) * 0.05), atol=1e-5)
+    assert twice[0] == 0.0 and twice[-1] == 0.0
+    xla = tf.function(lambda w: speed_perturb(w, tf.constant([3, 4])), jit_compile=True)
+    np.testing.assert_allclose(xla(waves), first, atol=1e-5)
+    with pytest.raises(ValueError, match=r"\[batch, time\]"):
+        speed_perturb(waves[0], [1, 2])

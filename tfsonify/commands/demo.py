@@ -4,7 +4,8 @@
    instruments, drums, backgrounds, speech-over-background mixtures) into ``DIR/data`` (reused if built);
 2. trains a small CNN12 (width 0.25) on the 10-word keyword task with the paper's recipe scaled down
    (AdamW, weight decay 1e-3 not on biases, warm-up then cosine decay, random gain / noise / time-mask
-   augmentation, mixup), resumable (rerun the same command after an interruption);
+   augmentation plus speed perturbation; mixup optional), resumable (rerun the same command after an
+   interruption);
 3. evaluates on whole clips: voice variants never seen in training (espeak-ng ``+m3`` and ``+f4`` in every
    accent, the flite voice ``awb``), one whole synthesis engine never seen (SVOX Pico), and the mixtures;
 4. saves ``DIR/model.keras`` and ``DIR/results.json``;
@@ -32,8 +33,10 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
     parser.add_argument("--data", default=None, help="demo dataset folder (default: OUT/data; built if missing)")
     parser.add_argument("--width", type=float, default=0.25, help="CNN12 width multiplier (default 0.25)")
-    parser.add_argument("--epochs", type=int, default=12, help="training epochs (default 12)")
-    parser.add_argument("--batch-size", type=int, default=32, help="global batch size (default 32)")
+    parser.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
+    parser.add_argument("--batch-size", type=int, default=16, help="global batch size (default 16)")
+    parser.add_argument("--dropout", type=float, default=0.1, help="dropout before the embedding (default 0.1)")
+    parser.add_argument("--mixup", type=float, default=None, help="mixup alpha (default: off)")
     parser.add_argument("--learning-rate", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
     parser.add_argument("--warmup-epochs", type=int, default=1, help="linear warm-up epochs (default 1)")
     parser.add_argument("--top", type=int, default=3, help="maps sonified per layer (default 3)")
@@ -63,6 +66,55 @@ def demo_clip(sample_rate: int = 8000) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return mixture, speech, background
 
 
+def speed_perturb(waves, seed, low: float = 0.85, high: float = 1.15):
+    """Random speed change per example (pitch and tempo together), about the clip centre, on-graph.
+
+    Resamples each row by linear interpolation at ``centre + (t - centre) * factor`` with ``factor ~ U[low,
+    high]`` (> 1 speeds up and raises the pitch); samples that fall outside the clip become 0. A speaker-
+    variation augmentation for the demo (voices differ mostly in pitch and rate); XLA- and ``tf.data``-safe.
+
+    Args:
+        waves: float32 ``[batch, time]``.
+        seed: int ``[2]`` stateless seed.
+
+    Returns:
+        float32 ``[batch, time]``.
+    """
+    import tensorflow as tf
+
+    from tfsonify.data import augment
+
+    waves = tf.convert_to_tensor(waves, tf.float32)
+    if waves.shape.rank != 2:
+        raise ValueError(f"speed_perturb expects waves [batch, time]; received shape {waves.shape}")
+    batch, length = tf.shape(waves)[0], tf.shape(waves)[1]
+    factor = augment._uniform([batch, 1], augment._seed(seed), low, high)
+    centre = tf.cast(length - 1, tf.float32) / 2.0
+    position = centre + (tf.cast(tf.range(length), tf.float32)[None] - centre) * factor
+    lower = tf.floor(position)
+    fraction = position - lower
+    lower = tf.cast(lower, tf.int32)
+    left = tf.gather(waves, tf.clip_by_value(lower, 0, length - 1), batch_dims=1)
+    right = tf.gather(waves, tf.clip_by_value(lower + 1, 0, length - 1), batch_dims=1)
+    inside = (position >= 0.0) & (position <= tf.cast(length - 1, tf.float32))
+    return tf.where(inside, left * (1.0 - fraction) + right * fraction, 0.0)
+
+
+class DemoAugment:
+    """Speed perturbation (0.85-1.15) then the paper's gain / Gaussian noise / time-mask chain, per batch."""
+
+    def __init__(self):
+        from tfsonify.data.augment import Augmenter
+
+        self.augmenter = Augmenter(gain_db=(-6, 6), noise_snr_db=(20, 40), mask_fraction=0.1)
+
+    def __call__(self, waves, seed):
+        from tfsonify.data import augment
+
+        speed_seed, chain_seed = augment._split(augment._seed(seed), 2)[0], augment._split(augment._seed(seed), 2)[1]
+        return self.augmenter(speed_perturb(waves, speed_seed), chain_seed)
+
+
 def _check_args(args: argparse.Namespace) -> None:
     for name in ("epochs", "batch_size", "top"):
         value = getattr(args, name)
@@ -70,6 +122,10 @@ def _check_args(args: argparse.Namespace) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1; received {value}")
     if not 0 < args.width <= 4:
         raise ValueError(f"--width must be in (0, 4]; received {args.width}")
+    if not 0 <= args.dropout < 1:
+        raise ValueError(f"--dropout must be in [0, 1); received {args.dropout}")
+    if args.mixup is not None and not args.mixup > 0:
+        raise ValueError(f"--mixup must be > 0 (or left out); received {args.mixup}")
     if not args.learning_rate > 0:
         raise ValueError(f"--learning-rate must be > 0; received {args.learning_rate}")
     if not 0 <= args.warmup_epochs < args.epochs:
@@ -91,7 +147,8 @@ def ensure_demo_data(data_dir: Path) -> Path:
 
 
 def train_keywords(data_dir: Path, out_dir: Path, *, width: float, epochs: int, batch_size: int,
-                   learning_rate: float, warmup_epochs: int, seed: int, verbose: int | str = "auto"):
+                   learning_rate: float, warmup_epochs: int, seed: int, dropout: float = 0.1,
+                   mixup_alpha: float | None = None, verbose: int | str = "auto"):
     """Train CNN12(width) on the demo keyword task; return ``(model, decoded_splits, training_seconds)``.
 
     Training clips are the demo manifest's ``split == "train"`` keywords (espeak-ng voice variants other
@@ -101,7 +158,6 @@ def train_keywords(data_dir: Path, out_dir: Path, *, width: float, epochs: int, 
     import keras
 
     from tfsonify.cnn12 import CNN12
-    from tfsonify.data.augment import Augmenter
     from tfsonify.data.demo import read_demo
     from tfsonify.data.pipeline import decode_clips, training_dataset
     from tfsonify.train.supervised import compile_classifier, fit
@@ -115,11 +171,10 @@ def train_keywords(data_dir: Path, out_dir: Path, *, width: float, epochs: int, 
     steps_per_epoch = len(train) // batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"--batch-size {batch_size} is larger than the {len(train)} training clips")
-    dataset = training_dataset(train, batch_size, augment=Augmenter(gain_db=(-6, 6), noise_snr_db=(20, 40),
-                                                                    mask_fraction=0.1),
-                               mixup_alpha=0.2, seed=seed)
+    dataset = training_dataset(train, batch_size, augment=DemoAugment(), mixup_alpha=mixup_alpha, seed=seed,
+                               one_hot=True)
     keras.utils.set_random_seed(seed)
-    model = CNN12(width_multiplier=width, num_classes=train.num_classes)
+    model = CNN12(width_multiplier=width, num_classes=train.num_classes, dropout=dropout)
     compile_classifier(model, multi_label=False, learning_rate=learning_rate, steps_per_epoch=steps_per_epoch,
                        epochs=epochs, warmup_epochs=warmup_epochs, jit_compile=False)
     print(f"training CNN12(width={width:g}, {model.count_params():,} parameters) on {len(train)} clips "
@@ -150,6 +205,10 @@ def evaluate(model, splits: dict, data_dir: Path) -> dict:
             continue
         result = evaluate_clips(model, clips.dataset(), multi_label=False, class_names=clips.class_names)
         result["voices"] = sorted({f"{e}:{v}" for e, v in zip(clips.metadata["engine"], clips.metadata["voice"])})
+        engines = sorted(set(clips.metadata["engine"]))
+        if len(engines) > 1:
+            result["by_engine"] = {engine: evaluate_clips(model, clips.select("engine", [engine]).dataset(),
+                                                          multi_label=False)["accuracy"] for engine in engines}
         results[name] = result
     return results
 
@@ -203,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
     model, splits, train_seconds = train_keywords(
         data_dir, out_dir, width=args.width, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, warmup_epochs=args.warmup_epochs, seed=args.seed,
-        verbose=2 if args.quiet else "auto")
+        dropout=args.dropout, mixup_alpha=args.mixup, verbose=2 if args.quiet else "auto")
     model.save(out_dir / "model.keras")
     with progress("evaluating on whole held-out clips"):
         results = evaluate(model, splits, data_dir)
@@ -215,12 +274,17 @@ def run(args: argparse.Namespace) -> int:
     for name, result in results.items():
         voices = ", ".join(result["voices"][:8]) + (" ..." if len(result["voices"]) > 8 else "")
         print(f"  {titles.get(name, name):58s} {100 * result['accuracy']:5.1f} %  ({result['clips']} clips; {voices})")
+        for engine, accuracy in result.get("by_engine", {}).items():
+            engine_voices = ", ".join(sorted({v.split(":", 1)[1].split("+")[-1] for v in result["voices"]
+                                              if v.startswith(engine + ":")}))
+            print(f"    {engine + ' (' + engine_voices + ')':56s} {100 * accuracy:5.1f} %")
     sonified = sonify_mixture(model, data_dir, out_dir, args.top)
     summary = {"width": args.width, "epochs": args.epochs, "batch_size": args.batch_size,
                "learning_rate": args.learning_rate, "seed": args.seed, "training_seconds": train_seconds,
                "total_seconds": time.perf_counter() - started, "parameters": int(model.count_params()),
                "keras_version": keras.__version__,
-               "results": {k: {key: v[key] for key in ("accuracy", "clips", "voices", "per_class_accuracy")}
+               "results": {k: {key: v[key] for key in ("accuracy", "clips", "voices", "per_class_accuracy", "by_engine")
+                               if key in v}
                            for k, v in results.items()},
                "sonified": sonified}
     (out_dir / "results.json").write_text(json.dumps(summary, indent=2))
