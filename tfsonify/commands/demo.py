@@ -272,7 +272,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nkeyword accuracy of CNN12(width={args.width:g}) on whole 1 s clips, {args.epochs} epochs, "
           f"{train_seconds / 60:.1f} min of training:")
     for name, result in results.items():
-        voices = ", ".join(result["voices"][:8]) + (" ..." if len(result["voices"]) > 8 else "")
+        shown = result["voices"] if name != "train" else result["voices"][:8]  # held-out voices: name them all
+        voices = ", ".join(shown) + (" ..." if len(shown) < len(result["voices"]) else "")
         print(f"  {titles.get(name, name):58s} {100 * result['accuracy']:5.1f} %  ({result['clips']} clips; {voices})")
         for engine, accuracy in result.get("by_engine", {}).items():
             engine_voices = ", ".join(sorted({v.split(":", 1)[1].split("+")[-1] for v in result["voices"]
