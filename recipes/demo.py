@@ -4,7 +4,8 @@
 Builds the demo data if needed (``tfsonify build-demo-data``; espeak-ng, flite, SVOX Pico, ...), trains
 on the ``train`` split and evaluates on whole clips of: voice variants never seen in training (espeak-ng
 ``+m3`` / ``+f4`` in every accent, flite ``awb``), one whole synthesis engine never seen (SVOX Pico), and
-the speech-over-background mixtures. ``tfsonify demo`` runs the same task and then sonifies.
+the speech-over-background mixtures. ``tfsonify demo`` runs the same task (plus speed perturbation,
+which this generic runner does not have) and then sonifies.
 
     python recipes/demo.py --out runs/demo
 """
@@ -20,13 +21,14 @@ from tfsonify.train.experiment import Config, add_config_arguments, config_from_
 CONFIG = Config(
     multi_label=False,
     width=0.25,
-    per_replica_batch_size=32,
+    dropout=0.1,
+    per_replica_batch_size=16,
     epochs=30,
     warmup_epochs=1,
-    base_learning_rate=3e-3,
-    base_batch_size=32,
+    base_learning_rate=2e-3,
+    base_batch_size=16,
     crop_seconds=None,  # 1 s clips
-    mixup_alpha=0.2,
+    mixup_alpha=None,
     jit_compile="false",
 )
 

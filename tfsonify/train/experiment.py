@@ -26,6 +26,7 @@ class Config:
     Attributes:
         multi_label: BCE + mAP/mAUC/d' (AudioSet, FSD50K) or categorical CE + accuracy.
         width: CNN12 width multiplier (1.0 = the paper's CNN12).
+        dropout: dropout before the 512-d embedding (0.4 in the paper).
         per_replica_batch_size: batch per replica; global batch = this x replicas.
         epochs, warmup_epochs: total epochs and linear warm-up epochs (10 in the paper).
         base_learning_rate, base_batch_size: the peak learning rate is
@@ -42,6 +43,7 @@ class Config:
 
     multi_label: bool = False
     width: float = 1.0
+    dropout: float = 0.4
     per_replica_batch_size: int = 128
     epochs: int = 100
     warmup_epochs: int = 10
@@ -154,7 +156,8 @@ def run_experiment(name: str, config: Config, train, evaluation: dict, out_dir: 
 
     def build():
         keras.utils.set_random_seed(config.seed)
-        return CNN12(width_multiplier=config.width, num_classes=train.num_classes, multi_label=config.multi_label)
+        return CNN12(width_multiplier=config.width, num_classes=train.num_classes, multi_label=config.multi_label,
+                     dropout=config.dropout)
 
     started = time.perf_counter()
     if isinstance(chosen, __import__("tensorflow").distribute.MultiWorkerMirroredStrategy):
