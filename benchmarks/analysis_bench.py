@@ -22,22 +22,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from _timing import timed  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tfsonify  # noqa: E402
 from tfsonify.analysis.coherence import layer_coherence  # noqa: E402
 from tfsonify.analysis.topk import top_activating_inputs  # noqa: E402
-
-
-def timed(fn, repeats: int) -> float:
-    """Median wall time (s) over ``repeats`` calls after one warm-up call (tracing excluded)."""
-    fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def main() -> None:

@@ -15,30 +15,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from _timing import timed  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tfsonify  # noqa: E402
 from tfsonify.cnn12 import BLOCKS  # noqa: E402
 
 RATE = 8000
-
-
-def timed(fn, repeats: int) -> float:
-    """Median wall time in seconds over ``repeats`` calls after one warm-up call."""
-    fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def conv_flops(num_samples: int, widths: list[int], last_block: int, top_channels: int | None = None) -> list[float]:

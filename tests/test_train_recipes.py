@@ -86,7 +86,7 @@ def test_demo_command_rejects_bad_arguments(tmp_path, capsys):
 def test_demo_speed_perturbation():
     import tensorflow as tf
 
-    from tfsonify.commands.demo import speed_perturb
+    from tfsonify.data.augment import speed_perturb
 
     rng = np.random.default_rng(0)
     waves = rng.standard_normal((3, 801)).astype("float32")

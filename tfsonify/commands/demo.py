@@ -45,61 +45,6 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def demo_clip(sample_rate: int = 8000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return ``(mixture, speech, background)``: 'left, right, stop, go' over a kick/snare loop at 6 dB SNR.
-
-    A fixed, dataset-independent clip (espeak-ng ``en-us+m3`` over hydrogen-drumkits one-shots), all
-    float32 ``[time]`` at ``sample_rate``.
-    """
-    from tfsonify.audio import load_audio
-    from tfsonify.data.sources import drum_samples, mix_at_snr, speak
-
-    speech = speak("left. right. stop. go.", voice="en-us+m3", speed=140, sample_rate=sample_rate)
-    kick = load_audio(drum_samples("EE_Kick_Low_1")[0], sample_rate)
-    snare = load_audio(drum_samples("EE_Snare_1")[0], sample_rate)
-    beat = np.zeros(sample_rate // 2 * 4, np.float32)  # 4 beats at 120 bpm
-    for index, hit in enumerate([kick, snare, kick, snare]):
-        start = index * sample_rate // 2
-        length = min(hit.size, beat.size - start)
-        beat[start : start + length] += hit[:length]
-    mixture, background = mix_at_snr(speech, beat, 6.0)
-    return mixture, speech, background
-
-
-def speed_perturb(waves, seed, low: float = 0.85, high: float = 1.15):
-    """Random speed change per example (pitch and tempo together), about the clip centre, on-graph.
-
-    Resamples each row by linear interpolation at ``centre + (t - centre) * factor`` with ``factor ~ U[low,
-    high]`` (> 1 speeds up and raises the pitch); samples that fall outside the clip become 0. A speaker-
-    variation augmentation for the demo (voices differ mostly in pitch and rate); XLA- and ``tf.data``-safe.
-
-    Args:
-        waves: float32 ``[batch, time]``.
-        seed: int ``[2]`` stateless seed.
-
-    Returns:
-        float32 ``[batch, time]``.
-    """
-    import tensorflow as tf
-
-    from tfsonify.data import augment
-
-    waves = tf.convert_to_tensor(waves, tf.float32)
-    if waves.shape.rank != 2:
-        raise ValueError(f"speed_perturb expects waves [batch, time]; received shape {waves.shape}")
-    batch, length = tf.shape(waves)[0], tf.shape(waves)[1]
-    factor = augment._uniform([batch, 1], augment._seed(seed), low, high)
-    centre = tf.cast(length - 1, tf.float32) / 2.0
-    position = centre + (tf.cast(tf.range(length), tf.float32)[None] - centre) * factor
-    lower = tf.floor(position)
-    fraction = position - lower
-    lower = tf.cast(lower, tf.int32)
-    left = tf.gather(waves, tf.clip_by_value(lower, 0, length - 1), batch_dims=1)
-    right = tf.gather(waves, tf.clip_by_value(lower + 1, 0, length - 1), batch_dims=1)
-    inside = (position >= 0.0) & (position <= tf.cast(length - 1, tf.float32))
-    return tf.where(inside, left * (1.0 - fraction) + right * fraction, 0.0)
-
-
 class DemoAugment:
     """Speed perturbation (0.85-1.15) then the paper's gain / Gaussian noise / time-mask chain, per batch."""
 
@@ -109,10 +54,10 @@ class DemoAugment:
         self.augmenter = Augmenter(gain_db=(-6, 6), noise_snr_db=(20, 40), mask_fraction=0.1)
 
     def __call__(self, waves, seed):
-        from tfsonify.data import augment
+        from tfsonify.data.augment import _seed, _split, speed_perturb
 
-        speed_seed, chain_seed = augment._split(augment._seed(seed), 2)[0], augment._split(augment._seed(seed), 2)[1]
-        return self.augmenter(speed_perturb(waves, speed_seed), chain_seed)
+        seeds = _split(_seed(seed), 2)
+        return self.augmenter(speed_perturb(waves, seeds[0]), seeds[1])
 
 
 def _check_args(args: argparse.Namespace) -> None:
