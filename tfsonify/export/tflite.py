@@ -10,11 +10,22 @@ One ``.tflite`` file holds, for every exported block ``L``:
     float32 ``[1, K]``, ``sonifications`` float32 ``[1, K, T]`` (the ``K`` most active
     maps; ``K`` fixed at export, default 4, capped at the block's width).
 
+A fixed-length model also holds, per block, the two signatures that run long clips as
+exact overlapping windows (``export/edge_windows.py``, numpy only, says how):
+
+``sonify_raw_l{L}``
+    ``waveform`` float32 ``[1, T]`` already divided by the *whole clip's* peak (not
+    normalised again), ``feature`` int32 ``[1]`` -> ``reconstruction`` float32 ``[1, T]``
+    (the deconvnet output before the unit-peak rescale).
+``peak_activations_l{L}``
+    ``waveform`` as above -> ``activations`` float32 ``[1, C_L]`` (each map's maximum over time).
+
 ``T`` is fixed (``length=8000``: 1 s, the fast variant: XNNPACK plans fixed shapes
 fully, 3-5x faster here) or dynamic (``length=None``: any ``T >= min_length(L)``;
 call ``resize_tensor_input``/signature runners with the clip's length). Long clips
-run exactly with the dynamic variant; the fixed variant takes exactly ``T`` samples
-(pad or cut the clip yourself: padding changes the maps near the padded end).
+run exactly with the dynamic variant, or with the fixed variant as overlapping windows
+(``export/edge_windows.py``); a clip shorter than ``T`` must be padded, which changes
+the maps near the padded end.
 
 Per-layer signatures rather than a runtime layer input: each block's graph has
 different shapes, and LiteRT's control flow (``WHILE``/``IF``) would block XNNPACK
@@ -37,11 +48,12 @@ import numpy as np
 import tensorflow as tf
 
 from tfsonify.audio import atomic_path
-from tfsonify.cnn12 import NUM_BLOCKS, _check_layer, min_length
+from tfsonify.cnn12 import BLOCKS, NUM_BLOCKS, _check_layer, min_length
 from tfsonify.export.savedmodel import store_weights_once
+from tfsonify.layers import max_pool_with_switches
 from tfsonify.sonifier import Sonifier
 
-__all__ = ["DEFAULT_TOP_K", "convert", "operator_names", "assert_builtin_only", "export_tflite"]
+__all__ = ["DEFAULT_TOP_K", "convert", "raw_reconstruction_graph", "operator_names", "assert_builtin_only", "export_tflite"]
 
 DEFAULT_TOP_K = 4
 
@@ -71,6 +83,36 @@ def assert_builtin_only(tflite_model: bytes) -> list[str]:
     if bad:
         raise ValueError(f"converted model uses non-builtin ops {bad}; only TFLITE_BUILTINS are allowed")
     return ops
+
+
+def raw_reconstruction_graph(sonifier: Sonifier, normalized: tf.Tensor, layer: int, feature: tf.Tensor) -> tf.Tensor:
+    """Deconvnet output of one map before any scaling, for a clip already divided by its peak.
+
+    The windowed path (``export/edge_windows.py``) feeds windows of a clip scaled once by the
+    whole clip's peak; this graph neither peak-normalises its input nor rescales its output,
+    so the windows' outputs stitch into the full clip's raw reconstruction.
+
+    Args:
+        sonifier: the :class:`Sonifier` holding the model's kernels.
+        normalized: float32 ``[1, time]`` (8 kHz), already scaled by the clip's global peak.
+        layer: Python int, block 1..11.
+        feature: int32 ``[1]``, the map of block ``layer``.
+
+    Returns:
+        float32 ``[1, time]`` raw reconstruction (``Sonifier.deconvolve``'s output).
+    """
+    states = sonifier.encode(normalized, layer - 1) if layer > 1 else []
+    below = tf.expand_dims(normalized, -1) if layer == 1 else states[-1].output
+    conv = sonifier.convs[layer - 1]
+    kernel = tf.gather(tf.convert_to_tensor(conv.kernel), feature, axis=2)  # [k, c_in, 1]
+    bias = tf.gather(tf.convert_to_tensor(conv.bias), feature)
+    activation = tf.nn.relu(tf.nn.conv1d(below, kernel, stride=1, padding="VALID") + bias)  # [1, time_L, 1]
+    conv_length = tf.shape(activation)[1]
+    switches = None
+    if BLOCKS[layer - 1].pooled:
+        activation, switches = max_pool_with_switches(activation)
+        switches = switches[:, :, 0]
+    return sonifier.deconvolve(activation[:, :, 0], switches, conv_length, feature, states, tf.zeros([1], tf.int32), layer)
 
 
 def _layers(layers: Sequence[int] | None) -> list[int]:
@@ -126,6 +168,17 @@ def convert(model: keras.Model, length: int | None = 8000, layers: Sequence[int]
         archive.add_endpoint(f"sonify_l{layer}", sonify, input_signature=[wave_spec, feature_spec])
         archive.add_endpoint(f"top_k_l{layer}", top, input_signature=[wave_spec])
         keys += [f"sonify_l{layer}", f"top_k_l{layer}"]
+        if length is not None:  # exact overlapping windows for long clips (export/edge_windows.py)
+
+            def raw(waveform, feature, layer=layer):
+                return {"reconstruction": raw_reconstruction_graph(sonifier, waveform, layer, feature)}
+
+            def peaks(waveform, layer=layer):
+                return {"activations": tf.reduce_max(sonifier.encode(waveform, layer)[-1].output, axis=1)}
+
+            archive.add_endpoint(f"sonify_raw_l{layer}", raw, input_signature=[wave_spec, feature_spec])
+            archive.add_endpoint(f"peak_activations_l{layer}", peaks, input_signature=[wave_spec])
+            keys += [f"sonify_raw_l{layer}", f"peak_activations_l{layer}"]
 
     store_weights_once(archive)
     with tempfile.TemporaryDirectory(prefix="tfsonify-tflite-") as folder:
