@@ -8,9 +8,11 @@ all CPU cores (XNNPACK):
     python3 export/edge_demo.py sonifier.tflite clip.wav --layer 5 --top 3 --out sounds/
 
 The clip is downmixed to mono and resampled to 8 kHz (windowed-sinc, numpy). A
-fixed-length model (default, 1 s) takes the first ``T`` samples (zero-padded if
-shorter, which changes the maps near the padded end); a dynamic-length model
-(``--length 0`` at export) takes the whole clip. Writes ``input.wav`` and
+dynamic-length model (``--length 0`` at export) takes the whole clip. A fixed-length
+model (default, 1 s) runs a longer clip as exact overlapping windows
+(``edge_windows.py`` beside this script: the same maps and sounds as one pass over
+the whole clip); a shorter clip is zero-padded to ``T`` samples (which changes the
+maps near the padded end). Writes ``input.wav`` and
 ``l{L}_rank{r}_f{F}.wav`` (float32 WAV at 8 kHz) and prints one line per map.
 """
 from __future__ import annotations
@@ -25,6 +27,8 @@ import time
 import numpy as np
 import soundfile
 from ai_edge_litert.interpreter import Interpreter
+
+import edge_windows  # beside this script; numpy only
 
 SAMPLE_RATE = 8000
 
@@ -89,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads (default: all cores)")
     args = parser.parse_args(argv)
+    if args.top is not None and args.top < 1:
+        parser.error(f"--top must be a positive number of maps; received {args.top}")
 
     try:
         interpreter = Interpreter(model_path=args.model, num_threads=args.threads)
@@ -109,17 +115,35 @@ def main(argv: list[str] | None = None) -> int:
     runner = interpreter.get_signature_runner(key)
     wave_details = runner.get_input_details()["waveform"]
     fixed = int(wave_details["shape_signature"][1])
-    if fixed != -1:
+    mode = "dynamic" if fixed == -1 else f"fixed {fixed}-sample"
+    windowed = fixed != -1 and len(clip) > fixed
+    if windowed:
+        try:
+            length, raw, peaks = edge_windows.litert_functions(interpreter, args.layer)
+            plan = edge_windows.plan_windows(len(clip), length, args.layer)
+        except ValueError as error:
+            print(f"edge_demo: warning: cannot window this clip exactly ({error}); using its first {fixed} samples",
+                  file=sys.stderr)
+            windowed = False
+    if fixed != -1 and not windowed:
         clip = clip[:fixed] if len(clip) >= fixed else np.pad(clip, (0, fixed - len(clip)))
     os.makedirs(args.out, exist_ok=True)
     start = time.perf_counter()
     try:
-        outputs = runner(waveform=clip[np.newaxis].astype(np.float32))
+        if windowed:
+            k = int(runner.get_output_details()["features"]["shape"][1]) if args.top is None else args.top
+            width = int(interpreter.get_signature_runner(f"peak_activations_l{args.layer}")
+                        .get_output_details()["activations"]["shape"][1])
+            features, activations = edge_windows.top_features_windowed(clip, args.layer, length, peaks, min(k, width))
+            sounds = edge_windows.sonify_windowed(clip, args.layer, length, raw, features)
+            mode += f", {len(plan.starts)} exact overlapping windows"
+        else:
+            outputs = runner(waveform=clip[np.newaxis].astype(np.float32))
+            features, activations, sounds = outputs["features"][0], outputs["activations"][0], outputs["sonifications"][0]
     except (ValueError, RuntimeError) as error:
         print(f"edge_demo: error: the model rejected a {len(clip)}-sample clip: {error}", file=sys.stderr)
         return 2
     elapsed = time.perf_counter() - start
-    features, activations, sounds = outputs["features"][0], outputs["activations"][0], outputs["sonifications"][0]
     count = len(features) if args.top is None else min(args.top, len(features))
     write_wav(os.path.join(args.out, "input.wav"), clip)
     for rank in range(count):
@@ -127,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         write_wav(os.path.join(args.out, name), sounds[rank])
         print(f"{name}\tfeature {int(features[rank])}\tpeak activation {float(activations[rank]):.4f}")
     print(f"block {args.layer}: {count} map(s) of a {len(clip) / SAMPLE_RATE:.2f} s clip in {elapsed * 1000:.1f} ms "
-          f"on {args.threads} thread(s) ({'dynamic' if fixed == -1 else f'fixed {fixed}-sample'} model)")
+          f"on {args.threads} thread(s) ({mode} model)")
     return 0
 
 

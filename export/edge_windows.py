@@ -186,6 +186,7 @@ def windowed_reconstruction(normalised: np.ndarray, plan: WindowPlan,
     Returns:
         float32 ``[T]``, equal to the full-clip raw reconstruction.
     """
+    normalised = np.asarray(normalised, np.float32)
     out = np.zeros(plan.clip_length, np.float32)
     for start, (begin, end) in zip(plan.starts, plan.keep):
         piece = np.asarray(raw(_window(normalised, start, plan.window_length)), np.float32).reshape(-1)
@@ -257,7 +258,7 @@ def litert_functions(interpreter, layer: int) -> tuple[int, Callable, Callable]:
         ``(window_length, raw(window, feature) -> [W], activations(window) -> [C_L])``.
 
     Raises:
-        ValueError: if the model lacks ``sonify_raw_l{L}`` / ``peak_activations_l{L}`` or is dynamic-length.
+        ValueError: (``raw``) for a feature outside ``0..C_L-1``; if the model lacks ``sonify_raw_l{L}`` / ``peak_activations_l{L}`` or is dynamic-length.
     """
     layer = _check_layer(layer)
     names = interpreter.get_signature_list()
@@ -270,7 +271,11 @@ def litert_functions(interpreter, layer: int) -> tuple[int, Callable, Callable]:
     if length == -1:
         raise ValueError("windows need a fixed-length model; a dynamic-length model takes the whole clip at once")
 
+    width = int(peak_runner.get_output_details()["activations"]["shape"][1])
+
     def raw(window: np.ndarray, feature: int) -> np.ndarray:
+        if isinstance(feature, bool) or not isinstance(feature, (int, np.integer)) or not 0 <= feature < width:
+            raise ValueError(f"feature must be a map index in 0..{width - 1} of block {layer}; received {feature!r}")
         return raw_runner(waveform=window.reshape(1, -1), feature=np.array([feature], np.int32))["reconstruction"][0]
 
     def peaks(window: np.ndarray) -> np.ndarray:

@@ -49,7 +49,8 @@ def test_ops_are_builtin_and_signatures_typed(fixed_model):
     assert {"CONV_2D", "TRANSPOSE_CONV", "TOPK_V2"} <= set(ops)
     runner_interpreter = interpreter(fixed_model)
     signatures = runner_interpreter.get_signature_list()
-    assert sorted(signatures) == ["sonify_l11", "sonify_l2", "top_k_l11", "top_k_l2"]
+    assert sorted(signatures) == ["peak_activations_l11", "peak_activations_l2", "sonify_l11", "sonify_l2",
+                                  "sonify_raw_l11", "sonify_raw_l2", "top_k_l11", "top_k_l2"]
     runner = runner_interpreter.get_signature_runner("sonify_l11")
     inputs, outputs = runner.get_input_details(), runner.get_output_details()
     assert inputs["waveform"]["dtype"] == np.float32 and list(inputs["waveform"]["shape"]) == [1, 8000]
