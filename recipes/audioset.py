@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -121,7 +120,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except ValueError as error:
-        sys.exit(f"audioset.py: error: {error}")
+    from tfsonify.cli import run_script
+
+    run_script(main, "audioset.py")

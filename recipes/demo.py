@@ -12,7 +12,6 @@ which this generic runner does not have) and then sonifies.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from tfsonify.train.experiment import Config, add_config_arguments, config_from_args, run_experiment
@@ -54,7 +53,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except ValueError as error:
-        sys.exit(f"demo.py: error: {error}")
+    from tfsonify.cli import run_script
+
+    run_script(main, "demo.py")

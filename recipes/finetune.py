@@ -24,8 +24,6 @@ from linear_eval import main  # noqa: E402
 if __name__ == "__main__":
     if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
         print(__doc__)
-    try:
-        sys.exit(main(mode="full"))
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    from tfsonify.cli import run_script
+
+    run_script(lambda: main(mode="full"), "finetune.py")

@@ -11,7 +11,6 @@ in ``OUT/training/logs``.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from tfsonify.train.experiment import Config, add_config_arguments, config_from_args, run_experiment
@@ -51,7 +50,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except ValueError as error:
-        sys.exit(f"fsd50k.py: error: {error}")
+    from tfsonify.cli import run_script
+
+    run_script(main, "fsd50k.py")

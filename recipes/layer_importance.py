@@ -177,8 +177,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    from tfsonify.cli import run_script
+
+    run_script(main, "layer_importance.py")

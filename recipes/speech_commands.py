@@ -12,7 +12,6 @@ command after an interruption. TensorBoard: ``tensorboard --logdir OUT/training/
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from tfsonify.train.experiment import Config, add_config_arguments, config_from_args, run_experiment
@@ -53,7 +52,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except ValueError as error:
-        sys.exit(f"speech_commands.py: error: {error}")
+    from tfsonify.cli import run_script
+
+    run_script(main, "speech_commands.py")

@@ -9,6 +9,7 @@ import argparse
 import importlib
 import os
 import sys
+from typing import Callable, NoReturn
 
 COMMANDS = [
     "tfsonify.commands.sonify",
@@ -20,6 +21,20 @@ COMMANDS = [
     "tfsonify.commands.analyze",
     "tfsonify.commands.report",
 ]
+
+
+def run_script(main: Callable[[], int | None], prog: str) -> NoReturn:
+    """Run a script's ``main()`` and exit with its status, as the ``tfsonify`` CLI does.
+
+    A ``ValueError`` (bad input, described for the user) becomes ``PROG: error: MESSAGE`` on stderr and exit
+    status 2, like argparse's usage errors; other exceptions propagate with their traceback. Used by ``recipes/``.
+    """
+    try:
+        status = int(main() or 0)
+    except ValueError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        status = 2
+    sys.exit(status)
 
 
 def build_parser() -> argparse.ArgumentParser:
