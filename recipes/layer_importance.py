@@ -36,7 +36,9 @@ CONFIG = {
     "format": "folder",
     "modes": "fconly,full",
     "blocks": "1-11",
-    "fconly_epochs": 60,
+    "fconly_epochs": 300,  # linear probe on cached, standardised features (tfsonify.train.linear_eval.PROBE)
+    "probe_batch_size": 128,
+    "probe_learning_rate": 1e-2,
     "full_epochs": 10,
     "warmup_epochs": 2,
     "batch_size": 32,
@@ -77,6 +79,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--modes", default=CONFIG["modes"])
     parser.add_argument("--blocks", default=CONFIG["blocks"])
     parser.add_argument("--fconly-epochs", type=int, default=CONFIG["fconly_epochs"])
+    parser.add_argument("--probe-batch-size", type=int, default=CONFIG["probe_batch_size"])
+    parser.add_argument("--probe-learning-rate", type=float, default=CONFIG["probe_learning_rate"],
+                        help="fconly probe on standardised features; not scaled with the batch")
     parser.add_argument("--full-epochs", type=int, default=CONFIG["full_epochs"])
     parser.add_argument("--warmup-epochs", type=int, default=CONFIG["warmup_epochs"])
     parser.add_argument("--batch-size", type=int, default=CONFIG["batch_size"])
@@ -112,7 +117,8 @@ def run_one(encoder, blocks: int, mode: str, train, test, args, out_dir: Path) -
         pooled = keras.Model(model.input, model.get_layer("temporal_pool").output)
         features = predict_clips(pooled, [train.waveform(i) for i in range(len(train))], batch_size=64)
         fit_head_on_features(model.get_layer("classifier"), features, train.one_hot(), multi_label=train.multi_label,
-                             epochs=args.fconly_epochs, batch_size=args.batch_size, learning_rate=learning_rate,
+                             epochs=args.fconly_epochs, batch_size=args.probe_batch_size,
+                             learning_rate=args.probe_learning_rate,
                              warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay, seed=args.seed)
     else:
         dataset = training_dataset(train, args.batch_size, augment=Augmenter(), seed=args.seed, one_hot=True)

@@ -38,9 +38,14 @@ CONFIG = {
     "format": "folder",
     "mode": "fconly",  # fconly (linear evaluation) | full (fine-tuning)
     "batch_size": 32,
-    "epochs": 60,  # fconly on cached embeddings: epochs are cheap
+    "epochs": 30,  # training through the encoder (full, or fconly --augment)
     "warmup_epochs": 5,
     "learning_rate": 1e-3,  # at global batch 128, scaled linearly
+    # fconly on cached embeddings: a linear probe on standardised features, trained to convergence
+    # (tfsonify.train.linear_eval.PROBE; epochs are cheap there)
+    "probe_epochs": 300,
+    "probe_batch_size": 128,
+    "probe_learning_rate": 1e-2,
     "weight_decay": 1e-3,
     "crop_seconds": None,  # random training crops (5 AudioSet, 2.5 FSD50K); None for <= 1 s clips
     "test_fraction": 0.2,  # stratified random test split when --holdout is not given
@@ -63,6 +68,11 @@ def parse_args(argv=None, mode: str = CONFIG["mode"]) -> argparse.Namespace:
     parser.add_argument("--warmup-epochs", type=int, default=CONFIG["warmup_epochs"])
     parser.add_argument("--learning-rate", type=float, default=CONFIG["learning_rate"])
     parser.add_argument("--weight-decay", type=float, default=CONFIG["weight_decay"])
+    parser.add_argument("--probe-epochs", type=int, default=CONFIG["probe_epochs"],
+                        help="fconly on cached embeddings: epochs of the linear probe")
+    parser.add_argument("--probe-batch-size", type=int, default=CONFIG["probe_batch_size"])
+    parser.add_argument("--probe-learning-rate", type=float, default=CONFIG["probe_learning_rate"],
+                        help="on standardised features; not scaled with the batch")
     parser.add_argument("--crop-seconds", type=float, default=CONFIG["crop_seconds"])
     parser.add_argument("--augment", action="store_true", help="fconly: train end to end on augmented crops")
     parser.add_argument("--holdout", metavar="REGEX", help="test set = clips whose path matches REGEX")
@@ -75,9 +85,9 @@ def parse_args(argv=None, mode: str = CONFIG["mode"]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def train_head_on_embeddings(model, train, args, learning_rate: float) -> None:
+def train_head_on_embeddings(model, train, args) -> float:
     """fconly without augmentation: embeddings of the frozen encoder once, then the head alone (standardised
-    features, folded back into the classifier layer; see ``fit_head_on_features``)."""
+    features, folded back into the classifier layer; see ``fit_head_on_features``). Returns the final training loss."""
     import keras
 
     from tfsonify.commands import progress
@@ -88,9 +98,11 @@ def train_head_on_embeddings(model, train, args, learning_rate: float) -> None:
     clips = [train.waveform(i) for i in range(len(train))]
     with progress(f"embedding {len(clips)} training clips with the frozen encoder"):
         features = predict_clips(embedder, clips, batch_size=64)
-    fit_head_on_features(model.get_layer("classifier"), features, train.one_hot(), multi_label=train.multi_label,
-                         epochs=args.epochs, batch_size=args.batch_size, learning_rate=learning_rate,
-                         warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay, seed=args.seed)
+    with progress(f"linear probe: {args.probe_epochs} epochs on standardised {features.shape[1]}-d embeddings"):
+        return fit_head_on_features(model.get_layer("classifier"), features, train.one_hot(),
+                                    multi_label=train.multi_label, epochs=args.probe_epochs,
+                                    batch_size=args.probe_batch_size, learning_rate=args.probe_learning_rate,
+                                    warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay, seed=args.seed)
 
 
 def evaluate_source(name: str, source, train, test, args, out: Path, chosen, learning_rate: float) -> dict:
@@ -108,8 +120,9 @@ def evaluate_source(name: str, source, train, test, args, out: Path, chosen, lea
     with chosen.scope():
         model = classifier_from_checkpoint(source, train.num_classes, args.mode, train.multi_label,
                                            width_multiplier=args.width)
+    train_loss = None
     if args.mode == "fconly" and not args.augment:
-        train_head_on_embeddings(model, train, args, learning_rate)
+        train_loss = train_head_on_embeddings(model, train, args)
     else:
         global_batch = args.batch_size * chosen.num_replicas_in_sync
         dataset = training_dataset(train, global_batch, crop_seconds=args.crop_seconds, augment=Augmenter(),
@@ -123,6 +136,8 @@ def evaluate_source(name: str, source, train, test, args, out: Path, chosen, lea
     save_atomic(model, run_dir / "final.keras")
     result = evaluate_clips(model, test.dataset(), multi_label=test.multi_label, class_names=test.class_names)
     result.pop("per_class_accuracy", None)
+    if train_loss is not None:
+        result["probe_train_loss"] = train_loss
     result.update(name=name, mode=args.mode, seconds=round(time.perf_counter() - started, 1),
                   source=str(source) if source is not None else f"random init, width {args.width}")
     return result
@@ -160,7 +175,8 @@ def main(argv=None, mode: str = CONFIG["mode"]) -> int:
     print(f"\n{args.mode} on {len(test)} held-out clips ({split}), CNN12 width {args.width}:")
     for result in results:
         value = result.get(metric, result.get("map"))
-        print(f"  {result['name']:<12} {metric} = {value:.4f}   ({result['source']}; {result['seconds']:.0f} s)")
+        loss = f"; probe training loss {result['probe_train_loss']:.3f}" if "probe_train_loss" in result else ""
+        print(f"  {result['name']:<12} {metric} = {value:.4f}   ({result['source']}; {result['seconds']:.0f} s{loss})")
     (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
     print(f"results: {out / 'results.json'}")
     return 0

@@ -172,6 +172,31 @@ def test_fit_head_on_tiny_unnormalised_features_folds_standardisation():
                              multi_label=False, epochs=2, warmup_epochs=1)
 
 
+def test_linear_probe_converges_like_lbfgs_logistic_regression():
+    """The default probe reaches the convex optimum's accuracy on collinear, tiny-scale features (like a random
+    CNN12's 512-d embedding: rank 6 in 48 dims at the 1e-4 scale), where classifier-training settings stall."""
+    from sklearn.linear_model import LogisticRegression
+
+    from tfsonify.train.linear_eval import fit_head_on_features
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(400) % 5
+    signal = rng.normal(size=(400, 6)) + 1.5 * np.eye(5, 6)[labels]
+    features = (1e-3 + 1e-4 * signal @ rng.normal(size=(6, 48))).astype(np.float32)
+    train, test = slice(0, 300), slice(300, None)
+    mean, std = features[train].mean(axis=0), features[train].std(axis=0)
+    reference = LogisticRegression(max_iter=5000).fit((features[train] - mean) / std, labels[train])
+    reference_accuracy = reference.score((features[test] - mean) / std, labels[test])
+    head = keras.layers.Dense(5, activation="softmax")
+    head.build((None, 48))
+    final_loss = fit_head_on_features(head, features[train], np.eye(5, dtype=np.float32)[labels[train]], multi_label=False)
+    accuracy = np.mean(np.asarray(head(features[test])).argmax(axis=1) == labels[test])
+    assert abs(accuracy - reference_accuracy) <= 0.03, (accuracy, reference_accuracy)
+    probabilities = reference.predict_proba((features[train] - mean) / std)
+    reference_loss = -np.mean(np.log(probabilities[np.arange(300), labels[train]]))
+    assert final_loss < reference_loss + 0.05, (final_loss, reference_loss)
+
+
 def test_recipe_helpers_blocks_and_holdout():
     import sys
 

@@ -26,12 +26,20 @@ import tfsonify  # noqa: F401  (registers the serializable classes for load_mode
 from tfsonify.cnn12 import CNN12, NUM_BLOCKS
 from tfsonify.train.contrastive import ContrastiveModel
 
-__all__ = ["MODES", "ENCODER_LAYERS", "load_encoder", "classifier_from_encoder", "classifier_from_checkpoint",
+__all__ = ["MODES", "ENCODER_LAYERS", "PROBE", "load_encoder", "classifier_from_encoder", "classifier_from_checkpoint",
            "encoder_weights", "freeze_encoder", "fit_head_on_features"]
 
 MODES = ("fconly", "full")
 #: Layers of CNN12 that hold the encoder's weights (the classifier head is not one of them).
 ENCODER_LAYERS = tuple(f"conv{i}" for i in range(1, NUM_BLOCKS + 1)) + ("embedding",)
+
+#: Settings of the linear probe on cached, standardised features (:func:`fit_head_on_features`). The probe is
+#: a convex problem and must be trained to convergence, or it measures the optimiser instead of the
+#: representation: with the classifier-training settings (Adam 2.5e-4, batch 32, 60 epochs) the demo
+#: keyword probe stopped at training loss ~1.0 and 68-69 % held-out accuracy for *both* a random and a
+#: contrastive encoder; with these settings the training loss reaches 0.05-0.09 and the same embeddings
+#: give 81 % (random) and 92 % (contrastive), as a full-batch L-BFGS logistic regression does (83 / 92 %).
+PROBE = {"epochs": 300, "batch_size": 128, "learning_rate": 1e-2, "warmup_epochs": 5, "weight_decay": 1e-3}
 
 
 def _check_mode(mode: str) -> str:
@@ -162,13 +170,13 @@ def fit_head_on_features(
     targets: np.ndarray,
     *,
     multi_label: bool,
-    epochs: int,
-    batch_size: int = 32,
-    learning_rate: float = 1e-3,
-    warmup_epochs: int = 2,
-    weight_decay: float = 1e-3,
+    epochs: int = PROBE["epochs"],
+    batch_size: int = PROBE["batch_size"],
+    learning_rate: float = PROBE["learning_rate"],
+    warmup_epochs: int = PROBE["warmup_epochs"],
+    weight_decay: float = PROBE["weight_decay"],
     seed: int = 0,
-) -> keras.callbacks.History:
+) -> float:
     """Train the ``Dense`` layer ``head`` on fixed features (fconly linear evaluation on cached embeddings).
 
     CNN12's embeddings are not normalised and their scale depends on the encoder (a randomly initialised
@@ -183,12 +191,17 @@ def fit_head_on_features(
         features: float32 ``[clips, dim]``.
         targets: float32 ``[clips, classes]`` one-hot or multi-hot.
         multi_label, epochs, batch_size, learning_rate, warmup_epochs, weight_decay: training settings
-            (see :func:`tfsonify.train.supervised.compile_classifier`).
+            (see :func:`tfsonify.train.supervised.compile_classifier`); the defaults (:data:`PROBE`) train the
+            probe to convergence. ``learning_rate`` is used as given (the features are standardised, so it does
+            not depend on the encoder or scale with the batch).
         seed: seed for the head's initialisation and the shuffling.
 
     Returns:
-        The ``History`` of the training on standardised features.
+        The final training loss (mean over all ``features``, after training): near 0 for separable
+        features, and the figure to check that the probe converged.
     """
+    import tensorflow as tf
+
     from tfsonify.train.supervised import compile_classifier
 
     features = np.asarray(features, np.float32)
@@ -198,19 +211,27 @@ def fit_head_on_features(
                          f"received {features.shape} and {targets.shape}")
     if not np.all(np.isfinite(features)):
         raise ValueError("features contain NaN or infinite values")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer; received {epochs!r}")
     mean = features.mean(axis=0)
     scale = features.std(axis=0)
     scale = np.where(scale > 1e-12, scale, 1.0).astype(np.float32)
+    standardised = (features - mean) / scale
     keras.utils.set_random_seed(seed)
     standard_head = keras.Sequential([keras.Input((features.shape[1],)),
                                       keras.layers.Dense(head.units, activation=head.activation, name="classifier")])
     steps = max(1, int(np.ceil(len(features) / batch_size)))
     compile_classifier(standard_head, multi_label=multi_label, learning_rate=learning_rate, steps_per_epoch=steps,
                        epochs=epochs, warmup_epochs=warmup_epochs, weight_decay=weight_decay)
-    history = standard_head.fit((features - mean) / scale, targets, batch_size=batch_size, epochs=epochs, shuffle=True,
-                                verbose=0)
+    # All epochs as one stream (reshuffled every epoch): the same optimisation as ``fit(epochs=epochs)``
+    # without Keras' per-epoch overhead, which dominates for a single Dense layer.
+    stream = (tf.data.Dataset.from_tensor_slices((standardised, targets))
+              .shuffle(len(features), seed=seed, reshuffle_each_iteration=True)
+              .batch(batch_size).repeat(epochs).prefetch(tf.data.AUTOTUNE))
+    standard_head.fit(stream, epochs=1, verbose=0)
+    final_loss = standard_head.evaluate(standardised, targets, batch_size=1024, verbose=0, return_dict=True)["loss"]
     kernel, bias = standard_head.get_layer("classifier").get_weights()
     folded_kernel = kernel / scale[:, None]
     folded_bias = bias - (mean / scale) @ kernel
     head.set_weights([folded_kernel.astype(np.float32), folded_bias.astype(np.float32)])
-    return history
+    return float(final_loss)
