@@ -193,6 +193,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--short-clips", default=CONFIG["short_clips"], choices=["skip", "pad"])
     parser.add_argument("--trim-silence-db", type=float, default=None,
                         help="cut clips to their span within this many dB of the peak before patching (keyword clips)")
+    parser.add_argument("--speed-range", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None,
+                        help="resample each view at its own random speed factor in [LOW, HIGH] (e.g. 0.8 1.25 for speech)")
     parser.add_argument("--dropout", type=float, default=0.4, help="encoder dropout during pretraining")
     parser.add_argument("--no-mix-back", action="store_true", help="disable mix-back")
     parser.add_argument("--strategy", default=CONFIG["strategy"], choices=["auto", "tpu", "mirrored", "default"])
@@ -243,7 +245,7 @@ def main(argv=None) -> int:
     dataset, num_short = contrastive_dataset(
         decoded, global_batch, patch_seconds=args.patch_seconds, augment=augment,
         mix_back_snr_db=None if args.no_mix_back else CONFIG["mix_back_snr_db"], short_clips=args.short_clips,
-        seed=args.seed, trim_silence_db=args.trim_silence_db)
+        seed=args.seed, trim_silence_db=args.trim_silence_db, speed_range=args.speed_range)
     usable = len(decoded) - (num_short if args.short_clips == "skip" else 0)
     steps_per_epoch = usable // global_batch
     print(f"{usable} clips usable ({num_short} shorter than two {args.patch_seconds} s patches, {args.short_clips}); "

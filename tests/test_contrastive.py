@@ -253,3 +253,24 @@ def test_trim_silence_cuts_padding_before_patching():
     assert np.all(np.abs(view_a.numpy()).max(axis=1) > 0) and np.all(np.abs(view_b.numpy()).max(axis=1) > 0)
     with pytest.raises(ValueError, match="trim_silence_db"):
         trim_silence(_decoded([word]), 0.0)
+
+
+def test_speed_range_resamples_each_view_with_its_own_factor():
+    rate = 8000
+    t = np.arange(2 * rate) / rate
+    clips = [np.sin(2 * np.pi * (400 + 50 * i) * t).astype(np.float32) for i in range(4)]
+    common = dict(batch_size=4, patch_seconds=0.5, augment=False, mix_back_snr_db=None, seed=3)
+    plain_a, plain_b = (v.numpy() for v in next(iter(contrastive_dataset(_decoded(clips), **common)[0])))
+    same_a, same_b = (v.numpy() for v in next(iter(contrastive_dataset(_decoded(clips), speed_range=(1.0, 1.0), **common)[0])))
+    np.testing.assert_allclose(same_a, plain_a, atol=1e-5)  # factor 1: the patches themselves
+    np.testing.assert_allclose(same_b, plain_b, atol=1e-5)
+    fast_a, fast_b = (v.numpy() for v in next(iter(contrastive_dataset(_decoded(clips), speed_range=(0.7, 1.4), **common)[0])))
+
+    def pitch(view):  # dominant frequency of the fully resampled middle of the patch, Hz
+        middle = view[1000:3000]
+        return np.argmax(np.abs(np.fft.rfft(middle * np.hanning(middle.size)))) * rate / middle.size
+
+    ratios = [pitch(a) / pitch(b) for a, b in zip(fast_a, fast_b)]
+    assert np.all(np.isfinite(fast_a)) and max(abs(np.log(r)) for r in ratios) > 0.05  # views pitched differently
+    with pytest.raises(ValueError, match="speed_range"):
+        contrastive_dataset(_decoded(clips), speed_range=(0.0, 1.2), **common)

@@ -113,6 +113,7 @@ def contrastive_dataset(
     shuffle_buffer: int | None = None,
     repeat: bool = False,
     trim_silence_db: float | None = None,
+    speed_range: tuple[float, float] | None = None,
 ) -> tuple[tf.data.Dataset, int]:
     """Batches of positive pairs ``(view_a, view_b)`` for :class:`~tfsonify.train.contrastive.ContrastiveModel`.
 
@@ -136,6 +137,10 @@ def contrastive_dataset(
             all-zero views, which every augmentation leaves at zero, so all silent views project to the same
             point and the NT-Xent optimum becomes a collapsed encoder. Lengths (and the short-clip policy)
             then apply to the trimmed clips.
+        speed_range: if given, ``(low, high)``: each view is first resampled at its own random speed factor
+            ``~ U[low, high]`` (:func:`tfsonify.data.augment.speed_perturb`: pitch and tempo together, like
+            BYOL-A's random resize crop), so the two views of one clip no longer share the exact pitch and rate;
+            on speech this keeps the pretext task from being solved by voice identity alone.
 
     Returns:
         ``(dataset, num_short)``: the dataset yields ``(view_a, view_b)``, each float32
@@ -162,6 +167,10 @@ def contrastive_dataset(
         )
     if augment is None:
         augment = aug.Augmenter()
+    if speed_range is not None:
+        low, high = (float(v) for v in speed_range)
+        if not 0.0 < low <= high:
+            raise ValueError(f"speed_range must be (low, high) with 0 < low <= high; received {speed_range!r}")
     pair_samples = 2 * patch_samples
     if trim_silence_db is not None:
         decoded = trim_silence(decoded, trim_silence_db)
@@ -192,6 +201,10 @@ def contrastive_dataset(
                 length < pair_samples, lambda: aug.random_crop(wave, pair_samples, pad_seed), lambda: wave
             )
         view_a, view_b = tf.unstack(two_patches(wave, patch_samples, patch_seed))
+        if speed_range is not None:
+            speed_a, speed_b = tf.unstack(tf.random.split(tf.random.experimental.stateless_fold_in(seed_pair, 1), 2))
+            view_a = aug.speed_perturb(view_a[None], speed_a, low, high)[0]
+            view_b = aug.speed_perturb(view_b[None], speed_b, low, high)[0]
         if augment is not False:
             view_a = augment(view_a, seed_a)
             view_b = augment(view_b, seed_b)
