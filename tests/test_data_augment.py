@@ -148,6 +148,34 @@ def test_random_crop_windows_and_padding():
         A.random_crop(wave, 0, SEED)
 
 
+def test_random_crop_starts_cover_every_window_and_placement():
+    from tfsonify.data.pipeline import packed_windows
+
+    starts = A.random_crop_starts(tf.constant([100] * 2000 + [3] * 200, tf.int64), 30, SEED).numpy()
+    assert set(starts[:2000]) == set(range(71))  # long clip: every window 0..70
+    assert set(starts[2000:]) == set(range(-27, 1))  # short clip (3 of 30 samples): every placement in the padded window
+    lengths = tf.constant([100] * 200 + [3] * 200, tf.int64)
+    # read through packed_windows, the same windows random_crop gives: contiguous pieces / the whole short clip
+    samples = tf.concat([tf.range(1, 101, dtype=tf.float32), tf.constant([1.0, 2.0, 3.0])], axis=0)
+    offsets = tf.constant([0, 100, 103], tf.int64)
+    indices = tf.constant([0] * 200 + [1] * 200, tf.int64)
+    windows = packed_windows(samples, offsets, indices, A.random_crop_starts(lengths, 8, SEED), 8).numpy()
+    np.testing.assert_array_equal(np.diff(windows[:200], axis=1), 1.0)
+    np.testing.assert_array_equal(windows[200:].sum(axis=1), 6.0)
+    with pytest.raises(ValueError, match="length"):
+        A.random_crop_starts(lengths, 0, SEED)
+
+
+def test_normal_draws_are_standard_normal():
+    from scipy import stats
+
+    z = A._normal([400, 1001], SEED).numpy().ravel()  # odd count: the last pair is cut
+    assert z.shape == (400400,) and abs(z.mean()) < 0.006 and abs(z.std() - 1.0) < 0.005
+    assert abs(stats.skew(z)) < 0.02 and abs(stats.kurtosis(z)) < 0.04 and np.abs(z).max() <= 4.87
+    assert stats.kstest(z[:100000], "norm").pvalue > 0.001
+    assert abs(np.corrcoef(z[:200000], z[200000:400000])[0, 1]) < 0.01  # cos and sin halves independent
+
+
 AUGMENTATIONS = {
     "gain": lambda x, s: A.random_gain(x, s),
     "noise": lambda x, s: A.gaussian_noise(x, s),

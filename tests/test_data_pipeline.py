@@ -162,6 +162,42 @@ def test_memory_mapped_path_for_large_sets_matches_in_memory(folder, monkeypatch
         assert la == lb
 
 
+def test_window_reader_in_memory_and_memory_mapped_agree_with_slicing(folder, monkeypatch, tmp_path):
+    decoded = decode_clips(read_folder(folder), verbose=False)
+    indices = np.array([0, 3, 7, 7, 5], np.int64)
+    starts = np.array([0, -100, 2500, 100, -2000], np.int64)  # inside, zero-padded left, past the end, ...
+    expected = np.zeros((5, 600), np.float32)
+    for row, (index, start) in enumerate(zip(indices, starts)):
+        wave = decoded.waveform(index)
+        for k in range(600):
+            if 0 <= start + k < wave.size:
+                expected[row, k] = wave[start + k]
+    in_memory = decoded.window_reader()(tf.constant(indices), tf.constant(starts), 600).numpy()
+    np.testing.assert_array_equal(in_memory, expected)
+    xla = tf.function(lambda i, s: decoded.window_reader()(i, s, 600), jit_compile=True)(indices, starts).numpy()
+    np.testing.assert_array_equal(xla, expected)
+    monkeypatch.setattr(pipeline, "IN_MEMORY_LIMIT_BYTES", 0)
+    decode_clips(read_folder(folder), cache_dir=tmp_path / "cache", verbose=False)
+    mapped = decode_clips(read_folder(folder), cache_dir=tmp_path / "cache", verbose=False)
+    assert isinstance(mapped.samples, np.memmap)
+    np.testing.assert_array_equal(mapped.window_reader()(tf.constant(indices), tf.constant(starts), 600).numpy(), expected)
+
+
+def test_every_clip_once_per_epoch_with_its_label(folder):
+    decoded = decode_clips(read_folder(folder), verbose=False)
+    dataset = training_dataset(decoded, batch_size=3, seed=5, drop_remainder=False)  # whole clips (<= longest)
+    for _ in range(2):
+        waves, labels = (np.concatenate(parts) for parts in zip(*[(x.numpy(), y.numpy()) for x, y in dataset]))
+        assert waves.shape == (8, int(decoded.lengths.max()))
+        seen = []
+        for wave, label in zip(waves, labels):
+            matches = [i for i in range(8) if np.array_equal(wave[: decoded.lengths[i]], decoded.waveform(i))
+                       and not wave[decoded.lengths[i]:].any()]
+            assert len(matches) == 1 and decoded.labels[matches[0]] == label
+            seen += matches
+        assert sorted(seen) == list(range(8))
+
+
 def test_cliplist_selection_and_validation(folder):
     clips = read_folder(folder)
     clips.metadata["speaker"] = ["s1", "s2"] * 4

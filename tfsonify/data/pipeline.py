@@ -269,6 +269,59 @@ class DecodedClips:
 
         return indices.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
+    def window_reader(self) -> Callable[[tf.Tensor, tf.Tensor, int], tf.Tensor]:
+        """``read(indices int [B], starts int [B], length) -> float32 [B, length]``, for use inside ``tf.data``.
+
+        Row ``b`` holds samples ``starts[b] … starts[b] + length − 1`` of clip ``indices[b]``; positions outside
+        the clip (negative, or past its end) are 0, so a short clip comes out zero-padded. One vectorised
+        gather per batch (no per-clip work): graph ops on the packed in-memory tensor for small sets
+        (< 1 GiB), one ``tf.numpy_function`` per batch on the memory map for larger ones.
+        """
+        if len(self) == 0:
+            raise ValueError("no clips to read windows from")
+        offsets = np.asarray(self.offsets, np.int64)
+        if self.samples.nbytes <= IN_MEMORY_LIMIT_BYTES:
+            samples = tf.constant(np.asarray(self.samples, np.float32))
+            offset_tensor = tf.constant(offsets)
+
+            def read(indices, starts, length: int):
+                return packed_windows(samples, offset_tensor, indices, starts, length)
+
+            return read
+        packed = self.samples
+
+        def read_numpy(indices, starts, length):
+            first = offsets[indices]
+            size = offsets[indices + 1] - first
+            position = starts[:, None].astype(np.int64) + np.arange(int(length))[None]
+            inside = (position >= 0) & (position < size[:, None])
+            flat = first[:, None] + np.clip(position, 0, np.maximum(size[:, None] - 1, 0))
+            flat = np.minimum(flat, max(packed.size - 1, 0))
+            return np.where(inside, np.asarray(packed[flat.ravel()]).reshape(flat.shape), 0.0).astype(np.float32)
+
+        def read(indices, starts, length: int):
+            windows = tf.numpy_function(read_numpy, [tf.cast(indices, tf.int64), tf.cast(starts, tf.int64),
+                                                     tf.constant(length, tf.int64)], tf.float32, stateful=False)
+            return tf.ensure_shape(windows, [None, length])
+
+        return read
+
+
+def packed_windows(samples: tf.Tensor, offsets: tf.Tensor, indices, starts, length: int) -> tf.Tensor:
+    """float32 ``[B, length]``: windows of clips packed in ``samples`` (clip ``i`` = ``samples[offsets[i]:offsets[i+1]]``).
+
+    Row ``b`` is clip ``indices[b]`` from sample ``starts[b]`` (may be negative) for ``length`` samples; positions
+    outside the clip are 0. Pure TensorFlow (one gather), so it runs in ``tf.data`` and under XLA.
+    """
+    indices = tf.cast(indices, tf.int64)
+    first = tf.gather(offsets, indices)
+    size = tf.gather(offsets, indices + 1) - first
+    position = tf.cast(starts, tf.int64)[:, None] + tf.range(length, dtype=tf.int64)[None]
+    inside = (position >= 0) & (position < size[:, None])
+    flat = first[:, None] + tf.clip_by_value(position, 0, tf.maximum(size[:, None] - 1, 0))
+    flat = tf.minimum(flat, tf.maximum(tf.cast(tf.size(samples), tf.int64) - 1, 0))
+    return tf.where(inside, tf.gather(samples, flat), 0.0)
+
 
 def _cut(waveform: np.ndarray, segment, sample_rate: int, path) -> np.ndarray:
     if segment is None:
@@ -429,14 +482,15 @@ def training_dataset(decoded: DecodedClips, batch_size: int, crop_seconds: float
                      repeat: bool = False) -> tf.data.Dataset:
     """Shuffled, cropped, augmented batches for training.
 
-    Per example: random crop to ``crop_seconds`` (shorter clips zero-padded at a random offset; with
-    ``crop_seconds=None`` all clips are padded/cropped to the longest clip — fine for ≤ 1 s clips such
-    as Speech Commands), optional background mixing (a random crop of a random background at
-    ``U[background_snr_db]`` with probability ``background_probability``). Per batch (vectorised, one
-    random draw per example): ``augment(waves [B, L], seed)`` (e.g. :class:`~tfsonify.data.augment.Augmenter`),
-    then optional mix-back, then mixup.
-    The whole set is shuffled every epoch (clip indices, not audio). All randomness is stateless and
-    derived from ``seed``: reproducible, different every epoch.
+    Per example (one random draw each): random crop to ``crop_seconds`` (shorter clips zero-padded at a
+    random offset; with ``crop_seconds=None`` all clips are padded/cropped to the longest clip — fine for
+    ≤ 1 s clips such as Speech Commands), optional background mixing (a random crop of a random background
+    at ``U[background_snr_db]`` with probability ``background_probability``), ``augment(waves [B, L], seed)``
+    (e.g. :class:`~tfsonify.data.augment.Augmenter`), then optional mix-back, then mixup.
+    The whole set is shuffled every epoch (clip indices, not audio); the shuffled indices are batched first
+    and every step above runs vectorised over the batch in one ``map`` call (one gather reads all crops),
+    so the pipeline costs a few ms of CPU per batch. All randomness is stateless and derived from ``seed``:
+    reproducible, different every epoch.
 
     Args:
         decoded: clips from :func:`decode_clips`.
@@ -469,50 +523,58 @@ def training_dataset(decoded: DecodedClips, batch_size: int, crop_seconds: float
         _check_crop(decoded, length)
     else:
         length = int(decoded.lengths.max())
-    dataset = decoded.dataset(one_hot=one_hot, shuffle_seed=seed)
-    dataset = tf.data.Dataset.zip((dataset, aug.seeds_dataset(seed)))
+    read_windows = decoded.window_reader()
+    lengths = tf.constant(np.asarray(decoded.lengths, np.int64))
+    labels_np = decoded.one_hot() if one_hot else decoded.labels
+    label_tensor = tf.constant(labels_np.astype(np.float32 if (one_hot or decoded.multi_label) else np.int32))
 
-    background_tensor = None
+    read_backgrounds = background_lengths = None
     if backgrounds is not None:
         pieces = [np.asarray(b, np.float32) for b in (backgrounds if isinstance(backgrounds, (list, tuple)) else [backgrounds])]
         pieces = [p for p in pieces if p.ndim == 1 and p.size > 0]
         if not pieces:
             raise ValueError("backgrounds: expected at least one non-empty float32 [T] waveform")
-        background_tensor = tf.RaggedTensor.from_row_lengths(np.concatenate(pieces), [p.size for p in pieces])
-    crop = crop_seconds is not None
+        background_offsets = np.concatenate([[0], np.cumsum([p.size for p in pieces])]).astype(np.int64)
+        background_samples = tf.constant(np.concatenate(pieces))
+        background_lengths = tf.constant(np.diff(background_offsets))
+        background_offset_tensor = tf.constant(background_offsets)
 
-    def per_example(example, seed_pair):
-        wave, label = example
-        seeds = tf.unstack(aug._split(seed_pair, 5))
-        wave = aug.random_crop(wave, length, seeds[0]) if crop else aug.pad_or_crop(wave, length)
-        if background_tensor is not None:
-            count = tf.shape(background_tensor.row_lengths())[0]
-            choice = aug._uniform([], seeds[1], 0, count, dtype=tf.int32)
-            background = aug.random_crop(background_tensor[choice], length, seeds[2])
-            mixed = aug.mix_background(wave, background, seeds[3], *background_snr_db)[0]
-            use = aug._uniform([], seeds[4]) < background_probability
-            wave = tf.where(use, mixed, wave)
-        return wave, label
+        def read_backgrounds(indices, starts):
+            return packed_windows(background_samples, background_offset_tensor, indices, starts, length)
 
-    dataset = dataset.map(per_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    def make_batch(indices, seed_pair):
+        """Clip indices ``[B]`` -> ``(waves [B, length], labels)``: everything vectorised over the batch."""
+        (crop_seed, choice_seed, background_crop_seed, snr_seed, use_seed,
+         augment_seed, mix_seed, mixup_seed) = tf.unstack(aug._split(seed_pair, 8))
+        clip_lengths = tf.gather(lengths, indices)
+        if crop_seconds is not None:
+            starts = aug.random_crop_starts(clip_lengths, length, crop_seed)
+        else:
+            starts = tf.zeros_like(clip_lengths)
+        waves = read_windows(indices, starts, length)
+        labels = tf.gather(label_tensor, indices)
+        if read_backgrounds is not None:
+            batch = tf.shape(indices)[0]
+            choice = aug._uniform([batch], choice_seed, 0, tf.shape(background_lengths)[0], dtype=tf.int32)
+            background_starts = aug.random_crop_starts(tf.gather(background_lengths, choice), length, background_crop_seed)
+            background = read_backgrounds(choice, background_starts)
+            mixed = aug.mix_background(waves, background, snr_seed, *background_snr_db)[0]
+            use = aug._uniform([batch, 1], use_seed) < background_probability
+            waves = tf.where(use, mixed, waves)
+        if augment is not None:  # one random draw per example
+            waves = augment(waves, augment_seed)
+        if mix_back_snr_db is not None:
+            waves = aug.mix_back(waves, mix_seed, *mix_back_snr_db)
+        if mixup_alpha is not None:
+            waves, labels = aug.mixup(waves, labels, mixup_seed, mixup_alpha)
+        return tf.ensure_shape(waves, [None, length]), labels
+
+    indices = tf.data.Dataset.range(len(decoded))
+    indices = indices.shuffle(len(decoded), seed=seed, reshuffle_each_iteration=True)
     if repeat:
-        dataset = dataset.repeat()
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    if augment is not None or mixup_alpha is not None or mix_back_snr_db is not None:
-        dataset = tf.data.Dataset.zip((dataset, aug.seeds_dataset(seed + 1)))
-
-        def per_batch(batch, seed_pair):
-            waves, labels = batch
-            augment_seed, mix_seed, mixup_seed = tf.unstack(aug._split(seed_pair, 3))
-            if augment is not None:  # vectorised over the batch, one random draw per example
-                waves = augment(waves, augment_seed)
-            if mix_back_snr_db is not None:
-                waves = aug.mix_back(waves, mix_seed, *mix_back_snr_db)
-            if mixup_alpha is not None:
-                waves, labels = aug.mixup(waves, labels, mixup_seed, mixup_alpha)
-            return waves, labels
-
-        dataset = dataset.map(per_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        indices = indices.repeat()
+    dataset = tf.data.Dataset.zip((indices.batch(batch_size, drop_remainder=drop_remainder), aug.seeds_dataset(seed)))
+    dataset = dataset.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
