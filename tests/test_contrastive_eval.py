@@ -170,6 +170,11 @@ def test_fit_head_on_tiny_unnormalised_features_folds_standardisation():
     with pytest.raises(ValueError, match="NaN"):
         fit_head_on_features(head, np.full((4, 8), np.nan, np.float32), np.eye(3, dtype=np.float32)[[0, 1, 2, 0]],
                              multi_label=False, epochs=2, warmup_epochs=1)
+    good = dict(multi_label=False, warmup_epochs=1)
+    for bad, message in ((dict(epochs=0), "epochs"), (dict(batch_size=0), "batch_size"),
+                         (dict(learning_rate=-1e-2), "learning_rate"), (dict(weight_decay=float("nan")), "weight_decay")):
+        with pytest.raises(ValueError, match=message):
+            fit_head_on_features(head, features, np.eye(3, dtype=np.float32)[labels], **good, **bad)
 
 
 def test_linear_probe_converges_like_lbfgs_logistic_regression():

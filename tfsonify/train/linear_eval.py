@@ -211,8 +211,13 @@ def fit_head_on_features(
                          f"received {features.shape} and {targets.shape}")
     if not np.all(np.isfinite(features)):
         raise ValueError("features contain NaN or infinite values")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer; received {epochs!r}")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer; received {value!r}")
+    if not (np.isfinite(learning_rate) and learning_rate > 0):
+        raise ValueError(f"learning_rate must be a positive number; received {learning_rate!r}")
+    if not (np.isfinite(weight_decay) and weight_decay >= 0):
+        raise ValueError(f"weight_decay must be a non-negative number; received {weight_decay!r}")
     mean = features.mean(axis=0)
     scale = features.std(axis=0)
     scale = np.where(scale > 1e-12, scale, 1.0).astype(np.float32)
