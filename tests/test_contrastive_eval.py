@@ -229,3 +229,24 @@ def test_recipe_helpers_blocks_and_holdout():
         split_holdout(decoded, "nothing", 0.2, 0)
     with pytest.raises(ValueError, match="COLUMN=V1,V2"):
         split_holdout(decoded, None, 0.2, 0, "speaker=x")
+
+
+def test_contrastive_checkpoint_sonifies_and_exports_through_the_cli(contrastive_checkpoint, tmp_path):
+    """`tfsonify sonify` / `export` open a SimCLR checkpoint and use its CNN12 encoder (the paper sonifies both)."""
+    import json
+
+    from tfsonify import Sonifier, cnn12_of, load_checkpoint, write_wav
+    from tfsonify.cli import main as cli_main
+
+    path, trained = contrastive_checkpoint
+    assert cnn12_of(load_checkpoint(path)).name == trained.encoder.name
+    wave = (0.3 * np.sin(np.arange(4000) / 7.0)).astype(np.float32)
+    write_wav(tmp_path / "clip.wav", wave, 8000)
+    assert cli_main(["sonify", "--model", str(path), str(tmp_path / "clip.wav"), "--layer", "4", "--top", "2",
+                     "--out", str(tmp_path / "out"), "--no-plots"]) == 0
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    expected = Sonifier(trained.encoder).top_features(wave, 4, 2)[0]
+    assert sorted(e["feature"] for e in manifest["sonifications"]) == sorted(int(f) for f in np.ravel(expected))
+    assert cli_main(["export", "tflite", str(path), "--out", str(tmp_path / "enc.tflite"), "--layers", "4"]) == 0
+    with pytest.raises(ValueError, match="expected a tfsonify CNN12 or a ContrastiveModel"):
+        cnn12_of(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]))

@@ -6,6 +6,7 @@ Public API:
     MaxPool1DWithSwitches    switch-recording max pool (XLA- and TFLite-safe)
     max_pool_with_switches, max_unpool, peak_normalize
     load_audio, write_wav    audio I/O at the model's rate
+    load_checkpoint, cnn12_of  open any tfsonify .keras file (CNN12 or ContrastiveModel) / its CNN12
     min_length, output_length
 """
 import os as _os
@@ -13,6 +14,7 @@ import os as _os
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tfsonify.audio import load_audio, write_wav  # noqa: E402
+from tfsonify.checkpoint import cnn12_of, load_checkpoint  # noqa: E402
 from tfsonify.cnn12 import BLOCKS, CNN12, CNN12_x2, NUM_BLOCKS, SAMPLE_RATE, min_length, output_length  # noqa: E402
 from tfsonify.layers import MaxPool1DWithSwitches, PeakNormalization, max_pool_with_switches, max_unpool, peak_normalize  # noqa: E402
 from tfsonify.sonifier import BlockState, Sonifier, validate_waveform  # noqa: E402
@@ -29,7 +31,9 @@ __all__ = [
     "MaxPool1DWithSwitches",
     "PeakNormalization",
     "Sonifier",
+    "cnn12_of",
     "load_audio",
+    "load_checkpoint",
     "max_pool_with_switches",
     "max_unpool",
     "min_length",

@@ -30,20 +30,12 @@ __all__ = ["load_cnn12", "conv_widths", "EvolutionResult", "feature_evolution", 
 def load_cnn12(checkpoint) -> keras.Model:
     """The CNN12 of a checkpoint: a ``.keras`` path or a model; a contrastive model gives its ``encoder``."""
     if isinstance(checkpoint, (str, os.PathLike)):
-        import tfsonify  # noqa: F401  (registers custom classes)
-
-        try:  # registers ContrastiveModel so contrastive checkpoints load
-            import tfsonify.train.contrastive  # noqa: F401
-        except ImportError:
-            pass
+        from tfsonify.checkpoint import load_checkpoint
 
         path = Path(checkpoint)
         if not path.is_file() or path.suffix != ".keras":
             raise ValueError(f"checkpoint {str(path)!r} must be an existing .keras file")
-        try:
-            checkpoint = keras.saving.load_model(path, compile=False)
-        except Exception as error:  # keras raises many types for corrupt archives
-            raise ValueError(f"cannot load checkpoint {str(path)!r}: {error}") from None
+        checkpoint = load_checkpoint(path, what="checkpoint")
     if not isinstance(checkpoint, CNN12) and isinstance(getattr(checkpoint, "encoder", None), CNN12):
         checkpoint = checkpoint.encoder
     if not isinstance(checkpoint, keras.Model):

@@ -133,14 +133,10 @@ def register(subparsers) -> None:
 def _load(path: str, encoder: bool = True):
     """Load a ``.keras`` CNN12; with ``encoder``, a contrastive checkpoint gives its CNN12 encoder."""
     from tfsonify.analysis.evolution import load_cnn12
-    from tfsonify.commands.sonify import load_model
+    from tfsonify.checkpoint import load_checkpoint
 
-    try:  # registers ContrastiveModel so contrastive checkpoints load (the training package is optional here)
-        import tfsonify.train.contrastive  # noqa: F401
-    except ImportError:
-        pass
     with progress(f"loading model {path}"):
-        model = load_model(path)
+        model = load_checkpoint(path)
         return load_cnn12(model) if encoder else model
 
 

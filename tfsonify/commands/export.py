@@ -17,7 +17,7 @@ def register(subparsers) -> None:
                              description="Signatures: serving_default, classify (with a head), sonify (runtime per-row "
                              "layer and feature), sonify_top_k. Also writes models.config and batching.config beside "
                              "models/NAME unless they exist.")
-    saved.add_argument("model", help="a .keras file holding a tfsonify CNN12")
+    saved.add_argument("model", help="a .keras file holding a tfsonify CNN12 (or a ContrastiveModel: its encoder is exported)")
     saved.add_argument("--out", required=True, help="model base path models/NAME (created if missing)")
     saved.add_argument("--version", type=int, default=None, help="version number (default: next free integer)")
     saved.add_argument("--base-path", default=None,
@@ -27,7 +27,7 @@ def register(subparsers) -> None:
     lite = kinds.add_parser("tflite", help="builtin-only TFLite sonifier for LiteRT",
                             description="Signatures sonify_l{L} (waveform [1,T] float32, feature [1] int32 -> "
                             "sonification [1,T]) and top_k_l{L} (-> features, activations, sonifications [1,K,T]).")
-    lite.add_argument("model", help="a .keras file holding a tfsonify CNN12")
+    lite.add_argument("model", help="a .keras file holding a tfsonify CNN12 (or a ContrastiveModel: its encoder is exported)")
     lite.add_argument("--out", required=True, help="output .tflite file")
     lite.add_argument("--length", type=int, default=8000,
                       help="fixed clip length in samples (default 8000 = 1 s at 8 kHz; 3-5x faster on LiteRT); 0 = dynamic")
@@ -38,10 +38,10 @@ def register(subparsers) -> None:
 
 
 def _load(path: str):
-    from tfsonify.commands.sonify import load_model
+    from tfsonify.checkpoint import cnn12_of, load_checkpoint
 
     with progress(f"loading model {path}"):
-        return load_model(path)
+        return cnn12_of(load_checkpoint(path))  # a contrastive checkpoint exports its CNN12 encoder
 
 
 def run_savedmodel(args: argparse.Namespace) -> int:

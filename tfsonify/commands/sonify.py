@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from tfsonify.commands import progress
 
@@ -26,28 +25,16 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def load_model(path: str):
-    """Load a ``.keras`` model with tfsonify's layers registered; ``ValueError`` naming the file otherwise."""
-    import keras
-
-    import tfsonify  # noqa: F401  (registers the custom classes)
-
-    if not Path(path).is_file():
-        raise ValueError(f"model file {path!r} does not exist")
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception as error:  # keras raises many types for corrupt archives
-        raise ValueError(f"cannot load model {path!r} (expected a .keras file saved from a tfsonify CNN12): {error}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     from tfsonify.audio import load_audio
     from tfsonify.render import check_writable_dir, write_sonifications
     from tfsonify.sonifier import Sonifier, validate_waveform
 
     out_dir = check_writable_dir(args.out)
+    from tfsonify.checkpoint import cnn12_of, load_checkpoint
+
     with progress(f"loading model {args.model}"):
-        model = load_model(args.model)
+        model = cnn12_of(load_checkpoint(args.model))  # a contrastive checkpoint: its CNN12 encoder
     sonifier = Sonifier(model)
     waveform = load_audio(args.input, sonifier.sample_rate)
     for layer in args.layer:

@@ -67,7 +67,9 @@ def load_encoder(source: str | os.PathLike | keras.Model) -> CNN12:
             raise ValueError(f"checkpoint not found: {str(path)!r} (expected a .keras file written by fit or save)")
         if path.suffix != ".keras":
             raise ValueError(f"checkpoint must be a .keras file (full model); received {str(path)!r}")
-        model = keras.saving.load_model(path, compile=False)
+        from tfsonify.checkpoint import load_checkpoint
+
+        model = load_checkpoint(path, what="checkpoint")
     elif isinstance(source, keras.Model):
         model = source
     else:
