@@ -233,6 +233,11 @@ class DecodedClips:
     def exclude(self, column: str, values) -> "DecodedClips":
         return self.subset(~_membership(self.metadata, column, values))
 
+    def targets(self, one_hot: bool = False) -> np.ndarray:
+        """Labels as the pipelines emit them: int32 ``[N]`` class indices, or float32 ``[N, C]`` (one-hot or multi-hot)."""
+        labels = self.one_hot() if one_hot else self.labels
+        return labels.astype(np.float32 if (one_hot or self.multi_label) else np.int32)
+
     def dataset(self, one_hot: bool = False, shuffle_seed: int | None = None) -> tf.data.Dataset:
         """Unbatched ``(waveform float32 [T_i], label)``; no decoding happens here.
 
@@ -247,8 +252,7 @@ class DecodedClips:
         """
         if len(self) == 0:
             raise ValueError("no clips to make a dataset from (every clip was skipped or the split is empty)")
-        labels = self.one_hot() if one_hot else self.labels
-        labels = labels.astype(np.float32 if (one_hot or self.multi_label) else np.int32)
+        labels = self.targets(one_hot)
         indices = tf.data.Dataset.range(len(self))
         if shuffle_seed is not None:
             indices = indices.shuffle(len(self), seed=shuffle_seed, reshuffle_each_iteration=True)
@@ -279,32 +283,38 @@ class DecodedClips:
         """
         if len(self) == 0:
             raise ValueError("no clips to read windows from")
-        offsets = np.asarray(self.offsets, np.int64)
+        offsets = tf.constant(np.asarray(self.offsets, np.int64))
+        total = int(self.samples.size)
         if self.samples.nbytes <= IN_MEMORY_LIMIT_BYTES:
             samples = tf.constant(np.asarray(self.samples, np.float32))
-            offset_tensor = tf.constant(offsets)
 
             def read(indices, starts, length: int):
-                return packed_windows(samples, offset_tensor, indices, starts, length)
+                return packed_windows(samples, offsets, indices, starts, length)
 
             return read
         packed = self.samples
 
-        def read_numpy(indices, starts, length):
-            first = offsets[indices]
-            size = offsets[indices + 1] - first
-            position = starts[:, None].astype(np.int64) + np.arange(int(length))[None]
-            inside = (position >= 0) & (position < size[:, None])
-            flat = first[:, None] + np.clip(position, 0, np.maximum(size[:, None] - 1, 0))
-            flat = np.minimum(flat, max(packed.size - 1, 0))
-            return np.where(inside, np.asarray(packed[flat.ravel()]).reshape(flat.shape), 0.0).astype(np.float32)
+        def gather_numpy(flat):
+            return np.asarray(packed[flat.ravel()], np.float32).reshape(flat.shape)
 
         def read(indices, starts, length: int):
-            windows = tf.numpy_function(read_numpy, [tf.cast(indices, tf.int64), tf.cast(starts, tf.int64),
-                                                     tf.constant(length, tf.int64)], tf.float32, stateful=False)
-            return tf.ensure_shape(windows, [None, length])
+            flat, inside = _window_positions(offsets, total, indices, starts, length)
+            windows = tf.ensure_shape(tf.numpy_function(gather_numpy, [flat], tf.float32, stateful=False), [None, length])
+            return tf.where(inside, windows, 0.0)
 
         return read
+
+
+def _window_positions(offsets: tf.Tensor, total: int | tf.Tensor, indices, starts, length: int):
+    """``(flat int64 [B, length], inside bool [B, length])``: where each window sample lies in the packed array
+    (clamped into range) and whether it lies inside its clip (else the window holds 0 there)."""
+    indices = tf.cast(indices, tf.int64)
+    first = tf.gather(offsets, indices)
+    size = tf.gather(offsets, indices + 1) - first
+    position = tf.cast(starts, tf.int64)[:, None] + tf.range(length, dtype=tf.int64)[None]
+    inside = (position >= 0) & (position < size[:, None])
+    flat = first[:, None] + tf.clip_by_value(position, 0, tf.maximum(size[:, None] - 1, 0))
+    return tf.minimum(flat, tf.maximum(tf.cast(total, tf.int64) - 1, 0)), inside
 
 
 def packed_windows(samples: tf.Tensor, offsets: tf.Tensor, indices, starts, length: int) -> tf.Tensor:
@@ -313,13 +323,7 @@ def packed_windows(samples: tf.Tensor, offsets: tf.Tensor, indices, starts, leng
     Row ``b`` is clip ``indices[b]`` from sample ``starts[b]`` (may be negative) for ``length`` samples; positions
     outside the clip are 0. Pure TensorFlow (one gather), so it runs in ``tf.data`` and under XLA.
     """
-    indices = tf.cast(indices, tf.int64)
-    first = tf.gather(offsets, indices)
-    size = tf.gather(offsets, indices + 1) - first
-    position = tf.cast(starts, tf.int64)[:, None] + tf.range(length, dtype=tf.int64)[None]
-    inside = (position >= 0) & (position < size[:, None])
-    flat = first[:, None] + tf.clip_by_value(position, 0, tf.maximum(size[:, None] - 1, 0))
-    flat = tf.minimum(flat, tf.maximum(tf.cast(tf.size(samples), tf.int64) - 1, 0))
+    flat, inside = _window_positions(offsets, tf.size(samples, out_type=tf.int64), indices, starts, length)
     return tf.where(inside, tf.gather(samples, flat), 0.0)
 
 
@@ -525,8 +529,7 @@ def training_dataset(decoded: DecodedClips, batch_size: int, crop_seconds: float
         length = int(decoded.lengths.max())
     read_windows = decoded.window_reader()
     lengths = tf.constant(np.asarray(decoded.lengths, np.int64))
-    labels_np = decoded.one_hot() if one_hot else decoded.labels
-    label_tensor = tf.constant(labels_np.astype(np.float32 if (one_hot or decoded.multi_label) else np.int32))
+    label_tensor = tf.constant(decoded.targets(one_hot))
 
     read_backgrounds = background_lengths = None
     if backgrounds is not None:
