@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from simclr_pretrain import decode, split_holdout  # noqa: E402
+from simclr_pretrain import decode, select_train_meta, split_holdout  # noqa: E402
 
 # === Config (defaults; every entry is a command-line flag) ===
 CONFIG = {
@@ -107,19 +107,16 @@ def run_one(encoder, blocks: int, mode: str, train, test, args, out_dir: Path) -
     from tfsonify.data.augment import Augmenter
     from tfsonify.data.pipeline import training_dataset
     from tfsonify.train.layer_importance import truncated_classifier
-    from tfsonify.train.linear_eval import fit_head_on_features
-    from tfsonify.train.supervised import compile_classifier, evaluate_clips, fit, predict_clips
+    from tfsonify.train.linear_eval import fit_probe
+    from tfsonify.train.supervised import compile_classifier, evaluate_clips, fit
 
     keras.utils.set_random_seed(args.seed)
     model = truncated_classifier(encoder, blocks, train.num_classes, mode, train.multi_label)
     learning_rate = args.learning_rate * args.batch_size / 128
     if mode == "fconly":
-        pooled = keras.Model(model.input, model.get_layer("temporal_pool").output)
-        features = predict_clips(pooled, [train.waveform(i) for i in range(len(train))], batch_size=64)
-        fit_head_on_features(model.get_layer("classifier"), features, train.one_hot(), multi_label=train.multi_label,
-                             epochs=args.fconly_epochs, batch_size=args.probe_batch_size,
-                             learning_rate=args.probe_learning_rate,
-                             warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay, seed=args.seed)
+        fit_probe(model, "temporal_pool", train, epochs=args.fconly_epochs, batch_size=args.probe_batch_size,
+                  learning_rate=args.probe_learning_rate, warmup_epochs=args.warmup_epochs,
+                  weight_decay=args.weight_decay, seed=args.seed)
     else:
         dataset = training_dataset(train, args.batch_size, augment=Augmenter(), seed=args.seed, one_hot=True)
         steps = max(1, len(train) // args.batch_size)
@@ -154,11 +151,7 @@ def main(argv=None) -> int:
 
     decoded = decode(args.data, args.format, out)
     train, test = split_holdout(decoded, args.holdout, args.test_fraction, args.seed, args.holdout_meta)
-    if args.train_meta:
-        column, _, values = args.train_meta.partition("=")
-        if column not in train.metadata:
-            raise ValueError(f"--train-meta: no metadata column {column!r} (have {sorted(train.metadata)})")
-        train = train.select(column, values.split(","))
+    train = select_train_meta(train, args.train_meta)
     metric = "mAP" if decoded.multi_label else "accuracy"
     print(f"{len(train)} training clips, {len(test)} test clips; {len(sources)} encoder(s) x {modes} x L = {blocks}")
     rows = []

@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from simclr_pretrain import decode, save_atomic, split_holdout  # noqa: E402
+from simclr_pretrain import decode, save_atomic, select_train_meta, split_holdout  # noqa: E402
 
 # === Config (defaults; every entry is a command-line flag) ===
 CONFIG = {
@@ -87,22 +87,15 @@ def parse_args(argv=None, mode: str = CONFIG["mode"]) -> argparse.Namespace:
 
 def train_head_on_embeddings(model, train, args) -> float:
     """fconly without augmentation: embeddings of the frozen encoder once, then the head alone (standardised
-    features, folded back into the classifier layer; see ``fit_head_on_features``). Returns the final training loss."""
-    import keras
-
+    features, folded back into the classifier layer; see ``fit_probe``). Returns the final training loss."""
     from tfsonify.commands import progress
-    from tfsonify.train.linear_eval import fit_head_on_features
-    from tfsonify.train.supervised import predict_clips
+    from tfsonify.train.linear_eval import fit_probe
 
-    embedder = keras.Model(model.input, model.get_layer("embedding").output)
-    clips = [train.waveform(i) for i in range(len(train))]
-    with progress(f"embedding {len(clips)} training clips with the frozen encoder"):
-        features = predict_clips(embedder, clips, batch_size=64)
-    with progress(f"linear probe: {args.probe_epochs} epochs on standardised {features.shape[1]}-d embeddings"):
-        return fit_head_on_features(model.get_layer("classifier"), features, train.one_hot(),
-                                    multi_label=train.multi_label, epochs=args.probe_epochs,
-                                    batch_size=args.probe_batch_size, learning_rate=args.probe_learning_rate,
-                                    warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay, seed=args.seed)
+    with progress(f"linear probe on the frozen encoder's embeddings of {len(train)} training clips "
+                  f"({args.probe_epochs} epochs)"):
+        return fit_probe(model, "embedding", train, epochs=args.probe_epochs, batch_size=args.probe_batch_size,
+                         learning_rate=args.probe_learning_rate, warmup_epochs=args.warmup_epochs,
+                         weight_decay=args.weight_decay, seed=args.seed)
 
 
 def evaluate_source(name: str, source, train, test, args, out: Path, chosen, learning_rate: float) -> dict:
@@ -152,11 +145,7 @@ def main(argv=None, mode: str = CONFIG["mode"]) -> int:
     out = check_writable_dir(args.out)
     decoded = decode(args.data, args.format, out)
     train, test = split_holdout(decoded, args.holdout, args.test_fraction, args.seed, args.holdout_meta)
-    if args.train_meta:
-        column, _, values = args.train_meta.partition("=")
-        if column not in train.metadata:
-            raise ValueError(f"--train-meta: no metadata column {column!r} (have {sorted(train.metadata)})")
-        train = train.select(column, values.split(","))
+    train = select_train_meta(train, args.train_meta)
     split = (f"clips with {args.holdout_meta}" if args.holdout_meta else f"clips matching {args.holdout!r}" if args.holdout
              else f"a stratified random {args.test_fraction:.0%}")
     print(f"{len(train)} training clips, {len(test)} test clips ({split}); {decoded.num_classes} classes")

@@ -106,6 +106,16 @@ def split_holdout(decoded, holdout_regex: str | None, test_fraction: float, seed
     return decoded.subset(~test), decoded.subset(test)
 
 
+def select_train_meta(train, train_meta: str | None):
+    """``train`` restricted to clips whose metadata matches ``--train-meta COLUMN=V1,V2`` (unchanged if None)."""
+    if not train_meta:
+        return train
+    column, _, values = train_meta.partition("=")
+    if column not in train.metadata:
+        raise ValueError(f"--train-meta: no metadata column {column!r} (have {sorted(train.metadata)})")
+    return train.select(column, values.split(","))
+
+
 def build_espeak_keywords(out_dir: str, words=ESPEAK_WORDS, voices=ESPEAK_VOICES, variants=ESPEAK_VARIANTS,
                           seed: int = 0) -> Path:
     """Write a folder-per-class keyword set spoken by espeak-ng: ``out/<word>/<voice>+<variant>_s<speed>_p<pitch>.wav``.
