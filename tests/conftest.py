@@ -12,16 +12,9 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_model():
     """CNN12 at 1/16 width with random (non-zero) biases, fixed seed."""
-    import keras
+    from tiny import tiny_cnn12
 
-    import tfsonify
-
-    keras.utils.set_random_seed(1234)
-    model = tfsonify.CNN12(width_multiplier=0.0625)
-    rng = np.random.default_rng(0)
-    for conv in model.conv_layers:
-        conv.bias.assign(rng.normal(0.0, 0.05, conv.bias.shape).astype("float32"))
-    return model
+    return tiny_cnn12(1234)
 
 
 @pytest.fixture(scope="session")

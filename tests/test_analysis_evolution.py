@@ -4,18 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tiny import tiny_cnn12
+
 
 def _model(seed: int, width: float = 0.0625, head: int | None = None):
-    import keras
-
-    import tfsonify
-
-    keras.utils.set_random_seed(seed)
-    model = tfsonify.CNN12(width_multiplier=width, num_classes=head)
-    rng = np.random.default_rng(seed)
-    for conv in model.conv_layers:
-        conv.bias.assign(rng.normal(0.0, 0.05, conv.bias.shape).astype("float32"))
-    return model
+    return tiny_cnn12(seed, num_classes=head, bias_seed=seed, width=width)
 
 
 @pytest.fixture(scope="module")

@@ -5,20 +5,12 @@ import numpy as np
 import pytest
 
 from tfsonify.analysis.residual import average_precision, mean_average_precision, random_segment_removal, residual_experiment
+from tiny import tiny_cnn12
 
 
 @pytest.fixture(scope="module")
 def classifier():
-    import keras
-
-    import tfsonify
-
-    keras.utils.set_random_seed(5)
-    model = tfsonify.CNN12(width_multiplier=0.0625, num_classes=4)
-    rng = np.random.default_rng(0)
-    for conv in model.conv_layers:
-        conv.bias.assign(rng.normal(0.0, 0.05, conv.bias.shape).astype("float32"))
-    return model
+    return tiny_cnn12(5, num_classes=4)
 
 
 @pytest.fixture(scope="module")

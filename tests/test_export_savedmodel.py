@@ -7,21 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tiny import tiny_cnn12
+
 _CACHE: dict = {}
 
 
 def headed_model():
     """CNN12 at 1/16 width with a 3-class head and random biases (fixed seeds)."""
-    import keras
-
-    import tfsonify
-
-    keras.utils.set_random_seed(4321)
-    model = tfsonify.CNN12(width_multiplier=0.0625, num_classes=3)
-    rng = np.random.default_rng(1)
-    for conv in model.conv_layers:
-        conv.bias.assign(rng.normal(0.0, 0.05, conv.bias.shape).astype("float32"))
-    return model
+    return tiny_cnn12(4321, num_classes=3, bias_seed=1)
 
 
 def exported_model(tmp_path_factory) -> dict:

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from tfsonify.relevance import (cumulative_frequency_response, guided_backprop, input_frequency_response, output_logits,
                                 short_time_spectral_relevance, spectral_relevance)
+from tiny import tiny_cnn12
 
 
 @tf.custom_gradient
@@ -40,16 +41,7 @@ def reference_guided_backprop(model, waveform, units):
 
 @pytest.fixture(scope="module")
 def classifier():
-    import keras
-
-    import tfsonify
-
-    keras.utils.set_random_seed(11)
-    model = tfsonify.CNN12(width_multiplier=0.0625, num_classes=5)
-    rng = np.random.default_rng(0)
-    for conv in model.conv_layers:
-        conv.bias.assign(rng.normal(0.0, 0.05, conv.bias.shape).astype("float32"))
-    return model
+    return tiny_cnn12(11, num_classes=5)
 
 
 def test_guided_backprop_equals_custom_gradient_reference(classifier):

@@ -1,0 +1,19 @@
+"""The small test model every suite uses: CNN12 at 1/16 width with random, non-zero conv biases (fixed seeds)."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def tiny_cnn12(seed: int, num_classes: int | None = None, bias_seed: int = 0, width: float = 0.0625):
+    """CNN12(``width``, ``num_classes``) built after ``keras.utils.set_random_seed(seed)``, conv biases drawn from
+    N(0, 0.05²) with ``numpy.random.default_rng(bias_seed)`` (zero biases would hide the bias path of the deconvnet)."""
+    import keras
+
+    import tfsonify
+
+    keras.utils.set_random_seed(seed)
+    model = tfsonify.CNN12(width_multiplier=width, num_classes=num_classes)
+    rng = np.random.default_rng(bias_seed)
+    for conv in model.conv_layers:
+        conv.bias.assign(rng.normal(0.0, 0.05, conv.bias.shape).astype("float32"))
+    return model
