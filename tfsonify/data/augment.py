@@ -333,7 +333,9 @@ def random_crop_starts(lengths, length: int, seed) -> tf.Tensor:
         seed: int ``[2]`` stateless seed.
 
     Returns:
-        int64 ``[B]`` start samples (negative for clips shorter than ``length``).
+        int64 ``[B]`` start samples (negative for clips shorter than ``length``). Offsets come from a 24-bit uniform
+        draw (as in :func:`random_crop`), so every offset is reachable while ``|T − length| < 2**24`` samples (35 min
+        at 8 kHz); beyond that the offsets are spread evenly but not every one occurs.
     """
     if length <= 0:
         raise ValueError(f"random_crop_starts: length must be a positive number of samples; received {length}")
