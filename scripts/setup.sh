@@ -20,7 +20,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e ".[dev,lite,serving,demo]" 2>&1 | { grep -v "Running pip as the 'root' user" || true; }
-python3 -c "import tfsonify" || { echo "setup: tfsonify failed to import" >&2; exit 1; }
-# TensorFlow-free virtualenv (ai-edge-litert, numpy, soundfile) for export/edge_demo.py and its test.
+# The project's own virtual environment (.venv, or $TFSONIFY_VENV), holding exactly the versions recorded in
+# requirements/lock.txt: whatever the system Python already has is neither used nor changed. `uv pip sync` also
+# removes anything not in the lock, so the environment CI tests is the one a new user gets.
+source scripts/versions.sh
+VENV="${TFSONIFY_VENV:-.venv}"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check "uv==$UV_VERSION" 2>&1 | { grep -v "Running pip as the 'root' user" || true; }
+# uv itself is not in the lock: keep it through the sync by syncing the lock plus uv's own pin
+"$VENV/bin/python" -m uv pip sync -q --python "$VENV/bin/python" requirements/lock.txt <(echo "uv==$UV_VERSION")
+"$VENV/bin/python" -m uv pip install -q --python "$VENV/bin/python" --no-deps -e .
+"$VENV/bin/python" scripts/check_lock.py requirements/lock.txt || { echo "setup: installed versions differ from requirements/lock.txt" >&2; exit 1; }
+"$VENV/bin/python" -c "import tfsonify" || { echo "setup: tfsonify failed to import" >&2; exit 1; }
+# TensorFlow-free virtualenv (ai-edge-litert, numpy, soundfile at the locked versions) for export/edge_demo.py.
 bash export/make_edge_venv.sh >/dev/null

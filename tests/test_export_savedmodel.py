@@ -147,13 +147,29 @@ def test_sonify_top_k_matches_sonifier_and_pads(exported, loaded, waves):
     assert features[1, 2] == -1 and activations[1, 2] == 0 and not np.any(sounds[1, 2])
 
 
-def test_graph_rejects_out_of_range_rows(loaded, waves):
+@pytest.mark.parametrize("signature, layer, other, message", [
+    ("sonify", [1, 1], [0, 4], "feature must be < the number of maps"),
+    ("sonify", [1, 1], [0, -1], "feature must be >= 0"),
+    ("sonify", [0, 1], [0, 0], "layer must be in 1..11"),
+    ("sonify", [1, 12], [0, 0], "layer must be in 1..11"),
+    ("sonify", [0, 1], [0, 99], "layer must be in 1..11"),  # the layer check wins over the feature check
+    ("sonify", [1], [0, 0], "layer must have one entry per clip"),
+    ("sonify", [1, 1], [0], "feature must have one entry per clip"),
+    ("sonify_top_k", [1, 1], [1, 0], "k must be >= 1"),
+    ("sonify_top_k", [1, 1], [1, 5], "k must be <= the number of maps"),
+    ("sonify_top_k", [0, 1], [1, 1], "layer must be in 1..11"),
+    ("sonify_top_k", [1, 12], [99, 1], "layer must be in 1..11"),
+    ("sonify_top_k", [1, 1, 1], [1, 1], "layer must have one entry per clip"),
+    ("sonify_top_k", [1, 1], [1], "k must have one entry per clip"),
+])
+def test_graph_rejects_out_of_range_rows(loaded, waves, signature, layer, other, message):
+    """Every bad row gets its own message, whatever the runtime's op order (issue 11: checks run in sequence)."""
     import tensorflow as tf
 
-    with pytest.raises(tf.errors.InvalidArgumentError, match="feature must be < the number of maps"):
-        loaded.signatures["sonify"](waveform=tf.constant(waves), layer=tf.constant([1, 1]), feature=tf.constant([0, 4]))
-    with pytest.raises(tf.errors.InvalidArgumentError, match="layer must be in 1..11"):
-        loaded.signatures["sonify"](waveform=tf.constant(waves), layer=tf.constant([0, 1]), feature=tf.constant([0, 0]))
+    other_name = "feature" if signature == "sonify" else "k"
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        loaded.signatures[signature](waveform=tf.constant(waves), layer=tf.constant(layer, tf.int32),
+                                     **{other_name: tf.constant(other, tf.int32)})
 
 
 def test_versions_are_atomic_and_numbered(tmp_path, exported):

@@ -39,6 +39,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -108,13 +109,28 @@ def _per_layer_rows(layer: tf.Tensor, build_rows, initial: tuple[tf.Tensor, ...]
     return outputs
 
 
-def _check_rows(waveform: tf.Tensor, layer: tf.Tensor, other: tf.Tensor, other_name: str) -> list:
-    batch = tf.shape(waveform)[0]
+def _checks_in_order(*checks: Callable[[], tf.Operation]) -> list[tf.Operation]:
+    """Run graph checks one after another: each check is built under a control dependency on the one before.
+
+    A later check may index with an input an earlier one validates (``tf.gather(channels, layer - 1)`` after the
+    layer-range check), so the earlier, clearer message always wins; without the ordering the runtime may run the
+    gather first and fail with an index error instead (issue 11).
+    """
+    done: list[tf.Operation] = []
+    for make in checks:
+        with tf.control_dependencies(done):
+            done = [make()]
+    return done
+
+
+def _row_checks(waveform: tf.Tensor, layer: tf.Tensor, other: tf.Tensor, other_name: str) -> list:
+    """Check makers (in order) for a per-row request: one entry per clip, then the layer range."""
+    batch = lambda: tf.shape(waveform)[0]  # noqa: E731
     return [
-        tf.debugging.assert_equal(tf.shape(layer)[0], batch, message="layer must have one entry per clip ([batch] int32)"),
-        tf.debugging.assert_equal(tf.shape(other)[0], batch, message=f"{other_name} must have one entry per clip ([batch] int32)"),
-        tf.debugging.assert_greater_equal(layer, 1, message=f"layer must be in 1..{NUM_BLOCKS}"),
-        tf.debugging.assert_less_equal(layer, NUM_BLOCKS, message=f"layer must be in 1..{NUM_BLOCKS}"),
+        lambda: tf.debugging.assert_equal(tf.shape(layer)[0], batch(), message="layer must have one entry per clip ([batch] int32)"),
+        lambda: tf.debugging.assert_equal(tf.shape(other)[0], batch(), message=f"{other_name} must have one entry per clip ([batch] int32)"),
+        lambda: tf.debugging.assert_greater_equal(layer, 1, message=f"layer must be in 1..{NUM_BLOCKS}"),
+        lambda: tf.debugging.assert_less_equal(layer, NUM_BLOCKS, message=f"layer must be in 1..{NUM_BLOCKS}"),
     ]
 
 
@@ -149,10 +165,11 @@ def build_archive(model: keras.Model) -> keras.export.ExportArchive:
         archive.add_endpoint("classify", classify, input_signature=[wave_spec])
 
     def sonify(waveform, layer, feature):
-        checks = _check_rows(waveform, layer, feature, "feature")
-        checks.append(tf.debugging.assert_non_negative(feature, message="feature must be >= 0"))
-        checks.append(tf.debugging.assert_less(feature, tf.gather(channels, layer - 1),
-                                               message="feature must be < the number of maps of its layer"))
+        checks = _checks_in_order(
+            *_row_checks(waveform, layer, feature, "feature"),
+            lambda: tf.debugging.assert_non_negative(feature, message="feature must be >= 0"),
+            lambda: tf.debugging.assert_less(feature, tf.gather(channels, layer - 1),
+                                             message="feature must be < the number of maps of its layer"))
         with tf.control_dependencies(checks):  # every use of the inputs waits for the checks
             waveform, layer, feature = tf.identity(waveform), tf.identity(layer), tf.identity(feature)
 
@@ -167,10 +184,11 @@ def build_archive(model: keras.Model) -> keras.export.ExportArchive:
     archive.add_endpoint("sonify", sonify, input_signature=[wave_spec, row_spec("layer"), row_spec("feature")])
 
     def sonify_top_k(waveform, layer, k):
-        checks = _check_rows(waveform, layer, k, "k")
-        checks.append(tf.debugging.assert_positive(k, message="k must be >= 1"))
-        checks.append(tf.debugging.assert_less_equal(k, tf.gather(channels, layer - 1),
-                                                     message="k must be <= the number of maps of its layer"))
+        checks = _checks_in_order(
+            *_row_checks(waveform, layer, k, "k"),
+            lambda: tf.debugging.assert_positive(k, message="k must be >= 1"),
+            lambda: tf.debugging.assert_less_equal(k, tf.gather(channels, layer - 1),
+                                                   message="k must be <= the number of maps of its layer"))
         with tf.control_dependencies(checks):
             waveform, layer, k = tf.identity(waveform), tf.identity(layer), tf.identity(k)
         batch, time = tf.shape(waveform)[0], tf.shape(waveform)[1]
