@@ -35,8 +35,8 @@ def main(argv=None) -> int:
     import keras
     import numpy as np
 
-    from tfsonify.cnn12 import CNN12
-    from tfsonify.train.contrastive import ContrastiveModel
+    from tfsonify.models.cnn12 import CNN12
+    from tfsonify.models.contrastive import ContrastiveModel
 
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)

@@ -24,7 +24,7 @@ from _timing import timed  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tfsonify  # noqa: E402
-from tfsonify.cnn12 import BLOCKS  # noqa: E402
+from tfsonify.models.cnn12 import BLOCKS  # noqa: E402
 
 RATE = 8000
 

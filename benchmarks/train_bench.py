@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from tfsonify.cnn12 import CNN12
+    from tfsonify.models.cnn12 import CNN12
     from tfsonify.data.augment import Augmenter
     from tfsonify.data.pipeline import decode_clips, training_dataset
     from tfsonify.data.readers import read_folder

@@ -56,7 +56,7 @@ import numpy as np
 __all__ = ["BLOCK_GEOMETRY", "WindowPlan", "stride", "receptive_field", "output_length", "plan_windows",
            "windowed_reconstruction", "sonify_windowed", "top_features_windowed", "litert_functions"]
 
-# (kernel size, pooled) of CNN12's blocks 1..11 (tfsonify.cnn12.BLOCKS; a test keeps the two equal).
+# (kernel size, pooled) of CNN12's blocks 1..11 (tfsonify.models.cnn12.BLOCKS; a test keeps the two equal).
 BLOCK_GEOMETRY: tuple[tuple[int, bool], ...] = (
     (7, True), (7, True), (5, True), (5, True), (5, True), (3, True), (3, True), (3, True),
     (3, False), (3, False), (3, False),
@@ -76,7 +76,7 @@ def stride(layer: int) -> int:
 
 
 def receptive_field(layer: int) -> int:
-    """Input samples one block-``layer`` time step sees (= ``tfsonify.cnn12.min_length(layer)``)."""
+    """Input samples one block-``layer`` time step sees (= ``tfsonify.models.cnn12.min_length(layer)``)."""
     layer = _check_layer(layer)
     needed = 1
     for kernel_size, pooled in reversed(BLOCK_GEOMETRY[:layer]):

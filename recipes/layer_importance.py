@@ -51,7 +51,7 @@ CONFIG = {
 
 def parse_blocks(text: str) -> list[int]:
     """``"1-11"`` or ``"1,3,5"`` -> sorted block indices in 1..11."""
-    from tfsonify.cnn12 import NUM_BLOCKS
+    from tfsonify.models.cnn12 import NUM_BLOCKS
 
     blocks: set[int] = set()
     try:
@@ -106,7 +106,7 @@ def run_one(encoder, blocks: int, mode: str, train, test, args, out_dir: Path) -
 
     from tfsonify.data.augment import Augmenter
     from tfsonify.data.pipeline import training_dataset
-    from tfsonify.train.layer_importance import truncated_classifier
+    from tfsonify.models.heads import truncated_classifier
     from tfsonify.train.linear_eval import fit_probe
     from tfsonify.train.supervised import compile_classifier, evaluate_clips, fit
 
@@ -129,14 +129,15 @@ def run_one(encoder, blocks: int, mode: str, train, test, args, out_dir: Path) -
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from tfsonify.cnn12 import CNN12
+    from tfsonify.models.cnn12 import CNN12
     from tfsonify.render import check_writable_dir
     from tfsonify.train.layer_importance import plot_sweep, write_table
-    from tfsonify.train.linear_eval import _check_mode, load_encoder
+    from tfsonify.checkpoint import cnn12_of
+    from tfsonify.models.heads import check_mode, encoder_copy
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     for mode in modes:
-        _check_mode(mode)
+        check_mode(mode)
     blocks = parse_blocks(args.blocks)
     out = check_writable_dir(args.out)
     sources = []
@@ -144,7 +145,7 @@ def main(argv=None) -> int:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
             raise ValueError(f"--checkpoint must be NAME=PATH (e.g. contrastive=runs/simclr/contrastive.keras); received {item!r}")
-        sources.append((name, load_encoder(path)))
+        sources.append((name, encoder_copy(cnn12_of(path, what="checkpoint"))))
     if args.random:
         width = sources[0][1].width_multiplier if sources else args.width
         sources.append(("random_init", CNN12(width_multiplier=width, name="encoder")))

@@ -88,7 +88,7 @@ def parse_args(argv=None, mode: str = CONFIG["mode"]) -> argparse.Namespace:
 def train_head_on_embeddings(model, train, args) -> float:
     """fconly without augmentation: embeddings of the frozen encoder once, then the head alone (standardised
     features, folded back into the classifier layer; see ``fit_probe``). Returns the final training loss."""
-    from tfsonify.commands import progress
+    from tfsonify.progress import progress
     from tfsonify.train.linear_eval import fit_probe
 
     with progress(f"linear probe on the frozen encoder's embeddings of {len(train)} training clips "
@@ -140,7 +140,7 @@ def main(argv=None, mode: str = CONFIG["mode"]) -> int:
     args = parse_args(argv, mode)
     import tfsonify.train as train_lib
     from tfsonify.render import check_writable_dir
-    from tfsonify.train.linear_eval import load_encoder
+    from tfsonify.checkpoint import cnn12_of
 
     out = check_writable_dir(args.out)
     decoded = decode(args.data, args.format, out)
@@ -154,7 +154,7 @@ def main(argv=None, mode: str = CONFIG["mode"]) -> int:
 
     sources = []
     if args.checkpoint:
-        args.width = load_encoder(args.checkpoint).width_multiplier  # the baseline matches the checkpoint's width
+        args.width = cnn12_of(args.checkpoint, what="checkpoint").width_multiplier  # the baseline matches the checkpoint's width
         sources.append(("pretrained", args.checkpoint))
     if not args.checkpoint or args.baseline_random:
         sources.append(("random_init", None))

@@ -149,7 +149,7 @@ def build_espeak_keywords(out_dir: str, words=ESPEAK_WORDS, voices=ESPEAK_VOICES
 
 
 def decode(data: str, fmt: str, out: Path, split: str = "train"):
-    from tfsonify.commands import progress
+    from tfsonify.progress import progress
     from tfsonify.data.pipeline import decode_clips
 
     clips = read_clips(data, fmt, split)
@@ -232,10 +232,10 @@ def main(argv=None) -> int:
     import keras
 
     import tfsonify.train as train
-    from tfsonify.commands import progress
+    from tfsonify.progress import progress
     from tfsonify.data.augment import Augmenter
     from tfsonify.render import check_writable_dir
-    from tfsonify.train.contrastive import ContrastiveModel, check_temperature
+    from tfsonify.models.contrastive import ContrastiveModel, check_temperature
     from tfsonify.train.patches import contrastive_dataset
     from tfsonify.train.supervised import fit
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tfsonify.cnn12 import BLOCKS
+from tfsonify.models.cnn12 import BLOCKS
 
 
 @tf.custom_gradient

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tfsonify.data import augment as aug
 from tfsonify.data.pipeline import DataWarning, DecodedClips
-from tfsonify.train.contrastive import ContrastiveModel, nt_xent_from_gathered, nt_xent_loss
+from tfsonify.models.contrastive import ContrastiveModel, nt_xent_from_gathered, nt_xent_loss
 from tfsonify.train.patches import contrastive_dataset, patch_starts, trim_silence, two_patches
 
 

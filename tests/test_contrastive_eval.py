@@ -8,17 +8,19 @@ import numpy as np
 import pytest
 
 import tfsonify
-from tfsonify.train.contrastive import ContrastiveModel
-from tfsonify.train.layer_importance import plot_sweep, truncated_classifier, write_table
-from tfsonify.train.linear_eval import (
-    ENCODER_LAYERS,
-    classifier_from_checkpoint,
-    encoder_weights,
-    load_encoder,
-)
+from tfsonify.models.contrastive import ContrastiveModel
+from tfsonify.checkpoint import cnn12_of
+from tfsonify.models.heads import ENCODER_LAYERS, encoder_copy, truncated_classifier
+from tfsonify.train.layer_importance import plot_sweep, write_table
+from tfsonify.train.linear_eval import classifier_from_checkpoint, encoder_weights
 from tfsonify.train.supervised import compile_classifier
 
 WIDTH = 0.0625
+
+
+def load_encoder(source):
+    """The headless encoder copy of a checkpoint path or model, through the one loader."""
+    return encoder_copy(cnn12_of(source, what="checkpoint"))
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +103,7 @@ def test_bad_checkpoints(tmp_path):
     with pytest.raises(ValueError, match=r"\.keras file"):
         load_encoder(weights)
     other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    with pytest.raises(ValueError, match="expected a tfsonify ContrastiveModel or CNN12"):
+    with pytest.raises(ValueError, match="expected a tfsonify CNN12 or a ContrastiveModel"):
         load_encoder(other)
     with pytest.raises(ValueError, match="mode must be one of"):
         classifier_from_checkpoint(None, 3, mode="linear", width_multiplier=WIDTH)

@@ -18,7 +18,7 @@ SCRIPT = textwrap.dedent(
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
     import numpy as np
-    from tfsonify.train.contrastive import ContrastiveModel
+    from tfsonify.models.contrastive import ContrastiveModel
 
     def make(strategy):
         with strategy.scope():

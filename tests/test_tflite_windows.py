@@ -58,7 +58,7 @@ def long_clip():
 
 
 def test_geometry_matches_cnn12(edge_windows):
-    from tfsonify.cnn12 import BLOCKS, NUM_BLOCKS, min_length, output_length
+    from tfsonify.models.cnn12 import BLOCKS, NUM_BLOCKS, min_length, output_length
 
     assert edge_windows.BLOCK_GEOMETRY == tuple((spec.kernel_size, spec.pooled) for spec in BLOCKS)
     for layer in range(1, NUM_BLOCKS + 1):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfsonify.cnn12 import CNN12
+from tfsonify.models.cnn12 import CNN12
 from tfsonify.train.loop import tf_config_for, train_loop
 from tfsonify.train.schedule import adamw
 from tfsonify.train.strategy import describe, global_batch_size, strategy

@@ -32,7 +32,7 @@ def data():
 def build():
     import keras
 
-    from tfsonify.cnn12 import CNN12
+    from tfsonify.models.cnn12 import CNN12
 
     keras.utils.set_random_seed(0)
     return CNN12(width_multiplier=0.0625, num_classes=NUM_CLASSES, dropout=0.0)

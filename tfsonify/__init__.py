@@ -15,7 +15,7 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tfsonify.audio import load_audio, write_wav  # noqa: E402
 from tfsonify.checkpoint import cnn12_of, load_checkpoint  # noqa: E402
-from tfsonify.cnn12 import BLOCKS, CNN12, CNN12_x2, NUM_BLOCKS, SAMPLE_RATE, min_length, output_length  # noqa: E402
+from tfsonify.models import BLOCKS, CNN12, CNN12_x2, NUM_BLOCKS, SAMPLE_RATE, ContrastiveModel, min_length, output_length  # noqa: E402
 from tfsonify.layers import MaxPool1DWithSwitches, PeakNormalization, max_pool_with_switches, max_unpool, peak_normalize  # noqa: E402
 from tfsonify.sonifier import BlockState, Sonifier, validate_waveform  # noqa: E402
 
@@ -28,6 +28,7 @@ __all__ = [
     "BlockState",
     "CNN12",
     "CNN12_x2",
+    "ContrastiveModel",
     "MaxPool1DWithSwitches",
     "PeakNormalization",
     "Sonifier",

@@ -1,13 +1,16 @@
-"""Loading tfsonify ``.keras`` files of every kind, in one place.
+"""The one way a path becomes a model: loading tfsonify ``.keras`` files of every family.
 
-A tfsonify checkpoint holds either a :class:`~tfsonify.CNN12` (with or without a classifier head: supervised
-training, ``tfsonify demo``, linear evaluation) or a :class:`~tfsonify.train.contrastive.ContrastiveModel`
-(SimCLR pretraining: a CNN12 ``encoder`` plus a projection head). Loading needs every custom class
-registered; :func:`load_checkpoint` does that, so the CLI, the analyses and the linear evaluation all open
-both kinds. :func:`cnn12_of` gives the CNN12 to sonify or analyse (a contrastive model's encoder).
+A tfsonify checkpoint holds a model of one of the families in :mod:`tfsonify.models`: a
+:class:`~tfsonify.models.cnn12.CNN12` (with or without a classifier head: supervised training, ``tfsonify demo``,
+linear evaluation), a :class:`~tfsonify.models.contrastive.ContrastiveModel` (SimCLR pretraining: a CNN12
+``encoder`` plus a projection head) or a truncated layer-importance classifier. Importing :mod:`tfsonify.models`
+registers every custom class, so :func:`load_checkpoint` opens them all. :func:`cnn12_of` gives the CNN12 to
+sonify or analyse (a contrastive model's encoder) from a path or a model; the CLI, the analyses, the report and the
+training code all go through these two functions.
 
     model = load_checkpoint("runs/simclr/contrastive.keras")   # ContrastiveModel
     encoder = cnn12_of(model)                                   # its CNN12 encoder
+    encoder = cnn12_of("runs/simclr/contrastive.keras")         # the same, from the path
 """
 from __future__ import annotations
 
@@ -16,14 +19,10 @@ from pathlib import Path
 
 import keras
 
-from tfsonify.cnn12 import CNN12
+from tfsonify import models  # noqa: F401  (registers every serialisable class for load_model)
+from tfsonify.models.cnn12 import CNN12
 
 __all__ = ["load_checkpoint", "cnn12_of"]
-
-
-def _register_custom_classes() -> None:
-    import tfsonify  # noqa: F401  (CNN12 and its layers)
-    import tfsonify.train.contrastive  # noqa: F401  (ContrastiveModel)
 
 
 def load_checkpoint(path: str | os.PathLike, what: str = "model") -> keras.Model:
@@ -34,30 +33,38 @@ def load_checkpoint(path: str | os.PathLike, what: str = "model") -> keras.Model
         what: the noun used in error messages ("model", "checkpoint").
 
     Raises:
-        ValueError: the file does not exist, or Keras cannot load it (corrupt, not a ``.keras`` archive, or a
-            model of unknown classes); the message names the file and Keras' reason.
+        ValueError: the file does not exist, is not a ``.keras`` file, or Keras cannot load it (corrupt, not a
+            ``.keras`` archive, or a model of unknown classes); the message names the file and Keras' reason.
     """
-    _register_custom_classes()
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{what} file {str(path)!r} does not exist")
+        raise ValueError(f"{what} not found: {str(path)!r} does not exist (it must be an existing .keras file)")
+    if path.suffix != ".keras":
+        raise ValueError(f"{what} must be a .keras file (a whole saved model, not weights); received {str(path)!r}")
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as error:  # keras raises many types for corrupt archives
-        raise ValueError(f"cannot load {what} {str(path)!r} (expected a .keras file saved from a tfsonify CNN12 or "
-                         f"ContrastiveModel): {error}") from None
+        raise ValueError(f"cannot load {what} {str(path)!r} (expected a .keras file saved from a tfsonify model): "
+                         f"{error}") from None
 
 
-def cnn12_of(model: keras.Model) -> CNN12:
-    """The CNN12 inside ``model``: the model itself, or the ``encoder`` of a contrastive model.
+def cnn12_of(source: str | os.PathLike | keras.Model, what: str = "model") -> CNN12:
+    """The CNN12 of ``source``: the model itself, or the ``encoder`` of a contrastive model.
+
+    Args:
+        source: a ``.keras`` path (opened with :func:`load_checkpoint`) or an in-memory Keras model.
+        what: the noun used in error messages.
 
     Raises:
-        ValueError: ``model`` is neither.
+        ValueError: the path cannot be loaded, or the model holds no CNN12.
     """
+    model = load_checkpoint(source, what) if isinstance(source, (str, os.PathLike)) else source
     if isinstance(model, CNN12):
         return model
     encoder = getattr(model, "encoder", None)
     if isinstance(encoder, CNN12):
         return encoder
-    raise ValueError(f"model {getattr(model, 'name', model)!r} is a {type(model).__name__}; expected a tfsonify CNN12 "
-                     f"or a ContrastiveModel (whose encoder is a CNN12)")
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"{what} must be a .keras path or a Keras model; received {type(model).__name__}")
+    raise ValueError(f"{what} {getattr(model, 'name', model)!r} is a {type(model).__name__}; expected a tfsonify "
+                     f"CNN12 or a ContrastiveModel (whose encoder is a CNN12)")

@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfsonify.cnn12 import BLOCKS, NUM_BLOCKS
+from tfsonify.models.cnn12 import BLOCKS, NUM_BLOCKS
 from tfsonify.layers import max_pool_with_switches, max_unpool, peak_normalize
 from tfsonify.sonifier import validate_waveform
 

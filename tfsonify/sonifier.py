@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfsonify.cnn12 import BLOCKS, NUM_BLOCKS, _check_layer, min_length
+from tfsonify.models.cnn12 import BLOCKS, NUM_BLOCKS, _check_layer, min_length
 from tfsonify.layers import max_pool_with_switches, max_unpool, peak_normalize
 
 __all__ = ["BlockState", "Sonifier", "validate_waveform"]
@@ -132,7 +132,7 @@ class Sonifier:
 
     @staticmethod
     def min_length(layer: int) -> int:
-        """Fewest samples block ``layer`` accepts (see :func:`tfsonify.cnn12.min_length`)."""
+        """Fewest samples block ``layer`` accepts (see :func:`tfsonify.models.cnn12.min_length`)."""
         return min_length(layer)
 
     # ----------------------------------------------------------- graph parts

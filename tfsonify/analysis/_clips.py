@@ -6,7 +6,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from tfsonify.cnn12 import min_length
+from tfsonify.models.cnn12 import min_length
 
 __all__ = ["Skipped", "as_clip", "equal_length_batches", "check_layers"]
 
@@ -84,7 +84,7 @@ def equal_length_batches(clips: Iterable, batch_size: int, layer: int, skipped: 
 
 def as_sonifier(model_or_sonifier):
     """A :class:`tfsonify.Sonifier` for a Sonifier, a CNN12, or a model holding one as ``.encoder`` (contrastive)."""
-    from tfsonify.cnn12 import CNN12
+    from tfsonify.models.cnn12 import CNN12
     from tfsonify.sonifier import Sonifier
 
     if isinstance(model_or_sonifier, Sonifier):

@@ -25,7 +25,7 @@ import numpy as np
 from scipy import signal, stats
 
 from tfsonify.analysis._clips import as_sonifier, Skipped, check_layers, equal_length_batches
-from tfsonify.cnn12 import min_length
+from tfsonify.models.cnn12 import min_length
 
 __all__ = [
     "magnitude_squared_coherence",

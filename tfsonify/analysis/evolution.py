@@ -20,31 +20,12 @@ import numpy as np
 import tensorflow as tf
 
 from tfsonify.analysis.topk import top_activating_inputs
-from tfsonify.cnn12 import CNN12, NUM_BLOCKS
+from tfsonify.checkpoint import cnn12_of
+from tfsonify.models.cnn12 import CNN12, NUM_BLOCKS
 from tfsonify.render import log_spectrogram
 
-__all__ = ["load_cnn12", "conv_widths", "EvolutionResult", "feature_evolution", "plot_evolution_strip",
+__all__ = ["conv_widths", "EvolutionResult", "feature_evolution", "plot_evolution_strip",
            "spectrogram_image", "SonificationLogger"]
-
-
-def load_cnn12(checkpoint) -> keras.Model:
-    """The CNN12 of a checkpoint: a ``.keras`` path or a model; a contrastive model gives its ``encoder``."""
-    if isinstance(checkpoint, (str, os.PathLike)):
-        from tfsonify.checkpoint import load_checkpoint
-
-        path = Path(checkpoint)
-        if not path.is_file() or path.suffix != ".keras":
-            raise ValueError(f"checkpoint {str(path)!r} must be an existing .keras file")
-        checkpoint = load_checkpoint(path, what="checkpoint")
-    if not isinstance(checkpoint, CNN12) and isinstance(getattr(checkpoint, "encoder", None), CNN12):
-        checkpoint = checkpoint.encoder
-    if not isinstance(checkpoint, keras.Model):
-        raise ValueError(f"checkpoint must be a .keras path or a Keras model; received {type(checkpoint).__name__}")
-    try:
-        [checkpoint.get_layer(f"conv{i}") for i in range(1, NUM_BLOCKS + 1)]
-    except ValueError:
-        raise ValueError(f"checkpoint {checkpoint.name!r} has no conv1..conv11 layers; expected a tfsonify CNN12") from None
-    return checkpoint
 
 
 def conv_widths(model: keras.Model) -> list[int]:
@@ -94,7 +75,7 @@ def feature_evolution(checkpoints: Sequence, clips: Sequence, maps: Iterable[tup
     maps = [(int(layer), int(feature)) for layer, feature in maps]
     if not maps:
         raise ValueError("maps must list at least one (layer, feature) pair")
-    models = [load_cnn12(checkpoint) for checkpoint in checkpoints]
+    models = [cnn12_of(checkpoint) for checkpoint in checkpoints]
     final = models[-1]
     reference = conv_widths(final)
     for index, model in enumerate(models):
@@ -199,7 +180,7 @@ class SonificationLogger(keras.callbacks.Callback):
     def _sonifier(self):
         from tfsonify.sonifier import Sonifier
 
-        model = load_cnn12(self._target if self._target is not None else self.model)
+        model = cnn12_of(self._target if self._target is not None else self.model)
         return Sonifier(model)
 
     def log(self, step: int) -> None:

@@ -19,7 +19,7 @@ from typing import Iterable
 
 import numpy as np
 
-from tfsonify.cnn12 import BLOCKS, _check_layer, min_length
+from tfsonify.models.cnn12 import BLOCKS, _check_layer, min_length
 
 __all__ = ["pool_period", "ShiftCheck", "time_invariance"]
 

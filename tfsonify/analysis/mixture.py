@@ -24,7 +24,7 @@ from scipy import signal
 
 from tfsonify.analysis._clips import as_sonifier, as_clip, check_layers
 from tfsonify.analysis.coherence import magnitude_squared_coherence
-from tfsonify.cnn12 import min_length
+from tfsonify.models.cnn12 import min_length
 
 __all__ = ["weighted_coherence", "speech_selectivity", "MapScore", "MixtureResult", "mixture_check", "load_demo_mixtures"]
 

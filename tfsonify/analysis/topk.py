@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfsonify.analysis._clips import as_sonifier, Skipped, check_layers, equal_length_batches
-from tfsonify.cnn12 import min_length
+from tfsonify.models.cnn12 import min_length
 from tfsonify.layers import peak_normalize
 
 __all__ = ["StreamingTopK", "TopKResult", "top_activating_inputs", "sonify_top_inputs"]

@@ -1,20 +1,12 @@
-"""Subcommands of the ``tfsonify`` CLI (see :mod:`tfsonify.cli`)."""
-import sys
-import time
+"""Subcommands of the ``tfsonify`` CLI (see :mod:`tfsonify.cli`): thin, parse -> library -> print."""
+from tfsonify.progress import progress
+
+__all__ = ["load_model", "progress"]
 
 
-class progress:
-    """Print ``message...`` to stderr, then ``done (1.2 s)`` when the block ends."""
+def load_model(path: str):
+    """The CNN12 of a ``.keras`` file (a contrastive checkpoint gives its encoder), with a progress line."""
+    from tfsonify.checkpoint import cnn12_of
 
-    def __init__(self, message: str):
-        self.message = message
-
-    def __enter__(self):
-        self.start = time.perf_counter()
-        print(f"{self.message}...", end="", file=sys.stderr, flush=True)
-        return self
-
-    def __exit__(self, exc_type, exc, traceback):
-        status = "done" if exc_type is None else "failed"
-        print(f" {status} ({time.perf_counter() - self.start:.1f} s)", file=sys.stderr, flush=True)
-        return False
+    with progress(f"loading model {path}"):
+        return cnn12_of(path)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfsonify.commands import progress
+from tfsonify.commands import load_model, progress
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 
@@ -130,16 +130,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_mixture)
 
 
-def _load(path: str, encoder: bool = True):
-    """Load a ``.keras`` CNN12; with ``encoder``, a contrastive checkpoint gives its CNN12 encoder."""
-    from tfsonify.analysis.evolution import load_cnn12
-    from tfsonify.checkpoint import load_checkpoint
-
-    with progress(f"loading model {path}"):
-        model = load_checkpoint(path)
-        return load_cnn12(model) if encoder else model
-
-
 def _write_json(out: str | None, name: str, data) -> None:
     if out is None:
         return
@@ -160,7 +150,7 @@ def run_coherence(args: argparse.Namespace) -> int:
     results = {}
     for spec in args.model:
         label, _, path = spec.rpartition("=") if "=" in spec else (Path(spec).stem, "", spec)
-        sonifier = Sonifier(_load(path))
+        sonifier = Sonifier(load_model(path))
         names, clips = load_clips(args.clips, sonifier.sample_rate)
         with progress(f"{label}: coherence over {len(clips)} clip(s)"):
             result = layer_coherence(sonifier, clips, parse_layers(args.layers), k=args.k, nperseg=args.nperseg, batch_size=args.batch_size)
@@ -175,7 +165,7 @@ def run_coherence(args: argparse.Namespace) -> int:
 def run_residual(args: argparse.Namespace) -> int:
     from tfsonify.analysis.residual import residual_experiment
 
-    model = _load(args.model)
+    model = load_model(args.model)
     _, clips = load_clips(args.clips, int(getattr(model, "sample_rate", 8000)))
     labels = None
     if args.labels:
@@ -200,7 +190,7 @@ def run_invariance(args: argparse.Namespace) -> int:
     from tfsonify.audio import load_audio
     from tfsonify.sonifier import Sonifier
 
-    sonifier = Sonifier(_load(args.model))
+    sonifier = Sonifier(load_model(args.model))
     waveform = load_audio(args.clip, sonifier.sample_rate)
     period = pool_period(args.layer)
     try:
@@ -254,7 +244,7 @@ def run_topk(args: argparse.Namespace) -> int:
     from tfsonify.sonifier import Sonifier
 
     out = check_writable_dir(args.out)
-    sonifier = Sonifier(_load(args.model))
+    sonifier = Sonifier(load_model(args.model))
     names, clips = load_clips(args.clips, sonifier.sample_rate)
     with progress(f"streaming {len(clips)} clip(s) for the top {args.k} per map"):
         result = top_activating_inputs(sonifier, clips, parse_layers(args.layers), k=args.k, batch_size=args.batch_size)
@@ -277,7 +267,7 @@ def run_mixture(args: argparse.Namespace) -> int:
     from tfsonify.analysis.mixture import load_demo_mixtures, mixture_check
     from tfsonify.sonifier import Sonifier
 
-    sonifier = Sonifier(_load(args.model))
+    sonifier = Sonifier(load_model(args.model))
     with progress(f"reading mixtures from {args.demo}"):
         mixtures = load_demo_mixtures(args.demo, args.limit, sonifier.sample_rate)
     with progress(f"scoring {len(mixtures)} mixture(s)"):
@@ -301,7 +291,7 @@ def run_relevance(args: argparse.Namespace) -> int:
     from tfsonify.render import check_writable_dir, log_spectrogram
 
     out = check_writable_dir(args.out)
-    model = _load(args.model)
+    model = load_model(args.model)
     rate = int(getattr(model, "sample_rate", 8000))
     waveform = load_audio(args.clip, rate)
     relevance, unit = guided_backprop(model, waveform, args.unit)

@@ -102,7 +102,7 @@ def train_keywords(data_dir: Path, out_dir: Path, *, width: float, epochs: int, 
     """
     import keras
 
-    from tfsonify.cnn12 import CNN12
+    from tfsonify.models.cnn12 import CNN12
     from tfsonify.data.demo import read_demo
     from tfsonify.data.pipeline import decode_clips, training_dataset
     from tfsonify.train.supervised import compile_classifier, fit

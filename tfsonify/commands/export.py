@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tfsonify.commands import progress
+from tfsonify.commands import load_model, progress
 
 
 def register(subparsers) -> None:
@@ -37,17 +37,10 @@ def register(subparsers) -> None:
     lite.set_defaults(func=run_tflite)
 
 
-def _load(path: str):
-    from tfsonify.checkpoint import cnn12_of, load_checkpoint
-
-    with progress(f"loading model {path}"):
-        return cnn12_of(load_checkpoint(path))  # a contrastive checkpoint exports its CNN12 encoder
-
-
 def run_savedmodel(args: argparse.Namespace) -> int:
     from tfsonify.export.savedmodel import export_saved_model, write_batching_parameters, write_model_config
 
-    model = _load(args.model)
+    model = load_model(args.model)
     out = Path(args.out)
     with progress(f"exporting SavedModel to {out}/"):
         version_dir = export_saved_model(model, out, version=args.version)
@@ -72,7 +65,7 @@ def run_tflite(args: argparse.Namespace) -> int:
             layers = [int(part) for part in args.layers.split(",") if part.strip()]
         except ValueError:
             raise ValueError(f"--layers must be comma-separated integers like 5,11; received {args.layers!r}") from None
-    model = _load(args.model)
+    model = load_model(args.model)
     length = args.length or None
     with progress(f"converting to TFLite ({'dynamic' if length is None else length} samples{', fp16' if args.fp16 else ''})"):
         path = export_tflite(model, args.out, length=length, layers=layers, top_k=args.top, fp16=args.fp16)

@@ -24,12 +24,13 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tfsonify.commands.analyze import load_clips, parse_layers, _load
+    from tfsonify.commands import load_model
+    from tfsonify.commands.analyze import load_clips, parse_layers
     from tfsonify.report import build_report
 
     if args.top < 1:
         raise ValueError(f"--top must be at least 1; received {args.top}")
-    model = _load(args.model)
+    model = load_model(args.model)
     names, clips = load_clips(args.clips, int(getattr(model, "sample_rate", 8000)))
     labels = {}
     for name in names:  # unique, readable names

@@ -45,7 +45,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from tfsonify.cnn12 import NUM_BLOCKS, min_length
+from tfsonify.models.cnn12 import NUM_BLOCKS, min_length
 from tfsonify.sonifier import Sonifier
 
 __all__ = [

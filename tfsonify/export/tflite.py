@@ -48,7 +48,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfsonify.audio import atomic_path
-from tfsonify.cnn12 import BLOCKS, NUM_BLOCKS, _check_layer, min_length
+from tfsonify.models.cnn12 import BLOCKS, NUM_BLOCKS, _check_layer, min_length
 from tfsonify.export.savedmodel import store_weights_once
 from tfsonify.layers import max_pool_with_switches
 from tfsonify.sonifier import Sonifier

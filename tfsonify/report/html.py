@@ -14,7 +14,8 @@ import soundfile
 from tfsonify.analysis.coherence import layer_coherence, plot_coherence, top_k_coherence
 from tfsonify.analysis.residual import residual_experiment
 from tfsonify.audio import atomic_path
-from tfsonify.cnn12 import min_length
+from tfsonify.checkpoint import cnn12_of
+from tfsonify.models.cnn12 import min_length
 from tfsonify.render import check_writable_dir, plot_pair
 
 __all__ = ["build_report", "write_pcm16"]
@@ -69,9 +70,7 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
     layers = check_layers(layers)
     out_dir = check_writable_dir(out_dir)
     media = check_writable_dir(out_dir / "media")
-    from tfsonify.analysis.evolution import load_cnn12
-
-    model = load_cnn12(model)  # a contrastive model's CNN12 encoder
+    model = cnn12_of(model)  # a contrastive model's CNN12 encoder
     sonifier = Sonifier(model)
     rate = sonifier.sample_rate
     names = list(clips)

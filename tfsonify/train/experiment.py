@@ -126,7 +126,7 @@ def run_experiment(name: str, config: Config, train, evaluation: dict, out_dir: 
     """
     import keras
 
-    from tfsonify.cnn12 import CNN12
+    from tfsonify.models.cnn12 import CNN12
     from tfsonify.data.augment import Augmenter
     from tfsonify.data.pipeline import training_dataset
     from tfsonify.train import loop

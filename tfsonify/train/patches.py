@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from tfsonify.cnn12 import min_length
+from tfsonify.models.cnn12 import min_length
 from tfsonify.data import augment as aug
 from tfsonify.data.pipeline import warn
 
@@ -115,7 +115,7 @@ def contrastive_dataset(
     trim_silence_db: float | None = None,
     speed_range: tuple[float, float] | None = None,
 ) -> tuple[tf.data.Dataset, int]:
-    """Batches of positive pairs ``(view_a, view_b)`` for :class:`~tfsonify.train.contrastive.ContrastiveModel`.
+    """Batches of positive pairs ``(view_a, view_b)`` for :class:`~tfsonify.models.contrastive.ContrastiveModel`.
 
     Args:
         decoded: :class:`tfsonify.data.pipeline.DecodedClips` (any reader's clips; labels are ignored).

@@ -23,7 +23,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfsonify.cnn12 import CNN12, SAMPLE_RATE
+from tfsonify.models.cnn12 import CNN12, SAMPLE_RATE
 
 __all__ = ["LARGE_NUM", "nt_xent_loss", "nt_xent_from_gathered", "ContrastiveModel", "check_temperature"]
 
