@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tfsonify.audio import AUDIO_EXTENSIONS
+
 from tfsonify.train.experiment import Config, add_config_arguments, config_from_args, run_experiment
 
 # === Config ===
@@ -39,13 +41,12 @@ CONFIG = Config(
     crop_seconds=5.0,
     mixup_alpha=0.2,
 )
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
 
 def _audio_index(audio_dir: Path) -> dict[str, Path]:
     index = {}
     for path in sorted(audio_dir.rglob("*")):
-        if path.suffix.lower() in AUDIO_SUFFIXES:
+        if path.suffix.lower() in AUDIO_EXTENSIONS:
             stem = path.stem[1:] if path.stem.startswith("Y") and len(path.stem) >= 12 else path.stem
             index.setdefault(stem[:11], path)  # YouTube IDs are 11 characters
     return index

@@ -14,22 +14,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tfsonify.train.experiment import Config, add_config_arguments, config_from_args, run_experiment
+from tfsonify.train.demo import DEMO_CONFIG
+from tfsonify.train.experiment import add_config_arguments, config_from_args, run_experiment
 
-# === Config === (sized for a few minutes on 2 CPU cores)
-CONFIG = Config(
-    multi_label=False,
-    width=0.25,
-    dropout=0.1,
-    per_replica_batch_size=16,
-    epochs=30,
-    warmup_epochs=1,
-    base_learning_rate=2e-3,
-    base_batch_size=16,
-    crop_seconds=None,  # 1 s clips
-    mixup_alpha=None,
-    jit_compile="false",
-)
+# === Config === the demo's hyper-parameters, written once in tfsonify.train.demo (sized for 2 CPU cores)
+CONFIG = DEMO_CONFIG
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,8 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = config_from_args(args, CONFIG)
 
-    from tfsonify.commands.demo import ensure_demo_data
-    from tfsonify.data.demo import read_demo
+    from tfsonify.data.demo import ensure_demo_data, read_demo
     from tfsonify.data.pipeline import decode_clips
 
     data = ensure_demo_data(Path(args.data or Path(args.out) / "data"))

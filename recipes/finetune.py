@@ -14,16 +14,14 @@ Example::
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from tfsonify.train.linear_eval import parse_linear_eval_args, run_linear_eval
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from linear_eval import main  # noqa: E402
+def main(argv=None) -> int:
+    return run_linear_eval(parse_linear_eval_args(argv, "full", description=__doc__))
+
 
 if __name__ == "__main__":
-    if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
-        print(__doc__)
     from tfsonify.cli import run_script
 
-    run_script(lambda: main(mode="full"), "finetune.py")
+    run_script(main, "finetune.py")

@@ -23,15 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tfsonify.data.readers import DATASET_FORMATS, decode_dataset
+from tfsonify.data.splits import select_train_meta, split_holdout
+from tfsonify.train.layer_importance import parse_blocks
 
-from simclr_pretrain import decode, select_train_meta, split_holdout  # noqa: E402
-
-# === Config (defaults; every entry is a command-line flag) ===
+# === Config (defaults of the command-line flags) ===
 CONFIG = {
     "format": "folder",
     "modes": "fconly,full",
@@ -49,29 +48,10 @@ CONFIG = {
 }
 
 
-def parse_blocks(text: str) -> list[int]:
-    """``"1-11"`` or ``"1,3,5"`` -> sorted block indices in 1..11."""
-    from tfsonify.models.cnn12 import NUM_BLOCKS
-
-    blocks: set[int] = set()
-    try:
-        for part in text.split(","):
-            if "-" in part:
-                low, high = (int(v) for v in part.split("-"))
-                blocks.update(range(low, high + 1))
-            elif part.strip():
-                blocks.add(int(part))
-    except ValueError:
-        raise ValueError(f"--blocks must look like 1-11 or 1,3,5; received {text!r}") from None
-    if not blocks or min(blocks) < 1 or max(blocks) > NUM_BLOCKS:
-        raise ValueError(f"--blocks must name blocks in 1..{NUM_BLOCKS}; received {text!r}")
-    return sorted(blocks)
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True)
-    parser.add_argument("--format", default=CONFIG["format"], choices=["folder", "demo", "speech_commands", "fsd50k", "esc50"])
+    parser.add_argument("--format", default=CONFIG["format"], choices=DATASET_FORMATS)
     parser.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
                         help="a pretraining type and its .keras checkpoint (contrastive or supervised); repeatable")
     parser.add_argument("--random", action="store_true", help="also sweep a randomly initialised encoder")
@@ -150,7 +130,7 @@ def main(argv=None) -> int:
         width = sources[0][1].width_multiplier if sources else args.width
         sources.append(("random_init", CNN12(width_multiplier=width, name="encoder")))
 
-    decoded = decode(args.data, args.format, out)
+    decoded = decode_dataset(args.data, args.format, out / "cache")
     train, test = split_holdout(decoded, args.holdout, args.test_fraction, args.seed, args.holdout_meta)
     train = select_train_meta(train, args.train_meta)
     metric = "mAP" if decoded.multi_label else "accuracy"

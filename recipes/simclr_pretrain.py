@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
-from pathlib import Path
 
-# === Config (defaults; every entry is a command-line flag) ===
+from tfsonify.data.readers import DATASET_FORMATS
+
+# === Config (defaults of the command-line flags) ===
 CONFIG = {
     "format": "folder",  # folder | demo (tfsonify build-demo-data keywords) | speech_commands | fsd50k | esc50
     "width": 0.25,  # CNN12 width multiplier (1.0 = the paper's CNN12)
@@ -46,151 +46,11 @@ CONFIG = {
     "seed": 0,
 }
 
-ESPEAK_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
-ESPEAK_VOICES = ("en", "en-us", "en-gb-scotland", "en-029", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd")
-ESPEAK_VARIANTS = ("m1", "m3", "m5", "m7", "f1", "f2", "f3", "f4", "croak", "whisper")
-
-
-def read_clips(data: str, fmt: str, split: str = "train"):
-    """The :class:`~tfsonify.data.pipeline.ClipList` of a dataset in one of the supported layouts."""
-    from tfsonify.data import readers
-
-    if fmt == "folder":
-        return readers.read_folder(data, exclude=("_background_noise_",))
-    if fmt == "demo":
-        from tfsonify.data.demo import read_demo
-
-        return read_demo(data, task="keywords")
-    if fmt == "speech_commands":
-        return readers.read_speech_commands(data, split=split)
-    if fmt == "fsd50k":
-        return readers.read_fsd50k(data, split=split)
-    if fmt == "esc50":
-        return readers.read_esc50(data)
-    raise ValueError(f"--format must be folder, demo, speech_commands, fsd50k or esc50; received {fmt!r}")
-
-
-def split_holdout(decoded, holdout_regex: str | None, test_fraction: float, seed: int, holdout_meta: str | None = None):
-    """``(train, test)`` DecodedClips.
-
-    The test set is: clips whose ``metadata[column]`` is one of the values of ``holdout_meta``
-    (``"column=v1,v2"``, e.g. ``split=heldout_voice`` for the demo data), else clips whose path matches
-    ``holdout_regex``, else a stratified random ``test_fraction`` of every class.
-    """
-    import numpy as np
-
-    if holdout_meta:
-        column, sep, values = holdout_meta.partition("=")
-        if not sep or column not in decoded.metadata:
-            raise ValueError(f"--holdout-meta must be COLUMN=V1,V2 with a metadata column of this dataset "
-                             f"({sorted(decoded.metadata)}); received {holdout_meta!r}")
-        wanted = set(values.split(","))
-        test = np.array([str(value) in wanted for value in decoded.metadata[column]])
-        what = f"--holdout-meta {holdout_meta!r}"
-    elif holdout_regex:
-        pattern = re.compile(holdout_regex)
-        test = np.array([bool(pattern.search(str(path))) for path in decoded.paths])
-        what = f"--holdout {holdout_regex!r}"
-    else:
-        if not 0.0 < test_fraction < 1.0:
-            raise ValueError(f"--test-fraction must be in (0, 1); received {test_fraction}")
-        rng = np.random.default_rng(seed)
-        test = np.zeros(len(decoded), bool)
-        labels = decoded.labels if not decoded.multi_label else np.zeros(len(decoded), int)
-        for label in np.unique(labels):
-            members = rng.permutation(np.flatnonzero(labels == label))
-            test[members[: max(1, int(round(test_fraction * members.size)))]] = True
-        return decoded.subset(~test), decoded.subset(test)
-    if not test.any() or test.all():
-        raise ValueError(f"{what} selects {int(test.sum())} of {len(test)} clips; it must select some but not all")
-    return decoded.subset(~test), decoded.subset(test)
-
-
-def select_train_meta(train, train_meta: str | None):
-    """``train`` restricted to clips whose metadata matches ``--train-meta COLUMN=V1,V2`` (unchanged if None)."""
-    if not train_meta:
-        return train
-    column, _, values = train_meta.partition("=")
-    if column not in train.metadata:
-        raise ValueError(f"--train-meta: no metadata column {column!r} (have {sorted(train.metadata)})")
-    return train.select(column, values.split(","))
-
-
-def build_espeak_keywords(out_dir: str, words=ESPEAK_WORDS, voices=ESPEAK_VOICES, variants=ESPEAK_VARIANTS,
-                          seed: int = 0) -> Path:
-    """Write a folder-per-class keyword set spoken by espeak-ng: ``out/<word>/<voice>+<variant>_s<speed>_p<pitch>.wav``.
-
-    Every clip is 1 s at 8 kHz with the word at a random offset. Voice names (accent + variant) are in the
-    file names, so ``--holdout 'en-029|gbcwmd'`` holds whole accents out.
-    """
-    import numpy as np
-
-    from tfsonify.audio import write_wav
-    from tfsonify.data.sources import speak
-
-    rng = np.random.default_rng(seed)
-    out = Path(out_dir)
-    count = 0
-    for word in words:
-        (out / word).mkdir(parents=True, exist_ok=True)
-        for voice in voices:
-            for variant in variants:
-                speed, pitch = int(rng.integers(100, 180)), int(rng.integers(25, 75))
-                wave = speak(word, f"{voice}+{variant}", speed=speed, pitch=pitch)
-                voiced = np.flatnonzero(np.abs(wave) > 0.02 * np.abs(wave).max())
-                wave = wave[voiced[0] : voiced[-1] + 1][:8000] if voiced.size else wave[:8000]
-                clip = np.zeros(8000, np.float32)
-                offset = int(rng.integers(0, 8000 - wave.size + 1))
-                clip[offset : offset + wave.size] = wave
-                write_wav(out / word / f"{voice}+{variant}_s{speed}_p{pitch}.wav", clip)
-                count += 1
-    print(f"wrote {count} clips ({len(words)} words x {len(voices)} accents x {len(variants)} variants) to {out}")
-    return out
-
-
-def decode(data: str, fmt: str, out: Path, split: str = "train"):
-    from tfsonify.progress import progress
-    from tfsonify.data.pipeline import decode_clips
-
-    clips = read_clips(data, fmt, split)
-    with progress(f"decoding {len(clips)} clips of {data}"):
-        return decode_clips(clips, cache_dir=out / "cache")
-
-
-def save_atomic(model, path: Path) -> Path:
-    """``model.save`` to ``path`` (``.keras``) via a temporary file renamed on success: never half-written."""
-    import os
-
-    temporary = path.with_name(f".{path.stem}.partial.keras")
-    try:
-        model.save(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
-
-
-class TimeLimit:
-    """Keras callback factory: stop training after ``minutes`` of wall-clock time (checked after each batch)."""
-
-    def __new__(cls, minutes: float):
-        import keras
-
-        class _TimeLimit(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.deadline = time.monotonic() + 60.0 * minutes
-
-            def on_train_batch_end(self, batch, logs=None):
-                if time.monotonic() > self.deadline:
-                    self.model.stop_training = True
-
-        return _TimeLimit()
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", help="dataset folder (any supported layout; labels are ignored)")
-    parser.add_argument("--format", default=CONFIG["format"], choices=["folder", "demo", "speech_commands", "fsd50k", "esc50"])
+    parser.add_argument("--format", default=CONFIG["format"], choices=DATASET_FORMATS)
     parser.add_argument("--out", default="runs/simclr", help="output folder (rerun the same command to resume)")
     parser.add_argument("--width", type=float, default=CONFIG["width"])
     parser.add_argument("--batch-size", type=int, default=CONFIG["batch_size"], help="per replica")
@@ -226,6 +86,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.build_espeak_keywords:
+        from tfsonify.data.demo import build_espeak_keywords
+
         build_espeak_keywords(args.build_espeak_keywords, seed=args.seed)
         return 0
 
@@ -234,8 +96,12 @@ def main(argv=None) -> int:
     import tfsonify.train as train
     from tfsonify.progress import progress
     from tfsonify.data.augment import Augmenter
-    from tfsonify.render import check_writable_dir
+    from tfsonify.checkpoint import save_model
+    from tfsonify.data.readers import decode_dataset
+    from tfsonify.data.splits import split_holdout
     from tfsonify.models.contrastive import ContrastiveModel, check_temperature
+    from tfsonify.render import check_writable_dir
+    from tfsonify.train.callbacks import TimeLimit
     from tfsonify.train.patches import contrastive_dataset
     from tfsonify.train.supervised import fit
 
@@ -247,7 +113,7 @@ def main(argv=None) -> int:
     learning_rate = train.scale_learning_rate(args.learning_rate, global_batch)
     print(f"strategy: {train.describe(chosen)}; global batch {global_batch}; peak learning rate {learning_rate:.2e}")
 
-    decoded = decode(args.data, args.format, out)
+    decoded = decode_dataset(args.data, args.format, out / "cache")
     if args.holdout or args.holdout_meta:
         decoded, held_out = split_holdout(decoded, args.holdout, 0.0, args.seed, args.holdout_meta)
         print(f"{len(held_out)} clips ({args.holdout_meta or args.holdout}) left out of pretraining")
@@ -273,7 +139,7 @@ def main(argv=None) -> int:
     history = fit(model, dataset, epochs=args.epochs, out_dir=out, callbacks=callbacks, verbose=2)
     elapsed = time.perf_counter() - started
     with progress(f"saving {out / 'contrastive.keras'}"):
-        save_atomic(model, out / "contrastive.keras")
+        save_model(model, out / "contrastive.keras")
     losses = history.history.get("loss", [])
     accuracy = history.history.get("contrastive_accuracy", [])
     if losses:

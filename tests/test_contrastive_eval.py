@@ -205,12 +205,9 @@ def test_linear_probe_converges_like_lbfgs_logistic_regression():
 
 
 def test_recipe_helpers_blocks_and_holdout():
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
-    from layer_importance import parse_blocks
-    from simclr_pretrain import split_holdout
     from tfsonify.data.pipeline import DecodedClips
+    from tfsonify.data.splits import split_holdout
+    from tfsonify.train.layer_importance import parse_blocks
 
     assert parse_blocks("1-11") == list(range(1, 12)) and parse_blocks("3,1,5-6") == [1, 3, 5, 6]
     for bad in ("0-3", "12", "a", ""):

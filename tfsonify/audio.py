@@ -13,7 +13,12 @@ import numpy as np
 import soundfile
 from scipy.signal import resample_poly
 
-__all__ = ["load_audio", "resample", "write_wav", "atomic_path"]
+__all__ = ["SAMPLE_RATE", "AUDIO_EXTENSIONS", "load_audio", "resample", "write_wav", "atomic_path"]
+
+#: The project's default rate in Hz: CNN12's (the paper's 8 kHz); other models carry their own ``sample_rate``.
+SAMPLE_RATE = 8000
+#: File name suffixes (lower case) read as audio wherever folders are scanned; soundfile decodes every one.
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 
 
 def resample(waveform: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
@@ -26,7 +31,7 @@ def resample(waveform: np.ndarray, source_rate: int, target_rate: int) -> np.nda
     return resample_poly(waveform, target_rate // divisor, source_rate // divisor, axis=-1).astype(np.float32)
 
 
-def load_audio(path: str | os.PathLike, sample_rate: int = 8000) -> np.ndarray:
+def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Read an audio file as mono float32 ``[time]`` at ``sample_rate`` Hz.
 
     Multi-channel files are downmixed by averaging the channels; other rates are
@@ -54,15 +59,18 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 8000) -> np.ndarray:
 class atomic_path:
     """Context manager yielding a temporary path beside ``path``, renamed onto it on success.
 
-    A failure (or interruption) leaves no half-written ``path``.
+    A failure (or interruption) leaves no half-written ``path``. The temporary name ends in ``{suffix}.part``, or in
+    ``.part{suffix}`` with ``suffix_last`` (for writers that insist on their extension, such as Keras' ``.keras``).
     """
 
-    def __init__(self, path: str | os.PathLike, suffix: str = ""):
+    def __init__(self, path: str | os.PathLike, suffix: str = "", suffix_last: bool = False):
         self.path = Path(path)
         self.suffix = suffix or self.path.suffix
+        self.suffix_last = suffix_last
 
     def __enter__(self) -> Path:
-        handle, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=self.suffix + ".part", dir=self.path.parent)
+        ending = ".part" + self.suffix if self.suffix_last else self.suffix + ".part"
+        handle, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=ending, dir=self.path.parent)
         os.close(handle)
         self.temporary = Path(name)
         return self.temporary
@@ -75,7 +83,7 @@ class atomic_path:
         return False
 
 
-def write_wav(path: str | os.PathLike, waveform: np.ndarray, sample_rate: int = 8000) -> Path:
+def write_wav(path: str | os.PathLike, waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
     """Write mono float32 ``[time]`` as a 32-bit float WAV, atomically. Returns the path."""
     waveform = np.asarray(waveform, dtype=np.float32)
     if waveform.ndim != 1:

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import keras
 
+from tfsonify.audio import atomic_path
 from tfsonify import models  # noqa: F401  (registers every serialisable class for load_model)
 from tfsonify.models.cnn12 import CNN12
 
-__all__ = ["load_checkpoint", "cnn12_of"]
+__all__ = ["load_checkpoint", "cnn12_of", "save_model"]
 
 
 def load_checkpoint(path: str | os.PathLike, what: str = "model") -> keras.Model:
@@ -68,3 +69,16 @@ def cnn12_of(source: str | os.PathLike | keras.Model, what: str = "model") -> CN
         raise ValueError(f"{what} must be a .keras path or a Keras model; received {type(model).__name__}")
     raise ValueError(f"{what} {getattr(model, 'name', model)!r} is a {type(model).__name__}; expected a tfsonify "
                      f"CNN12 or a ContrastiveModel (whose encoder is a CNN12)")
+
+
+def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
+    """``model.save`` to the ``.keras`` file ``path`` atomically: a temporary file beside it, renamed on success.
+
+    An interrupted or failed save leaves ``path`` as it was (never half-written). Returns ``path``.
+    """
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"a model is saved to a .keras file; received {str(path)!r}")
+    with atomic_path(path, suffix=".keras", suffix_last=True) as temporary:
+        model.save(temporary)
+    return path

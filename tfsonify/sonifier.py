@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfsonify.models.cnn12 import BLOCKS, NUM_BLOCKS, _check_layer, min_length
+from tfsonify.models.cnn12 import BLOCKS, NUM_BLOCKS, check_layer, min_length
 from tfsonify.layers import max_pool_with_switches, max_unpool, peak_normalize
 
 __all__ = ["BlockState", "Sonifier", "validate_waveform"]
@@ -61,7 +61,7 @@ def validate_waveform(waveform, layer: int = NUM_BLOCKS) -> np.ndarray:
     1 or 2, an empty clip, NaN or Inf samples, or fewer samples than block
     ``layer`` needs (``min_length(layer)``).
     """
-    _check_layer(layer)
+    check_layer(layer)
     try:
         array = np.asarray(waveform, dtype=np.float32)
     except (TypeError, ValueError) as error:
@@ -127,7 +127,7 @@ class Sonifier:
     # ------------------------------------------------------------------ sizes
     def num_features(self, layer: int) -> int:
         """Number of feature maps (conv filters) of block ``layer``."""
-        _check_layer(layer)
+        check_layer(layer)
         return int(self.convs[layer - 1].filters)
 
     @staticmethod

@@ -7,6 +7,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from tfsonify.models.cnn12 import min_length
+from tfsonify.validation import check_int
 
 __all__ = ["Skipped", "as_clip", "equal_length_batches", "check_layers"]
 
@@ -40,8 +41,7 @@ def check_layers(layers: Iterable[int] | None, num_blocks: int = 11) -> list[int
     if not chosen:
         raise ValueError("layers must name at least one block in 1..11; received an empty list")
     for layer in chosen:
-        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 1 <= layer <= num_blocks:
-            raise ValueError(f"layers must be block indices in 1..{num_blocks}; received {layer!r}")
+        check_int("layers", layer, 1, num_blocks, detail=" (block indices)")
     return [int(layer) for layer in chosen]
 
 
@@ -63,8 +63,7 @@ def equal_length_batches(clips: Iterable, batch_size: int, layer: int, skipped: 
     Yields:
         ``(indices [batch] int64, waveforms [batch, time] float32)``; indices are positions in ``clips``.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; received {batch_size!r}")
+    check_int("batch_size", batch_size, minimum=1)
     needed = min_length(layer)
     pending: list[np.ndarray] = []
     pending_index: list[int] = []

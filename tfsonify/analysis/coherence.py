@@ -26,6 +26,7 @@ from scipy import signal, stats
 
 from tfsonify.analysis._clips import as_sonifier, Skipped, check_layers, equal_length_batches
 from tfsonify.models.cnn12 import min_length
+from tfsonify.validation import check_int
 
 __all__ = [
     "magnitude_squared_coherence",
@@ -69,8 +70,7 @@ def top_k_coherence(x: np.ndarray, y: np.ndarray, k: int = 5, sample_rate: int =
 
     Returns a float (for ``[time]`` inputs) or ``[batch]`` float64 array, in [0, 1].
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer; received {k!r}")
+    check_int("k", k, minimum=1)
     _, coherence = magnitude_squared_coherence(x, y, sample_rate, nperseg)
     if k > coherence.shape[-1]:
         raise ValueError(f"k={k} exceeds the {coherence.shape[-1]} frequencies of a {nperseg}-sample Welch segment")

@@ -23,6 +23,7 @@ from tfsonify.analysis.topk import top_activating_inputs
 from tfsonify.checkpoint import cnn12_of
 from tfsonify.models.cnn12 import CNN12, NUM_BLOCKS
 from tfsonify.render import log_spectrogram
+from tfsonify.validation import check_int
 
 __all__ = ["conv_widths", "EvolutionResult", "feature_evolution", "plot_evolution_strip",
            "spectrogram_image", "SonificationLogger"]
@@ -163,8 +164,7 @@ class SonificationLogger(keras.callbacks.Callback):
     def __init__(self, log_dir: str | os.PathLike, clips: dict[str, np.ndarray], maps: Iterable[tuple[int, int | None]],
                  every_n_epochs: int = 1, model: keras.Model | None = None, sample_rate: int = 8000):
         super().__init__()
-        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) or every_n_epochs < 1:
-            raise ValueError(f"every_n_epochs must be a positive integer; received {every_n_epochs!r}")
+        check_int("every_n_epochs", every_n_epochs, minimum=1)
         if not clips:
             raise ValueError("clips must name at least one waveform")
         self.clips = {str(name): np.asarray(wave, np.float32) for name, wave in clips.items()}

@@ -19,14 +19,14 @@ from typing import Iterable
 
 import numpy as np
 
-from tfsonify.models.cnn12 import BLOCKS, _check_layer, min_length
+from tfsonify.models.cnn12 import BLOCKS, check_layer, min_length
 
 __all__ = ["pool_period", "ShiftCheck", "time_invariance"]
 
 
 def pool_period(layer: int) -> int:
     """``2 ** (number of pooled blocks among 1..layer)``: shifts that are multiples of this keep pool alignment."""
-    _check_layer(layer)
+    check_layer(layer)
     return 2 ** sum(spec.pooled for spec in BLOCKS[:layer])
 
 
@@ -58,7 +58,7 @@ def time_invariance(sonifier, waveform: np.ndarray, layer: int, feature: int | N
     Returns:
         One :class:`ShiftCheck` per shift, in the given order.
     """
-    _check_layer(layer)
+    check_layer(layer)
     waveform = np.asarray(waveform, np.float32)
     shifts = [int(shift) for shift in shifts]
     if waveform.ndim != 1:

@@ -16,6 +16,7 @@ import tensorflow as tf
 from tfsonify.analysis._clips import as_sonifier, Skipped, check_layers, equal_length_batches
 from tfsonify.models.cnn12 import min_length
 from tfsonify.layers import peak_normalize
+from tfsonify.validation import check_int
 
 __all__ = ["StreamingTopK", "TopKResult", "top_activating_inputs", "sonify_top_inputs"]
 
@@ -33,8 +34,7 @@ class StreamingTopK:
     """
 
     def __init__(self, channels: int, k: int):
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k must be a positive integer; received {k!r}")
+        check_int("k", k, minimum=1)
         self.k = int(k)
         self.scores = np.full((channels, self.k), -np.inf, np.float32)
         self.ids = np.full((channels, self.k), -1, np.int64)

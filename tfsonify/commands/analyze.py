@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tfsonify.audio import AUDIO_EXTENSIONS
 from tfsonify.commands import load_model, progress
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 
 
 def audio_files(paths: list[str]) -> list[Path]:
@@ -18,7 +18,7 @@ def audio_files(paths: list[str]) -> list[Path]:
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES))
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS))
         elif path.is_file():
             files.append(path)
         else:

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from tfsonify.commands import progress
+from tfsonify.data.demo import ensure_demo_data
+from tfsonify.train.demo import DEMO_CONFIG, evaluate, train_keywords
 
 LAYERS = (1, 4, 8, 11)
 
@@ -32,32 +34,23 @@ def register(subparsers) -> None:
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
     parser.add_argument("--data", default=None, help="demo dataset folder (default: OUT/data; built if missing)")
-    parser.add_argument("--width", type=float, default=0.25, help="CNN12 width multiplier (default 0.25)")
-    parser.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
-    parser.add_argument("--batch-size", type=int, default=16, help="global batch size (default 16)")
-    parser.add_argument("--dropout", type=float, default=0.1, help="dropout before the embedding (default 0.1)")
-    parser.add_argument("--mixup", type=float, default=None, help="mixup alpha (default: off)")
-    parser.add_argument("--learning-rate", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
-    parser.add_argument("--warmup-epochs", type=int, default=1, help="linear warm-up epochs (default 1)")
+    config = DEMO_CONFIG
+    parser.add_argument("--width", type=float, default=config.width,
+                        help=f"CNN12 width multiplier (default {config.width:g})")
+    parser.add_argument("--epochs", type=int, default=config.epochs, help=f"training epochs (default {config.epochs})")
+    parser.add_argument("--batch-size", type=int, default=config.per_replica_batch_size,
+                        help=f"global batch size (default {config.per_replica_batch_size})")
+    parser.add_argument("--dropout", type=float, default=config.dropout,
+                        help=f"dropout before the embedding (default {config.dropout:g})")
+    parser.add_argument("--mixup", type=float, default=config.mixup_alpha, help="mixup alpha (default: off)")
+    parser.add_argument("--learning-rate", type=float, default=config.base_learning_rate,
+                        help=f"peak learning rate (default {config.base_learning_rate:g})")
+    parser.add_argument("--warmup-epochs", type=int, default=config.warmup_epochs,
+                        help=f"linear warm-up epochs (default {config.warmup_epochs})")
     parser.add_argument("--top", type=int, default=3, help="maps sonified per layer (default 3)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="no per-step progress bar")
     parser.set_defaults(func=run)
-
-
-class DemoAugment:
-    """Speed perturbation (0.85-1.15) then the paper's gain / Gaussian noise / time-mask chain, per batch."""
-
-    def __init__(self):
-        from tfsonify.data.augment import Augmenter
-
-        self.augmenter = Augmenter(gain_db=(-6, 6), noise_snr_db=(20, 40), mask_fraction=0.1)
-
-    def __call__(self, waves, seed):
-        from tfsonify.data.augment import _seed, _split, speed_perturb
-
-        seeds = _split(_seed(seed), 2)
-        return self.augmenter(speed_perturb(waves, seeds[0]), seeds[1])
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -75,87 +68,6 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--learning-rate must be > 0; received {args.learning_rate}")
     if not 0 <= args.warmup_epochs < args.epochs:
         raise ValueError(f"--warmup-epochs must be in [0, epochs); received {args.warmup_epochs} with --epochs {args.epochs}")
-
-
-def ensure_demo_data(data_dir: Path) -> Path:
-    """Build the demo dataset into ``data_dir`` unless a complete one (manifest.json) is already there."""
-    from tfsonify.data.demo import build_demo_data
-
-    if (data_dir / "manifest.json").is_file():
-        print(f"using the demo dataset in {data_dir}/ (delete it to rebuild)", flush=True)
-        return data_dir
-    try:
-        build_demo_data(data_dir)
-    except RuntimeError as error:  # a missing Debian package: the message has the apt-get line
-        raise ValueError(str(error)) from None
-    return data_dir
-
-
-def train_keywords(data_dir: Path, out_dir: Path, *, width: float, epochs: int, batch_size: int,
-                   learning_rate: float, warmup_epochs: int, seed: int, dropout: float = 0.1,
-                   mixup_alpha: float | None = None, verbose: int | str = "auto"):
-    """Train CNN12(width) on the demo keyword task; return ``(model, decoded_splits, training_seconds)``.
-
-    Training clips are the demo manifest's ``split == "train"`` keywords (espeak-ng voice variants other
-    than m3/f4, flite kal/rms/slt); clips are 1 s at 8 kHz, so no cropping. Checkpoints, BackupAndRestore
-    state and TensorBoard logs go to ``out_dir/training``.
-    """
-    import keras
-
-    from tfsonify.models.cnn12 import CNN12
-    from tfsonify.data.demo import read_demo
-    from tfsonify.data.pipeline import decode_clips, training_dataset
-    from tfsonify.train.supervised import compile_classifier, fit
-
-    with progress("decoding the keyword clips (cached after the first run)"):
-        decoded = decode_clips(read_demo(data_dir, "keywords"), cache_dir=data_dir / ".cache", verbose=False)
-    splits = {name: decoded.select("split", [name]) for name in ("train", "heldout_voice", "heldout_engine")}
-    if len(splits["train"]) == 0:
-        raise ValueError(f"the demo dataset in {data_dir} has no training keyword clips")
-    train = splits["train"]
-    steps_per_epoch = len(train) // batch_size
-    if steps_per_epoch < 1:
-        raise ValueError(f"--batch-size {batch_size} is larger than the {len(train)} training clips")
-    dataset = training_dataset(train, batch_size, augment=DemoAugment(), mixup_alpha=mixup_alpha, seed=seed,
-                               one_hot=True)
-    keras.utils.set_random_seed(seed)
-    model = CNN12(width_multiplier=width, num_classes=train.num_classes, dropout=dropout)
-    compile_classifier(model, multi_label=False, learning_rate=learning_rate, steps_per_epoch=steps_per_epoch,
-                       epochs=epochs, warmup_epochs=warmup_epochs, jit_compile=False)
-    print(f"training CNN12(width={width:g}, {model.count_params():,} parameters) on {len(train)} clips "
-          f"({', '.join(train.class_names)}): {epochs} epochs x {steps_per_epoch} steps of {batch_size}", flush=True)
-    started = time.perf_counter()
-    fit(model, dataset, epochs=epochs, out_dir=out_dir / "training", verbose=verbose)
-    return model, splits, time.perf_counter() - started
-
-
-def _describe_split(clips) -> str:
-    voices = sorted({f"{engine}:{voice}" for engine, voice in zip(clips.metadata["engine"], clips.metadata["voice"])})
-    return f"{len(clips)} clips, voices {', '.join(voices[:6])}{' ...' if len(voices) > 6 else ''}"
-
-
-def evaluate(model, splits: dict, data_dir: Path) -> dict:
-    """Whole-clip accuracy on every held-out split (and the mixtures); prints one line each."""
-    from tfsonify.data.demo import read_demo
-    from tfsonify.data.pipeline import decode_clips
-    from tfsonify.train.supervised import evaluate_clips
-
-    results = {}
-    try:
-        splits = {**splits, "mixtures": decode_clips(read_demo(data_dir, "mixtures"), verbose=False)}
-    except ValueError:
-        pass
-    for name, clips in splits.items():
-        if len(clips) == 0:
-            continue
-        result = evaluate_clips(model, clips.dataset(), multi_label=False, class_names=clips.class_names)
-        result["voices"] = sorted({f"{e}:{v}" for e, v in zip(clips.metadata["engine"], clips.metadata["voice"])})
-        engines = sorted(set(clips.metadata["engine"]))
-        if len(engines) > 1:
-            result["by_engine"] = {engine: evaluate_clips(model, clips.select("engine", [engine]).dataset(),
-                                                          multi_label=False)["accuracy"] for engine in engines}
-        results[name] = result
-    return results
 
 
 def sonify_mixture(model, data_dir: Path, out_dir: Path, top: int) -> dict:
@@ -197,6 +109,7 @@ def sonify_mixture(model, data_dir: Path, out_dir: Path, top: int) -> dict:
 def run(args: argparse.Namespace) -> int:
     import keras
 
+    from tfsonify.checkpoint import save_model
     from tfsonify.render import check_writable_dir
 
     _check_args(args)
@@ -208,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         data_dir, out_dir, width=args.width, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, warmup_epochs=args.warmup_epochs, seed=args.seed,
         dropout=args.dropout, mixup_alpha=args.mixup, verbose=2 if args.quiet else "auto")
-    model.save(out_dir / "model.keras")
+    save_model(model, out_dir / "model.keras")
     with progress("evaluating on whole held-out clips"):
         results = evaluate(model, splits, data_dir)
     titles = {"train": "training voices (seen)", "heldout_voice": "held-out voice variants (never trained on)",

@@ -31,6 +31,9 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = [
+    "as_seed",
+    "split_seed",
+    "uniform",
     "speed_perturb",
     "random_gain",
     "gaussian_noise",
@@ -52,11 +55,12 @@ _EPSILON = 1e-12
 _ALG = "philox"
 
 
-def _split(seed, num: int) -> tf.Tensor:
+def split_seed(seed, num: int) -> tf.Tensor:
+    """``num`` independent stateless seeds ``[num, 2]`` from one seed ``[2]`` (Philox, XLA-reproducible)."""
     return tf.random.split(seed, num, alg=_ALG)
 
 
-def _uniform(shape, seed, minval=0, maxval=None, dtype=tf.float32) -> tf.Tensor:
+def uniform(shape, seed, minval=0, maxval=None, dtype=tf.float32) -> tf.Tensor:
     """Uniform ``[minval, maxval)`` (float, default ``[0, 1)``) or integer ``[minval, maxval)``.
 
     Built from Philox's raw 32-bit words, which are bit-identical on CPU and under XLA (the stock
@@ -107,7 +111,8 @@ def _per_example_shape(wave: tf.Tensor) -> tf.Tensor:
     return tf.concat([shape[:-1], [1]], axis=0)
 
 
-def _seed(seed) -> tf.Tensor:
+def as_seed(seed) -> tf.Tensor:
+    """``seed`` as an int32/int64 tensor (the dtypes stateless random ops take)."""
     seed = tf.convert_to_tensor(seed)
     if seed.dtype not in (tf.int32, tf.int64):
         seed = tf.cast(seed, tf.int64)
@@ -127,7 +132,7 @@ def random_gain(wave: tf.Tensor, seed, min_db: float = -6.0, max_db: float = 6.0
     """
     _check_range("random_gain", min_db, max_db)
     wave = tf.convert_to_tensor(wave, tf.float32)
-    gain_db = _uniform(_per_example_shape(wave), _seed(seed), min_db, max_db)
+    gain_db = uniform(_per_example_shape(wave), as_seed(seed), min_db, max_db)
     return wave * tf.pow(10.0, gain_db / 20.0)
 
 
@@ -151,8 +156,8 @@ def gaussian_noise(wave: tf.Tensor, seed, min_snr_db: float = 20.0, max_snr_db: 
     """
     _check_range("gaussian_noise", min_snr_db, max_snr_db)
     wave = tf.convert_to_tensor(wave, tf.float32)
-    snr_seed, noise_seed = tf.unstack(_split(_seed(seed), 2))
-    snr_db = _uniform(_per_example_shape(wave), snr_seed, min_snr_db, max_snr_db)
+    snr_seed, noise_seed = tf.unstack(split_seed(as_seed(seed), 2))
+    snr_db = uniform(_per_example_shape(wave), snr_seed, min_snr_db, max_snr_db)
     stddev = tf.sqrt(_power(wave) / tf.pow(10.0, snr_db / 10.0))
     return wave + stddev * _normal(tf.shape(wave), noise_seed)
 
@@ -177,11 +182,11 @@ def time_mask(wave: tf.Tensor, seed, max_fraction: float = 0.1, num_masks: int =
     length = tf.shape(wave)[-1]
     length_f = tf.cast(length, tf.float32)
     positions = tf.range(length, dtype=tf.float32)
-    for seed_i in tf.unstack(_split(_seed(seed), max(num_masks, 1)))[:num_masks]:
-        width_seed, start_seed = tf.unstack(_split(seed_i, 2))
-        width = tf.floor(_uniform(_per_example_shape(wave), width_seed) * (max_fraction * length_f + 1.0))
+    for seed_i in tf.unstack(split_seed(as_seed(seed), max(num_masks, 1)))[:num_masks]:
+        width_seed, start_seed = tf.unstack(split_seed(seed_i, 2))
+        width = tf.floor(uniform(_per_example_shape(wave), width_seed) * (max_fraction * length_f + 1.0))
         width = tf.minimum(width, length_f)
-        start = tf.floor(_uniform(_per_example_shape(wave), start_seed) * (length_f - width + 1.0))
+        start = tf.floor(uniform(_per_example_shape(wave), start_seed) * (length_f - width + 1.0))
         # inside the span <=> |t - centre| < width / 2 (exact in float32 for t, start, width < 2**23)
         inside = tf.abs(positions - (start + 0.5 * (width - 1.0))) < 0.5 * width
         wave = tf.where(inside, 0.0, wave)
@@ -207,7 +212,7 @@ def mix_background(wave: tf.Tensor, background: tf.Tensor, seed, min_snr_db: flo
     _check_range("mix_background", min_snr_db, max_snr_db)
     wave = tf.convert_to_tensor(wave, tf.float32)
     background = tf.convert_to_tensor(background, tf.float32)
-    snr_db = _uniform(_per_example_shape(wave), _seed(seed), min_snr_db, max_snr_db)
+    snr_db = uniform(_per_example_shape(wave), as_seed(seed), min_snr_db, max_snr_db)
     power_bg = _power(background)
     scale = tf.sqrt(_power(wave) / (tf.maximum(power_bg, _EPSILON) * tf.pow(10.0, snr_db / 10.0)))
     scale = tf.where(power_bg > _EPSILON, scale, tf.zeros_like(scale))
@@ -216,7 +221,7 @@ def mix_background(wave: tf.Tensor, background: tf.Tensor, seed, min_snr_db: flo
 
 
 def _permutation(size: tf.Tensor, seed) -> tf.Tensor:
-    return tf.argsort(_uniform([size], _seed(seed)))
+    return tf.argsort(uniform([size], as_seed(seed)))
 
 
 def mix_back(waves: tf.Tensor, seed, min_snr_db: float = 5.0, max_snr_db: float = 20.0) -> tf.Tensor:
@@ -233,7 +238,7 @@ def mix_back(waves: tf.Tensor, seed, min_snr_db: float = 5.0, max_snr_db: float 
         float32 ``[batch, time]``.
     """
     waves = tf.convert_to_tensor(waves, tf.float32)
-    perm_seed, snr_seed = tf.unstack(_split(_seed(seed), 2))
+    perm_seed, snr_seed = tf.unstack(split_seed(as_seed(seed), 2))
     partners = tf.gather(waves, _permutation(tf.shape(waves)[0], perm_seed))
     return mix_background(waves, partners, snr_seed, min_snr_db, max_snr_db)[0]
 
@@ -261,7 +266,7 @@ def mixup(waves: tf.Tensor, labels: tf.Tensor, seed, alpha: float = 0.2) -> tupl
         raise ValueError(f"mixup: labels must be one-hot/multi-hot [batch, classes]; received shape {labels.shape}")
     labels = tf.cast(labels, tf.float32)
     batch = tf.shape(waves)[0]
-    perm_seed, seed_a = tf.unstack(_split(_seed(seed), 2))
+    perm_seed, seed_a = tf.unstack(split_seed(as_seed(seed), 2))
     lam = beta_symmetric([batch, 1], seed_a, alpha)
     perm = _permutation(batch, perm_seed)
     mixed_waves = lam * waves + (1.0 - lam) * tf.gather(waves, perm)
@@ -279,10 +284,10 @@ def beta_symmetric(shape, seed, alpha: float, candidates: int = 64) -> tf.Tensor
     at a <= 1) the sample is 0.5.
     """
     shape = tf.concat([tf.reshape(tf.convert_to_tensor(shape, tf.int32), [-1]), [candidates]], axis=0)
-    seed_u, seed_v = tf.unstack(_split(_seed(seed), 2))
+    seed_u, seed_v = tf.unstack(split_seed(as_seed(seed), 2))
     tiny = 1e-30
-    log_x = tf.math.log(tf.maximum(_uniform(shape, seed_u), tiny)) / alpha
-    log_y = tf.math.log(tf.maximum(_uniform(shape, seed_v), tiny)) / alpha
+    log_x = tf.math.log(tf.maximum(uniform(shape, seed_u), tiny)) / alpha
+    log_y = tf.math.log(tf.maximum(uniform(shape, seed_v), tiny)) / alpha
     log_sum = tf.reduce_logsumexp(tf.stack([log_x, log_y]), axis=0)
     accepted = log_sum <= 0.0
     samples = tf.exp(log_x - log_sum)
@@ -314,7 +319,7 @@ def random_crop(wave: tf.Tensor, length: int, seed) -> tf.Tensor:
     time = tf.shape(wave)[0]
     # Pad by ``length`` on both sides (a static amount, so XLA compiles it), then take one window of
     # static size: a random window inside a long clip, or a short clip at a random place in the window.
-    offset = _uniform([], _seed(seed), 0, tf.abs(time - length) + 1, dtype=tf.int32)
+    offset = uniform([], as_seed(seed), 0, tf.abs(time - length) + 1, dtype=tf.int32)
     start = tf.where(time >= length, length + offset, length - offset)
     padded = tf.pad(wave, [[length, length]])
     return tf.ensure_shape(tf.slice(padded, [start], [length]), [length])
@@ -341,7 +346,7 @@ def random_crop_starts(lengths, length: int, seed) -> tf.Tensor:
         raise ValueError(f"random_crop_starts: length must be a positive number of samples; received {length}")
     lengths = tf.cast(lengths, tf.int64)
     span = tf.abs(lengths - length) + 1
-    offset = tf.cast(tf.floor(_uniform(tf.shape(lengths), _seed(seed)) * tf.cast(span, tf.float32)), tf.int64)
+    offset = tf.cast(tf.floor(uniform(tf.shape(lengths), as_seed(seed)) * tf.cast(span, tf.float32)), tf.int64)
     offset = tf.minimum(offset, span - 1)
     return tf.where(lengths >= length, offset, -offset)
 
@@ -375,7 +380,7 @@ class Augmenter:
         self.num_masks = num_masks
 
     def __call__(self, wave: tf.Tensor, seed) -> tf.Tensor:
-        seeds = tf.unstack(_split(_seed(seed), 3))
+        seeds = tf.unstack(split_seed(as_seed(seed), 3))
         wave = tf.convert_to_tensor(wave, tf.float32)
         if self.gain_db is not None:
             wave = random_gain(wave, seeds[0], *self.gain_db)
@@ -416,7 +421,7 @@ def speed_perturb(waves, seed, low: float = 0.85, high: float = 1.15):
     if waves.shape.rank != 2:
         raise ValueError(f"speed_perturb expects waves [batch, time]; received shape {waves.shape}")
     batch, length = tf.shape(waves)[0], tf.shape(waves)[1]
-    factor = _uniform([batch, 1], _seed(seed), low, high)
+    factor = uniform([batch, 1], as_seed(seed), low, high)
     centre = tf.cast(length - 1, tf.float32) / 2.0
     position = centre + (tf.cast(tf.range(length), tf.float32)[None] - centre) * factor
     lower = tf.floor(position)

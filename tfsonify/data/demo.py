@@ -50,20 +50,21 @@ from pathlib import Path
 
 import numpy as np
 
-from tfsonify.audio import load_audio, write_wav
+from tfsonify.audio import SAMPLE_RATE, load_audio, write_wav
 from tfsonify.data import sources
 from tfsonify.data.pipeline import ClipList
 
-__all__ = ["build_demo_data", "read_demo", "missing_packages", "apt_line", "KEYWORDS", "HELD_OUT_VARIANTS",
+__all__ = ["build_demo_data", "build_espeak_keywords", "ensure_demo_data", "read_demo", "missing_packages", "apt_line", "KEYWORDS", "HELD_OUT_VARIANTS",
            "HELD_OUT_FLITE"]
 
-SAMPLE_RATE = 8000
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 #: espeak-ng accents that honour a ``+variant`` suffix (``en-gb+m3`` sounds exactly like ``en``; measured).
 ESPEAK_ACCENTS = ("en", "en-us", "en-029", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd")
 ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5")
 #: Voice variants never used for training (all accents): the "unseen voices" evaluation.
 HELD_OUT_VARIANTS = ("m3", "f4")
+#: espeak-ng variants of :func:`build_espeak_keywords`' small keyword set (every accent of ESPEAK_ACCENTS).
+KEYWORD_SET_VARIANTS = ("m1", "m3", "m5", "m7", "f1", "f2", "f3", "f4", "croak", "whisper")
 #: A flite voice to hold out with the variants (None: every flite voice is used for training).
 HELD_OUT_FLITE: str | None = None
 INSTRUMENT_FAMILIES = {  # General-MIDI programs (0-based) and a note range per family
@@ -516,3 +517,42 @@ def read_demo(root: str | os.PathLike, task: str = "keywords", splits: tuple[str
                     labels=np.asarray([class_names.index(clip["label"]) for clip in entries], np.int32),
                     class_names=class_names,
                     metadata={column: [clip.get(column) for clip in entries] for column in columns})
+
+
+def build_espeak_keywords(out_dir: str | os.PathLike, words=KEYWORDS, voices=ESPEAK_ACCENTS,
+                          variants=KEYWORD_SET_VARIANTS, seed: int = 0) -> Path:
+    """Write a folder-per-class keyword set spoken by espeak-ng: ``out/<word>/<voice>+<variant>_s<speed>_p<pitch>.wav``.
+
+    Every clip is 1 s at 8 kHz with the word at a random offset. Voice names (accent + variant) are in the
+    file names, so ``--holdout 'en-029|gbcwmd'`` holds whole accents out.
+    """
+    rng = np.random.default_rng(seed)
+    out = Path(out_dir)
+    count = 0
+    for word in words:
+        (out / word).mkdir(parents=True, exist_ok=True)
+        for voice in voices:
+            for variant in variants:
+                speed, pitch = int(rng.integers(100, 180)), int(rng.integers(25, 75))
+                wave = sources.speak(word, f"{voice}+{variant}", speed=speed, pitch=pitch)
+                voiced = np.flatnonzero(np.abs(wave) > 0.02 * np.abs(wave).max())
+                wave = wave[voiced[0] : voiced[-1] + 1][:SAMPLE_RATE] if voiced.size else wave[:SAMPLE_RATE]
+                clip = np.zeros(SAMPLE_RATE, np.float32)
+                offset = int(rng.integers(0, SAMPLE_RATE - wave.size + 1))
+                clip[offset : offset + wave.size] = wave
+                write_wav(out / word / f"{voice}+{variant}_s{speed}_p{pitch}.wav", clip)
+                count += 1
+    print(f"wrote {count} clips ({len(words)} words x {len(voices)} accents x {len(variants)} variants) to {out}")
+    return out
+
+
+def ensure_demo_data(data_dir: Path) -> Path:
+    """Build the demo dataset into ``data_dir`` unless a complete one (manifest.json) is already there."""
+    if (data_dir / "manifest.json").is_file():
+        print(f"using the demo dataset in {data_dir}/ (delete it to rebuild)", flush=True)
+        return data_dir
+    try:
+        build_demo_data(data_dir)
+    except RuntimeError as error:  # a missing Debian package: the message has the apt-get line
+        raise ValueError(str(error)) from None
+    return data_dir

@@ -43,6 +43,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfsonify.audio import load_audio
+from tfsonify.validation import preview
 from tfsonify.data import augment as aug
 
 __all__ = [
@@ -53,11 +54,9 @@ __all__ = [
     "training_dataset",
     "evaluation_dataset",
     "pad_batch",
-    "AUDIO_EXTENSIONS",
     "CROP_SECONDS",
 ]
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 
 #: Training crop lengths of the paper (App. A.3), seconds; None = no crop (clips <= 1 s, padded to the longest).
 CROP_SECONDS = {"audioset": 5.0, "fsd50k": 2.5, "speech_commands": None}
@@ -73,11 +72,6 @@ class DataWarning(UserWarning):
 def warn(message: str) -> None:
     """Issue a :class:`DataWarning` (shown on stderr by default)."""
     warnings.warn(message, DataWarning, stacklevel=3)
-
-
-def _list_preview(items: Sequence, limit: int = 5) -> str:
-    shown = ", ".join(str(item) for item in list(items)[:limit])
-    return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
 
 
 @dataclasses.dataclass
@@ -439,7 +433,7 @@ def decode_clips(clips: ClipList, sample_rate: int = 8000, cache_dir: str | os.P
         emptied = [clips.class_names[label] for label in sorted(before - after)]
         if emptied:
             warn(f"{len(emptied)} class(es) lost every clip to decoding errors and have no examples: "
-                 f"{_list_preview(emptied)}")
+                 f"{preview(emptied)}")
     offsets = np.concatenate([[0], np.cumsum([p.size for p in pieces])]).astype(np.int64)
     samples = np.concatenate(pieces)
     kept = np.asarray(kept, np.int64)
@@ -548,7 +542,7 @@ def training_dataset(decoded: DecodedClips, batch_size: int, crop_seconds: float
     def make_batch(indices, seed_pair):
         """Clip indices ``[B]`` -> ``(waves [B, length], labels)``: everything vectorised over the batch."""
         (crop_seed, choice_seed, background_crop_seed, snr_seed, use_seed,
-         augment_seed, mix_seed, mixup_seed) = tf.unstack(aug._split(seed_pair, 8))
+         augment_seed, mix_seed, mixup_seed) = tf.unstack(aug.split_seed(seed_pair, 8))
         clip_lengths = tf.gather(lengths, indices)
         if crop_seconds is not None:
             starts = aug.random_crop_starts(clip_lengths, length, crop_seed)
@@ -558,11 +552,11 @@ def training_dataset(decoded: DecodedClips, batch_size: int, crop_seconds: float
         labels = tf.gather(label_tensor, indices)
         if read_backgrounds is not None:
             batch = tf.shape(indices)[0]
-            choice = aug._uniform([batch], choice_seed, 0, tf.shape(background_lengths)[0], dtype=tf.int32)
+            choice = aug.uniform([batch], choice_seed, 0, tf.shape(background_lengths)[0], dtype=tf.int32)
             background_starts = aug.random_crop_starts(tf.gather(background_lengths, choice), length, background_crop_seed)
             background = read_backgrounds(choice, background_starts)
             mixed = aug.mix_background(waves, background, snr_seed, *background_snr_db)[0]
-            use = aug._uniform([batch, 1], use_seed) < background_probability
+            use = aug.uniform([batch, 1], use_seed) < background_probability
             waves = tf.where(use, mixed, waves)
         if augment is not None:  # one random draw per example
             waves = augment(waves, augment_seed)

@@ -32,7 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tfsonify.data.pipeline import AUDIO_EXTENSIONS, ClipList, _list_preview, warn
+from tfsonify.audio import AUDIO_EXTENSIONS
+from tfsonify.data.demo import read_demo
+from tfsonify.data.pipeline import ClipList, DecodedClips, decode_clips, warn
+from tfsonify.validation import preview
 
 __all__ = [
     "read_folder",
@@ -43,6 +46,9 @@ __all__ = [
     "esc50_folds",
     "SPEECH_COMMANDS_WORDS",
     "SPEECH_COMMANDS_12",
+    "DATASET_FORMATS",
+    "read_dataset",
+    "decode_dataset",
 ]
 
 SPEECH_COMMANDS_WORDS = (
@@ -101,18 +107,18 @@ def read_folder(root: str | os.PathLike, class_names: list[str] | None = None, e
         labels += [label] * len(files)
     if not paths:
         raise ValueError(f"read_folder: no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {str(root)!r} "
-                         f"in the class folders {_list_preview(class_names)}")
+                         f"in the class folders {preview(class_names)}")
     if empty:
         if class_names is discovered:
             warn(f"read_folder: {len(empty)} class folder(s) in {str(root)!r} hold no audio files and are left out: "
-                 f"{_list_preview(empty)}")
+                 f"{preview(empty)}")
             keep = [name for name in class_names if name not in empty]
             remap = {class_names.index(name): new for new, name in enumerate(keep)}
             labels = [remap[label] for label in labels]
             class_names = keep
         else:
             warn(f"read_folder: {len(empty)} class(es) have no audio files in {str(root)!r} (their labels stay, "
-                 f"with no examples): {_list_preview(empty)}")
+                 f"with no examples): {preview(empty)}")
     return ClipList(paths=paths, labels=np.asarray(labels, np.int32), class_names=list(class_names),
                     metadata={"class": [class_names[label] for label in labels]})
 
@@ -171,7 +177,7 @@ def read_speech_commands(root: str | os.PathLike, split: str = "train", variant:
         raise ValueError(f"Speech Commands: none of the 35 word folders (yes, no, ...) exist in {str(root)!r}")
     missing_words = [w for w in SPEECH_COMMANDS_WORDS if w not in words]
     if missing_words:
-        warn(f"Speech Commands: {len(missing_words)} word folder(s) missing in {str(root)!r}: {_list_preview(missing_words)}")
+        warn(f"Speech Commands: {len(missing_words)} word folder(s) missing in {str(root)!r}: {preview(missing_words)}")
     listed = validation | testing
     paths, words_of_clip = [], []
     for word in words:
@@ -190,7 +196,7 @@ def read_speech_commands(root: str | os.PathLike, split: str = "train", variant:
         absent = sorted(item for item in own_list[1] if not (root / item).is_file())
         if absent:
             warn(f"Speech Commands: {len(absent)} file(s) named in {own_list[0]} do not exist and are skipped: "
-                 f"{_list_preview(absent)}")
+                 f"{preview(absent)}")
     if str(variant) == "35":
         class_names = list(SPEECH_COMMANDS_WORDS)
         labels = [class_names.index(word) for word in words_of_clip]
@@ -300,9 +306,9 @@ def read_fsd50k(root: str | os.PathLike, split: str = "train") -> ClipList:
         fnames.append(row["fname"])
         mids.append(row.get("mids", ""))
     if missing:
-        warn(f"FSD50K: {len(missing)} of {len(rows)} clips listed in {subset}.csv are missing and skipped: {_list_preview(missing)}")
+        warn(f"FSD50K: {len(missing)} of {len(rows)} clips listed in {subset}.csv are missing and skipped: {preview(missing)}")
     if unknown:
-        warn(f"FSD50K: labels not in vocabulary.csv are ignored: {_list_preview(sorted(unknown))}")
+        warn(f"FSD50K: labels not in vocabulary.csv are ignored: {preview(sorted(unknown))}")
     if not paths:
         raise ValueError(f"FSD50K: no audio files found for split {split!r} in {str(audio_dir)!r}")
     return ClipList(paths=paths, labels=np.stack(labels), class_names=class_names, multi_label=True,
@@ -349,7 +355,7 @@ def read_esc50(root: str | os.PathLike, folds: list[int] | tuple[int, ...] | Non
         fold_of.append(int(row["fold"]))
         category.append(row["category"])
     if missing:
-        warn(f"ESC-50: {len(missing)} clips listed in meta/esc50.csv are missing and skipped: {_list_preview(missing)}")
+        warn(f"ESC-50: {len(missing)} clips listed in meta/esc50.csv are missing and skipped: {preview(missing)}")
     if not paths:
         raise ValueError(f"ESC-50: no audio files found in {str(root / 'audio')!r} for folds {sorted(folds or range(1, 6))}")
     return ClipList(paths=paths, labels=np.asarray(labels, np.int32), class_names=class_names,
@@ -362,3 +368,38 @@ def esc50_folds(root: str | os.PathLike, test_fold: int, esc10: bool = False) ->
         raise ValueError(f"ESC-50 test_fold must be 1-5; received {test_fold}")
     clips = read_esc50(root, esc10=esc10)
     return clips.exclude("fold", int(test_fold)), clips.select("fold", int(test_fold))
+
+
+#: Dataset layouts :func:`read_dataset` understands.
+DATASET_FORMATS = ("folder", "demo", "speech_commands", "fsd50k", "esc50")
+
+
+def read_dataset(data: str, fmt: str, split: str = "train") -> ClipList:
+    """The :class:`~tfsonify.data.pipeline.ClipList` of a dataset in one of the :data:`DATASET_FORMATS`.
+
+    Args:
+        data: the dataset's root folder.
+        fmt: ``folder`` (folder per class), ``demo`` (``tfsonify build-demo-data``'s keywords),
+            ``speech_commands``, ``fsd50k`` or ``esc50``.
+        split: the split of datasets that have one (Speech Commands, FSD50K).
+    """
+    if fmt == "folder":
+        return read_folder(data, exclude=("_background_noise_",))
+    if fmt == "demo":
+        return read_demo(data, task="keywords")
+    if fmt == "speech_commands":
+        return read_speech_commands(data, split=split)
+    if fmt == "fsd50k":
+        return read_fsd50k(data, split=split)
+    if fmt == "esc50":
+        return read_esc50(data)
+    raise ValueError(f"format must be one of {DATASET_FORMATS}; received {fmt!r}")
+
+
+def decode_dataset(data: str, fmt: str, cache_dir: str | os.PathLike, split: str = "train") -> DecodedClips:
+    """:func:`read_dataset`, then decode every clip once at 8 kHz into ``cache_dir`` (reused on later runs)."""
+    from tfsonify.progress import progress
+
+    clips = read_dataset(data, fmt, split)
+    with progress(f"decoding {len(clips)} clips of {data}"):
+        return decode_clips(clips, cache_dir=cache_dir)

@@ -47,6 +47,7 @@ import tensorflow as tf
 
 from tfsonify.models.cnn12 import NUM_BLOCKS, min_length
 from tfsonify.sonifier import Sonifier
+from tfsonify.validation import check_int
 
 __all__ = [
     "METADATA_FILE",
@@ -256,8 +257,7 @@ def export_saved_model(model: keras.Model, model_dir: str | os.PathLike, version
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     version = next_version(model_dir) if version is None else version
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"version must be a positive integer; received {version!r}")
+    check_int("version", version, minimum=1)
     final = model_dir / str(version)
     if final.exists():
         raise ValueError(f"version folder {final} exists already; choose another version or omit it")

@@ -48,10 +48,11 @@ import numpy as np
 import tensorflow as tf
 
 from tfsonify.audio import atomic_path
-from tfsonify.models.cnn12 import BLOCKS, NUM_BLOCKS, _check_layer, min_length
+from tfsonify.models.cnn12 import BLOCKS, NUM_BLOCKS, check_layer, min_length
 from tfsonify.export.savedmodel import store_weights_once
 from tfsonify.layers import max_pool_with_switches
 from tfsonify.sonifier import Sonifier
+from tfsonify.validation import check_int
 
 __all__ = ["DEFAULT_TOP_K", "convert", "raw_reconstruction_graph", "operator_names", "assert_builtin_only", "export_tflite"]
 
@@ -120,7 +121,7 @@ def _layers(layers: Sequence[int] | None) -> list[int]:
     if not chosen:
         raise ValueError("layers must name at least one block in 1..11")
     for layer in chosen:
-        _check_layer(layer)
+        check_layer(layer)
     return sorted(set(chosen))
 
 
@@ -146,8 +147,7 @@ def convert(model: keras.Model, length: int | None = 8000, layers: Sequence[int]
         if isinstance(length, bool) or not isinstance(length, int) or length < min_length(max(layers)):
             raise ValueError(f"length must be an integer >= {min_length(max(layers))} samples (block {max(layers)}'s "
                              f"minimum) or None for dynamic length; received {length!r}")
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise ValueError(f"top_k must be a positive integer; received {top_k!r}")
+    check_int("top_k", top_k, minimum=1)
     sonifier = Sonifier(model)
     wave_spec = tf.TensorSpec([1, length], tf.float32, name="waveform")
     feature_spec = tf.TensorSpec([1], tf.int32, name="feature")

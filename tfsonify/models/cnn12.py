@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 import keras
 
+from tfsonify.audio import SAMPLE_RATE
 from tfsonify.layers import PeakNormalization
+from tfsonify.validation import check_int
 
 __all__ = ["BlockSpec", "BLOCKS", "NUM_BLOCKS", "CNN12", "CNN12_x2", "block_widths", "min_length", "output_length"]
 
-SAMPLE_RATE = 8000
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,9 @@ def block_widths(width_multiplier: float) -> list[int]:
     return [max(1, int(round(spec.filters * width_multiplier))) for spec in BLOCKS]
 
 
-def _check_layer(layer: int) -> None:
-    if isinstance(layer, bool) or not isinstance(layer, int) or not 1 <= layer <= NUM_BLOCKS:
-        raise ValueError(f"layer must be an integer block index in 1..{NUM_BLOCKS}; received {layer!r}")
+def check_layer(layer: int) -> int:
+    """``layer`` if it is a CNN12 block index 1..11, else a ValueError saying so."""
+    return check_int("layer", layer, 1, NUM_BLOCKS, expected=f"an integer block index in 1..{NUM_BLOCKS}")
 
 
 def output_length(num_samples: int, layer: int = NUM_BLOCKS) -> int:
@@ -59,7 +60,7 @@ def output_length(num_samples: int, layer: int = NUM_BLOCKS) -> int:
 
     Returns 0 or less when the input is too short for that block.
     """
-    _check_layer(layer)
+    check_layer(layer)
     length = int(num_samples)
     for spec in BLOCKS[:layer]:
         length = length - spec.kernel_size + 1
@@ -75,7 +76,7 @@ def min_length(layer: int = NUM_BLOCKS) -> int:
 
     ``min_length(11) == 2370`` (0.296 s at 8 kHz): the whole model's minimum.
     """
-    _check_layer(layer)
+    check_layer(layer)
     needed = 1
     for spec in reversed(BLOCKS[:layer]):
         if spec.pooled:
@@ -125,8 +126,7 @@ class CNN12(keras.Model):
     ):
         if not isinstance(width_multiplier, (int, float)) or isinstance(width_multiplier, bool) or width_multiplier <= 0:
             raise ValueError(f"width_multiplier must be a positive number; received {width_multiplier!r}")
-        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1):
-            raise ValueError(f"num_classes must be None or a positive integer; received {num_classes!r}")
+        check_int("num_classes", num_classes, minimum=1, allow_none=True)
         if not isinstance(embedding_dim, int) or embedding_dim < 1:
             raise ValueError(f"embedding_dim must be a positive integer; received {embedding_dim!r}")
         if not 0.0 <= float(dropout) < 1.0:

@@ -24,6 +24,7 @@ import keras
 import tensorflow as tf
 
 from tfsonify.models.cnn12 import CNN12, SAMPLE_RATE
+from tfsonify.validation import check_int
 
 __all__ = ["LARGE_NUM", "nt_xent_loss", "nt_xent_from_gathered", "ContrastiveModel", "check_temperature"]
 
@@ -206,8 +207,7 @@ class ContrastiveModel(keras.Model):
     ):
         temperature = check_temperature(temperature)
         for name, value in (("projection_hidden", projection_hidden), ("projection_dim", projection_dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; received {value!r}")
+            check_int(name, value, minimum=1)
         super().__init__(**kwargs)
         self.encoder = CNN12(
             width_multiplier=width_multiplier,

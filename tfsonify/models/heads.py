@@ -12,6 +12,7 @@ import keras
 from tfsonify.layers import PeakNormalization
 from tfsonify.models.cnn12 import BLOCKS, CNN12, NUM_BLOCKS, block_widths
 from tfsonify.models.contrastive import ContrastiveModel
+from tfsonify.validation import check_int
 
 __all__ = ["MODES", "ENCODER_LAYERS", "check_mode", "encoder_copy", "freeze_encoder", "classifier_from_encoder",
            "truncated_classifier"]
@@ -131,10 +132,8 @@ def truncated_classifier(
         (``conv1`` … ``conv{L}``, ``pool*``) plus ``temporal_pool`` and ``classifier``.
     """
     check_mode(mode)
-    if isinstance(num_blocks, bool) or not isinstance(num_blocks, int) or not 1 <= num_blocks <= NUM_BLOCKS:
-        raise ValueError(f"num_blocks must be an integer in 1..{NUM_BLOCKS}; received {num_blocks!r}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer; received {num_classes!r}")
+    check_int("num_blocks", num_blocks, 1, NUM_BLOCKS)
+    check_int("num_classes", num_classes, minimum=1)
     frozen = mode == "fconly"
     waveform = keras.Input(shape=(None,), dtype="float32", name="waveform")
     x = PeakNormalization(name="peak_normalization")(waveform)

@@ -126,6 +126,7 @@ def run_experiment(name: str, config: Config, train, evaluation: dict, out_dir: 
     """
     import keras
 
+    from tfsonify.checkpoint import save_model
     from tfsonify.models.cnn12 import CNN12
     from tfsonify.data.augment import Augmenter
     from tfsonify.data.pipeline import training_dataset
@@ -182,7 +183,7 @@ def run_experiment(name: str, config: Config, train, evaluation: dict, out_dir: 
             steps_per_epoch=steps_per_epoch, verbose=verbose)
     training_seconds = time.perf_counter() - started
     if loop.is_chief(chosen):
-        model.save(out_dir / "model.keras")
+        save_model(model, out_dir / "model.keras")
     results = {}
     for set_name, clips in evaluation.items():
         if len(clips) == 0:

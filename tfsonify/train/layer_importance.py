@@ -19,7 +19,24 @@ from tfsonify.models.cnn12 import NUM_BLOCKS
 from tfsonify.render import check_writable_dir
 from tfsonify.audio import atomic_path
 
-__all__ = ["write_table", "plot_sweep"]
+__all__ = ["parse_blocks", "write_table", "plot_sweep"]
+
+
+def parse_blocks(text: str) -> list[int]:
+    """``"1-11"`` or ``"1,3,5"`` -> sorted block indices in 1..11."""
+    blocks: set[int] = set()
+    try:
+        for part in text.split(","):
+            if "-" in part:
+                low, high = (int(v) for v in part.split("-"))
+                blocks.update(range(low, high + 1))
+            elif part.strip():
+                blocks.add(int(part))
+    except ValueError:
+        raise ValueError(f"--blocks must look like 1-11 or 1,3,5; received {text!r}") from None
+    if not blocks or min(blocks) < 1 or max(blocks) > NUM_BLOCKS:
+        raise ValueError(f"--blocks must name blocks in 1..{NUM_BLOCKS}; received {text!r}")
+    return sorted(blocks)
 
 
 def write_table(rows: list[dict], path: str | os.PathLike) -> Path:

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from tfsonify.train.schedule import adamw, warmup_cosine
 from tfsonify.train.supervised import train_step
+from tfsonify.validation import check_int
 
 __all__ = ["train_loop", "is_chief", "tf_config_for"]
 
@@ -70,8 +71,7 @@ def train_loop(build_model: Callable[[], keras.Model],
     """
     for name, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch),
                         ("per_replica_batch_size", per_replica_batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer; received {value!r}")
+        check_int(name, value, minimum=1)
     global_batch = per_replica_batch_size * strategy.num_replicas_in_sync
     with strategy.scope():
         model = build_model()

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import keras
 
+from tfsonify.validation import check_int
+
 __all__ = ["warmup_cosine", "adamw", "scale_learning_rate", "BASE_LEARNING_RATE"]
 
 BASE_LEARNING_RATE = 1e-3  # Adam's default, the paper's "default learning rate"
 
 
 def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; received {value!r}")
+    check_int(name, value, minimum=1)
     return value
 
 
@@ -38,8 +39,7 @@ def warmup_cosine(learning_rate: float, steps_per_epoch: int, epochs: int, warmu
         raise ValueError(f"learning_rate must be > 0; received {learning_rate!r}")
     _positive_int("steps_per_epoch", steps_per_epoch)
     _positive_int("epochs", epochs)
-    if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:
-        raise ValueError(f"warmup_epochs must be a non-negative integer; received {warmup_epochs!r}")
+    check_int("warmup_epochs", warmup_epochs, minimum=0)
     if warmup_epochs >= epochs:
         raise ValueError(f"warmup_epochs ({warmup_epochs}) must be smaller than epochs ({epochs}) to leave room for the "
                          "cosine decay; lower --warmup-epochs or raise --epochs")

@@ -10,6 +10,7 @@ import json
 import os
 
 import tensorflow as tf
+from tfsonify.validation import check_int
 
 __all__ = ["strategy", "describe", "global_batch_size", "KINDS"]
 
@@ -86,6 +87,5 @@ def describe(chosen: tf.distribute.Strategy) -> str:
 
 def global_batch_size(per_replica_batch_size: int, chosen: tf.distribute.Strategy) -> int:
     """``per_replica_batch_size * num_replicas_in_sync`` (what ``tf.data`` batches by)."""
-    if isinstance(per_replica_batch_size, bool) or not isinstance(per_replica_batch_size, int) or per_replica_batch_size < 1:
-        raise ValueError(f"per_replica_batch_size must be a positive integer; received {per_replica_batch_size!r}")
+    check_int("per_replica_batch_size", per_replica_batch_size, minimum=1)
     return per_replica_batch_size * chosen.num_replicas_in_sync

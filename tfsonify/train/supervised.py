@@ -18,6 +18,7 @@ import tensorflow as tf
 from tfsonify.train import metrics as clip_metrics_module
 from tfsonify.train.losses import classification_loss, per_example_loss
 from tfsonify.train.schedule import adamw, warmup_cosine
+from tfsonify.validation import check_int
 
 __all__ = ["compile_classifier", "train_step", "make_train_step", "fit", "resume_epoch", "predict_clips",
            "evaluate_clips", "one_hot"]
@@ -117,8 +118,7 @@ def fit(model: keras.Model, train: tf.data.Dataset, *, epochs: int, out_dir: str
         epochs: total epochs of the run (not "more epochs"): a restart finishes the same count.
         validation: optional batches like ``train``.
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer; received {epochs!r}")
+    check_int("epochs", epochs, minimum=1)
     out_dir = Path(out_dir)
     (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     all_callbacks = [

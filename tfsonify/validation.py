@@ -1,0 +1,66 @@
+"""Argument checks every module shares (in the spirit of Keras' ``argument_validation.py``).
+
+Each check returns the value in its canonical type or raises a ``ValueError`` that names the argument, says what
+is expected and quotes what was received: ``k must be a positive integer; received 0``.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["check_int", "check_choice", "preview"]
+
+
+def check_int(name: str, value, minimum: int | None = None, maximum: int | None = None, *,
+              allow_none: bool = False, detail: str = "", expected: str | None = None) -> int | None:
+    """``value`` as a Python int if it is an integer (Python or numpy, not bool) within ``[minimum, maximum]``.
+
+    Args:
+        name: the argument's name, as the caller knows it.
+        value: what was received.
+        minimum, maximum: inclusive bounds (None: unbounded).
+        allow_none: None is accepted (and returned).
+        detail: appended to the expectation, e.g. ``" (block 5's maps)"``.
+        expected: the whole expectation instead of the generated one (``"an integer block index in 1..11"``).
+
+    Raises:
+        ValueError: ``"{name} must be a positive integer; received {value!r}"`` and the like.
+    """
+    if value is None and allow_none:
+        return None
+    ok = not isinstance(value, bool) and isinstance(value, (int, np.integer))
+    ok = ok and (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
+    if ok:
+        return int(value)
+    if expected is not None:
+        pass
+    elif minimum is not None and maximum is not None:
+        expected = f"an integer in {minimum}..{maximum}"
+    elif minimum == 1:
+        expected = "a positive integer"
+    elif minimum == 0:
+        expected = "a non-negative integer"
+    elif minimum is not None:
+        expected = f"an integer >= {minimum}"
+    elif maximum is not None:
+        expected = f"an integer <= {maximum}"
+    else:
+        expected = "an integer"
+    if allow_none and not expected.startswith("None"):
+        expected = f"None or {expected}"
+    raise ValueError(f"{name} must be {expected}{detail}; received {value!r}")
+
+
+def check_choice(name: str, value, choices: Sequence, detail: str = ""):
+    """``value`` if it is one of ``choices``, else ``"{name} must be one of (...){detail}; received ..."``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}{detail}; received {value!r}")
+    return value
+
+
+def preview(items: Sequence, limit: int = 5) -> str:
+    """The first ``limit`` items joined by commas, and how many more (for error and warning messages)."""
+    items = list(items)
+    shown = ", ".join(str(item) for item in items[:limit])
+    return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
