@@ -24,59 +24,56 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from tfsonify.config import add_config_arguments, config_from_args
 from tfsonify.data.readers import DATASET_FORMATS, decode_dataset
 from tfsonify.data.splits import select_train_meta, split_holdout
 from tfsonify.train.layer_importance import parse_blocks
 
-# === Config (defaults of the command-line flags) ===
-CONFIG = {
-    "format": "folder",
-    "modes": "fconly,full",
-    "blocks": "1-11",
-    "fconly_epochs": 300,  # linear probe on cached, standardised features (tfsonify.train.linear_eval.PROBE)
-    "probe_batch_size": 128,
-    "probe_learning_rate": 1e-2,
-    "full_epochs": 10,
-    "warmup_epochs": 2,
-    "batch_size": 32,
-    "learning_rate": 1e-3,
-    "weight_decay": 1e-3,
-    "test_fraction": 0.2,
-    "seed": 0,
-}
+@dataclass
+class LayerImportanceConfig:
+    """Hyper-parameters of the layer-importance sweep; every field is a flag."""
+
+    modes: str = field(default="fconly,full", metadata={"help": "comma-separated: fconly (probe) and/or full"})
+    blocks: str = field(default="1-11", metadata={"help": "blocks L to sweep, e.g. 1-11 or 1,3,5"})
+    width: float = field(default=0.25, metadata={"help": "width of the random encoder without checkpoints"})
+    fconly_epochs: int = field(default=300, metadata={
+        "help": "linear probe on cached, standardised features (tfsonify.train.linear_eval.PROBE)"})
+    probe_batch_size: int = 128
+    probe_learning_rate: float = field(default=1e-2, metadata={
+        "help": "fconly probe on standardised features; not scaled with the batch"})
+    full_epochs: int = 10
+    warmup_epochs: int = 2
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-3
+    test_fraction: float = 0.2
+    seed: int = 0
+
+
+# === Config === (the defaults of every flag)
+CONFIG = LayerImportanceConfig()
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True)
-    parser.add_argument("--format", default=CONFIG["format"], choices=DATASET_FORMATS)
+    parser.add_argument("--format", default="folder", choices=DATASET_FORMATS)
     parser.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
                         help="a pretraining type and its .keras checkpoint (contrastive or supervised); repeatable")
     parser.add_argument("--random", action="store_true", help="also sweep a randomly initialised encoder")
-    parser.add_argument("--width", type=float, default=0.25, help="width of the random encoder without checkpoints")
-    parser.add_argument("--modes", default=CONFIG["modes"])
-    parser.add_argument("--blocks", default=CONFIG["blocks"])
-    parser.add_argument("--fconly-epochs", type=int, default=CONFIG["fconly_epochs"])
-    parser.add_argument("--probe-batch-size", type=int, default=CONFIG["probe_batch_size"])
-    parser.add_argument("--probe-learning-rate", type=float, default=CONFIG["probe_learning_rate"],
-                        help="fconly probe on standardised features; not scaled with the batch")
-    parser.add_argument("--full-epochs", type=int, default=CONFIG["full_epochs"])
-    parser.add_argument("--warmup-epochs", type=int, default=CONFIG["warmup_epochs"])
-    parser.add_argument("--batch-size", type=int, default=CONFIG["batch_size"])
-    parser.add_argument("--learning-rate", type=float, default=CONFIG["learning_rate"])
-    parser.add_argument("--weight-decay", type=float, default=CONFIG["weight_decay"])
     parser.add_argument("--holdout", metavar="REGEX", help="test set = clips whose path matches REGEX")
     parser.add_argument("--holdout-meta", metavar="COLUMN=V1,V2", help="test set = clips with these metadata values")
     parser.add_argument("--train-meta", metavar="COLUMN=V1,V2",
                         help="train only on clips with these metadata values (e.g. split=train for the demo data)")
-    parser.add_argument("--test-fraction", type=float, default=CONFIG["test_fraction"])
     parser.add_argument("--out", default="runs/layer_importance")
-    parser.add_argument("--seed", type=int, default=CONFIG["seed"])
+    add_config_arguments(parser, CONFIG)
     args = parser.parse_args(argv)
     if not args.checkpoint and not args.random:
         parser.error("give at least one --checkpoint NAME=PATH or --random")
+    args.config = config_from_args(args, CONFIG)
     return args
 
 

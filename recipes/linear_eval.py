@@ -23,10 +23,10 @@ Examples::
 """
 from __future__ import annotations
 
-from tfsonify.train.linear_eval import LINEAR_EVAL_DEFAULTS, parse_linear_eval_args, run_linear_eval
+from tfsonify.train.linear_eval import parse_linear_eval_args, run_linear_eval
 
 
-def main(argv=None, mode: str = LINEAR_EVAL_DEFAULTS["mode"]) -> int:
+def main(argv=None, mode: str = "fconly") -> int:
     return run_linear_eval(parse_linear_eval_args(argv, mode, description=__doc__))
 
 

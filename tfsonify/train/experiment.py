@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tfsonify.config import add_config_arguments, config_from_args
+
 __all__ = ["Config", "add_config_arguments", "config_from_args", "run_experiment", "print_results"]
 
 
@@ -41,7 +43,7 @@ class Config:
         seed: data order, augmentation and initialisation seed.
     """
 
-    multi_label: bool = False
+    multi_label: bool = dataclasses.field(default=False, metadata={"flag": False})  # fixed by the dataset
     width: float = 1.0
     dropout: float = 0.4
     per_replica_batch_size: int = 128
@@ -56,46 +58,9 @@ class Config:
     noise_snr_db: tuple[float, float] | None = (20.0, 40.0)
     mask_fraction: float | None = 0.1
     steps_per_epoch: int | None = None
-    strategy: str = "auto"
-    jit_compile: str = "auto"
+    strategy: str = dataclasses.field(default="auto", metadata={"choices": ("auto", "tpu", "multi_worker", "mirrored", "default")})
+    jit_compile: str = dataclasses.field(default="auto", metadata={"choices": ("auto", "true", "false")})
     seed: int = 0
-
-
-def _parse_optional(kind):
-    def parse(text: str):
-        if text.lower() in ("none", "off"):
-            return None
-        if kind is tuple:
-            low, high = (float(v) for v in text.split(","))
-            return (low, high)
-        return kind(text)
-    return parse
-
-
-def add_config_arguments(parser: argparse.ArgumentParser, config: Config) -> None:
-    """Add ``--<field>`` for every :class:`Config` field, defaulting to ``config``'s value.
-
-    Ranges are ``low,high``; ``none`` turns an optional stage off.
-    """
-    for field in dataclasses.fields(Config):
-        if field.name == "multi_label":
-            continue
-        value = getattr(config, field.name)
-        flag = "--" + field.name.replace("_", "-")
-        if field.name in ("gain_db", "noise_snr_db"):
-            parser.add_argument(flag, type=_parse_optional(tuple), default=value, help=f"low,high or none (default {value})")
-        elif field.name in ("crop_seconds", "mixup_alpha", "mask_fraction"):
-            parser.add_argument(flag, type=_parse_optional(float), default=value, help=f"or none (default {value})")
-        elif field.name == "steps_per_epoch":
-            parser.add_argument(flag, type=_parse_optional(int), default=value, help="default: one pass over the data")
-        else:
-            parser.add_argument(flag, type=type(value), default=value, help=f"(default {value})")
-
-
-def config_from_args(args: argparse.Namespace, config: Config) -> Config:
-    """``config`` with every field overridden by the matching parsed argument."""
-    return dataclasses.replace(config, **{f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
-                                          if f.name != "multi_label" and hasattr(args, f.name)})
 
 
 def _check(config: Config) -> None:

@@ -17,6 +17,7 @@ supervised recipes, losses and metrics of :mod:`tfsonify.train.supervised` apply
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import time
@@ -26,13 +27,14 @@ import keras
 import numpy as np
 
 from tfsonify.checkpoint import cnn12_of, save_model
+from tfsonify.config import add_config_arguments, config_from_args
 from tfsonify.data.readers import DATASET_FORMATS, decode_dataset
 from tfsonify.data.splits import select_train_meta, split_holdout
 from tfsonify.models.cnn12 import CNN12
-from tfsonify.models.heads import ENCODER_LAYERS, classifier_from_encoder, encoder_copy
+from tfsonify.models.heads import ENCODER_LAYERS, MODES, check_mode, classifier_from_encoder, encoder_copy
 from tfsonify.validation import check_int
 
-__all__ = ["PROBE", "LINEAR_EVAL_DEFAULTS", "classifier_from_checkpoint", "encoder_weights", "fit_head_on_features", "fit_probe",
+__all__ = ["PROBE", "LinearEvalConfig", "LINEAR_EVAL_CONFIG", "classifier_from_checkpoint", "encoder_weights", "fit_head_on_features", "fit_probe",
            "parse_linear_eval_args", "run_linear_eval"]
 
 #: Settings of the linear probe on cached, standardised features (:func:`fit_head_on_features`). The probe is
@@ -174,56 +176,53 @@ def fit_probe(model: keras.Model, feature_layer: str, train, *, seed: int = 0, *
 
 # === The linear-evaluation / fine-tuning run of recipes/linear_eval.py and recipes/finetune.py ===
 
-LINEAR_EVAL_DEFAULTS = {
-    "format": "folder",
-    "mode": "fconly",  # fconly (linear evaluation) | full (fine-tuning)
-    "batch_size": 32,
-    "epochs": 30,  # training through the encoder (full, or fconly --augment)
-    "warmup_epochs": 5,
-    "learning_rate": 1e-3,  # at global batch 128, scaled linearly
-    # fconly on cached embeddings: a linear probe on standardised features, trained to convergence
-    # (tfsonify.train.linear_eval.PROBE; epochs are cheap there)
-    "probe_epochs": 300,
-    "probe_batch_size": 128,
-    "probe_learning_rate": 1e-2,
-    "weight_decay": 1e-3,
-    "crop_seconds": None,  # random training crops (5 AudioSet, 2.5 FSD50K); None for <= 1 s clips
-    "test_fraction": 0.2,  # stratified random test split when --holdout is not given
-    "seed": 0,
-}
+@dataclasses.dataclass
+class LinearEvalConfig:
+    """Hyper-parameters of linear evaluation (``fconly``) and fine-tuning (``full``); every field is a flag."""
+
+    width: float = dataclasses.field(default=0.25, metadata={"help": "width of the random encoder (no --checkpoint)"})
+    batch_size: int = dataclasses.field(default=32, metadata={"help": "per replica"})
+    epochs: int = dataclasses.field(default=30, metadata={"help": "training through the encoder (full, or fconly --augment)"})
+    warmup_epochs: int = 5
+    learning_rate: float = dataclasses.field(default=1e-3, metadata={"help": "at global batch 128, scaled linearly"})
+    weight_decay: float = 1e-3
+    probe_epochs: int = dataclasses.field(default=PROBE["epochs"], metadata={
+        "help": "fconly on cached embeddings: epochs of the linear probe (trained to convergence; see PROBE)"})
+    probe_batch_size: int = PROBE["batch_size"]
+    probe_learning_rate: float = dataclasses.field(default=PROBE["learning_rate"], metadata={
+        "help": "on standardised features; not scaled with the batch"})
+    crop_seconds: float | None = dataclasses.field(default=None, metadata={
+        "help": "random training crops (5 AudioSet, 2.5 FSD50K); none for <= 1 s clips"})
+    augment: bool = dataclasses.field(default=False, metadata={"help": "fconly: train end to end on augmented crops"})
+    test_fraction: float = dataclasses.field(default=0.2, metadata={
+        "help": "stratified random test split when --holdout is not given"})
+    strategy: str = dataclasses.field(default="auto", metadata={"choices": ("auto", "tpu", "mirrored", "default")})
+    seed: int = 0
 
 
-def parse_linear_eval_args(argv=None, mode: str = LINEAR_EVAL_DEFAULTS["mode"], description: str | None = None) -> argparse.Namespace:
-    """The flags of ``recipes/linear_eval.py`` (``mode="fconly"``) and ``recipes/finetune.py`` (``"full"``)."""
+#: The defaults of every flag of ``recipes/linear_eval.py`` and ``recipes/finetune.py``.
+LINEAR_EVAL_CONFIG = LinearEvalConfig()
+
+
+def parse_linear_eval_args(argv=None, mode: str = "fconly", description: str | None = None) -> argparse.Namespace:
+    """The flags of ``recipes/linear_eval.py`` (``mode="fconly"``) and ``recipes/finetune.py`` (``"full"``): the run's
+    inputs, then one flag per :class:`LinearEvalConfig` field (``args.config`` holds the configured instance)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="labelled dataset folder")
-    parser.add_argument("--format", default=LINEAR_EVAL_DEFAULTS["format"], choices=DATASET_FORMATS)
+    parser.add_argument("--format", default="folder", choices=DATASET_FORMATS)
     parser.add_argument("--checkpoint", help="contrastive or supervised .keras file (omit for a random encoder)")
-    parser.add_argument("--width", type=float, default=0.25, help="width of the random encoder (no --checkpoint)")
     parser.add_argument("--baseline-random", action="store_true",
                         help="also evaluate a randomly initialised encoder of the same width, same settings")
-    parser.add_argument("--mode", default=mode, choices=["fconly", "full"])
+    parser.add_argument("--mode", default=check_mode(mode), choices=MODES)
     parser.add_argument("--out", default=f"runs/{mode}")
-    parser.add_argument("--batch-size", type=int, default=LINEAR_EVAL_DEFAULTS["batch_size"], help="per replica")
-    parser.add_argument("--epochs", type=int, default=LINEAR_EVAL_DEFAULTS["epochs"])
-    parser.add_argument("--warmup-epochs", type=int, default=LINEAR_EVAL_DEFAULTS["warmup_epochs"])
-    parser.add_argument("--learning-rate", type=float, default=LINEAR_EVAL_DEFAULTS["learning_rate"])
-    parser.add_argument("--weight-decay", type=float, default=LINEAR_EVAL_DEFAULTS["weight_decay"])
-    parser.add_argument("--probe-epochs", type=int, default=LINEAR_EVAL_DEFAULTS["probe_epochs"],
-                        help="fconly on cached embeddings: epochs of the linear probe")
-    parser.add_argument("--probe-batch-size", type=int, default=LINEAR_EVAL_DEFAULTS["probe_batch_size"])
-    parser.add_argument("--probe-learning-rate", type=float, default=LINEAR_EVAL_DEFAULTS["probe_learning_rate"],
-                        help="on standardised features; not scaled with the batch")
-    parser.add_argument("--crop-seconds", type=float, default=LINEAR_EVAL_DEFAULTS["crop_seconds"])
-    parser.add_argument("--augment", action="store_true", help="fconly: train end to end on augmented crops")
     parser.add_argument("--holdout", metavar="REGEX", help="test set = clips whose path matches REGEX")
     parser.add_argument("--holdout-meta", metavar="COLUMN=V1,V2", help="test set = clips with these metadata values")
     parser.add_argument("--train-meta", metavar="COLUMN=V1,V2",
                         help="train only on clips with these metadata values (e.g. split=train for the demo data)")
-    parser.add_argument("--test-fraction", type=float, default=LINEAR_EVAL_DEFAULTS["test_fraction"])
-    parser.add_argument("--strategy", default="auto", choices=["auto", "tpu", "mirrored", "default"])
-    parser.add_argument("--seed", type=int, default=LINEAR_EVAL_DEFAULTS["seed"])
-    return parser.parse_args(argv)
+    add_config_arguments(parser, LINEAR_EVAL_CONFIG)
+    args = parser.parse_args(argv)
+    args.config = config_from_args(args, LINEAR_EVAL_CONFIG)
+    return args
 
 
 def train_head_on_embeddings(model, train, args) -> float:
