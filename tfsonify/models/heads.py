@@ -12,7 +12,7 @@ import keras
 from tfsonify.layers import PeakNormalization
 from tfsonify.models.cnn12 import BLOCKS, CNN12, NUM_BLOCKS, block_widths
 from tfsonify.models.contrastive import ContrastiveModel
-from tfsonify.validation import check_int
+from tfsonify.validation import check_choice, check_int
 
 __all__ = ["MODES", "ENCODER_LAYERS", "check_mode", "encoder_copy", "freeze_encoder", "classifier_from_encoder",
            "truncated_classifier"]
@@ -23,9 +23,7 @@ ENCODER_LAYERS = tuple(f"conv{i}" for i in range(1, NUM_BLOCKS + 1)) + ("embeddi
 
 def check_mode(mode: str) -> str:
     """``mode`` if it is one of :data:`MODES`, else a ValueError naming both."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES} (fconly = linear evaluation, full = fine-tuning); received {mode!r}")
-    return mode
+    return check_choice("mode", mode, MODES, detail=" (fconly = linear evaluation, full = fine-tuning)")
 
 
 def encoder_copy(model: keras.Model) -> CNN12:
