@@ -20,6 +20,7 @@ COMMANDS = [
     "tfsonify.commands.request",
     "tfsonify.commands.analyze",
     "tfsonify.commands.report",
+    "tfsonify.commands.explore",
 ]
 
 
