@@ -51,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--max-seconds and --max-upload-mb must be > 0, --cache-mb >= 0, --queue >= 1")
     if not 0 <= args.port < 65536:
         raise ValueError(f"--port must be in 0..65535; received {args.port}")
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")  # one traced graph per layer is by design; no retracing warnings in the console
     sessions = []
     for index, path in enumerate(models):
         with progress(f"loading {path}"):

@@ -589,7 +589,7 @@ async function showCoherence() {
 function drawCoherence(curves) {
   state.coherence = curves;
   const [g, w, h] = fitCanvas($("#coherence-chart"));
-  const left = 44, right = 150, top = 14, bottom = 26, colors = ["#3658d4", "#e0663a"];
+  const left = 44, right = 16, top = 14 + 14 * curves.length, bottom = 26, colors = ["#3658d4", "#e0663a"];
   g.clearRect(0, 0, w, h);
   g.font = "11px system-ui, sans-serif"; g.fillStyle = "#5d6677"; g.strokeStyle = "#e8ebf0";
   const n = curves[0].layers.length;
@@ -609,8 +609,9 @@ function drawCoherence(curves) {
     });
     g.stroke();
     curve.coherence.forEach((v, i) => { if (v != null) { g.beginPath(); g.arc(X(i), Y(v), 3, 0, 7); g.fill(); } });
-    g.textAlign = "left";
-    g.fillText(`${curves.length > 1 ? "AB"[m] + ": " : ""}${state.info.models[m].name}`.slice(0, 24), w - right + 12, top + 14 + 16 * m);
+    g.textAlign = "right";
+    const label = `${curves.length > 1 ? "AB"[m] + ": " : ""}${state.info.models[m].name}`;
+    g.fillText(label, w - right, 10 + 14 * m);
   });
   g.fillStyle = "#5d6677"; g.textAlign = "left";
   g.fillText(`mean top-${curves[0].k} coherence, input vs. most active map, per layer`, left, 10);
