@@ -47,6 +47,7 @@ def setup(tmp_path_factory):
     root = base / "clips"
     (root / "speech").mkdir(parents=True)
     soundfile.write(root / "tone.wav", _tone(1.0), RATE)
+    soundfile.write(root / "melody.wav", np.concatenate([_tone(0.7, f) for f in (330, 440, 550, 660)]), RATE)  # 2.8 s
     soundfile.write(root / "speech" / "chirp 16k.flac", _tone(0.75, 900.0, 16000), 16000)
     soundfile.write(root / "short.wav", _tone(0.125), RATE)  # 1000 samples: blocks 1-8 only (block 9 needs 1346)
     soundfile.write(root / "long.wav", _tone(3.5), RATE)   # over max_seconds=3
@@ -93,7 +94,7 @@ def clip_id(setup, name: str) -> str:
 # ----------------------------------------------------------------------------- API
 def test_clip_list_names_durations_errors(setup):
     clips = setup["clips"]
-    assert set(clips) == {"tone.wav", "speech/chirp 16k.flac", "short.wav", "long.wav", "broken.wav"}  # no escape.wav
+    assert set(clips) == {"tone.wav", "melody.wav", "speech/chirp 16k.flac", "short.wav", "long.wav", "broken.wav"}  # no escape.wav
     assert clips["tone.wav"]["duration"] == pytest.approx(1.0) and clips["tone.wav"]["error"] is None
     assert clips["speech/chirp 16k.flac"]["duration"] == pytest.approx(0.75)
     assert "cannot be read as audio" in clips["broken.wav"]["error"]
@@ -427,16 +428,19 @@ def console_errors(driver) -> list[str]:
 
 
 def open_clip(driver, name: str):
-    from selenium.webdriver.common.by import By
-
+    """Click the clip whose name starts with ``name`` (found and clicked in one script: the list re-renders as
+    predictions arrive, so a located element can go stale)."""
     wait_for(driver, "return document.querySelectorAll('#clips li').length > 0")
-    items = [li for li in driver.find_elements(By.CSS_SELECTOR, "#clips li") if li.find_element(By.CSS_SELECTOR, ".name").text.startswith(name)]
-    assert items, f"{name} is not in the clip list"
-    items[0].click()
+    found = driver.execute_script("""
+        const li = [...document.querySelectorAll('#clips li')].find(l => l.querySelector('.name').textContent.startsWith(arguments[0]));
+        if (li) li.click();
+        return !!li;""", name)
+    assert found, f"{name} is not in the clip list"
 
 
+# the player holds the wanted media, has data, and has really played it (played ranges reset with every new source)
 PLAYING = ("const p = document.querySelector('#player');"
-           "return p.readyState >= 2 && !p.paused && p.currentTime > 0 && p.dataset.src.includes(arguments[0]);")
+           "return p.readyState >= 2 && p.currentTime > 0 && p.played.length > 0 && p.dataset.src.includes(arguments[0]);")
 
 
 @pytest.mark.slow
@@ -446,16 +450,17 @@ def test_page_clip_layer_map_playback(setup, browser):
     from selenium.webdriver.support.ui import Select
 
     driver = browser
+    console_errors(driver)  # drain what earlier tests logged
     driver.get(setup["url"] + "/")
-    wait_for(driver, "return document.querySelectorAll('#clips li').length === 5")
-    assert "5 of 5 clips" in driver.find_element(By.ID, "clips-count").text
+    wait_for(driver, "return document.querySelectorAll('#clips li').length === 6")
+    assert "6 of 6 clips" in driver.find_element(By.ID, "clips-count").text
     # predictions of the head fill in; the filter narrows the list
     wait_for(driver, "return [...document.querySelectorAll('#clips li .pred')].some(p => /A: (yes|no|maybe) \\d+ %/.test(p.textContent))")
     driver.find_element(By.ID, "filter").send_keys("chirp")
     wait_for(driver, "return document.querySelectorAll('#clips li').length === 1")
     driver.find_element(By.ID, "filter").clear()
     driver.execute_script("document.querySelector('#filter').dispatchEvent(new Event('input'))")
-    open_clip(driver, "tone.wav")
+    open_clip(driver, "melody.wav")
     wait_for(driver, "return document.querySelector('#waveform').width > 0 && document.querySelector('.input-spec').naturalWidth > 0")
     panel = driver.find_elements(By.CSS_SELECTOR, ".panel")[0]
     Select(panel.find_element(By.CSS_SELECTOR, "select.layer")).select_by_value("5")
@@ -465,15 +470,15 @@ def test_page_clip_layer_map_playback(setup, browser):
     wait_for(driver, "return document.querySelectorAll('.panel')[1].querySelector('select').value === '5'")
     # click the third row of the overview: that map is sonified, plays, and its spectrogram decodes
     order = driver.execute_script("return fetch(arguments[0]).then(r => r.json()).then(j => j.order)",
-                                  f"/api/models/0/clips/{clip_id(setup, 'tone.wav')}/layers/5/overview")
-    image = panel.find_element(By.CSS_SELECTOR, ".overview-img")
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", image)
-    height = image.size["height"]
-    from selenium.webdriver.common.action_chains import ActionChains
-
-    ActionChains(driver).move_to_element_with_offset(image, 0, int(-height / 2 + height * 2.5 / len(order))).click().perform()
+                                  f"/api/models/0/clips/{clip_id(setup, 'melody.wav')}/layers/5/overview")
+    # a click in the middle of the overview's third row (rank 3), at real page coordinates
+    driver.execute_script("""
+        const image = document.querySelector('.panel .overview-img');
+        image.scrollIntoView({block: 'center'});
+        const r = image.getBoundingClientRect(), y = r.top + r.height * 2.5 / arguments[0];
+        image.dispatchEvent(new MouseEvent('click', {bubbles: true, clientX: r.left + r.width / 2, clientY: y}));""", len(order))
+    wait_for(driver, f"return document.querySelector('.panel .map-label').textContent === 'block 5, map {order[2]}'")
     wait_for(driver, PLAYING.replace("arguments[0]", repr(f"/layers/5/maps/{order[2]}/sonification.wav")))
-    assert panel.find_element(By.CSS_SELECTOR, ".map-label").text == f"block 5, map {order[2]}"
     wait_for(driver, "const i = document.querySelector('.panel .sound-spec'); return i.complete && i.naturalWidth > 0 "
                      f"&& i.dataset.want.endsWith('/maps/{order[2]}/sonification.png')")
     assert "rank 3 of" in panel.find_element(By.CSS_SELECTOR, ".map-stats").text
@@ -483,9 +488,12 @@ def test_page_clip_layer_map_playback(setup, browser):
     wait_for(driver, "return document.querySelector('.panel .sound-spec').dataset.want.endsWith('residual.png')")
     # keyboard: space pauses, arrow right steps to the next map by activation and plays it
     body = driver.find_element(By.TAG_NAME, "body")
-    driver.execute_script("document.activeElement.blur()")
+    driver.execute_script("document.activeElement.blur(); const p = document.querySelector('#player'); p.currentTime = 0; p.play()")
+    wait_for(driver, "return !document.querySelector('#player').paused")
     body.send_keys(" ")
     wait_for(driver, "return document.querySelector('#player').paused")
+    body.send_keys(" ")
+    wait_for(driver, "return !document.querySelector('#player').paused")
     body.send_keys(Keys.ARROW_RIGHT)
     wait_for(driver, PLAYING.replace("arguments[0]", repr(f"/maps/{order[3]}/sonification.wav")))
     body.send_keys(Keys.ARROW_LEFT)
@@ -504,6 +512,7 @@ def test_page_compares_two_models(setup, browser):
     from selenium.webdriver.common.by import By
 
     driver = browser
+    console_errors(driver)  # drain what earlier tests logged
     driver.get(setup["url"] + "/")
     open_clip(driver, "speech/chirp")
     wait_for(driver, "return [...document.querySelectorAll('.panel')].length === 2 && [...document.querySelectorAll('.panel')]"
@@ -522,8 +531,9 @@ def test_page_upload_and_record(setup, browser, tmp_path):
     from selenium.webdriver.common.by import By
 
     driver = browser
+    console_errors(driver)  # drain what earlier tests logged
     driver.get(setup["url"] + "/")
-    wait_for(driver, "return document.querySelectorAll('#clips li').length >= 5")
+    wait_for(driver, "return document.querySelectorAll('#clips li').length >= 6")
     path = tmp_path / "uploaded tone.wav"
     soundfile.write(path, _tone(0.8, 330.0, 16000), 16000)
     driver.find_element(By.ID, "upload").send_keys(str(path))
@@ -547,6 +557,7 @@ def test_page_shows_clip_errors_and_keeps_working(setup, browser):
     from selenium.webdriver.common.by import By
 
     driver = browser
+    console_errors(driver)  # drain what earlier tests logged
     driver.get(setup["url"] + "/")
     open_clip(driver, "broken.wav")
     wait_for(driver, "const e = document.querySelector('#clip-error'); return !e.hidden && e.textContent.includes('cannot be read as audio')")
