@@ -151,6 +151,11 @@ class Explorer:
         return found
 
     def map_summary(self, model: int, clip_id: str, layer: str, feature: int) -> dict:
+        """What the page shows of one map (cached): rank, maxima, activation over time, coherence, media URLs."""
+        return self._cached(("summary", model, clip_id, layer, int(feature)),
+                            lambda: self._map_summary(model, clip_id, layer, int(feature)))
+
+    def _map_summary(self, model: int, clip_id: str, layer: str, feature: int) -> dict:
         from tfsonify.analysis.coherence import top_k_coherence
 
         session = self.sessions[model]

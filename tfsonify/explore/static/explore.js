@@ -630,9 +630,6 @@ function onKey(event) {
     case "i": case "I": setSource("input", 0, null); break;
     case "s": case "S": if (panel) setSource("sonification", panel.index, null); break;
     case "r": case "R": if (panel) setSource("residual", panel.index, null); break;
-    case "Tab":
-      if (state.panels.length > 1 && event.target === document.body) { event.preventDefault(); focusPanel((state.focused + 1) % state.panels.length); }
-      break;
     default: break;
   }
 }
