@@ -98,11 +98,12 @@ class ClipLibrary:
         roots: folders or files given on the command line.
         sample_rate: the rate (Hz) clips are decoded at.
         max_seconds: longest clip accepted for computation (longer ones are listed with an error).
-        max_uploads: uploads kept in memory; the oldest is forgotten beyond this.
+        max_uploads: uploads kept in memory (at their own rate: at most 16 x 60 s x 48 kHz x 4 B = 184 MB by
+            default); the oldest is forgotten beyond this.
     """
 
     def __init__(self, roots: Iterable[str | os.PathLike], sample_rate: int, max_seconds: float = 60.0,
-                 max_uploads: int = 32):
+                 max_uploads: int = 16):
         self.sample_rate = int(sample_rate)
         self.max_seconds = float(max_seconds)
         self.max_uploads = int(max_uploads)
