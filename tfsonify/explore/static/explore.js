@@ -246,7 +246,10 @@ async function openClip(id) {
     state.envelope = env;
     drawWaveform();
     const inputSpec = `/api/clips/${id}/spectrogram.png`;
-    for (const panel of state.panels) { panel.inputImg.dataset.want = inputSpec; setImage(panel.inputImg, inputSpec); }
+    for (const panel of state.panels) {
+      panel.inputImg.dataset.want = inputSpec;
+      setImage(panel.inputImg, inputSpec).catch(error => showError(panel.error, error));
+    }
     renderSources();
     await setSource("input", 0, false);
     const predictions = (clip.predictions || []).map((p, i) => p && p.prediction ? `${state.info.models.length > 1 ? "AB"[i] + ": " : ""}` +
@@ -354,7 +357,7 @@ async function openLayer(panel, layer) {
     const rowHeight = Math.max(3, Math.min(24, boxHeight / rows));
     panel.overviewImg.style.height = `${Math.round(rows * rowHeight)}px`;
     panel.overviewImg.dataset.want = overview.image;
-    const image = setImage(panel.overviewImg, overview.image);
+    const image = setImage(panel.overviewImg, overview.image).catch(error => showError(panel.error, error));
     $(".overview-label", panel.root).textContent = `activation overview: ${overview.maps} maps × ${overview.steps} steps, most active on top (click a row)`;
     panel.root.classList.remove("loading");
     await selectMap(panel, overview.order[0], false);
