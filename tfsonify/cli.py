@@ -21,6 +21,7 @@ COMMANDS = [
     "tfsonify.commands.analyze",
     "tfsonify.commands.report",
     "tfsonify.commands.import_model",
+    "tfsonify.commands.explore",
 ]
 
 

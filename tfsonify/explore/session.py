@@ -1,0 +1,178 @@
+"""The explorer's only door to a model: layers, sample rate, predictions, activations, sonifications.
+
+Everything :mod:`tfsonify.explore.app` knows about a model goes through :class:`ModelSession`, so moving to the
+generic any-model Sonifier (layers by name, ``sonifier.layers()``, ``sonifier.sample_rate``) changes this file
+only. Today a session holds a tfsonify CNN12 (any width, with or without a head) or the CNN12 encoder of a
+contrastive checkpoint; its layers are the blocks 1..11, keyed by the strings ``"1"`` .. ``"11"``.
+
+Not thread-safe: the app calls a session from its single model worker thread only.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["LayerInfo", "ModelSession", "load_labels"]
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One sonifiable layer.
+
+    Attributes:
+        id: the key used in URLs and by :class:`ModelSession` methods (``"8"`` for block 8).
+        label: what the page shows ("block 8").
+        maps: number of feature maps (channels).
+        min_samples: fewest input samples the layer accepts.
+        stride: input samples per activation step (``2 ** pooled blocks up to the layer``).
+        receptive_field: input samples one activation step depends on.
+    """
+
+    id: str
+    label: str
+    maps: int
+    min_samples: int
+    stride: int
+    receptive_field: int
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "label": self.label, "maps": self.maps, "min_samples": self.min_samples,
+                "stride": self.stride, "receptive_field": self.receptive_field}
+
+
+def load_labels(path: str | os.PathLike) -> list[str]:
+    """Class names, one per line (blank lines ignored), or a JSON list of strings."""
+    import json
+
+    text = Path(path).read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        names = json.loads(text)
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"labels file {str(path)!r} must hold a JSON list of strings")
+        return names
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+class ModelSession:
+    """A loaded model seen as the page needs it.
+
+    Args:
+        model: a path to a tfsonify ``.keras`` file, or a Keras model (CNN12 or ContrastiveModel).
+        name: shown in the page (default: the file name, or the model's name).
+        labels: class names for the model's head (ignored without a head; must match its size).
+    """
+
+    def __init__(self, model, name: str | None = None, labels: Sequence[str] | None = None):
+        import keras
+
+        import tfsonify
+        from tfsonify.checkpoint import cnn12_of
+
+        if not isinstance(model, keras.Model):
+            path = Path(model)
+            name = name or path.name
+            model = tfsonify.load_checkpoint(path)
+        self.model = model
+        self.network = cnn12_of(model)
+        self.name = name or self.network.name
+        self.sonifier = tfsonify.Sonifier(self.network)
+        self.sample_rate = int(self.sonifier.sample_rate)
+        self.num_classes = getattr(self.network, "num_classes", None)
+        self.multi_label = bool(getattr(self.network, "multi_label", False))
+        if labels is not None and self.num_classes is not None and len(labels) != self.num_classes:
+            raise ValueError(f"{len(labels)} labels given for model {self.name!r}, whose head has {self.num_classes} classes")
+        self.labels = list(labels) if labels is not None and self.num_classes else None
+        self._layers = self._describe_layers()
+        self._by_id = {info.id: info for info in self._layers}
+
+    # ------------------------------------------------------------------ layers
+    def _describe_layers(self) -> list[LayerInfo]:
+        from tfsonify.models.cnn12 import BLOCKS, NUM_BLOCKS, min_length
+
+        layers, stride = [], 1
+        for block in range(1, NUM_BLOCKS + 1):
+            if BLOCKS[block - 1].pooled:
+                stride *= 2
+            layers.append(LayerInfo(str(block), f"block {block}", self.sonifier.num_features(block), min_length(block),
+                                    stride, min_length(block)))
+        return layers
+
+    def layers(self) -> list[LayerInfo]:
+        """The sonifiable layers, input side first."""
+        return list(self._layers)
+
+    def layer(self, layer_id: str) -> LayerInfo:
+        """The layer with id ``layer_id``; ``ValueError`` naming the valid ids otherwise."""
+        info = self._by_id.get(str(layer_id))
+        if info is None:
+            ids = [i.id for i in self._layers]
+            raise ValueError(f"unknown layer {str(layer_id)[:40]!r}; model {self.name!r} has layers {ids[0]}..{ids[-1]}")
+        return info
+
+    def _block(self, layer_id: str) -> int:
+        return int(self.layer(layer_id).id)
+
+    def check_length(self, waveform: np.ndarray, layer_id: str) -> None:
+        """``ValueError`` if ``waveform`` is too short for the layer (says how long it must be)."""
+        info = self.layer(layer_id)
+        if waveform.shape[-1] < info.min_samples:
+            raise ValueError(f"the clip has {waveform.shape[-1]} samples ({waveform.shape[-1] / self.sample_rate:.3f} s); "
+                             f"{info.label} needs at least {info.min_samples} ({info.min_samples / self.sample_rate:.3f} s)")
+
+    def frame_times(self, layer_id: str, steps: int) -> np.ndarray:
+        """Centre, in seconds, of the input span each of ``steps`` activation steps of the layer depends on."""
+        info = self.layer(layer_id)
+        return (np.arange(steps) * info.stride + (info.receptive_field - 1) / 2.0) / self.sample_rate
+
+    # ------------------------------------------------------------- computation
+    def predict(self, waveform: np.ndarray) -> list[dict] | None:
+        """The head's scores for a mono float32 ``[time]`` clip, best first (at most 5), or None without a head.
+
+        Each entry: ``{"label": str, "index": int, "score": float}``.
+        """
+        if not self.num_classes:
+            return None
+        from tfsonify.models.cnn12 import min_length
+
+        if waveform.shape[-1] < min_length():
+            return None
+        scores = np.asarray(self.network(np.asarray(waveform, np.float32)[None], training=False))[0]
+        order = np.argsort(-scores)[:5]
+        names = self.labels or [f"class {i}" for i in range(self.num_classes)]
+        return [{"label": names[i], "index": int(i), "score": float(scores[i])} for i in order]
+
+    def activations(self, waveform: np.ndarray, layer_id: str) -> np.ndarray:
+        """The layer's output for a mono ``[time]`` clip: float32 ``[steps, maps]`` (after ReLU and pooling)."""
+        self.check_length(waveform, layer_id)
+        return np.asarray(self.sonifier.activations(waveform, self._block(layer_id)), np.float32)
+
+    def sonify(self, waveform: np.ndarray, layer_id: str, features: Sequence[int]) -> np.ndarray:
+        """Sonifications of maps ``features`` of the layer: float32 ``[len(features), time]`` at :attr:`sample_rate`."""
+        self.check_length(waveform, layer_id)
+        return np.asarray(self.sonifier.sonify(waveform, self._block(layer_id), features=list(features)), np.float32)
+
+    def coherence(self, waveform: np.ndarray) -> dict:
+        """Per layer, the mean top-5 magnitude-squared coherence between the clip and the sonification of its most
+        active map (paper §4.2.1, :func:`tfsonify.analysis.coherence.layer_coherence` on this one clip).
+
+        Returns ``{"layers": [ids], "labels": [...], "coherence": [float or None]}`` (None: clip too short or silent).
+        """
+        from tfsonify.analysis.coherence import layer_coherence
+
+        usable = [info for info in self._layers if waveform.shape[-1] >= info.min_samples]
+        if not usable or float(np.max(np.abs(waveform))) == 0.0:
+            raise ValueError("the clip is silent or too short for every layer: no coherence to measure")
+        result = layer_coherence(self.sonifier, [waveform], layers=[int(info.id) for info in usable])
+        by_layer = {str(layer): (mean if clips else None) for layer, mean, clips in zip(result.layers, result.mean, result.clips)}
+        return {"layers": [info.id for info in self._layers], "labels": [info.label for info in self._layers],
+                "coherence": [by_layer.get(info.id) for info in self._layers], "k": result.k, "nperseg": result.nperseg}
+
+    def describe(self) -> dict:
+        """JSON-ready summary for the page."""
+        return {"name": self.name, "sample_rate": self.sample_rate, "head": bool(self.num_classes),
+                "classes": self.num_classes, "multi_label": self.multi_label,
+                "parameters": int(self.network.count_params()), "layers": [info.to_json() for info in self._layers]}
