@@ -63,6 +63,7 @@ def test_sonify_chosen_features(tmp_path, model_file, wav):
         ("bad_model", "cannot load model"),
         ("missing_model", "does not exist"),
         ("unwritable", "output folder"),
+        ("top_zero", "--top must be >= 1"),
     ],
 )
 def test_bad_input_messages(tmp_path, model_file, wav, capsys, case, message):
@@ -90,6 +91,8 @@ def test_bad_input_messages(tmp_path, model_file, wav, capsys, case, message):
         out = tmp_path / "file_in_the_way"
         out.write_text("x")
     argv = ["sonify", str(audio), "--model", str(model), "--layer", layer, "--out", str(out)]
+    if case == "top_zero":
+        argv += ["--top", "0"]
     if feature:
         argv += ["--feature", feature]
     assert main(argv) == 2
