@@ -125,3 +125,23 @@ def test_every_command_has_help(capsys):
             main([name, "--help"])
         assert exit_info.value.code == 0
         assert f"usage: tfsonify {name}" in capsys.readouterr().out
+
+
+def test_cli_run_has_no_onednn_dt_bool_line(tmp_path, model_file, wav):
+    """A real CLI run in a fresh process: oneDNN's 'DT_BOOL only on platforms with AVX-512' ERROR line is gone."""
+    env = {key: value for key, value in os.environ.items() if key not in ("TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL")}
+    result = subprocess.run([sys.executable, "-m", "tfsonify", "sonify", str(wav), "--model", str(model_file), "--layer", "3",
+                             "--top", "2", "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=900, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "only on platforms with AVX-512" not in result.stderr and "DT_BOOL" not in result.stderr, result.stderr
+    assert (tmp_path / "out" / "manifest.json").is_file()
+
+
+def test_quiet_native_logs_keeps_errors_and_user_settings(monkeypatch):
+    from tfsonify.cli import quiet_native_logs
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    quiet_native_logs()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"  # 3 would hide ERROR lines too
+    assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"  # the user's choice wins

@@ -275,3 +275,16 @@ def test_model_config_two_models_labels_and_model_service(exported, tmp_path, wa
             assert grpc_sonify(predictions, wave, name="small")[0] == 3
     finally:
         server.stop()
+
+
+def test_serve_cli_arguments(tmp_path, capsys):
+    from tfsonify import cli
+
+    assert cli.main(["serve"]) == 2 and "exactly one" in capsys.readouterr().err
+    assert cli.main(["serve", "--model_config_file", str(tmp_path / "missing.config")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert cli.main(["serve", str(tmp_path), "--file_system_poll_wait_seconds", "-1"]) == 2
+    assert "--file_system_poll_wait_seconds must be >= 0" in capsys.readouterr().err
+    (tmp_path / "bad.config").write_text("model_config_list { config { name: 'a' } }")
+    assert cli.main(["serve", "--model_config_file", str(tmp_path / "bad.config")]) == 2
+    assert "no base_path" in capsys.readouterr().err

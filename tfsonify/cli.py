@@ -46,8 +46,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def quiet_native_logs() -> None:
+    """Environment for TensorFlow set before it is imported (a no-op once it is): INFO/WARNING hidden, errors kept.
+
+    ``TF_ENABLE_ONEDNN_OPTS=0`` turns off TensorFlow's oneDNN graph rewrite, whose data-type probe logs
+    ``E0000 ... util.cc] oneDNN supports DT_BOOL only on platforms with AVX-512. Falling back to the default
+    Eigen-based implementation if present.`` at ERROR level on every CPU without AVX-512 (a notice, not an error;
+    the graph runs on TensorFlow's own Eigen kernels either way). ``TF_CPP_MIN_LOG_LEVEL=2`` keeps real errors
+    (level 3 would hide them). Both are defaults: values set by the user win.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+def main(argv: list[str] | None = None) -> int:
+    quiet_native_logs()
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
