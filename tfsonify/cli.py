@@ -46,21 +46,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def quiet_native_logs() -> None:
-    """Environment for TensorFlow set before it is imported (a no-op once it is): INFO/WARNING hidden, errors kept.
+def quiet_native_logs(filter_stderr: bool = False) -> None:
+    """Before TensorFlow is imported: hide its INFO/WARNING C++ logs, keep errors (user values win).
 
-    ``TF_ENABLE_ONEDNN_OPTS=0`` turns off TensorFlow's oneDNN graph rewrite, whose data-type probe logs
-    ``E0000 ... util.cc] oneDNN supports DT_BOOL only on platforms with AVX-512. Falling back to the default
-    Eigen-based implementation if present.`` at ERROR level on every CPU without AVX-512 (a notice, not an error;
-    the graph runs on TensorFlow's own Eigen kernels either way). ``TF_CPP_MIN_LOG_LEVEL=2`` keeps real errors
-    (level 3 would hide them). Both are defaults: values set by the user win.
+    ``TF_CPP_MIN_LOG_LEVEL=2`` (3 would hide real errors too). With ``filter_stderr`` (a real CLI run),
+    :mod:`tfsonify.native_log_filter` also drops oneDNN's ``E0000 ... util.cc] oneDNN supports DT_BOOL only
+    on platforms with AVX-512`` notice, which is logged at ERROR level on every CPU without AVX-512
+    (``TF_ENABLE_ONEDNN_OPTS=0`` would silence it too, but also turns off oneDNN's kernels).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    if filter_stderr and "tensorflow" not in sys.modules:
+        from tfsonify import native_log_filter
+
+        native_log_filter.install()
 
 
 def main(argv: list[str] | None = None) -> int:
-    quiet_native_logs()
+    quiet_native_logs(filter_stderr=argv is None)  # argv None: run as the `tfsonify` program
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
