@@ -94,6 +94,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per latency figure (default 30; 10 with --quick)")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--skip-tflite", action="store_true", help="only the serving part")
+    parser.add_argument("--models", default=None,
+                        help="serve this exported folder (holding cnn/VERSION/) instead of exporting the benchmark model")
     args = parser.parse_args()
     width = args.width or (0.25 if args.quick else 1.0)
     duration = args.duration or (5.0 if args.quick else 30.0)
@@ -139,7 +141,11 @@ def main() -> int:
                   f"{tf_ms / fixed_ms:>8.2f}x {dynamic_ms / fixed_ms:>9.2f}x")
 
     with tempfile.TemporaryDirectory(prefix="deploy-bench-") as folder:
-        export_saved_model(model, Path(folder) / "cnn")
+        if args.models:
+            folder = args.models
+            print(f"\nserving the exported model in {folder} (not the width-{width} benchmark model)")
+        else:
+            export_saved_model(model, Path(folder) / "cnn")
         rest_port, grpc_port = free_port(), free_port()
         server = subprocess.Popen([sys.executable, "-m", "tfsonify", "serve", folder, "--port", str(rest_port),
                                    "--grpc-port", str(grpc_port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
