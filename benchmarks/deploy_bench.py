@@ -5,8 +5,9 @@
    the TFLite fixed-length (8000-sample) and dynamic-length models on LiteRT (all cores,
    XNNPACK), for one map (``sonify``) and the top 4 maps (``sonify_top``).
 2. ``tfsonify serve`` (started as a subprocess) with 8 concurrent clients on loopback for
-   ``--duration`` seconds per protocol (REST and gRPC), ``sonify`` of block 5 on the 1 s clip:
-   p50/p99 latency, requests/s and errors.
+   ``--duration`` seconds per protocol: REST with WAV bytes (``sonify_wav``, b64 JSON), REST with
+   JSON floats (``sonify``) and gRPC (``sonify``), block 5 on the 1 s clip: p50/p99 latency,
+   requests/s and errors.
 
     python3 benchmarks/deploy_bench.py            # width 1.0 (the paper's CNN12), 30 s serving
     python3 benchmarks/deploy_bench.py --quick    # width 0.25, 5 s serving, fewer repeats
@@ -45,8 +46,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def load_clients(url: str, clip: np.ndarray, duration: float, clients: int) -> dict:
+def load_clients(url: str, clip: np.ndarray, duration: float, clients: int, wav: bool = False) -> dict:
+    """8 clients calling ``sonify`` (float JSON / gRPC tensors) or ``sonify_wav`` (``wav``: 16-bit WAV bytes both ways)."""
+    from tfsonify.export.wav_graph import decode_wav_files, encode_wav_files
     from tfsonify.serving import Client
+
+    wav_file = encode_wav_files(clip, 8000)
 
     latencies, errors, lock = [], [], threading.Lock()
     stop_at = time.perf_counter() + duration
@@ -56,7 +61,12 @@ def load_clients(url: str, clip: np.ndarray, duration: float, clients: int) -> d
             while time.perf_counter() < stop_at:
                 start = time.perf_counter()
                 try:
-                    client.sonify(clip, 5, 1)
+                    if wav:
+                        out = client.predict("sonify_wav", {"wav_bytes": wav_file, "layer": np.array([5], np.int32),
+                                                            "feature": np.array([1], np.int32)})
+                        decode_wav_files(out["sonification_bytes"], out["sonification_peak"])
+                    else:
+                        client.sonify(clip, 5, 1)
                     with lock:
                         latencies.append(time.perf_counter() - start)
                 except Exception as error:  # counted, reported
@@ -83,6 +93,9 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=None, help="seconds of load per protocol (default 30; 5 with --quick)")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per latency figure (default 30; 10 with --quick)")
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--skip-tflite", action="store_true", help="only the serving part")
+    parser.add_argument("--models", default=None,
+                        help="serve this exported folder (holding cnn/VERSION/) instead of exporting the benchmark model")
     args = parser.parse_args()
     width = args.width or (0.25 if args.quick else 1.0)
     duration = args.duration or (5.0 if args.quick else 30.0)
@@ -105,11 +118,14 @@ def main() -> int:
           f"TF {tf.__version__}; medians of {repeats} calls")
 
     layers = [5, 11]
+    if args.skip_tflite:
+        layers = []
     start = time.perf_counter()
-    fixed = interpreter(convert(model, length=8000, layers=layers, top_k=4))
-    dynamic = interpreter(convert(model, length=None, layers=layers, top_k=4))
-    print(f"(converted fixed and dynamic TFLite models in {time.perf_counter() - start:.0f} s)\n")
-    print(f"{'block':>5} {'task':>10} {'TF Sonifier':>12} {'TFLite fixed':>13} {'TFLite dyn':>11} {'TF/fixed':>9} {'dyn/fixed':>10}")
+    if layers:
+        fixed = interpreter(convert(model, length=8000, layers=layers, top_k=4))
+        dynamic = interpreter(convert(model, length=None, layers=layers, top_k=4))
+        print(f"(converted fixed and dynamic TFLite models in {time.perf_counter() - start:.0f} s)\n")
+        print(f"{'block':>5} {'task':>10} {'TF Sonifier':>12} {'TFLite fixed':>13} {'TFLite dyn':>11} {'TF/fixed':>9} {'dyn/fixed':>10}")
     for layer in layers:
         tasks = {
             "1 map": (lambda: sonifier.sonify(clip, layer, feature=1),
@@ -125,7 +141,11 @@ def main() -> int:
                   f"{tf_ms / fixed_ms:>8.2f}x {dynamic_ms / fixed_ms:>9.2f}x")
 
     with tempfile.TemporaryDirectory(prefix="deploy-bench-") as folder:
-        export_saved_model(model, Path(folder) / "cnn")
+        if args.models:
+            folder = args.models
+            print(f"\nserving the exported model in {folder} (not the width-{width} benchmark model)")
+        else:
+            export_saved_model(model, Path(folder) / "cnn")
         rest_port, grpc_port = free_port(), free_port()
         server = subprocess.Popen([sys.executable, "-m", "tfsonify", "serve", folder, "--port", str(rest_port),
                                    "--grpc-port", str(grpc_port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -134,12 +154,17 @@ def main() -> int:
             if not line.startswith("serving"):
                 raise RuntimeError(f"server did not start: {line}{server.stderr.read()}")
             print(f"\nserving: {args.clients} concurrent clients, {duration:.0f} s per protocol, sonify block 5 on the 1 s clip")
-            print(f"{'protocol':>8} {'requests':>9} {'errors':>7} {'p50':>9} {'p99':>9} {'req/s':>7}")
-            for protocol, url in (("REST", f"http://127.0.0.1:{rest_port}/v1/models/cnn"),
-                                  ("gRPC", f"grpc://127.0.0.1:{grpc_port}/cnn")):
-                result = load_clients(url, clip, duration, args.clients)
-                print(f"{protocol:>8} {result['requests']:>9} {result['errors']:>7} {result['p50']:>7.1f}ms "
+            print(f"{'protocol':>10} {'requests':>9} {'errors':>7} {'p50':>9} {'p99':>9} {'req/s':>7}")
+            rates = {}
+            for protocol, url, wav in (("REST WAV", f"http://127.0.0.1:{rest_port}/v1/models/cnn", True),
+                                       ("REST JSON", f"http://127.0.0.1:{rest_port}/v1/models/cnn", False),
+                                       ("gRPC", f"grpc://127.0.0.1:{grpc_port}/cnn", False)):
+                result = load_clients(url, clip, duration, args.clients, wav=wav)
+                rates[protocol] = result["rps"]
+                print(f"{protocol:>10} {result['requests']:>9} {result['errors']:>7} {result['p50']:>7.1f}ms "
                       f"{result['p99']:>7.1f}ms {result['rps']:>7.1f}" + (f"  first error: {result['first_error']}" if result["errors"] else ""))
+            print(f"REST WAV / gRPC requests/s: {rates['REST WAV'] / rates['gRPC']:.2f} "
+                  f"(REST JSON / gRPC: {rates['REST JSON'] / rates['gRPC']:.2f})")
         finally:
             server.terminate()  # SIGTERM: graceful drain
             server.wait(60)

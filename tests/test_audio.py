@@ -62,3 +62,26 @@ def test_empty_and_missing(tmp_path):
         tfsonify.load_audio(path)
     with pytest.raises(ValueError, match="does not exist"):
         tfsonify.load_audio(tmp_path / "nope.wav")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_atomic_files_get_the_mode_open_would_give(tmp_path, umask):
+    """mkstemp makes 0600 files; atomically written files must get 0666 & ~umask like a plain open()."""
+    import os
+    import stat
+
+    from tfsonify.audio import atomic_path, write_wav
+
+    previous = os.umask(umask)
+    try:
+        with open(tmp_path / "plain.txt", "w") as handle:
+            handle.write("x")
+        with atomic_path(tmp_path / "atomic.txt") as temporary:
+            temporary.write_text("x")
+        write_wav(tmp_path / "clip.wav", np.zeros(100, np.float32))
+    finally:
+        os.umask(previous)
+    plain = stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)
+    assert plain == 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / "atomic.txt").stat().st_mode) == plain
+    assert stat.S_IMODE((tmp_path / "clip.wav").stat().st_mode) == plain

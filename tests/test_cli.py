@@ -63,6 +63,7 @@ def test_sonify_chosen_features(tmp_path, model_file, wav):
         ("bad_model", "cannot load model"),
         ("missing_model", "does not exist"),
         ("unwritable", "output folder"),
+        ("top_zero", "--top must be >= 1"),
     ],
 )
 def test_bad_input_messages(tmp_path, model_file, wav, capsys, case, message):
@@ -90,6 +91,8 @@ def test_bad_input_messages(tmp_path, model_file, wav, capsys, case, message):
         out = tmp_path / "file_in_the_way"
         out.write_text("x")
     argv = ["sonify", str(audio), "--model", str(model), "--layer", layer, "--out", str(out)]
+    if case == "top_zero":
+        argv += ["--top", "0"]
     if feature:
         argv += ["--feature", feature]
     assert main(argv) == 2
@@ -122,3 +125,64 @@ def test_every_command_has_help(capsys):
             main([name, "--help"])
         assert exit_info.value.code == 0
         assert f"usage: tfsonify {name}" in capsys.readouterr().out
+
+
+def test_cli_run_has_no_onednn_dt_bool_line(tmp_path, model_file, wav):
+    """A real CLI run in a fresh process: oneDNN's 'DT_BOOL only on platforms with AVX-512' ERROR line is gone."""
+    env = {key: value for key, value in os.environ.items() if key not in ("TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL")}
+    env["TF_ENABLE_ONEDNN_OPTS"] = "1"  # oneDNN on (TF's default on x86): the probe that logs the line runs
+    result = subprocess.run([sys.executable, "-m", "tfsonify", "sonify", str(wav), "--model", str(model_file), "--layer", "3",
+                             "--top", "2", "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=900, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "only on platforms with AVX-512" not in result.stderr and "DT_BOOL" not in result.stderr, result.stderr
+    assert "sonifying the top 2 map(s)... done" in result.stderr  # the progress line around it is intact
+    assert (tmp_path / "out" / "manifest.json").is_file()
+    failed = subprocess.run([sys.executable, "-m", "tfsonify", "sonify", str(wav), "--model", str(tmp_path / "none.keras"),
+                             "--layer", "3", "--out", str(tmp_path / "out2")], capture_output=True, text=True, timeout=900,
+                            env=env)
+    assert failed.returncode == 2 and "does not exist" in failed.stderr  # errors still reach stderr
+
+
+def test_quiet_native_logs_keeps_errors_and_user_settings(monkeypatch):
+    from tfsonify.cli import quiet_native_logs
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    quiet_native_logs()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"  # 3 would hide ERROR lines too
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    quiet_native_logs()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"  # the user's choice wins
+
+
+def _filtered(chunks: list[bytes]) -> bytes:
+    import threading
+
+    from tfsonify.native_log_filter import filter_stream
+
+    source_read, source_write = os.pipe()
+    sink_read, sink_write = os.pipe()
+    worker = threading.Thread(target=filter_stream, args=(source_read, sink_write))
+    worker.start()
+    for chunk in chunks:
+        os.write(source_write, chunk)
+    os.close(source_write)
+    worker.join(30)
+    os.close(sink_write)
+    out = b""
+    while data := os.read(sink_read, 65536):
+        out += data
+    os.close(source_read)
+    os.close(sink_read)
+    return out
+
+
+def test_native_log_filter_drops_only_the_onednn_notice():
+    notice = (b"E0000 00:00:1796156557.305184   23320 util.cc:131] oneDNN supports DT_BOOL only on platforms with "
+              b"AVX-512. Falling back to the default Eigen-based implementation if present.\n")
+    real = b"E0000 00:00:1796156434.307014   22990 cuda_platform.cc:52] failed call to cuInit: INTERNAL\n"
+    fatal = b"F0000 00:00:1796156434.307014   22990 op.cc:7] Check failed: x == y\n"
+    text = b"block 3: sonifying the top 2 map(s)..." + notice + b" done (16.3 s)\nWAVE WIFI E12 Error: x\n"
+    assert _filtered([text + real + fatal]) == b"block 3: sonifying the top 2 map(s)... done (16.3 s)\nWAVE WIFI E12 Error: x\n" + real + fatal
+    split = [text[:45], text[45:80], text[80:150], text[150:]]  # a record split over several reads
+    assert _filtered(split) == b"block 3: sonifying the top 2 map(s)... done (16.3 s)\nWAVE WIFI E12 Error: x\n"
+    assert _filtered([b"no newline at the end: E00"]) == b"no newline at the end: E00"  # flushed at EOF

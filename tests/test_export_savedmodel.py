@@ -73,7 +73,8 @@ def test_layout_and_signature_defs(exported):
     version_dir = exported["version_dir"]
     assert (version_dir / "saved_model.pb").is_file() and (version_dir / "variables").is_dir()
     defs = _signature_defs(version_dir)
-    assert sorted(name for name in defs if not name.startswith("__")) == ["classify", "serving_default", "sonify", "sonify_top_k"]
+    assert sorted(name for name in defs if not name.startswith("__")) == ["classify", "serving_default", "sonify", "sonify_top_k",
+                                                                          "sonify_top_k_wav", "sonify_wav"]
     wave = ("DT_FLOAT", [-1, -1])
     rows = ("DT_INT32", [-1])
     assert _describe(defs["serving_default"].inputs) == {"waveform": wave}
@@ -85,7 +86,15 @@ def test_layout_and_signature_defs(exported):
     assert _describe(defs["sonify_top_k"].outputs) == {"features": ("DT_INT32", [-1, -1]),
                                                        "activations": ("DT_FLOAT", [-1, -1]),
                                                        "sonifications": ("DT_FLOAT", [-1, -1, -1])}
-    for name in ("serving_default", "classify", "sonify", "sonify_top_k"):
+    assert _describe(defs["sonify_wav"].inputs) == {"wav_bytes": ("DT_STRING", [-1]), "layer": rows, "feature": rows}
+    assert _describe(defs["sonify_wav"].outputs) == {"sonification_bytes": ("DT_STRING", [-1]),
+                                                     "sonification_peak": ("DT_FLOAT", [-1])}
+    assert _describe(defs["sonify_top_k_wav"].inputs) == {"wav_bytes": ("DT_STRING", [-1]), "layer": rows, "k": rows}
+    assert _describe(defs["sonify_top_k_wav"].outputs) == {"features": ("DT_INT32", [-1, -1]),
+                                                           "activations": ("DT_FLOAT", [-1, -1]),
+                                                           "sonifications_bytes": ("DT_STRING", [-1, -1]),
+                                                           "sonification_peaks": ("DT_FLOAT", [-1, -1])}
+    for name in ("serving_default", "classify", "sonify", "sonify_top_k", "sonify_wav", "sonify_top_k_wav"):
         assert defs[name].method_name == "tensorflow/serving/predict"
 
 
@@ -233,6 +242,6 @@ def test_tf_serving_warmup_requests_parse_and_run(exported, loaded):
         request = log.predict_log.request
         inputs = {name: tf.constant(tf.make_ndarray(proto)) for name, proto in request.inputs.items()}
         outputs = loaded.signatures[request.model_spec.signature_name](**inputs)
-        assert all(np.all(np.isfinite(value.numpy())) for value in outputs.values())
+        assert all(np.all(np.isfinite(value.numpy())) for value in outputs.values() if value.dtype != tf.string)
         signatures.append(request.model_spec.signature_name)
-    assert sorted(signatures) == ["classify", "serving_default", "sonify", "sonify_top_k"]
+    assert sorted(signatures) == ["classify", "serving_default", "sonify", "sonify_top_k", "sonify_top_k_wav", "sonify_wav"]

@@ -61,7 +61,7 @@ def test_status_and_metadata(server):
     status, body = rest(server, "/v1/models/cnn/versions/1/metadata")
     assert status == 200 and body["model_spec"]["name"] == "cnn"
     signatures = body["metadata"]["signature_def"]["signature_def"]
-    assert set(signatures) == {"serving_default", "classify", "sonify", "sonify_top_k"}
+    assert set(signatures) == {"serving_default", "classify", "sonify", "sonify_top_k", "sonify_wav", "sonify_top_k_wav"}
     assert signatures["sonify"]["inputs"]["layer"]["dtype"] == "DT_INT32"
     assert rest(server, "/v1/models/nope")[0] == 404
     assert rest(server, "/v1/models/cnn/versions/7")[0] == 404
@@ -129,7 +129,7 @@ def test_grpc_with_raw_tensorflow_serving_stubs(server, sonifier, wave):
         answer = stub.GetModelMetadata(metadata, timeout=60)
         signature_map = get_model_metadata_pb2.SignatureDefMap()
         answer.metadata["signature_def"].Unpack(signature_map)
-        assert set(signature_map.signature_def) == {"serving_default", "classify", "sonify", "sonify_top_k"}
+        assert set(signature_map.signature_def) == {"serving_default", "classify", "sonify", "sonify_top_k", "sonify_wav", "sonify_top_k_wav"}
         metadata.model_spec.name = "missing"
         with pytest.raises(grpc.RpcError) as info:
             stub.GetModelMetadata(metadata, timeout=60)
@@ -250,3 +250,105 @@ def test_graceful_stop_frees_ports(exported):
     server.stop()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+# ------------------------------------------------------------------ audio in, audio out
+def _wav(wave, rate=8000, subtype="PCM_16") -> bytes:
+    import io
+
+    import soundfile
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, wave, rate, subtype=subtype, format="WAV")
+    return buffer.getvalue()
+
+
+def _b64(data: bytes) -> dict:
+    import base64
+
+    return {"b64": base64.b64encode(data).decode()}
+
+
+def test_rest_wav_bytes_in_and_out_equal_the_float_signature(server, wave):
+    """TF Serving's binary REST form: {"b64": ...} in, *_bytes outputs as {"b64": ...} out."""
+    import base64
+
+    from tfsonify.export.wav_graph import decode_wav_files
+
+    wav = _wav(wave)
+    heard = decode_wav_files([wav])[0]  # the 16-bit samples the graph decodes
+    body = {"signature_name": "sonify_top_k_wav", "inputs": {"wav_bytes": [_b64(wav)], "layer": [6], "k": [3]}}
+    status, out = rest(server, "/v1/models/cnn:predict", body)
+    assert status == 200, out
+    outputs = out["outputs"]
+    assert set(outputs) == {"features", "activations", "sonifications_bytes", "sonification_peaks"}
+    assert all(set(item) == {"b64"} for item in outputs["sonifications_bytes"][0])
+    files = [base64.b64decode(item["b64"]) for item in outputs["sonifications_bytes"][0]]
+    assert all(f[:4] == b"RIFF" for f in files)
+    sounds = decode_wav_files(files, outputs["sonification_peaks"][0])
+    status, floats = rest(server, "/v1/models/cnn:predict", {"signature_name": "sonify_top_k", "inputs": {
+        "waveform": [heard.tolist()], "layer": [6], "k": [3]}})
+    assert status == 200
+    assert outputs["features"] == floats["outputs"]["features"]
+    np.testing.assert_allclose(outputs["activations"], floats["outputs"]["activations"], rtol=1e-5, atol=1e-6)
+    expected = np.asarray(floats["outputs"]["sonifications"][0], np.float32)
+    peaks = np.abs(expected).max(axis=-1, keepdims=True)
+    assert np.all(np.abs(sounds - expected) <= peaks / 32767 + 1e-6)  # 16-bit resolution of each peak
+
+    body = {"signature_name": "sonify_wav", "instances": [{"wav_bytes": _b64(wav), "layer": 2, "feature": 1}]}
+    status, out = rest(server, "/v1/models/cnn:predict", body)  # row format
+    assert status == 200
+    row = out["predictions"][0]
+    single = decode_wav_files([base64.b64decode(row["sonification_bytes"]["b64"])], [row["sonification_peak"]])[0]
+    status, floats = rest(server, "/v1/models/cnn:predict", {"signature_name": "sonify", "inputs": {
+        "waveform": [heard.tolist()], "layer": [2], "feature": [1]}})
+    reference = np.asarray(floats["outputs"][0], np.float32)
+    assert np.all(np.abs(single - reference) <= np.abs(reference).max() / 32767 + 1e-6)
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_client_wav_transport_equals_float_results(server, sonifier, wave, protocol):
+    from tfsonify.export.wav_graph import decode_wav_files, encode_wav_files
+
+    url = (f"http://127.0.0.1:{server.rest_port}/v1/models/cnn" if protocol == "rest"
+           else f"grpc://127.0.0.1:{server.grpc_port}/cnn")
+    heard = decode_wav_files(encode_wav_files(wave, 8000))[0]
+    with Client_(url) as client:
+        features, activations, sounds = client.sonify_top_k_audio(wave, 9, 2)
+        raw = client.sonify_top_k_wav(encode_wav_files(wave, 8000)[0], 9, 2)
+    expected = sonifier.sonify_top(heard, 9, 2)
+    np.testing.assert_array_equal(features, expected[0])
+    np.testing.assert_allclose(activations, expected[1], rtol=1e-4, atol=1e-6)
+    peaks = np.abs(expected[2]).max(axis=-1, keepdims=True)
+    assert np.all(np.abs(sounds - expected[2]) <= peaks / 32767 + 1e-5)
+    assert raw["sonifications_bytes"].dtype == object and raw["sonifications_bytes"][0][:4] == b"RIFF"
+
+
+def Client_(url):
+    from tfsonify.serving import Client
+
+    return Client(url)
+
+
+@pytest.mark.parametrize("case", ["rate", "float_wav", "not_wav", "bad_b64", "not_b64_object", "lengths", "too_short"])
+def test_bad_wav_requests_get_400(server, wave, case):
+    wav = _wav(wave)
+    inputs = {
+        "rate": [_b64(_wav(wave, rate=16000))],
+        "float_wav": [_b64(_wav(wave, subtype="FLOAT"))],
+        "not_wav": [_b64(b"hello, this is not audio")],
+        "bad_b64": [{"b64": "%%%not base64%%%"}],
+        "not_b64_object": [{"data": "AAAA"}],
+        "lengths": [_b64(wav), _b64(_wav(wave[:2000]))],
+        "too_short": [_b64(_wav(wave[:20]))],
+    }[case]
+    message = {"rate": "is at 16000 Hz; the model expects 8000 Hz", "float_wav": "expected 16-bit PCM",
+               "not_wav": "not a WAV file", "bad_b64": "invalid base64", "not_b64_object": '{"b64"',
+               "lengths": "same number of samples", "too_short": "needs at least"}[case]
+    rows = len(inputs)
+    body = {"signature_name": "sonify_wav", "inputs": {"wav_bytes": inputs, "layer": [4] * rows, "feature": [0] * rows}}
+    status, out = rest(server, "/v1/models/cnn:predict", body)
+    assert status == 400 and message in out["error"], out
+    status, out = rest(server, "/v1/models/cnn:predict", {"signature_name": "sonify_wav", "inputs": {
+        "wav_bytes": [_b64(wav)], "layer": [4], "feature": [0]}})
+    assert status == 200  # still serving

@@ -136,12 +136,31 @@ def test_cli_export_tflite(tiny_model, tmp_path):
 
     keras_path = tmp_path / "tiny.keras"
     tiny_model.save(keras_path)
-    out = tmp_path / "lite" / "sonifier.tflite"
-    out.parent.mkdir()
+    out = tmp_path / "new_dir" / "sonifier.tflite"  # the folder does not exist yet: export creates it
     assert cli.main(["export", "tflite", str(keras_path), "--out", str(out), "--length", "0", "--layers", "3", "--top", "2"]) == 0
     assert sorted(interpreter(out).get_signature_list()) == ["sonify_l3", "top_k_l3"]
     assert [p.name for p in out.parent.iterdir()] == ["sonifier.tflite"]  # no temporary left behind
     assert cli.main(["export", "tflite", str(keras_path), "--out", str(out), "--layers", "x"]) == 2
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # readable like any file open() writes
+
+
+def test_cli_export_tflite_fails_fast_on_unwritable_folder(tmp_path, monkeypatch, capsys):
+    """The output folder is checked before the model is loaded or converted."""
+    from tfsonify import cli
+    from tfsonify.export import tflite
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("converted although the output folder cannot be written")
+
+    monkeypatch.setattr(tflite, "convert", must_not_run)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    assert cli.main(["export", "tflite", str(tmp_path / "missing.keras"), "--out", str(blocker / "s.tflite")]) == 2
+    assert "output folder" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="output folder"):
+        tflite.export_tflite(None, blocker / "sub" / "s.tflite")
 
 
 def test_edge_demo_resampler_is_band_limited():

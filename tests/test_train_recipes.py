@@ -103,3 +103,18 @@ def test_demo_speed_perturbation():
     np.testing.assert_allclose(xla(waves), first, atol=1e-5)
     with pytest.raises(ValueError, match=r"\[batch, time\]"):
         speed_perturb(waves[0], [1, 2])
+
+
+def test_demo_chooses_a_correct_and_a_misclassified_mixture():
+    from tfsonify.commands.demo import choose_mixtures
+
+    snr = [10.0, 0.0, 5.0, 20.0]
+    labels = [0, 1, 2, 3]
+    chosen = choose_mixtures([0, 2, 2, 3], labels, snr, ["a", "b", "c", "d"])  # the 0 dB one is wrong
+    assert [(c["index"], c["role"]) for c in chosen] == [(1, "misclassified"), (2, "correct")]
+    assert "lowest-SNR held-out mixture" in chosen[0]["reason"] and "gets wrong" in chosen[0]["reason"]
+    assert "classifies correctly" in chosen[1]["reason"]
+    chosen = choose_mixtures([0, 1, 2, 0], labels, snr, ["a", "b", "c", "d"])  # hardest right, one wrong at 20 dB
+    assert [(c["index"], c["role"]) for c in chosen] == [(1, "correct"), (3, "misclassified")]
+    assert [c["role"] for c in choose_mixtures(labels, labels, snr, list("abcd"))] == ["correct"]  # nothing wrong
+    assert choose_mixtures([], [], [], []) == []

@@ -56,11 +56,28 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
     return resample(mono, int(source_rate), int(sample_rate))
 
 
+def _umask() -> int:
+    """The process umask, read without changing it (``/proc/self/status``; else set-and-restore)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 class atomic_path:
     """Context manager yielding a temporary path beside ``path``, renamed onto it on success.
 
     A failure (or interruption) leaves no half-written ``path``. The temporary name ends in ``{suffix}.part``, or in
     ``.part{suffix}`` with ``suffix_last`` (for writers that insist on their extension, such as Keras' ``.keras``).
+    The file gets the mode a plain
+    ``open(path, "w")`` would give it (``0o666`` minus the umask; ``mkstemp`` alone makes it ``0o600``,
+    unreadable to web servers and other users).
     """
 
     def __init__(self, path: str | os.PathLike, suffix: str = "", suffix_last: bool = False):
@@ -72,6 +89,7 @@ class atomic_path:
         ending = ".part" + self.suffix if self.suffix_last else self.suffix + ".part"
         handle, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=ending, dir=self.path.parent)
         os.close(handle)
+        os.chmod(name, 0o666 & ~_umask())
         self.temporary = Path(name)
         return self.temporary
 

@@ -70,40 +70,78 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--warmup-epochs must be in [0, epochs); received {args.warmup_epochs} with --epochs {args.epochs}")
 
 
-def sonify_mixture(model, data_dir: Path, out_dir: Path, top: int) -> dict:
-    """Sonify the top ``top`` maps of blocks 1, 4, 8, 11 for one held-out mixture; return its manifest entry."""
+def choose_mixtures(predicted, labels, snr_db, names) -> list[dict]:
+    """Pick the mixtures to sonify and say why: the hardest one, and one with the other outcome.
+
+    Args:
+        predicted: predicted class per mixture (int ``[n]``); labels: true class (int ``[n]``);
+        snr_db: SNR per mixture in dB; names: tie-break keys (paths), ``[n]``.
+
+    Returns:
+        Up to two ``{"index", "role" ("correct"/"misclassified"), "reason"}``: the lowest-SNR mixture
+        (whatever its outcome), then the lowest-SNR mixture with the opposite outcome (if any), so a
+        correctly classified clip can be heard next to a misclassified one.
+    """
+    order = sorted(range(len(labels)), key=lambda i: (float(snr_db[i]), str(names[i])))
+    if not order:
+        return []
+    correct = [i for i in order if int(predicted[i]) == int(labels[i])]
+    wrong = [i for i in order if int(predicted[i]) != int(labels[i])]
+    first = order[0]
+    first_ok = int(predicted[first]) == int(labels[first])
+    chosen = [{"index": first, "role": "correct" if first_ok else "misclassified",
+               "reason": "the lowest-SNR held-out mixture: the hardest case to listen to"
+               + ("" if first_ok else ", which the model gets wrong")}]
+    other = wrong if first_ok else correct
+    if other:
+        chosen.append({"index": other[0], "role": "misclassified" if first_ok else "correct",
+                       "reason": ("the lowest-SNR mixture the model gets wrong" if first_ok else
+                                  "the lowest-SNR mixture the model classifies correctly")
+                       + ", to compare with the one above"})
+    return chosen
+
+
+def sonify_mixture(model, data_dir: Path, out_dir: Path, top: int) -> list[dict]:
+    """Sonify the top ``top`` maps of blocks 1, 4, 8, 11 of the mixtures :func:`choose_mixtures` picks.
+
+    Each goes to ``out_dir/sonifications/<role>/`` (``correct`` or ``misclassified``); returns their entries.
+    """
     from tfsonify.audio import load_audio, write_wav
     from tfsonify.data.demo import read_demo
     from tfsonify.render import write_sonifications
     from tfsonify.sonifier import Sonifier
 
     mixtures = read_demo(data_dir, "mixtures")
-    # the lowest-SNR mixture of the first word: the hardest, most interesting case to listen to
-    order = sorted(range(len(mixtures)), key=lambda i: (mixtures.metadata["snr_db"][i], str(mixtures.paths[i])))
-    index = order[0]
-    path = mixtures.paths[index]
-    waveform = load_audio(path, model.sample_rate)
-    probabilities = np.asarray(model(waveform[None], training=False))[0]
-    word = mixtures.class_names[int(mixtures.labels[index])]
-    predicted = mixtures.class_names[int(probabilities.argmax())]
-    folder = out_dir / "sonifications"
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    for name in ("speech", "background"):
-        write_wav(folder / f"component_{name}.wav", load_audio(data_dir / mixtures.metadata[name][index],
-                                                                model.sample_rate), model.sample_rate)
-    info = {"model": "../model.keras", "mixture": str(path), "word": word, "predicted": predicted,
-            "probability": float(probabilities.max()), "snr_db": mixtures.metadata["snr_db"][index],
-            "voice": f"{mixtures.metadata['engine'][index]}:{mixtures.metadata['voice'][index]}",
-            "components": {"speech": "component_speech.wav", "background": "component_background.wav"}}
+    waveforms = [load_audio(path, model.sample_rate) for path in mixtures.paths]
+    probabilities = [np.asarray(model(w[None], training=False))[0] for w in waveforms]
+    predicted = [int(p.argmax()) for p in probabilities]
+    root = out_dir / "sonifications"
+    if root.exists():
+        shutil.rmtree(root)
     sonifier = Sonifier(model)
-    for layer in LAYERS:
-        with progress(f"block {layer}: sonifying the top {top} maps"):
-            features, peaks, sounds = sonifier.sonify_top(waveform, layer, top)
-            write_sonifications(folder, waveform, sounds, layer, list(features), list(peaks), sonifier.sample_rate,
-                                source=f"demo mixture {path.name}", extra=info)
-    return info
+    entries = []
+    for choice in choose_mixtures(predicted, [int(v) for v in mixtures.labels], mixtures.metadata["snr_db"],
+                                  [str(p) for p in mixtures.paths]):
+        index, path, waveform = choice["index"], mixtures.paths[choice["index"]], waveforms[choice["index"]]
+        folder = root / choice["role"]
+        folder.mkdir(parents=True)
+        for name in ("speech", "background"):
+            write_wav(folder / f"component_{name}.wav", load_audio(data_dir / mixtures.metadata[name][index],
+                                                                    model.sample_rate), model.sample_rate)
+        info = {"model": "../../model.keras", "mixture": str(path), "role": choice["role"], "reason": choice["reason"],
+                "folder": f"sonifications/{choice['role']}",
+                "word": mixtures.class_names[int(mixtures.labels[index])],
+                "predicted": mixtures.class_names[predicted[index]],
+                "probability": float(probabilities[index].max()), "snr_db": mixtures.metadata["snr_db"][index],
+                "voice": f"{mixtures.metadata['engine'][index]}:{mixtures.metadata['voice'][index]}",
+                "components": {"speech": "component_speech.wav", "background": "component_background.wav"}}
+        for layer in LAYERS:
+            with progress(f"{choice['role']} mixture, block {layer}: sonifying the top {top} maps"):
+                features, peaks, sounds = sonifier.sonify_top(waveform, layer, top)
+                write_sonifications(folder, waveform, sounds, layer, list(features), list(peaks), sonifier.sample_rate,
+                                    source=f"demo mixture {path.name}", extra=info)
+        entries.append(info)
+    return entries
 
 
 def run(args: argparse.Namespace) -> int:
@@ -147,9 +185,12 @@ def run(args: argparse.Namespace) -> int:
                            for k, v in results.items()},
                "sonified": sonified}
     (out_dir / "results.json").write_text(json.dumps(summary, indent=2))
-    print(f"\nsonified mixture: {sonified['word']!r} ({sonified['voice']}) at {sonified['snr_db']:g} dB SNR, "
-          f"predicted {sonified['predicted']!r} (p={sonified['probability']:.2f})")
-    print(f"results in {out_dir}/: model.keras, results.json, sonifications/ (manifest.json, WAVs, spectrogram PNGs), "
+    print("\nsonified mixtures (top maps of blocks " + ", ".join(map(str, LAYERS)) + "):")
+    for entry in sonified:
+        verdict = "correctly classified" if entry["role"] == "correct" else "MISCLASSIFIED"
+        print(f"  {entry['folder']}/: {entry['word']!r} ({entry['voice']}) at {entry['snr_db']:g} dB SNR, "
+              f"predicted {entry['predicted']!r} (p={entry['probability']:.2f}), {verdict}; chosen as {entry['reason']}")
+    print(f"results in {out_dir}/: model.keras, results.json, sonifications/{{correct,misclassified}}/ (manifest.json, WAVs, spectrogram PNGs), "
           f"training/ (checkpoints, TensorBoard logs: tensorboard --logdir {out_dir / 'training' / 'logs'}) "
           f"[{(time.perf_counter() - started) / 60:.1f} min]")
     return 0

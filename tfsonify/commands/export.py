@@ -65,6 +65,9 @@ def run_tflite(args: argparse.Namespace) -> int:
             layers = [int(part) for part in args.layers.split(",") if part.strip()]
         except ValueError:
             raise ValueError(f"--layers must be comma-separated integers like 5,11; received {args.layers!r}") from None
+    from tfsonify.render import check_writable_dir
+
+    check_writable_dir(Path(args.out).parent)  # before loading and converting (tens of seconds)
     model = load_model(args.model)
     length = args.length or None
     with progress(f"converting to TFLite ({'dynamic' if length is None else length} samples{', fp16' if args.fp16 else ''})"):

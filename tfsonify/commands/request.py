@@ -17,6 +17,9 @@ def register(subparsers) -> None:
     parser.add_argument("--sample-rate", type=int, default=8000, help="the served model's rate in Hz (default 8000)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     parser.add_argument("--no-plots", action="store_true", help="skip the spectrogram PNGs")
+    parser.add_argument("--floats", action="store_true",
+                        help="send and receive float32 samples (sonify_top_k) instead of 16-bit WAV files "
+                        "(sonify_top_k_wav, the default: smaller requests; needs a model exported by this version)")
     parser.set_defaults(func=run)
 
 
@@ -29,11 +32,22 @@ def run(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise ValueError(f"--top must be >= 1; received {args.top}")
     out_dir = check_writable_dir(args.out)
+    from tfsonify.export.wav_graph import decode_wav_files, encode_wav_files, parse_wav_header
+
     waveform = load_audio(args.input, args.sample_rate)
     client = Client(args.url, timeout=args.timeout)
     try:
         with progress(f"requesting the top {args.top} map(s) of block {args.layer} from {args.url}"):
-            features, activations, sounds = client.sonify_top_k(waveform, args.layer, args.top)
+            if args.floats:
+                features, activations, sounds = client.sonify_top_k(waveform, args.layer, args.top)
+            else:
+                wav = _as_sent(args.input, args.sample_rate, parse_wav_header)
+                if wav is None:  # another format, rate or sample type: resampled here, sent as 16-bit PCM
+                    wav = encode_wav_files(waveform, args.sample_rate)[0]
+                waveform = decode_wav_files([wav])[0]  # what the server heard
+                out = client.sonify_top_k_wav(wav, args.layer, args.top)
+                features, activations = out["features"], out["activations"]
+                sounds = decode_wav_files(out["sonifications_bytes"], out["sonification_peaks"])
     except ServingRequestError as error:
         raise ValueError(f"server rejected the request ({error.status}): {error.message}") from None
     except OSError as error:
@@ -45,3 +59,14 @@ def run(args: argparse.Namespace) -> int:
                                    extra={"url": args.url}, plots=not args.no_plots)
     print(f"wrote {len(manifest['sonifications'])} sonification(s) to {out_dir}/ (manifest.json)")
     return 0
+
+
+def _as_sent(path: str, sample_rate: int, parse_wav_header) -> bytes | None:
+    """The file's own bytes if it is a mono 16-bit PCM WAV at ``sample_rate`` (sent untouched), else None."""
+    try:
+        data = open(path, "rb").read()
+        header = parse_wav_header(data)
+    except (OSError, ValueError):
+        return None
+    ok = header.format_tag == 1 and header.bits_per_sample == 16 and header.channels == 1 and header.sample_rate == sample_rate
+    return data if ok else None

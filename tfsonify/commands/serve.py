@@ -1,4 +1,4 @@
-"""``tfsonify serve models/ [--port 8501] [--grpc-port 8500]``: TF Serving's REST and gRPC APIs."""
+"""``tfsonify serve models/ | --model_config_file models.config [--port 8501] [--grpc-port 8500]``: TF Serving's APIs."""
 from __future__ import annotations
 
 import argparse
@@ -7,10 +7,20 @@ import argparse
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "serve", help="serve exported SavedModels over TF Serving's REST and gRPC APIs",
-        description="Loads the newest version of every models/NAME/VERSION/ and serves "
-        "/v1/models/NAME[:predict|/metadata] (REST) and PredictionService Predict/GetModelMetadata (gRPC). "
-        "Ctrl-C / SIGTERM drain in-flight requests, then exit.")
-    parser.add_argument("models", help="folder holding NAME/VERSION/saved_model.pb (or one models/NAME)")
+        description="Serves the newest version of every models/NAME/VERSION/ (or what --model_config_file selects) on "
+        "/v1/models/NAME[/versions/V|/labels/L][:predict|/metadata] (REST) and PredictionService Predict/GetModelMetadata, "
+        "ModelService GetModelStatus/HandleReloadConfigRequest (gRPC). New versions are loaded and warmed up while "
+        "the old one serves, then swapped in. Ctrl-C / SIGTERM drain in-flight requests, then exit.")
+    parser.add_argument("models", nargs="?", default=None,
+                        help="folder holding NAME/VERSION/saved_model.pb (or one models/NAME); or use --model_config_file")
+    parser.add_argument("--model_config_file", "--model-config-file", dest="model_config_file", default=None,
+                        help="TF Serving ModelServerConfig text proto (the models.config the exporter writes): several "
+                        "models, model_version_policy latest/all/specific, version_labels (relative base_path: "
+                        "relative to the file)")
+    parser.add_argument("--file_system_poll_wait_seconds", "--poll-seconds", dest="poll_seconds", type=float, default=1.0,
+                        help="seconds between polls of the base paths for new versions (default 1, as TF Serving; "
+                        "0 = load once)")
+    parser.add_argument("--no-warmup", action="store_true", help="serve versions without calling every signature first")
     parser.add_argument("--host", default="127.0.0.1", help="interface (default loopback; 0.0.0.0 for all)")
     parser.add_argument("--port", type=int, default=8501, help="REST port (default 8501, as TF Serving)")
     parser.add_argument("--grpc-port", type=int, default=8500, help="gRPC port (default 8500; -1 disables gRPC)")
@@ -22,18 +32,29 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tfsonify.commands import progress
-    from tfsonify.serving.repository import ModelRepository
+    from tfsonify.serving.config import read_model_config, specs_from_folder
+    from tfsonify.serving.lifecycle import ModelManager
     from tfsonify.serving.server import Server
 
     if args.max_body_mb <= 0 or args.max_concurrency < 1:
         raise ValueError("--max-body-mb must be > 0 and --max-concurrency >= 1")
-    with progress(f"loading models from {args.models}"):
-        repository = ModelRepository(args.models)
+    if args.poll_seconds < 0:
+        raise ValueError(f"--file_system_poll_wait_seconds must be >= 0; received {args.poll_seconds}")
+    if (args.models is None) == (args.model_config_file is None):
+        raise ValueError("give either a models folder or --model_config_file (exactly one)")
+    specs = read_model_config(args.model_config_file) if args.model_config_file else specs_from_folder(args.models)
+    with progress(f"loading {', '.join(spec.name for spec in specs)}"):
+        repository = ModelManager(specs, warmup=not args.no_warmup, poll_seconds=args.poll_seconds)
+    failed = [spec.name for spec in specs if not repository.models.get(spec.name)]
+    if failed:
+        details = "; ".join(f"{state.version}: {state.error_message}" for name in failed for state in repository.status(name))
+        repository.close()
+        raise ValueError(f"no version of {failed} could be loaded ({details or 'no version folders'})")
     server = Server(repository, host=args.host, port=args.port, grpc_port=None if args.grpc_port < 0 else args.grpc_port,
                     max_body_bytes=int(args.max_body_mb * 1024 * 1024), max_concurrency=args.max_concurrency,
                     grace=args.grace)
     for name, versions in repository.models.items():
-        print(f"serving {name} version {max(versions)}: http://{args.host}:{server.rest_port}/v1/models/{name}"
+        print(f"serving {name} version{'s' if len(versions) > 1 else ''} {','.join(map(str, sorted(versions)))}: http://{args.host}:{server.rest_port}/v1/models/{name}"
               + (f"  grpc://{args.host}:{server.grpc_port}/{name}" if server.grpc_port else ""), flush=True)
     server.serve_forever()
     return 0

@@ -30,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from tfsonify.render import check_writable_dir, write_sonifications
     from tfsonify.sonifier import Sonifier, validate_waveform
 
+    if args.top is not None and args.top < 1:
+        raise ValueError(f"--top must be >= 1 (the number of most active maps to sonify); received {args.top}")
     out_dir = check_writable_dir(args.out)
     from tfsonify.checkpoint import cnn12_of, load_checkpoint
 

@@ -23,6 +23,9 @@ for CNN12, raw amplitude; every clip of one request has the same ``time``):
     ``k[i]`` most active maps of block ``layer[i]`` (decreasing peak activation); slots
     beyond ``k[i]`` are padding (feature ``-1``, activation 0, silence). With one ``k``
     per request (the usual case) nothing is padded.
+``sonify_wav``, ``sonify_top_k_wav``
+    the same with encoded 16-bit PCM WAV files in (``wav_bytes`` string ``[batch]``) and out
+    (``*_bytes`` outputs, peak-normalised, with their peaks): see :mod:`tfsonify.export.wav_graph`.
 
 The graph functions are :class:`tfsonify.Sonifier`'s pure-TF builders reading the
 kernels from the Keras model's variables, exported with
@@ -46,6 +49,7 @@ import keras
 import tensorflow as tf
 
 from tfsonify.models.cnn12 import NUM_BLOCKS, min_length
+from tfsonify.export.wav_graph import WAV_SIGNATURES, add_wav_endpoints, encode_wav_files
 from tfsonify.sonifier import Sonifier
 from tfsonify.validation import check_int
 
@@ -83,7 +87,8 @@ def _model_metadata(model: keras.Model, sonifier: Sonifier) -> dict:
         "min_length": [min_length(layer) for layer in range(1, NUM_BLOCKS + 1)],
         "num_classes": int(model.get_layer("classifier").units) if has_head else None,
         "embedding_dim": int(model.get_layer("embedding").units),
-        "signatures": ["serving_default"] + (["classify"] if has_head else []) + ["sonify", "sonify_top_k"],
+        "signatures": ["serving_default"] + (["classify"] if has_head else []) + ["sonify", "sonify_top_k"]
+        + list(WAV_SIGNATURES),
     }
 
 
@@ -218,6 +223,7 @@ def build_archive(model: keras.Model) -> keras.export.ExportArchive:
         return {"features": features, "activations": activations, "sonifications": sonifications}
 
     archive.add_endpoint("sonify_top_k", sonify_top_k, input_signature=[wave_spec, row_spec("layer"), row_spec("k")])
+    add_wav_endpoints(archive, sonify, sonify_top_k, sonifier.sample_rate)  # sonify_wav, sonify_top_k_wav
     store_weights_once(archive)
     archive._tfsonify_metadata = _model_metadata(model, sonifier)  # read by export_saved_model
     return archive
@@ -302,6 +308,9 @@ def write_warmup_requests(path: str | os.PathLike, metadata: dict) -> bool:
         "sonify": {"waveform": wave, "layer": layers, "feature": np.zeros_like(layers)},
         "sonify_top_k": {"waveform": wave, "layer": layers, "k": np.ones_like(layers)},
     }
+    wavs = encode_wav_files(wave, metadata["sample_rate"])
+    requests["sonify_wav"] = {"wav_bytes": wavs, "layer": layers, "feature": np.zeros_like(layers)}
+    requests["sonify_top_k_wav"] = {"wav_bytes": wavs, "layer": layers, "k": np.ones_like(layers)}
     with tf.io.TFRecordWriter(str(path)) as writer:
         for signature in metadata["signatures"]:
             request = predict_pb2.PredictRequest()

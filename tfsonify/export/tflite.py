@@ -197,7 +197,16 @@ def convert(model: keras.Model, length: int | None = 8000, layers: Sequence[int]
 
 
 def export_tflite(model: keras.Model, path: str | os.PathLike, **kwargs) -> Path:
-    """:func:`convert` and write the flatbuffer atomically to ``path``; returns the path."""
+    """:func:`convert` and write the flatbuffer atomically to ``path``; returns the path.
+
+    The folder of ``path`` is created if missing and checked to be writable *before* the (slow)
+    conversion; ``ValueError`` naming it otherwise.
+    """
+    from tfsonify.render import check_writable_dir
+
+    check_writable_dir(Path(path).parent)
+    if Path(path).is_dir():
+        raise ValueError(f"--out {str(path)!r} is a folder; give a file name such as {str(Path(path) / 'sonifier.tflite')!r}")
     flatbuffer = convert(model, **kwargs)
     with atomic_path(path, suffix=".tflite") as temporary:
         Path(temporary).write_bytes(flatbuffer)

@@ -1,11 +1,14 @@
 """Loaded SavedModels and request validation shared by the REST and gRPC front ends.
 
 A *model base path* is TF Serving's ``models/NAME/`` holding integer version folders;
-:class:`ModelRepository` loads the newest version of every model under a root folder
-(TF Serving's default ``latest`` version policy).
+:class:`tfsonify.serving.lifecycle.ModelManager` decides which versions are loaded (and
+``ModelRepository``, the newest of every model under a folder, is one of them).
 """
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +18,9 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from tfsonify.export.savedmodel import read_metadata
+from tfsonify.export.wav_graph import WAV_INPUT, encode_wav_files, parse_wav_header
 
-__all__ = ["LoadedVersion", "ModelRepository", "ServingError"]
+__all__ = ["LoadedVersion", "ModelRepository", "ServingError", "load_version"]
 
 _NUMPY = {tf.float32: np.float32, tf.int32: np.int32, tf.int64: np.int64, tf.float64: np.float64}
 
@@ -68,7 +72,36 @@ class LoadedVersion:
             raise ServingError(f"all inputs need the same batch size (axis 0); received {batch_sizes}")
         if "waveform" in arrays:
             self._check_semantics(arrays)
+        elif WAV_INPUT in arrays:
+            self._check_wavs(arrays)
         return arrays
+
+    def _check_wavs(self, arrays: dict[str, np.ndarray]) -> None:
+        """Check the WAV headers (16-bit PCM, the model's rate, one length), then the waveform rules."""
+        wavs = arrays[WAV_INPUT]
+        if wavs.shape[0] == 0:
+            raise ServingError(f"{WAV_INPUT} batch is empty; expected at least one WAV file [batch]")
+        rate = self.metadata.get("sample_rate")
+        frames = []
+        for row, data in enumerate(wavs):
+            try:
+                header = parse_wav_header(bytes(data))
+            except ValueError as error:
+                raise ServingError(f"{WAV_INPUT}[{row}]: {error}") from None
+            if header.format_tag != 1 or header.bits_per_sample != 16:
+                kind = {1: "PCM", 3: "IEEE float"}.get(header.format_tag, f"format {header.format_tag}")
+                raise ServingError(f"{WAV_INPUT}[{row}] is {header.bits_per_sample}-bit {kind}; expected 16-bit PCM "
+                                   "(e.g. `sox in.wav -b 16 -e signed-integer out.wav`)")
+            if rate and header.sample_rate != rate:
+                raise ServingError(f"{WAV_INPUT}[{row}] is at {header.sample_rate} Hz; the model expects {rate} Hz "
+                                   f"(resample it first, e.g. `sox in.wav -r {rate} out.wav`)")
+            frames.append(header.frames)
+        if len(set(frames)) > 1:
+            raise ServingError(f"all WAVs of one request must have the same number of samples; received {frames}")
+        # the waveform rules (length for the layer, ranges) on a stand-in of the decoded shape
+        stand_in = {name: value for name, value in arrays.items() if name != WAV_INPUT}
+        stand_in["waveform"] = np.zeros((wavs.shape[0], frames[0]), np.float32)
+        self._check_semantics(stand_in)
 
     def _check_semantics(self, arrays: dict[str, np.ndarray]) -> None:
         wave = arrays["waveform"]
@@ -106,12 +139,61 @@ class LoadedVersion:
         try:
             outputs = function(**{name: tf.constant(value) for name, value in arrays.items()})
         except (tf.errors.InvalidArgumentError, ValueError) as error:
-            message = getattr(error, "message", str(error)).strip().splitlines()[0]
-            raise ServingError(f"signature {signature!r} rejected the input: {message}") from None
+            raise ServingError(f"signature {signature!r} rejected the input: {_runtime_message(error)}") from None
         return {name: tensor.numpy() for name, tensor in outputs.items()}
 
 
+def _runtime_message(error: Exception) -> str:
+    """The useful line of a TF runtime error: an assertion's own message (and values), else the first line."""
+    text = getattr(error, "message", str(error))
+    found = re.search(r"assertion failed: \[(.*?)\](.*?)(?:\n|$)", text)
+    if found:
+        values = re.findall(r"\[x \([^)]*\) = \] \[([^\]]*)\]", found.group(2))
+        return found.group(1).replace("\\'", "'") + (f" (received {values[0]})" if values else "")
+    lines = [line for line in text.strip().splitlines() if line.strip() and not line.startswith(("Graph execution", "Detected at"))]
+    return lines[0] if lines else text.strip()
+
+
+def _convert_strings(name: str, value, spec: tf.TensorSpec) -> np.ndarray:
+    """DT_STRING input: nested lists of ``{"b64": "..."}`` (TF Serving's REST binary form), str or bytes."""
+    def leaf(item):
+        if isinstance(item, dict):
+            if set(item) != {"b64"} or not isinstance(item["b64"], str):
+                raise ServingError(f"input {name!r}: binary values must be {{\"b64\": \"<base64>\"}}; received keys {sorted(item)}")
+            try:
+                return base64.b64decode(item["b64"], validate=True)
+            except (binascii.Error, ValueError) as error:
+                raise ServingError(f"input {name!r} holds invalid base64: {error}") from None
+        if isinstance(item, str):
+            return item.encode()
+        if isinstance(item, (bytes, np.bytes_)):
+            return bytes(item)
+        raise ServingError(f"input {name!r} must be strings ({spec.dtype.name}, binary as {{\"b64\": ...}}); "
+                           f"received {type(item).__name__}")
+
+    def walk(item):
+        if isinstance(item, (list, tuple)) or (isinstance(item, np.ndarray) and item.ndim > 0):
+            return [walk(x) for x in item]
+        return leaf(item.item() if isinstance(item, np.ndarray) else item)
+
+    nested = walk(value)
+    try:
+        array = np.array(nested, dtype=object)
+    except ValueError as error:
+        raise ServingError(f"input {name!r} is not a rectangular array: {error}") from None
+    if array.ndim == 0:
+        array = array.reshape(())
+    if any(not isinstance(item, bytes) for item in array.reshape(-1)):
+        raise ServingError(f"input {name!r} is not a rectangular array of strings")
+    if array.ndim != spec.shape.rank:
+        raise ServingError(f"input {name!r} must have rank {spec.shape.rank} (shape {spec.shape.as_list()}); "
+                           f"received shape {list(array.shape)}")
+    return array
+
+
 def _convert(name: str, value, spec: tf.TensorSpec) -> np.ndarray:
+    if spec.dtype == tf.string:
+        return _convert_strings(name, value, spec)
     dtype = _NUMPY.get(spec.dtype)
     if dtype is None:
         raise ServingError(f"input {name!r} has unsupported dtype {spec.dtype.name}")
@@ -167,7 +249,8 @@ def _warm_up(version: LoadedVersion) -> None:
     layers = np.arange(1, meta["num_layers"] + 1, dtype=np.int32)
     length = meta["min_length"][-1]
     wave = np.tile(np.sin(np.arange(length, dtype=np.float32) * 0.05), (len(layers), 1)).astype(np.float32)
-    per_row = {"layer": layers, "feature": np.zeros_like(layers), "k": np.ones_like(layers)}
+    per_row = {"layer": layers, "feature": np.zeros_like(layers), "k": np.ones_like(layers),
+               WAV_INPUT: encode_wav_files(wave, meta["sample_rate"])}
     for signature in version.signatures:
         specs = version.input_specs(signature)
         inputs = {name: (wave if name == "waveform" else per_row[name]) for name in specs if name in per_row or name == "waveform"}
@@ -175,37 +258,13 @@ def _warm_up(version: LoadedVersion) -> None:
             version.run(signature, version.check_inputs(signature, inputs))
 
 
-class ModelRepository:
-    """The newest version of every model under ``root`` (``root/NAME/VERSION/saved_model.pb``).
+def __getattr__(name: str):
+    """``ModelRepository`` lives in :mod:`tfsonify.serving.lifecycle` (it polls and swaps versions)."""
+    if name == "ModelRepository":
+        from tfsonify.serving.lifecycle import ModelRepository
 
-    ``root`` may also be a single model base path (``models/NAME``), then served as ``NAME``.
-    ``warmup``: call every signature once before serving (see :func:`load_version`).
-    """
-
-    def __init__(self, root: str | Path, warmup: bool = True):
-        root = Path(root)
-        if not root.is_dir():
-            raise ValueError(f"model folder {str(root)!r} does not exist")
-        bases = [root] if _versions(root) else [p for p in sorted(root.iterdir()) if p.is_dir() and _versions(p)]
-        if not bases:
-            raise ValueError(f"no exported models under {str(root)!r}: expected NAME/VERSION/saved_model.pb "
-                             f"(write one with `tfsonify export savedmodel MODEL.keras --out {root}/NAME`)")
-        self.models: dict[str, dict[int, LoadedVersion]] = {}
-        for base in bases:
-            newest = max(_versions(base), key=lambda p: int(p.name))
-            self.models[base.name] = {int(newest.name): load_version(base.name, newest, warmup)}
-
-    def get(self, name: str, version: int | None = None) -> LoadedVersion:
-        """The loaded version (newest if ``version`` is None); :class:`ServingError` 404 otherwise."""
-        versions = self.models.get(name)
-        if versions is None:
-            raise ServingError(f"Servable not found for request: model {name!r} (serving {sorted(self.models)})", 404)
-        if version is None:
-            return versions[max(versions)]
-        if version not in versions:
-            raise ServingError(f"Servable not found for request: model {name!r} version {version} "
-                               f"(loaded versions {sorted(versions)})", 404)
-        return versions[version]
+        return ModelRepository
+    raise AttributeError(name)
 
 
 def _versions(base: Path) -> list[Path]:

@@ -19,6 +19,7 @@ are served concurrently; SIGINT/SIGTERM stop accepting, finish in-flight request
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
 import threading
@@ -33,7 +34,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_management_pb2,
+                                     model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc)
+from tensorflow.core.protobuf import error_codes_pb2  # tensorflow.error.Code, as in TF Serving's StatusProto
 
 from tfsonify.serving.repository import ModelRepository, ServingError
 
@@ -80,9 +83,24 @@ def parse_predict_body(body: dict, input_names: list[str]) -> tuple[dict, str]:
     return {input_names[0]: rows}, "row"
 
 
+def _jsonable(name: str, value: np.ndarray):
+    """Nested lists for JSON; DT_STRING outputs named ``*_bytes`` become ``{"b64": ...}``, others UTF-8 text."""
+    if value.dtype != object and value.dtype.kind not in "SU":
+        return value.tolist()
+    if name.endswith("_bytes"):
+        convert = lambda item: {"b64": base64.b64encode(bytes(item)).decode("ascii")}  # noqa: E731
+    else:
+        convert = lambda item: bytes(item).decode("utf-8", errors="replace") if isinstance(item, (bytes, np.bytes_)) else str(item)  # noqa: E731
+
+    def walk(item):
+        return [walk(x) for x in item] if isinstance(item, np.ndarray) and item.ndim else convert(item)
+
+    return walk(value)
+
+
 def format_predict_response(outputs: dict[str, np.ndarray], layout: str) -> dict:
     """TF Serving's response: ``predictions`` (row) or ``outputs`` (columnar); one output is unwrapped."""
-    lists = {name: value.tolist() for name, value in outputs.items()}
+    lists = {name: _jsonable(name, value) for name, value in outputs.items()}
     if layout == "columnar":
         return {"outputs": next(iter(lists.values())) if len(lists) == 1 else lists}
     if len(lists) == 1:
@@ -102,13 +120,13 @@ def metadata_dict(version) -> dict:
     }
 
 
-def _status_dict(version) -> dict:
-    return {"model_version_status": [{"version": str(version.version), "state": "AVAILABLE",
-                                      "status": {"error_code": "OK", "error_message": ""}}]}
+def _status_dict(repository, name: str, version: int | None) -> dict:
+    """``GET /v1/models/NAME[/versions/V]``: every known version's state (TF Serving's JSON)."""
+    return {"model_version_status": [state.as_json() for state in repository.status(name, version)]}
 
 
-def _parse_model_path(path: str) -> tuple[str, int | None, str]:
-    """``NAME[/versions/V][:predict|/metadata]`` -> (name, version, action)."""
+def _parse_model_path(path: str) -> tuple[str, int | str | None, str]:
+    """``NAME[/versions/V | /labels/LABEL][:predict|/metadata]`` -> (name, version or label, action)."""
     action = "status"
     if path.endswith(":predict"):
         path, action = path[: -len(":predict")], "predict"
@@ -121,7 +139,17 @@ def _parse_model_path(path: str) -> tuple[str, int | None, str]:
         if not parts[2].isdigit():
             raise ServingError(f"version must be an integer; received {parts[2]!r}")
         return parts[0], int(parts[2]), action
-    raise ServingError(f"malformed model path {path!r}: expected /v1/models/NAME[/versions/V][:predict|/metadata]", 404)
+    if len(parts) == 3 and parts[1] == "labels" and parts[2]:
+        return parts[0], parts[2], action
+    raise ServingError(f"malformed model path {path!r}: expected "
+                       "/v1/models/NAME[/versions/V|/labels/LABEL][:predict|/metadata]", 404)
+
+
+def _lookup(repository, name: str, selector):
+    """The served version for an integer version, a label (str) or None (newest)."""
+    if isinstance(selector, str):
+        return repository.get(name, label=selector)
+    return repository.get(name, selector)
 
 
 def _predict_json(version, name: str, raw: bytes) -> str:
@@ -161,15 +189,18 @@ def build_app(repository: ModelRepository, max_body_bytes: int = DEFAULT_MAX_BOD
 
     async def models(request: Request) -> Response:
         try:
-            name, version_number, action = _parse_model_path(request.path_params["rest"])
+            name, selector, action = _parse_model_path(request.path_params["rest"])
             if request.method == "GET":
                 if action == "predict":
                     raise ServingError("predict needs POST", 405)
-                version = repository.get(name, version_number)
-                return JSONResponse(metadata_dict(version) if action == "metadata" else _status_dict(version))
+                if action == "status":
+                    if isinstance(selector, str):  # a label: the status of the version it names
+                        selector = _lookup(repository, name, selector).version
+                    return JSONResponse(_status_dict(repository, name, selector))
+                return JSONResponse(metadata_dict(_lookup(repository, name, selector)))
             if action != "predict":
                 raise ServingError(f"POST is only for :predict; received {request.url.path}", 405)
-            version = repository.get(name, version_number)
+            version = _lookup(repository, name, selector)
             raw = await read_body(request)
             # JSON decoding, validation, the model call and JSON encoding all run on a worker thread,
             # so the event loop keeps accepting and answering other requests meanwhile.
@@ -190,8 +221,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def _version(self, model_spec, context):
         version = model_spec.version.value if model_spec.HasField("version") else None
+        label = model_spec.version_label if model_spec.WhichOneof("version_choice") == "version_label" else None
         try:
-            return self.repository.get(model_spec.name, version)
+            return self.repository.get(model_spec.name, version, label=label)
         except ServingError as exc:
             context.abort(grpc.StatusCode.NOT_FOUND, exc.message)
 
@@ -229,6 +261,48 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         response.model_spec.name = version.name
         response.model_spec.version.value = version.version
         response.metadata["signature_def"].Pack(signature_map)
+        return response
+
+
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+    """``tensorflow.serving.ModelService``: GetModelStatus and HandleReloadConfigRequest."""
+
+    def __init__(self, repository):
+        self.repository = repository
+
+    def GetModelStatus(self, request, context):  # noqa: N802
+        spec = request.model_spec
+        version = spec.version.value if spec.HasField("version") else None
+        try:
+            if spec.WhichOneof("version_choice") == "version_label":
+                version = self.repository.get(spec.name, label=spec.version_label).version
+            states = self.repository.status(spec.name, version)
+        except ServingError as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, exc.message)
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for state in states:
+            entry = response.model_version_status.add()
+            entry.version = state.version
+            entry.state = get_model_status_pb2.ModelVersionStatus.State.Value(state.state)
+            entry.status.error_code = error_codes_pb2.Code.Value(state.error_code)
+            entry.status.error_message = state.error_message
+        return response
+
+    def HandleReloadConfigRequest(self, request, context):  # noqa: N802
+        from tfsonify.serving.config import specs_from_proto
+
+        response = model_management_pb2.ReloadConfigResponse()
+        if not hasattr(self.repository, "reload"):
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "this server's models are fixed")
+        try:
+            problems = self.repository.reload(specs_from_proto(request.config))
+        except ValueError as exc:
+            response.status.error_code = error_codes_pb2.INVALID_ARGUMENT
+            response.status.error_message = str(exc)
+            return response
+        if problems:
+            response.status.error_code = error_codes_pb2.UNKNOWN
+            response.status.error_message = "; ".join(problems)
         return response
 
 
@@ -270,6 +344,7 @@ class Server:
                        ("grpc.max_send_message_length", GRPC_MESSAGE_BYTES)]
             self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=options)
             prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(repository), self._grpc)
+            model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(repository), self._grpc)
             address = f"[{host}]:{grpc_port}" if ":" in host else f"{host}:{grpc_port}"
             self.grpc_port = self._grpc.add_insecure_port(address)
         self._thread: threading.Thread | None = None
@@ -283,6 +358,12 @@ class Server:
         finally:
             if self._grpc is not None:
                 self._grpc.stop(self.grace).wait()
+            self._close_repository()
+
+    def _close_repository(self) -> None:
+        close = getattr(self.repository, "close", None)  # stop polling for new versions
+        if close is not None:
+            close()
 
     def start(self) -> "Server":
         """Serve from a background thread (for tests and notebooks); returns when ready."""
@@ -303,3 +384,4 @@ class Server:
             self._thread.join(self.grace + 5)
         if self._grpc is not None:
             self._grpc.stop(self.grace).wait()
+        self._close_repository()

@@ -8,6 +8,7 @@ distributed loop of :mod:`tfsonify.train.loop` (``MultiWorkerMirroredStrategy``)
 from __future__ import annotations
 
 import os
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -117,6 +118,8 @@ def fit(model: keras.Model, train: tf.data.Dataset, *, epochs: int, out_dir: str
         train: batches ``(waveforms [batch, time], targets [batch, classes])``.
         epochs: total epochs of the run (not "more epochs"): a restart finishes the same count.
         validation: optional batches like ``train``.
+        verbose: Keras verbosity; ``"auto"``: progress bar on a terminal, one line per epoch otherwise
+            (:func:`progress_verbosity`).
     """
     check_int("epochs", epochs, minimum=1)
     out_dir = Path(out_dir)
@@ -130,7 +133,20 @@ def fit(model: keras.Model, train: tf.data.Dataset, *, epochs: int, out_dir: str
         *(callbacks or []),
     ]
     return model.fit(train, epochs=epochs, validation_data=validation, steps_per_epoch=steps_per_epoch,
-                     callbacks=all_callbacks, verbose=verbose)
+                     callbacks=all_callbacks, verbose=progress_verbosity(verbose))
+
+
+def progress_verbosity(verbose: int | str = "auto", stream=None) -> int:
+    """Keras ``verbose`` for ``fit``: ``"auto"`` means a progress bar (1) on a terminal, one line per epoch (2) otherwise.
+
+    Keras 3 resolves ``"auto"`` to 1 everywhere, so logs redirected to a file filled with the bar's
+    carriage returns and ANSI codes at every step.
+    """
+    if verbose != "auto":
+        return verbose
+    stream = sys.stdout if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    return 1 if isatty is not None and isatty() else 2
 
 
 def predict_clips(model: keras.Model, clips, batch_size: int = 32) -> np.ndarray:
