@@ -68,6 +68,8 @@ __all__ = [
     "load_topk",
     "load_coherence",
     "read_records",
+    "clip_reader",
+    "decode_audio",
     "BeamTopK",
 ]
 
@@ -180,6 +182,22 @@ def decode_audio(data: bytes, name: str, sample_rate: int) -> np.ndarray:
 def _dead(name: str, reason: str) -> beam.pvalue.TaggedOutput:
     beam.metrics.Metrics.counter(NAMESPACE, "dead_letter").inc()
     return beam.pvalue.TaggedOutput(DEAD_LETTER, {"clip": str(name), "reason": reason})
+
+
+class clip_reader:
+    """Random access to clips by position in ``names`` (paths or URLs), each read when indexed (for
+    :func:`tfsonify.analysis.topk.sonify_top_inputs` on :func:`load_topk`'s names): float32 ``[time]``."""
+
+    def __init__(self, names: Sequence[str], sample_rate: int = 8000):
+        self.names, self.sample_rate = list(names), int(sample_rate)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        name = self.names[index]
+        with FileSystems.open(name) as handle:
+            return decode_audio(handle.read(), name, self.sample_rate)
 
 
 class _DecodeClip(beam.DoFn):
