@@ -69,6 +69,7 @@ __all__ = [
     "load_coherence",
     "read_records",
     "clip_reader",
+    "local_model",
     "decode_audio",
     "BeamTopK",
 ]
@@ -305,6 +306,17 @@ def coherence_batch(sonifier, batch: np.ndarray, layers: Sequence[int], k: int =
     return rows
 
 
+def local_model(path: str) -> str:
+    """``path`` itself, or for a URL (``gs://...``) a local temporary copy (``load_checkpoint`` reads local files)."""
+    if "://" not in str(path):
+        return str(path)
+    import tempfile
+
+    with FileSystems.open(str(path)) as handle, tempfile.NamedTemporaryFile(suffix=".keras", delete=False) as local:
+        local.write(handle.read())
+    return local.name
+
+
 class SonifierModelHandler(ModelHandler):
     """``RunInference`` handler: a tfsonify ``.keras`` checkpoint loaded once per worker as a :class:`tfsonify.Sonifier`.
 
@@ -346,14 +358,7 @@ class SonifierModelHandler(ModelHandler):
                 tf.config.threading.set_inter_op_parallelism_threads(int(self.tf_threads))
             except RuntimeError:  # the runtime is already up (in-process runner sharing the caller's TensorFlow)
                 logger.warning("TensorFlow is already initialised in this process; tf_threads=%s not applied", self.tf_threads)
-        path = self.model_path
-        if "://" in path:  # load_checkpoint reads local files
-            import tempfile
-
-            with FileSystems.open(path) as handle, tempfile.NamedTemporaryFile(suffix=".keras", delete=False) as local:
-                local.write(handle.read())
-            path = local.name
-        return Sonifier(cnn12_of(load_checkpoint(path)), jit_compile=self.jit_compile)
+        return Sonifier(cnn12_of(load_checkpoint(local_model(self.model_path))), jit_compile=self.jit_compile)
 
     def run_inference(self, batch: Sequence[np.ndarray], model, inference_args: Mapping[str, Any] | None = None
                       ) -> Iterable[PredictionResult]:
@@ -693,7 +698,7 @@ def _model_facts(model_path: str, layers, top: int | None = None):
     from tfsonify import Sonifier, cnn12_of, load_checkpoint
     from tfsonify.analysis.sonify_dataset import check_top
 
-    sonifier = Sonifier(cnn12_of(load_checkpoint(model_path)))
+    sonifier = Sonifier(cnn12_of(load_checkpoint(local_model(model_path))))
     if top is not None:
         check_top(sonifier, check_layers(layers), top)
     return sonifier

@@ -267,10 +267,10 @@ def run_topk(args: argparse.Namespace) -> int:
 
     out = check_writable_dir(args.out)
     if args.runner:  # stream on a Beam runner; only the few top clips are read again here to sonify them
-        from tfsonify.analysis.beam import clip_reader, run_topk as run_on_beam
+        from tfsonify.analysis.beam import clip_reader, local_model, run_topk as run_on_beam
         from tfsonify.checkpoint import cnn12_of, load_checkpoint
 
-        sonifier = Sonifier(cnn12_of(load_checkpoint(args.model)))
+        sonifier = Sonifier(cnn12_of(load_checkpoint(local_model(args.model))))
         with progress(f"top {args.k} per map on {args.runner}"):
             beam_result = run_on_beam(beam_options.clip_patterns(args.clips), args.model, str(out), parse_layers(args.layers),
                                       args.k, args.batch_size, beam_options.options(args))
