@@ -398,9 +398,9 @@ def _infer(clips, handler: SonifierModelHandler, dead_letters: list):
 
 
 def _failed_batch_records(failure):
-    batch, error = failure  # error: (type, value, traceback) from ParDo.with_exception_handling
+    batch, error = failure  # error: (type, repr(exception), traceback lines) from ParDo.with_exception_handling
     if isinstance(error, tuple) and len(error) >= 2:
-        error = f"{getattr(error[0], '__name__', error[0])}: {error[1]}"
+        error = error[1]
     beam.metrics.Metrics.counter(NAMESPACE, "dead_letter").inc(len(batch))
     for name, _ in batch:
         yield {"clip": str(name), "reason": f"inference failed: {error}"}
