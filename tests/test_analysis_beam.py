@@ -213,8 +213,8 @@ def test_cli_runner_gives_the_single_process_outputs(workspace, tmp_path, capsys
     for folder in folders:
         a, b = (json.loads((tmp_path / t / folder / "manifest.json").read_text()) for t in ("t1", "t2"))
         assert a["source"] == b["source"]
-        np.testing.assert_allclose(soundfile.read(tmp_path / "t1" / folder / a["sonifications"][0]["file"])[0],
-                                   soundfile.read(tmp_path / "t2" / folder / b["sonifications"][0]["file"])[0], atol=1e-5)
+        np.testing.assert_allclose(soundfile.read(tmp_path / "t1" / folder / a["sonifications"][0]["wav"])[0],
+                                   soundfile.read(tmp_path / "t2" / folder / b["sonifications"][0]["wav"])[0], atol=1e-5)
 
     assert run("analyze", "coherence", good, "--model", f"m={model}", "--layers", "2,11", "--out", tmp_path / "c1") == 0
     assert run("analyze", "coherence", clips, "--model", f"m={model}", "--layers", "2,11", "--out", tmp_path / "c2",
