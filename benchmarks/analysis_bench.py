@@ -8,8 +8,13 @@ Prints clips/s for, on the same clips:
     active map, Welch coherence, top-5 mean) - the paper's §4.2.1 measurement;
 and each pass's time relative to the forward pass.
 
+With ``--beam`` (needs ``tfsonify[beam]``) it instead compares the streaming top-k pass of the single-process
+path with Apache Beam's DirectRunner (1 in-process worker; 1 vs 2 worker processes with one TensorFlow thread
+each; per-worker peak RSS), see ``benchmarks/_beam.py``.
+
 Usage: python benchmarks/analysis_bench.py [--clips 8] [--seconds 1.0] [--batch-size 4] [--layers 1,4,8,11]
        [--width 1.0] [--repeats 2]
+       python benchmarks/analysis_bench.py --beam [--beam-clips 64] [--width 0.5] [--batch-size 8]
 """
 from __future__ import annotations
 
@@ -38,7 +43,14 @@ def main() -> None:
     parser.add_argument("--layers", default="1,4,8,11", help="blocks of the coherence pass (comma-separated)")
     parser.add_argument("--width", type=float, default=1.0, help="width multiplier (1.0 = the paper's CNN12)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--beam", action="store_true", help="compare with the Beam DirectRunner instead (benchmarks/_beam.py)")
+    parser.add_argument("--beam-clips", type=int, default=64, help="with --beam: N (each configuration also runs on 2N)")
     args = parser.parse_args()
+    if args.beam:
+        from _beam import compare
+
+        compare(args.beam_clips, args.seconds, args.width, args.batch_size)
+        return
     layers = [int(v) for v in args.layers.split(",")]
 
     keras.utils.set_random_seed(0)

@@ -19,6 +19,7 @@ COMMANDS = [
     "tfsonify.commands.serve",
     "tfsonify.commands.request",
     "tfsonify.commands.analyze",
+    "tfsonify.commands.sonify_dataset",
     "tfsonify.commands.report",
     "tfsonify.commands.import_model",
     "tfsonify.commands.explore",

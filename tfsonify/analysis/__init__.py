@@ -7,6 +7,8 @@ Modules:
     topk        bounded-memory streaming top-k maximally activating clips per map (§3.3)
     evolution   feature evolution across checkpoints (§3.4) and a TensorBoard callback
     mixture     which maps separate speech from background in mixtures with known parts
+    sonify_dataset  the most active map(s) of every clip of a dataset as WAVs + a JSON-lines manifest
+    beam        top-k, coherence and dataset sonification as Apache Beam pipelines (extra [beam])
 
 All take mono float32 waveforms ``[time]`` at the model's rate (8 kHz).
 """

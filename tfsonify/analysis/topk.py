@@ -18,7 +18,7 @@ from tfsonify.models.cnn12 import min_length
 from tfsonify.layers import peak_normalize
 from tfsonify.validation import check_int
 
-__all__ = ["StreamingTopK", "TopKResult", "top_activating_inputs", "sonify_top_inputs"]
+__all__ = ["StreamingTopK", "TopKResult", "per_map_maxima", "top_activating_inputs", "sonify_top_inputs"]
 
 
 class StreamingTopK:
@@ -78,6 +78,25 @@ def _score_graph(sonifier, deepest: int, layers: tuple[int, ...]):
     return sonifier._graphs[key]
 
 
+def per_map_maxima(sonifier, batch: np.ndarray, layers: Sequence[int]) -> dict[int, np.ndarray]:
+    """Every map's largest activation ``max_t A_L[f, t]`` for the blocks a batch is long enough for.
+
+    Args:
+        sonifier: a :class:`tfsonify.Sonifier`.
+        batch: float32 ``[batch, time]`` equal-length clips at the model's rate (raw amplitude).
+        layers: sorted blocks 1..11.
+
+    Returns:
+        ``{layer: float32 [batch, channels_L]}`` for each block with ``min_length(layer) <= time``, from one
+        forward pass to the deepest of them (the blocks the clips are too short for are absent).
+    """
+    usable = tuple(layer for layer in layers if batch.shape[1] >= min_length(layer))
+    if not usable:
+        return {}
+    outputs = _score_graph(sonifier, max(usable), usable)(tf.constant(batch, tf.float32))
+    return {layer: scores.numpy() for layer, scores in zip(usable, outputs)}
+
+
 def top_activating_inputs(sonifier, clips: Iterable, layers: Iterable[int] | None = None, k: int = 3,
                           batch_size: int = 8) -> TopKResult:
     """Stream ``clips`` once and keep the ``k`` most activating clips of every map of every block.
@@ -101,15 +120,12 @@ def top_activating_inputs(sonifier, clips: Iterable, layers: Iterable[int] | Non
     skipped = {layer: 0 for layer in layers}
     shallow = Skipped()
     for ids, batch in equal_length_batches(clips, batch_size, layers[0], shallow):
-        usable = [layer for layer in layers if batch.shape[1] >= min_length(layer)]
+        maxima = per_map_maxima(sonifier, batch, layers)
         for layer in layers:
-            if layer not in usable:
+            if layer in maxima:
+                trackers[layer].update(maxima[layer], ids)
+            else:
                 skipped[layer] += ids.size
-        if not usable:
-            continue
-        outputs = _score_graph(sonifier, max(usable), tuple(usable))(tf.constant(batch))
-        for layer, scores in zip(usable, outputs):
-            trackers[layer].update(scores.numpy(), ids)
     for layer in layers:
         skipped[layer] += shallow.too_short
     short = {layer: trackers[layer].seen for layer in layers if trackers[layer].seen < k}

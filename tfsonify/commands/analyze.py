@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from tfsonify.audio import AUDIO_EXTENSIONS
-from tfsonify.commands import load_model, progress
+from tfsonify.commands import beam_options, load_model, progress
 
 
 
@@ -74,6 +74,7 @@ def register(subparsers) -> None:
     p.add_argument("--k", type=int, default=5, help="most coherent frequencies averaged (default 5)")
     p.add_argument("--nperseg", type=int, default=256, help="Welch segment length in samples (default 256)")
     p.add_argument("--out", required=True, help="folder for coherence.png and coherence_<label>.json")
+    beam_options.add_arguments(p)
     p.set_defaults(func=run_coherence)
 
     p = commands.add_parser("residual", help="metric drop when the most active map's sonification is removed (Fig. 6)")
@@ -109,6 +110,7 @@ def register(subparsers) -> None:
                    help="sonify this many maps per block, those with the highest top-1 activation (default 4; 0 = all)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--out", required=True)
+    beam_options.add_arguments(p)
     p.set_defaults(func=run_topk)
 
     p = commands.add_parser("relevance", help="guided-backprop and spectral relevance of an output unit (Muckenhirn et al.)")
@@ -150,6 +152,16 @@ def run_coherence(args: argparse.Namespace) -> int:
     results = {}
     for spec in args.model:
         label, _, path = spec.rpartition("=") if "=" in spec else (Path(spec).stem, "", spec)
+        if args.runner:  # the same measurement as a Beam pipeline (tfsonify.analysis.beam)
+            from tfsonify.analysis.beam import run_coherence as run_on_beam
+
+            options = beam_options.options(args)
+            with progress(f"{label}: coherence on {args.runner}"):
+                result, _, dead = run_on_beam(beam_options.clip_patterns(args.clips), path, str(out), label,
+                                              parse_layers(args.layers), args.k, args.nperseg, args.batch_size, options)
+            print(f"{label}:\n{result.table()}\n{len(dead)} clip(s) in the dead letter ({out}/dead_letter-00000-of-00001.jsonl)")
+            results[label] = result
+            continue
         sonifier = Sonifier(load_model(path))
         names, clips = load_clips(args.clips, sonifier.sample_rate)
         with progress(f"{label}: coherence over {len(clips)} clip(s)"):
@@ -244,10 +256,22 @@ def run_topk(args: argparse.Namespace) -> int:
     from tfsonify.sonifier import Sonifier
 
     out = check_writable_dir(args.out)
-    sonifier = Sonifier(load_model(args.model))
-    names, clips = load_clips(args.clips, sonifier.sample_rate)
-    with progress(f"streaming {len(clips)} clip(s) for the top {args.k} per map"):
-        result = top_activating_inputs(sonifier, clips, parse_layers(args.layers), k=args.k, batch_size=args.batch_size)
+    if args.runner:  # stream on a Beam runner; only the few top clips are read again here to sonify them
+        from tfsonify.analysis.beam import clip_reader, local_model, run_topk as run_on_beam
+        from tfsonify.checkpoint import cnn12_of
+
+        sonifier = Sonifier(cnn12_of(local_model(args.model)))
+        with progress(f"top {args.k} per map on {args.runner}"):
+            beam_result = run_on_beam(beam_options.clip_patterns(args.clips), args.model, str(out), parse_layers(args.layers),
+                                      args.k, args.batch_size, beam_options.options(args))
+        result, names = beam_result.result, beam_result.names
+        clips = clip_reader(names, sonifier.sample_rate)
+        print(f"{len(beam_result.dead_letter)} clip(s) in the dead letter ({out}/dead_letter-00000-of-00001.jsonl)")
+    else:
+        sonifier = Sonifier(load_model(args.model))
+        names, clips = load_clips(args.clips, sonifier.sample_rate)
+        with progress(f"streaming {len(clips)} clip(s) for the top {args.k} per map"):
+            result = top_activating_inputs(sonifier, clips, parse_layers(args.layers), k=args.k, batch_size=args.batch_size)
     summary = {}
     for layer, ids in result.ids.items():
         order = np.argsort(-result.scores[layer][:, 0], kind="stable")
@@ -258,7 +282,8 @@ def run_topk(args: argparse.Namespace) -> int:
                 write_sonifications(folder, entry["input"], entry["sonification"][None], layer, [entry["feature"]],
                                     [entry["activation"]], sonifier.sample_rate, source=names[entry["clip"]], plots=not args.no_plots)
         summary[str(layer)] = {"ids": ids.tolist(), "scores": result.scores[layer].tolist(), "skipped": result.skipped[layer]}
-    _write_json(str(out), "topk.json", {"k": result.k, "clips": names, "layers": summary})
+    if not args.runner:  # the pipeline wrote topk.json (its "clips" lists only the clips in some top-k)
+        _write_json(str(out), "topk.json", {"k": result.k, "clips": names, "layers": summary})
     print(f"wrote top-{args.k} sonifications to {out}/ (topk.json)")
     return 0
 

@@ -1,0 +1,222 @@
+"""Batch sonification of a dataset: the most active map(s) of every clip, as WAVs plus a JSON-lines manifest.
+
+For every clip and every requested block ``L`` the ``top`` most active maps (largest ``max_t A_L[f, t]``) are
+sonified (:meth:`tfsonify.Sonifier.sonify_top`) and written as 32-bit float WAVs at the model's rate. The layout
+is the same for the single-process path here and for the Apache Beam pipeline
+(:func:`tfsonify.analysis.beam.sonify_dataset_pipeline`), so either can be rerun onto the other's output::
+
+    OUT/wav/<clip stem>-<10 hex digits of sha1(clip name)>/L05_r0_f0012.wav   block 5, rank 0, map 12
+    OUT/manifest-00000-of-00001.jsonl   one JSON object per WAV: clip, layer, rank, feature, activation, wav
+    OUT/dead_letter-00000-of-00001.jsonl one JSON object per clip that could not be used: clip, reason
+
+File names depend only on the clip name, block, rank and map, so a rerun into the same folder overwrites instead
+of duplicating; every file is written to a temporary name and renamed (no half-written WAV or manifest). Clips too
+short for some requested blocks are sonified at the blocks they fit and counted as skipped for the others; a clip
+that cannot be read, holds NaN/Inf, or is too short for the shallowest requested block goes to the dead letter
+with its reason.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+__all__ = ["clip_slug", "sonification_path", "clip_problem", "sonify_batch", "manifest_entries", "shard_name",
+           "read_shards", "SonifyDatasetResult", "sonify_dataset"]
+
+MANIFEST = "manifest"
+DEAD_LETTER = "dead_letter"
+
+
+def clip_slug(name: str) -> str:
+    """A folder name for clip ``name`` (a path or URL): its stem plus 10 hex digits of ``sha1(name)``.
+
+    Two clips with the same stem in different folders get different slugs; the same name always the same slug.
+    """
+    stem = PurePosixPath(str(name).replace("\\", "/")).stem or "clip"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)[:80]
+    return f"{safe}-{hashlib.sha1(str(name).encode('utf-8')).hexdigest()[:10]}"
+
+
+def sonification_path(name: str, layer: int, rank: int, feature: int) -> str:
+    """Relative POSIX path of the WAV of ``feature`` (the ``rank``-th most active map of block ``layer``) of a clip."""
+    return f"wav/{clip_slug(name)}/L{int(layer):02d}_r{int(rank)}_f{int(feature):04d}.wav"
+
+
+def shard_name(prefix: str, shard: int = 0, shards: int = 1, suffix: str = ".jsonl") -> str:
+    """Beam's default shard naming, ``prefix-SSSSS-of-NNNNN.suffix``."""
+    return f"{prefix}-{shard:05d}-of-{shards:05d}{suffix}"
+
+
+def clip_problem(waveform: np.ndarray, min_samples: int, min_layer: int) -> str | None:
+    """Why a decoded clip cannot be analysed (a dead-letter reason), or None if it can.
+
+    Args:
+        waveform: the decoded clip (should be float32 ``[time]``).
+        min_samples: fewest samples the shallowest requested block needs (``tfsonify.min_length(min_layer)``).
+        min_layer: that block, for the message.
+    """
+    array = np.asarray(waveform)
+    if array.ndim != 1 or array.size == 0:
+        return f"not a non-empty mono waveform [time]: shape {array.shape}"
+    if not np.all(np.isfinite(array)):
+        return "contains NaN or Inf samples"
+    if array.size < min_samples:
+        return f"too short: {array.size} samples, block {min_layer} needs at least {min_samples}"
+    return None
+
+
+def equal_length_groups(items: Sequence[tuple[object, np.ndarray]]) -> Iterator[tuple[list, np.ndarray]]:
+    """Split ``[(key, waveform [time])]`` into runs of consecutive equal-length clips: ``(keys, [n, time])``."""
+    start = 0
+    for end in range(1, len(items) + 1):
+        if end == len(items) or items[end][1].size != items[start][1].size:
+            yield [key for key, _ in items[start:end]], np.stack([w for _, w in items[start:end]]).astype(np.float32)
+            start = end
+
+
+def sonify_batch(sonifier, batch: np.ndarray, layers: Sequence[int], top: int) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The ``top`` most active maps of each clip and their sonifications, per block the clips are long enough for.
+
+    Args:
+        batch: float32 ``[batch, time]`` equal-length clips.
+        layers: blocks 1..11.
+        top: maps per clip and block (``1 <= top <=`` the block's maps).
+
+    Returns:
+        ``{layer: (features int32 [batch, top], activations float32 [batch, top], sonifications float32 [batch, top, time])}``.
+    """
+    from tfsonify import min_length
+
+    return {layer: sonifier.sonify_top(batch, layer, top) for layer in layers if batch.shape[1] >= min_length(layer)}
+
+
+def manifest_entries(name: str, layer: int, features: np.ndarray, activations: np.ndarray) -> list[dict]:
+    """Manifest rows for one clip and block: ``clip, layer, rank, feature, activation, wav`` (relative path)."""
+    return [{"clip": str(name), "layer": int(layer), "rank": rank, "feature": int(feature), "activation": float(activation),
+             "wav": sonification_path(name, layer, rank, int(feature))}
+            for rank, (feature, activation) in enumerate(zip(features, activations))]
+
+
+def read_shards(location: str | os.PathLike, prefix: str, suffix: str = ".jsonl") -> list[dict]:
+    """All JSON-lines records of the shards ``location/prefix-*-of-*.suffix`` (local folders only)."""
+    records = []
+    for path in sorted(glob.glob(os.path.join(str(location), f"{prefix}-*-of-*{suffix}"))):
+        with open(path, encoding="utf-8") as handle:
+            records.extend(json.loads(line) for line in handle if line.strip())
+    return records
+
+
+def _write_jsonl(path, records: Iterable[dict]) -> None:
+    from tfsonify.audio import atomic_path
+
+    with atomic_path(path, suffix=".jsonl") as temporary:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def remove_stale_shards(location: str | os.PathLike, prefix: str, shards: int, suffix: str = ".jsonl") -> None:
+    """Delete ``prefix-*-of-*`` shards of an earlier run written with another shard count (they would duplicate)."""
+    keep = f"-of-{shards:05d}{suffix}"
+    for path in glob.glob(os.path.join(str(location), f"{prefix}-*-of-*{suffix}")):
+        if not path.endswith(keep):
+            os.remove(path)
+
+
+@dataclass
+class SonifyDatasetResult:
+    """What a dataset sonification wrote.
+
+    Attributes:
+        clips: clips sonified (at one block at least).
+        wavs: WAV files written.
+        skipped: per block, clips too short for it (but not for the shallowest block).
+        dead_letter: ``{"clip", "reason"}`` per clip that could not be used.
+    """
+
+    clips: int = 0
+    wavs: int = 0
+    skipped: dict[int, int] = field(default_factory=dict)
+    dead_letter: list[dict] = field(default_factory=list)
+
+
+def check_top(sonifier, layers: Sequence[int], top: int) -> int:
+    """``top`` as an int in ``1..`` the fewest maps of the requested blocks; ``ValueError`` otherwise."""
+    fewest = min(sonifier.num_features(layer) for layer in layers)
+    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or not 1 <= top <= fewest:
+        raise ValueError(f"top must be an integer in 1..{fewest} (maps of the narrowest requested block); received {top!r}")
+    return int(top)
+
+
+def sonify_dataset(sonifier, clips: Iterable[tuple[str, np.ndarray | Callable[[], np.ndarray]]], out: str | os.PathLike,
+                   layers: Sequence[int] | None = None, top: int = 1, batch_size: int = 8) -> SonifyDatasetResult:
+    """Single-process batch sonification: the ``top`` most active maps of every clip at every block in ``layers``.
+
+    Args:
+        sonifier: a :class:`tfsonify.Sonifier`.
+        clips: ``(name, waveform)`` pairs, the waveform mono float32 ``[time]`` at the model's rate, or a
+            zero-argument callable returning it (e.g. a file reader); a callable raising ``ValueError`` sends the
+            clip to the dead letter with the error as reason. Consecutive equal-length clips are batched.
+        out: local output folder (created if missing), laid out as in the module docstring.
+        layers: blocks (default all 11).
+        top: maps per clip and block.
+        batch_size: clips per forward pass.
+
+    Returns:
+        :class:`SonifyDatasetResult`; also writes the manifest and dead-letter shards.
+    """
+    from tfsonify import min_length, write_wav
+    from tfsonify.analysis._clips import check_layers
+    from tfsonify.render import check_writable_dir
+
+    layers = check_layers(layers)
+    top = check_top(sonifier, layers, top)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer; received {batch_size!r}")
+    root = check_writable_dir(out)
+    result = SonifyDatasetResult(skipped={layer: 0 for layer in layers})
+    entries: list[dict] = []
+    pending: list[tuple[str, np.ndarray]] = []
+
+    def flush():
+        for names, batch in equal_length_groups(pending):
+            outputs = sonify_batch(sonifier, batch, layers, top)
+            for layer in layers:
+                if layer not in outputs:
+                    result.skipped[layer] += len(names)
+            for i, name in enumerate(names):
+                for layer, (features, activations, sounds) in outputs.items():
+                    rows = manifest_entries(name, layer, features[i], activations[i])
+                    for row, sound in zip(rows, sounds[i]):
+                        (root / row["wav"]).parent.mkdir(parents=True, exist_ok=True)
+                        write_wav(root / row["wav"], sound, sonifier.sample_rate)
+                    entries.extend(rows)
+                    result.wavs += len(rows)
+            result.clips += len(names)
+        pending.clear()
+
+    for name, waveform in clips:
+        try:
+            waveform = waveform() if callable(waveform) else waveform
+        except ValueError as error:
+            result.dead_letter.append({"clip": str(name), "reason": f"unreadable: {error}"})
+            continue
+        problem = clip_problem(waveform, min_length(layers[0]), layers[0])
+        if problem:
+            result.dead_letter.append({"clip": str(name), "reason": problem})
+            continue
+        pending.append((str(name), np.asarray(waveform, np.float32)))
+        if len(pending) == batch_size:
+            flush()
+    flush()
+    for prefix, records in ((MANIFEST, entries), (DEAD_LETTER, result.dead_letter)):
+        remove_stale_shards(root, prefix, 1)
+        _write_jsonl(root / shard_name(prefix), records)
+    return result
