@@ -694,7 +694,7 @@ class DeconvNet:
         """A layer name for ``layer``: a name, or a 1-based block index (see :meth:`layers`)."""
         if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool):
             if not 1 <= layer <= len(self.blocks):
-                raise ValueError(f"layer must be a block index in 1..{len(self.blocks)} or a layer name; received {layer!r}")
+                raise ValueError(f"layer must be an integer block index in 1..{len(self.blocks)} or a layer name; received {layer!r}")
             return self.blocks[int(layer) - 1]
         if not isinstance(layer, str):
             raise ValueError(f"layer must be a layer name (str) or a block index (int); received {layer!r}")

@@ -48,9 +48,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfsonify.audio import atomic_path
-from tfsonify.cnn12 import BLOCKS, NUM_BLOCKS, _check_layer, min_length
+from tfsonify.cnn12 import NUM_BLOCKS, _check_layer, min_length
 from tfsonify.export.savedmodel import store_weights_once
-from tfsonify.layers import max_pool_with_switches
 from tfsonify.sonifier import Sonifier
 
 __all__ = ["DEFAULT_TOP_K", "convert", "raw_reconstruction_graph", "operator_names", "assert_builtin_only", "export_tflite"]
@@ -95,24 +94,13 @@ def raw_reconstruction_graph(sonifier: Sonifier, normalized: tf.Tensor, layer: i
     Args:
         sonifier: the :class:`Sonifier` holding the model's kernels.
         normalized: float32 ``[1, time]`` (8 kHz), already scaled by the clip's global peak.
-        layer: Python int, block 1..11.
-        feature: int32 ``[1]``, the map of block ``layer``.
+        layer: a layer name or block index (Python value).
+        feature: int32 ``[1]``, the map of ``layer``.
 
     Returns:
         float32 ``[1, time]`` raw reconstruction (``Sonifier.deconvolve``'s output).
     """
-    states = sonifier.encode(normalized, layer - 1) if layer > 1 else []
-    below = tf.expand_dims(normalized, -1) if layer == 1 else states[-1].output
-    conv = sonifier.convs[layer - 1]
-    kernel = tf.gather(tf.convert_to_tensor(conv.kernel), feature, axis=2)  # [k, c_in, 1]
-    bias = tf.gather(tf.convert_to_tensor(conv.bias), feature)
-    activation = tf.nn.relu(tf.nn.conv1d(below, kernel, stride=1, padding="VALID") + bias)  # [1, time_L, 1]
-    conv_length = tf.shape(activation)[1]
-    switches = None
-    if BLOCKS[layer - 1].pooled:
-        activation, switches = max_pool_with_switches(activation)
-        switches = switches[:, :, 0]
-    return sonifier.deconvolve(activation[:, :, 0], switches, conv_length, feature, states, tf.zeros([1], tf.int32), layer)
+    return sonifier.raw_reconstruction_graph(normalized, layer, tf.zeros([1], tf.int32), feature)
 
 
 def _layers(layers: Sequence[int] | None) -> list[int]:
@@ -174,7 +162,7 @@ def convert(model: keras.Model, length: int | None = 8000, layers: Sequence[int]
                 return {"reconstruction": raw_reconstruction_graph(sonifier, waveform, layer, feature)}
 
             def peaks(waveform, layer=layer):
-                return {"activations": tf.reduce_max(sonifier.encode(waveform, layer)[-1].output, axis=1)}
+                return {"activations": sonifier.peak_activations_graph(waveform, layer)}
 
             archive.add_endpoint(f"sonify_raw_l{layer}", raw, input_signature=[wave_spec, feature_spec])
             archive.add_endpoint(f"peak_activations_l{layer}", peaks, input_signature=[wave_spec])
