@@ -168,7 +168,7 @@ def _cases():
     expected = {
         "convs": ["same_s2", "causal_d2", "valid_s3", "relu", "same_d3", "same_s2_even"],
         "pools": ["c1", "overlap", "c2", "overlap_same", "c3", "gapped", "pool4_same", "c4", "avg_same", "avg"],
-        "affine": ["rescale", "c1", "bn1", "act", "drop", "sdrop", "c2", "bn2", "relu2", "pad", "c3", "crop", "per_channel"],
+        "affine": ["c1", "bn1", "act", "drop", "sdrop", "c2", "bn2", "relu2", "pad", "c3", "crop", "per_channel"],
         "residual": ["stem", "branch1", "branch2", "add", "post", "pool", "top"],
         "conv2d": ["c1", "p1", "pad", "c2", "p2"],
         "sequential": ["c1", "p1", "c2"],
@@ -215,12 +215,13 @@ def test_lengths_and_min_length_match_keras(models, model_name):
     for info in deconvnet.layers():
         probe = keras.Model(model.inputs[0], model.get_layer(info.name).output)
         for length in lengths:
+            ours = deconvnet.output_length(info.name, length)
+            if length < info.min_length:  # some layer on the way is empty: too short
+                assert ours == 0, (info.name, length)
+                continue
             feed = np.zeros((1, length) + ((1,) if len(model.inputs[0].shape) == 3 else ()), "float32")
-            try:
-                keras_length = probe(feed).shape[2 if model_name == "conv2d" else 1]
-            except Exception:  # Keras rejects inputs too short for a valid conv/pool
-                keras_length = 0
-            assert deconvnet.output_length(info.name, length) == max(int(keras_length), 0), (info.name, length)
+            shape = probe(feed).shape
+            assert ours == int(np.prod(shape[1:-1])) >= 1, (info.name, length)  # time (times a singleton axis)
         if model_name != "crepe":
             assert deconvnet.output_length(info.name, info.min_length) >= 1
             assert info.min_length == 1 or deconvnet.output_length(info.name, info.min_length - 1) == 0
@@ -343,7 +344,7 @@ def test_unsupported_models_are_rejected_naming_the_layer():
 
     def conv2d_over_two_axes():
         x = keras.Input((None,))
-        return keras.Model(x, L.Conv2D(2, (3, 3), name="square")(L.Reshape((-1, 1, 1))(x)))
+        return keras.Model(x, L.Conv2D(2, (3, 1), strides=(1, 2), name="square")(L.Reshape((-1, 1, 1))(x)))
 
     def flatten_first():
         x = keras.Input((64,))

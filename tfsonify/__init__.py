@@ -2,7 +2,8 @@
 
 Public API:
     CNN12, CNN12_x2          the paper's encoder family (Keras 3 functional models)
-    Sonifier                 deconvnet sonification of feature maps
+    Sonifier                 deconvnet sonification of feature maps (any supported raw-waveform Keras CNN)
+    DeconvNet, LayerInfo     the graph-walking deconvnet behind it (tfsonify.deconvnet)
     MaxPool1DWithSwitches    switch-recording max pool (XLA- and TFLite-safe)
     max_pool_with_switches, max_unpool, peak_normalize
     load_audio, write_wav    audio I/O at the model's rate
@@ -16,6 +17,7 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from tfsonify.audio import load_audio, write_wav  # noqa: E402
 from tfsonify.checkpoint import cnn12_of, load_checkpoint  # noqa: E402
 from tfsonify.cnn12 import BLOCKS, CNN12, CNN12_x2, NUM_BLOCKS, SAMPLE_RATE, min_length, output_length  # noqa: E402
+from tfsonify.deconvnet import DeconvNet, LayerInfo  # noqa: E402
 from tfsonify.layers import MaxPool1DWithSwitches, PeakNormalization, max_pool_with_switches, max_unpool, peak_normalize  # noqa: E402
 from tfsonify.sonifier import BlockState, Sonifier, validate_waveform  # noqa: E402
 
@@ -28,6 +30,8 @@ __all__ = [
     "BlockState",
     "CNN12",
     "CNN12_x2",
+    "DeconvNet",
+    "LayerInfo",
     "MaxPool1DWithSwitches",
     "PeakNormalization",
     "Sonifier",

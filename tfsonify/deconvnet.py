@@ -257,8 +257,9 @@ class _Step:
             return tf.nn.relu(x), None
         if kind == "affine":
             scale, offset = self.affine()
-            if channels is not None and scale.shape[0] != 1:
-                scale, offset = tf.gather(scale, channels), tf.gather(offset, channels)
+            if channels is not None:  # per-channel values of the chosen channels; scalars broadcast
+                scale = scale if scale.shape[0] == 1 else tf.gather(scale, channels)
+                offset = offset if offset.shape[0] == 1 else tf.gather(offset, channels)
             return x * scale + offset, None
         length = tf.shape(x)[1]
         if kind == "pad":
