@@ -667,7 +667,8 @@ class DeconvNet:
             self.fields[step.output] = step.geometry([self.fields[i] for i in step.inputs])
             self.convolved[step.output] = step.kind in ("conv", "maxpool", "avgpool") or any(
                 self.convolved[i] for i in step.inputs)
-        convs = [layer for layer in self.model.layers if isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D))]
+        # any convolution (Conv1D/2D, depthwise, separable, transposed) reachable only through an unsupported layer
+        convs = [layer for layer in self.model.layers if "Conv" in type(layer).__name__]
         for layer in convs:
             if layer.name in self.blocked_names:
                 error = self.blocked_names[layer.name]
