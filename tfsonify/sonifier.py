@@ -16,11 +16,12 @@ replaced by ``relu(upstream)`` (Zeiler & Fergus' deconvnet rule); the tests keep
 that formulation as the oracle.
 
 Two exact savings over the paper's pseudocode: the forward pass stops at block
-``L``, and block ``L`` itself is computed (forward and transposed) only for the
-selected maps, not for all of its channels.
+``L``, and block ``L``'s conv (and the per-channel layers after it) is computed
+(forward and transposed) only for the selected maps, not for all of its channels.
 
-State is kept per block (:class:`BlockState`), so long clips can later be run in
-windows with bounded memory.
+Public methods for the long-audio path: :meth:`Sonifier.raw_reconstruction` (unscaled
+deconvnet output of an already-scaled clip), :meth:`Sonifier.peak_activations` and
+:meth:`Sonifier.geometry` (receptive field and total stride in input samples).
 """
 from __future__ import annotations
 
