@@ -373,14 +373,15 @@ class _Step:
         k, dilation, stride = kernel.shape[0], p["dilation"], p["stride"]
         right = self._pads(length)[1]
         padded_length = length + left + right
+        exact = p["padding"] == "valid" and stride == 1  # the transpose already has the input's length
         if selected is not None and k <= 64:
             full = _transpose_rows(g[:, :, 0], tf.transpose(tf.gather(kernel, selected, axis=2), [2, 0, 1]), stride, dilation)
-            return self._unpad(full, length, left, right)
+            return full if exact else self._unpad(full, length, left, right)
         if selected is not None:  # wide kernels: one-hot rows through the full kernel (bounded memory)
             g = g * tf.expand_dims(tf.one_hot(selected, kernel.shape[2], dtype=g.dtype), 1)
         shape = tf.stack([tf.shape(g)[0], padded_length, kernel.shape[1]])
         full = tf.nn.conv1d_transpose(g, _dilate_kernel(kernel, dilation), shape, strides=stride, padding="VALID")
-        return full[:, left : left + length]
+        return full if p["padding"] == "valid" else full[:, left : left + length]
 
 
 def _transpose_rows(signal: tf.Tensor, kernels: tf.Tensor, stride: int, dilation: int) -> tf.Tensor:
