@@ -186,3 +186,40 @@ def test_native_log_filter_drops_only_the_onednn_notice():
     split = [text[:45], text[45:80], text[80:150], text[150:]]  # a record split over several reads
     assert _filtered(split) == b"block 3: sonifying the top 2 map(s)... done (16.3 s)\nWAVE WIFI E12 Error: x\n"
     assert _filtered([b"no newline at the end: E00"]) == b"no newline at the end: E00"  # flushed at EOF
+
+
+def test_sonify_a_user_built_model_by_layer_name(tmp_path, wav):
+    """Any supported Keras model: layer names, audio read at the model's sample rate."""
+    keras.utils.set_random_seed(1)
+    layers = keras.layers
+    model = keras.Sequential([keras.Input((None, 1)), layers.Conv1D(6, 9, strides=2, activation="relu", name="conv1"),
+                              layers.MaxPooling1D(3, 2, name="pool1"), layers.Conv1D(4, 5, padding="same", name="conv2"),
+                              layers.BatchNormalization(name="bn2"), layers.ReLU(name="relu2"),
+                              layers.GlobalAveragePooling1D(), layers.Dense(2)], name="mine")
+    path = tmp_path / "mine.keras"
+    model.save(path)
+    out = tmp_path / "out"
+    assert main(["sonify", str(wav), "--model", str(path), "--layer", "relu2", "--layer", "1", "--top", "3",
+                 "--out", str(out), "--no-plots"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["sample_rate"] == 8000  # no sample_rate attribute: the 8 kHz default
+    assert [e["layer"] for e in manifest["sonifications"]] == ["relu2"] * 3 + [1] * 3
+    assert sorted(p.name for p in out.glob("relu2_f*.wav")) == [f"relu2_f{e['feature']:04d}.wav" for e in
+                                                               sorted(manifest["sonifications"][:3], key=lambda e: e["feature"])]
+    sound, rate = soundfile.read(str(out / manifest["sonifications"][0]["wav"]))
+    assert rate == 8000 and sound.size == soundfile.read(str(out / "input.wav"))[0].size
+    expected = tfsonify.Sonifier(model).sonify(soundfile.read(str(out / "input.wav"), dtype="float32")[0], "relu2",
+                                               feature=manifest["sonifications"][0]["feature"])
+    np.testing.assert_allclose(sound, expected, atol=1e-4)
+
+
+def test_sonify_rejects_unsupported_model_and_layer(tmp_path, wav, capsys):
+    keras.utils.set_random_seed(1)
+    x = keras.Input((None, 1))
+    h = keras.layers.Conv1D(4, 3, name="conv1")(x)
+    model = keras.Model(x, keras.layers.Dense(2, name="head")(keras.layers.GlobalAveragePooling1D(name="gap")(h)))
+    path = tmp_path / "m.keras"
+    model.save(path)
+    assert main(["sonify", str(wav), "--model", str(path), "--layer", "head", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "'head'" in err and "lies past the supported path" in err and "Traceback" not in err

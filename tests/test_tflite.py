@@ -207,3 +207,63 @@ def test_edge_demo_runs_without_tensorflow(fixed_model, sonifier, one_second, tm
     bad = subprocess.run([python, str(REPO / "export" / "edge_demo.py"), str(model_path), str(clip_path),
                           "--layer", "5", "--out", str(out)], capture_output=True, text=True, timeout=300, env=env)
     assert bad.returncode == 2 and "exported layers: [2, 11]" in bad.stderr
+
+
+def _generic_model():
+    """Every rule that lowers to different TFLite ops: strided/dilated/same/causal convs, overlapping and
+    same-padded pools, BatchNormalization, Conv2D-as-1-D, padding, average pooling and a residual Add."""
+    import keras
+
+    import tfsonify
+
+    layers = keras.layers
+    keras.utils.set_random_seed(3)
+    x = keras.Input((None,))
+    h = tfsonify.PeakNormalization()(x)
+    h = layers.Reshape((-1, 1, 1))(h)
+    h = layers.ZeroPadding2D(((4, 3), (0, 0)))(h)
+    h = layers.Conv2D(6, (9, 1), strides=(2, 1), activation="relu", name="c1")(h)
+    h = layers.BatchNormalization(name="bn1")(h)
+    h = layers.MaxPooling2D((3, 1), (2, 1), padding="same", name="p1")(h)
+    h = layers.Reshape((-1, 6))(h)
+    h = layers.Conv1D(5, 3, dilation_rate=2, padding="causal", activation="relu", name="c2")(h)
+    skip = h
+    h = layers.Conv1D(5, 3, padding="same", name="c3")(h)
+    h = layers.ReLU(name="r3")(layers.Add(name="add")([h, skip]))
+    h = layers.AveragePooling1D(2, name="avg")(h)
+    h = layers.Conv1D(4, 4, strides=2, activation="relu", name="c4")(h)
+    model = keras.Model(x, layers.Dense(2)(layers.GlobalAveragePooling1D()(h)))
+    bn = model.get_layer("bn1")
+    rng = np.random.default_rng(0)
+    bn.moving_mean.assign(rng.normal(0, 0.1, 6).astype("float32"))
+    bn.moving_variance.assign(rng.uniform(0.5, 2, 6).astype("float32"))
+    return model
+
+
+def test_generic_model_is_builtin_only_and_matches_tensorflow():
+    import tfsonify
+    from tfsonify.export.tflite import assert_builtin_only, convert, interpreter, run_signature
+
+    model = _generic_model()
+    sonifier = tfsonify.Sonifier(model)
+    layers = ["c2", "r3", 4]
+    flatbuffer = convert(model, length=1000, layers=layers, top_k=2)
+    assert "CUSTOM" not in " ".join(assert_builtin_only(flatbuffer))
+    lite = interpreter(flatbuffer)
+    assert {"sonify_c2", "top_k_r3", "sonify_l4", "sonify_raw_c2", "peak_activations_l4"} <= set(lite.get_signature_list())
+    rng = np.random.default_rng(1)
+    clip = (np.sin(np.arange(1000) * 0.07) + 0.3 * rng.standard_normal(1000)).astype("float32")
+    for layer in layers:
+        suffix = f"l{layer}" if isinstance(layer, int) else layer
+        for feature in (0, 3):
+            got = run_signature(lite, f"sonify_{suffix}", clip, feature=feature)["sonification"][0]
+            np.testing.assert_allclose(got, sonifier.sonify(clip, layer, feature=feature), atol=1e-4)
+        top = run_signature(lite, f"top_k_{suffix}", clip)
+        features, _, sounds = sonifier.sonify_top(clip, layer, 2)
+        np.testing.assert_array_equal(top["features"][0], features)
+        np.testing.assert_allclose(top["sonifications"][0], sounds, atol=1e-4)
+        normalised = clip / np.abs(clip).max()
+        raw = run_signature(lite, f"sonify_raw_{suffix}", normalised, feature=1)["reconstruction"][0]
+        np.testing.assert_allclose(raw, sonifier.raw_reconstruction(normalised, layer, [1])[0], atol=1e-4)
+    with pytest.raises(ValueError, match="not a sonifiable layer"):
+        convert(model, layers=["nope"])

@@ -2,7 +2,8 @@
 
 Public API:
     CNN12, CNN12_x2          the paper's encoder family (Keras 3 functional models)
-    Sonifier                 deconvnet sonification of feature maps
+    Sonifier                 deconvnet sonification of feature maps (any supported raw-waveform Keras CNN)
+    DeconvNet, LayerInfo     the graph-walking deconvnet behind it (tfsonify.deconvnet)
     MaxPool1DWithSwitches    switch-recording max pool (XLA- and TFLite-safe)
     max_pool_with_switches, max_unpool, peak_normalize
     load_audio, write_wav    audio I/O at the model's rate
@@ -18,6 +19,7 @@ from tfsonify.audio import load_audio, write_wav  # noqa: E402
 from tfsonify.checkpoint import cnn12_of, load_checkpoint  # noqa: E402
 from tfsonify.models import BLOCKS, CNN12, CNN12_x2, NUM_BLOCKS, SAMPLE_RATE, ContrastiveModel, min_length, output_length  # noqa: E402
 from tfsonify.models.crepe import CREPE, crepe_pitch, pretrained_crepe  # noqa: E402
+from tfsonify.deconvnet import DeconvNet, LayerInfo  # noqa: E402
 from tfsonify.layers import MaxPool1DWithSwitches, PeakNormalization, max_pool_with_switches, max_unpool, peak_normalize  # noqa: E402
 from tfsonify.sonifier import BlockState, Sonifier, validate_waveform  # noqa: E402
 
@@ -32,6 +34,8 @@ __all__ = [
     "CNN12_x2",
     "CREPE",
     "ContrastiveModel",
+    "DeconvNet",
+    "LayerInfo",
     "MaxPool1DWithSwitches",
     "PeakNormalization",
     "Sonifier",

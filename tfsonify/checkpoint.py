@@ -23,7 +23,7 @@ from tfsonify.audio import atomic_path
 from tfsonify import models  # noqa: F401  (registers every serialisable class for load_model)
 from tfsonify.models.cnn12 import CNN12
 
-__all__ = ["load_checkpoint", "cnn12_of", "save_model"]
+__all__ = ["load_checkpoint", "cnn12_of", "sonifiable_of", "save_model"]
 
 
 def load_checkpoint(path: str | os.PathLike, what: str = "model") -> keras.Model:
@@ -69,6 +69,18 @@ def cnn12_of(source: str | os.PathLike | keras.Model, what: str = "model") -> CN
         raise ValueError(f"{what} must be a .keras path or a Keras model; received {type(model).__name__}")
     raise ValueError(f"{what} {getattr(model, 'name', model)!r} is a {type(model).__name__}; expected a tfsonify "
                      f"CNN12 or a ContrastiveModel (whose encoder is a CNN12)")
+
+
+def sonifiable_of(source: str | os.PathLike | keras.Model, what: str = "model") -> keras.Model:
+    """The model to sonify in ``source`` (a ``.keras`` path or a model): its CNN12 (a contrastive model's encoder)
+    when it has one, else the model itself (any Keras raw-waveform CNN; :class:`tfsonify.Sonifier` checks it)."""
+    model = load_checkpoint(source, what) if isinstance(source, (str, os.PathLike)) else source
+    try:
+        return cnn12_of(model, what)
+    except ValueError:
+        if not isinstance(model, keras.Model):
+            raise
+        return model
 
 
 def save_model(model: keras.Model, path: str | os.PathLike) -> Path:

@@ -72,7 +72,7 @@ def write_sonifications(
     out_dir: str | os.PathLike,
     waveform: np.ndarray,
     sonifications: np.ndarray,
-    layer: int,
+    layer: int | str,
     features: Sequence[int],
     activations: Sequence[float],
     sample_rate: int,
@@ -85,7 +85,7 @@ def write_sonifications(
     Args:
         waveform: mono float32 ``[time]`` input at ``sample_rate``.
         sonifications: ``[k, time]``, row ``i`` for ``features[i]``.
-        layer: block 1..11.
+        layer: a block index (``L05_f0012.wav``) or a layer name (``conv4_f0012.wav``).
         features: ``k`` map indices; ``activations``: their maximum activations.
         extra: more manifest fields (e.g. model path).
     If ``manifest.json`` already exists (an earlier layer in the same folder), the new
@@ -97,13 +97,16 @@ def write_sonifications(
     manifest_path = out_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     manifest.update({"sample_rate": int(sample_rate), "input": "input.wav", "source": str(source), **(extra or {})})
-    entries = [e for e in manifest.get("sonifications", []) if e["layer"] != int(layer) or e["feature"] not in set(map(int, features))]
+    layer = layer if isinstance(layer, str) else int(layer)
+    entries = [e for e in manifest.get("sonifications", []) if e["layer"] != layer or e["feature"] not in set(map(int, features))]
     for feature, activation, sound in zip(features, activations, sonifications):
-        stem = f"L{int(layer):02d}_f{int(feature):04d}"
+        prefix = "".join(c if c.isalnum() or c in "-_." else "_" for c in layer) if isinstance(layer, str) else f"L{layer:02d}"
+        stem = f"{prefix}_f{int(feature):04d}"
         write_wav(out_dir / f"{stem}.wav", sound, sample_rate)
-        entry = {"layer": int(layer), "feature": int(feature), "activation": float(activation), "wav": f"{stem}.wav"}
+        entry = {"layer": layer, "feature": int(feature), "activation": float(activation), "wav": f"{stem}.wav"}
         if plots:
-            plot_pair(out_dir / f"{stem}.png", waveform, sound, sample_rate, f"block {layer}, map {feature} (max activation {activation:.3g})")
+            where = f"layer {layer}" if isinstance(layer, str) else f"block {layer}"
+            plot_pair(out_dir / f"{stem}.png", waveform, sound, sample_rate, f"{where}, map {feature} (max activation {activation:.3g})")
             entry["spectrogram"] = f"{stem}.png"
         entries.append(entry)
     manifest["sonifications"] = entries

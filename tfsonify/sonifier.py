@@ -1,6 +1,7 @@
-"""Sonification by a deconvnet that shares CNN12's kernels (paper §3.2, Figure B.2).
+"""Sonification by a deconvnet that shares the model's kernels (paper §3.2, Figure B.2).
 
-For block ``L`` and feature map ``f``:
+Any raw-waveform Keras CNN the graph-walking :class:`tfsonify.deconvnet.DeconvNet` supports (CNN12,
+CREPE, your own Conv1D/Conv2D stack). For CNN12's block ``L`` (or any layer by name) and map ``f``:
 
 1. forward pass, storing every block's output and its max-pool switches;
 2. keep only map ``f`` of block ``L`` (all other maps set to zero);
@@ -15,11 +16,12 @@ replaced by ``relu(upstream)`` (Zeiler & Fergus' deconvnet rule); the tests keep
 that formulation as the oracle.
 
 Two exact savings over the paper's pseudocode: the forward pass stops at block
-``L``, and block ``L`` itself is computed (forward and transposed) only for the
-selected maps, not for all of its channels.
+``L``, and block ``L``'s conv (and the per-channel layers after it) is computed
+(forward and transposed) only for the selected maps, not for all of its channels.
 
-State is kept per block (:class:`BlockState`), so long clips can later be run in
-windows with bounded memory.
+Public methods for the long-audio path: :meth:`Sonifier.raw_reconstruction` (unscaled
+deconvnet output of an already-scaled clip), :meth:`Sonifier.peak_activations` and
+:meth:`Sonifier.geometry` (receptive field and total stride in input samples).
 """
 from __future__ import annotations
 
@@ -30,15 +32,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfsonify.models.cnn12 import BLOCKS, NUM_BLOCKS, check_layer, min_length
-from tfsonify.layers import max_pool_with_switches, max_unpool, peak_normalize
+from tfsonify.models.cnn12 import NUM_BLOCKS, check_layer, min_length
+from tfsonify.deconvnet import DeconvNet, LayerInfo
 
 __all__ = ["BlockState", "Sonifier", "validate_waveform"]
 
 
 @dataclass
 class BlockState:
-    """What the forward pass keeps of one block for the deconvnet.
+    """One block's output from :meth:`Sonifier.encode` (the deconvnet keeps its own state internally).
 
     Attributes:
         output: ``[batch, time_l, channels_l]`` the block's output (after its pool, if any).
@@ -49,9 +51,9 @@ class BlockState:
     """
 
     output: tf.Tensor
-    switches: tf.Tensor | None
-    conv_length: tf.Tensor
-    input_length: tf.Tensor
+    switches: tf.Tensor | None = None
+    conv_length: tf.Tensor | None = None
+    input_length: tf.Tensor | None = None
 
 
 def validate_waveform(waveform, layer: int = NUM_BLOCKS) -> np.ndarray:
@@ -82,26 +84,31 @@ def validate_waveform(waveform, layer: int = NUM_BLOCKS) -> np.ndarray:
     return batch
 
 
-def _pick_rows(tensor: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
-    """``tensor[rows[i, 0], :, rows[i, 1]]`` for each ``i``: ``[batch, time, channels]`` -> ``[n, time]``."""
-    return tf.gather_nd(tf.transpose(tensor, [0, 2, 1]), rows)
+Layer = "int | str"
 
 
 class Sonifier:
-    """Sonify CNN12 feature maps.
+    """Sonify feature maps of a raw-waveform Keras CNN.
 
     Args:
-        model: a :class:`tfsonify.CNN12` (with or without a head), or any Keras
-            model with ``Conv1D`` layers named ``conv1`` ... ``conv11`` laid out as
-            in Figure A.1. Kernels are read from the model's variables at call
-            time, so a later ``fit`` or ``load_weights`` is seen without rebuilding.
-        jit_compile: compile the graphs with XLA (as on TPU). On CPU the plain
-            graph is as fast; XLA is offered for parity checks and accelerators.
+        model: any model :class:`tfsonify.deconvnet.DeconvNet` supports: a :class:`tfsonify.CNN12` (with or
+            without head), CREPE, or your own Functional/Sequential Conv1D/Conv2D stack with one waveform
+            input ``[batch, time]`` or ``[batch, time, 1]``. Kernels are read from the model's variables
+            at call time, so a later ``fit`` or ``load_weights`` is seen without rebuilding.
+        sample_rate: the model's rate in Hz; default the model's ``sample_rate`` attribute (CNN12: 8000,
+            CREPE: 16000), else 8000.
+        jit_compile: compile the graphs with XLA (as on TPU). On CPU the plain graph is as fast; XLA is
+            offered for parity checks and accelerators.
 
-    All public methods take a waveform as float32 ``[time]`` or ``[batch, time]`` at
-    the model's sample rate (8 kHz by default), any amplitude; ``layer`` is the
-    block index 1..11 and feature indices are 0-based channel indices of that
-    block's conv.
+    Raises:
+        ValueError: when the model has an unsupported layer on the way to a conv, several inputs or no
+            waveform input (the message names the layer, its class and what is supported).
+
+    All public methods take a waveform as float32 ``[time]`` or ``[batch, time]`` at ``sample_rate``,
+    any amplitude. ``layer`` is a layer name (``"conv3"``; see :meth:`layers`) or a block index
+    1..N: block ``L`` is the ``L``-th conv with the per-channel layers after it (for CNN12 the
+    blocks 1..11 of Figure A.1, i.e. ``pool1``..``pool8``, ``conv9``..``conv11``). Feature indices
+    are 0-based channel indices of that layer's output.
 
     Example:
     >>> model = tfsonify.CNN12(width_multiplier=0.125)
@@ -111,113 +118,74 @@ class Sonifier:
     (8000,)
     """
 
-    def __init__(self, model: keras.Model, jit_compile: bool = False):
-        try:
-            self.convs = [model.get_layer(f"conv{i}") for i in range(1, NUM_BLOCKS + 1)]
-        except ValueError as error:
-            raise ValueError(f"model must have Conv1D layers named conv1..conv11 as CNN12 does: {error}") from None
-        for index, (conv, spec) in enumerate(zip(self.convs, BLOCKS), start=1):
-            if not isinstance(conv, keras.layers.Conv1D) or conv.kernel_size[0] != spec.kernel_size:
-                raise ValueError(f"layer conv{index} must be a Conv1D with kernel size {spec.kernel_size}")
+    def __init__(self, model: keras.Model, sample_rate: int | None = None, jit_compile: bool = False):
+        self.deconvnet = DeconvNet(model)
         self.model = model
         self.jit_compile = bool(jit_compile)
-        self.sample_rate = int(getattr(model, "sample_rate", 8000))
-        self._graphs: dict[tuple[str, int], tf.types.experimental.GenericFunction] = {}
+        rate = getattr(model, "sample_rate", 8000) if sample_rate is None else sample_rate
+        if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
+            raise ValueError(f"sample_rate must be a positive integer in Hz; received {rate!r}")
+        self.sample_rate = int(rate)
+        self._graphs: dict[tuple, tf.types.experimental.GenericFunction] = {}
 
-    # ------------------------------------------------------------------ sizes
-    def num_features(self, layer: int) -> int:
-        """Number of feature maps (conv filters) of block ``layer``."""
-        check_layer(layer)
-        return int(self.convs[layer - 1].filters)
+    # ------------------------------------------------------------------ layers
+    def _name(self, layer: Layer) -> str:
+        return self.deconvnet.resolve(layer)
 
     @staticmethod
-    def min_length(layer: int) -> int:
-        """Fewest samples block ``layer`` accepts (see :func:`tfsonify.models.cnn12.min_length`)."""
-        return min_length(layer)
+    def _describe(layer: Layer) -> str:
+        return f"layer {layer!r}" if isinstance(layer, str) else f"block {layer}"
+
+    def layers(self) -> list[LayerInfo]:
+        """The sonifiable layers in graph order: name, class, block index, channels, receptive field and
+        stride (input samples) and minimum input length (see :class:`tfsonify.deconvnet.LayerInfo`)."""
+        return self.deconvnet.layers()
+
+    def num_features(self, layer: Layer) -> int:
+        """Number of feature maps (channels) of ``layer``."""
+        return self.deconvnet.num_features(self._name(layer))
+
+    def min_length(self, layer: Layer) -> int:
+        """Fewest input samples ``layer`` accepts (CNN12 block 11: 2370)."""
+        return self.deconvnet.min_length(self._name(layer))
+
+    def geometry(self, layer: Layer) -> tuple[int, int]:
+        """``(receptive_field, total_stride)`` of ``layer`` in input samples.
+
+        One output step of ``layer`` sees ``receptive_field`` consecutive input samples, and consecutive
+        steps are ``total_stride`` samples apart; the long-audio windowing uses both.
+        """
+        return self.deconvnet.geometry(self._name(layer))
+
+    def validate(self, waveform, layer: Layer) -> np.ndarray:
+        """Check a waveform for ``layer`` and return it as float32 ``[batch, time]`` (see :func:`validate_waveform`)."""
+        name = self._name(layer)
+        try:
+            array = np.asarray(waveform, dtype=np.float32)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"waveform must be a numeric array [time] or [batch, time]; could not convert: {error}") from None
+        if array.ndim not in (1, 2):
+            raise ValueError(f"waveform must have shape [time] or [batch, time]; received shape {array.shape}")
+        batch = array[None] if array.ndim == 1 else array
+        needed = self.deconvnet.min_length(name)
+        if batch.shape[0] == 0 or batch.shape[1] == 0:
+            raise ValueError(f"waveform is empty (shape {array.shape}); expected at least {needed} samples")
+        if not np.all(np.isfinite(batch)):
+            bad = int(np.size(batch) - np.count_nonzero(np.isfinite(batch)))
+            raise ValueError(f"waveform contains {bad} NaN or Inf samples; expected finite values")
+        if batch.shape[1] < needed:
+            raise ValueError(f"clip has {batch.shape[1]} samples but {self._describe(layer)} needs at least {needed} "
+                             f"(pad or use a longer clip, or a shallower layer)")
+        return batch
 
     # ----------------------------------------------------------- graph parts
-    def _kernel(self, block: int) -> tf.Tensor:
-        """``[kernel_size, in_channels, out_channels]`` kernel of ``conv{block}`` (the variable's value)."""
-        return tf.convert_to_tensor(self.convs[block - 1].kernel)
-
-    def _block(self, block: int, inputs: tf.Tensor, kernel: tf.Tensor | None = None, bias: tf.Tensor | None = None) -> BlockState:
-        """Run block ``block`` (1-based) on ``[batch, time, channels]`` and keep its state.
-
-        ``kernel``/``bias`` restrict the block to chosen output channels (default: all).
-        """
-        conv = self.convs[block - 1]
-        kernel = self._kernel(block) if kernel is None else kernel
-        bias = tf.convert_to_tensor(conv.bias) if bias is None else bias
-        activation = tf.nn.relu(tf.nn.conv1d(inputs, kernel, stride=1, padding="VALID") + bias)
-        conv_length = tf.shape(activation)[1]
-        if BLOCKS[block - 1].pooled:
-            pooled, switches = max_pool_with_switches(activation)
-            return BlockState(pooled, switches, conv_length, tf.shape(inputs)[1])
-        return BlockState(activation, None, conv_length, tf.shape(inputs)[1])
-
-    def encode(self, waveform: tf.Tensor, layer: int) -> list[BlockState]:
-        """Forward pass through blocks 1..``layer`` of a peak-normalised ``[batch, time]`` waveform.
+    def encode(self, normalized: tf.Tensor, layer: int) -> list[BlockState]:
+        """Outputs of blocks ``1..layer`` for a deconvnet-input ``[batch, time]`` waveform (already scaled).
 
         Returns one :class:`BlockState` per block, index 0 for block 1.
         """
-        hidden = tf.expand_dims(waveform, -1)
-        states = []
-        for block in range(1, layer + 1):
-            state = self._block(block, hidden)
-            states.append(state)
-            hidden = state.output
-        return states
-
-    def _transpose_single(self, signal: tf.Tensor, kernels: tf.Tensor) -> tf.Tensor:
-        """Transposed conv of one channel per row with a per-row kernel.
-
-        Args:
-            signal: ``[n, time]``, row ``i`` the only non-zero channel of map ``i``.
-            kernels: ``[n, kernel_size, in_channels]``, the conv kernel column of map ``i``.
-
-        Returns:
-            ``[n, time + kernel_size - 1, in_channels]``, equal to
-            ``conv1d_transpose`` of the one-hot-masked maps with the full kernel.
-        """
-        kernel_size = kernels.shape[1]
-        padded = tf.pad(signal, [[0, 0], [kernel_size - 1, kernel_size - 1]])
-        out_length = tf.shape(signal)[1] + kernel_size - 1
-        taps = [padded[:, kernel_size - 1 - j : kernel_size - 1 - j + out_length] for j in range(kernel_size)]
-        frames = tf.stack(taps, axis=-1)  # [n, out_length, kernel_size]
-        return tf.matmul(frames, kernels)
-
-    def deconvolve(self, selected: tf.Tensor, selected_switches: tf.Tensor | None, selected_conv_length: tf.Tensor,
-                   features: tf.Tensor, states: Sequence[BlockState], batch_index: tf.Tensor, layer: int) -> tf.Tensor:
-        """Map selected block-``layer`` feature maps back to the input domain (unnormalised).
-
-        Args:
-            selected: ``[n, time_L]`` the kept map of each row (block ``layer``'s output).
-            selected_switches: ``[n, time_L]`` its pool switches, or None for blocks 9-11.
-            selected_conv_length: block ``layer``'s pre-pool length.
-            features: ``[n]`` int32 channel index of each row's map.
-            states: forward states of blocks ``1..layer-1`` (``[batch, ...]``).
-            batch_index: ``[n]`` int32, which clip of the batch each row belongs to.
-            layer: the block of the maps.
-
-        Returns:
-            ``[n, time]`` raw reconstruction (before the unit-peak scaling).
-        """
-        signal = selected
-        if selected_switches is not None:
-            signal = tf.squeeze(max_unpool(tf.expand_dims(selected, -1), tf.expand_dims(selected_switches, -1),
-                                           selected_conv_length), -1)
-        signal = tf.nn.relu(signal)
-        kernels = tf.transpose(tf.gather(self._kernel(layer), features, axis=2), [2, 0, 1])  # [n, k, c_in]
-        hidden = self._transpose_single(signal, kernels)
-        for block in range(layer - 1, 0, -1):
-            state = states[block - 1]
-            if state.switches is not None:
-                hidden = max_unpool(hidden, tf.gather(state.switches, batch_index), state.conv_length)
-            hidden = tf.nn.relu(hidden)
-            kernel = self._kernel(block)
-            output_shape = tf.stack([tf.shape(hidden)[0], state.input_length, kernel.shape[1]])
-            hidden = tf.nn.conv1d_transpose(hidden, kernel, output_shape, strides=1, padding="VALID")
-        return tf.squeeze(hidden, -1)
+        names = [self._name(block) for block in range(1, layer + 1)]
+        return [BlockState(out) for out in self.deconvnet.outputs(tf.expand_dims(normalized, -1), names)]
 
     @staticmethod
     def _rescale(reconstruction: tf.Tensor, peaks: tf.Tensor) -> tf.Tensor:
@@ -226,73 +194,68 @@ class Sonifier:
         safe = tf.where(scale > 0.0, scale, tf.ones_like(scale))
         return reconstruction / safe * tf.expand_dims(peaks, -1)
 
-    def sonify_selected_graph(self, waveform: tf.Tensor, layer: int, batch_index: tf.Tensor, features: tf.Tensor,
+    def sonify_selected_graph(self, waveform: tf.Tensor, layer: Layer, batch_index: tf.Tensor, features: tf.Tensor,
                               channels: tf.Tensor | None = None) -> tf.Tensor:
         """Pure-TF sonification of chosen maps (usable inside ``tf.function``, XLA, exporters).
 
         Args:
             waveform: float32 ``[batch, time]``, raw amplitude.
-            layer: Python int, block 1..11.
+            layer: a layer name or block index (Python value).
             batch_index: int32 ``[n]``, clip of each requested map.
             features: int32 ``[n]``, channel of each requested map; or, when ``channels`` is
                 given, the position of that channel in ``channels``.
-            channels: optional int32 ``[u]`` distinct channels to compute at block ``layer``
-                (default: ``features`` itself). Only these channels of block ``layer`` are
-                computed, for every clip of the batch.
+            channels: optional int32 ``[u]`` distinct channels to compute at the top conv block
+                (default: ``features`` itself). Only these channels are computed, for every clip.
 
         Returns:
             float32 ``[n, time]`` sonifications, each scaled to ``max|x|`` of its clip.
         """
-        if channels is None:
-            channels, slots = features, tf.range(tf.shape(features)[0])
-        else:
-            channels, slots = channels, features
-        normalized = peak_normalize(waveform)
-        states = self.encode(normalized, layer - 1) if layer > 1 else []
-        below = tf.expand_dims(normalized, -1) if layer == 1 else states[-1].output
-        conv = self.convs[layer - 1]
-        kernel = tf.gather(self._kernel(layer), channels, axis=2)  # [k, c_in, u]
-        bias = tf.gather(tf.convert_to_tensor(conv.bias), channels)
-        top = self._block(layer, below, kernel, bias)  # [batch, time_L, u]
-        rows = tf.stack([batch_index, slots], axis=1)
-        switches = None if top.switches is None else _pick_rows(top.switches, rows)
-        reconstruction = self.deconvolve(_pick_rows(top.output, rows), switches, top.conv_length,
-                                         tf.gather(channels, slots), states, batch_index, layer)
+        x = self.deconvnet.scale_input(waveform)
+        reconstruction = self.deconvnet.reconstruct(x, self._name(layer), batch_index, features, channels)
         peaks = tf.gather(tf.reduce_max(tf.abs(waveform), axis=-1), batch_index)
         return self._rescale(reconstruction, peaks)
 
-    def activations_graph(self, waveform: tf.Tensor, layer: int) -> tf.Tensor:
-        """Block ``layer``'s output ``[batch, time_L, channels_L]`` for a raw ``[batch, time]`` waveform."""
-        return self.encode(peak_normalize(waveform), layer)[-1].output
+    def raw_reconstruction_graph(self, normalized: tf.Tensor, layer: Layer, batch_index: tf.Tensor,
+                                 features: tf.Tensor) -> tf.Tensor:
+        """Pure-TF deconvnet output before any scaling: ``[batch, time]`` (already scaled) -> ``[n, time]``.
 
-    def sonify_top_graph(self, waveform: tf.Tensor, layer: int, k: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        ``normalized`` is the deconvnet's input: the clip divided by the *whole clip's* peak, not normalised
+        again here (input-scaling layers are skipped), and the output is not rescaled, so windows of a
+        long clip stitch into the full clip's reconstruction.
+        """
+        x = tf.expand_dims(normalized, -1)
+        return self.deconvnet.reconstruct(x, self._name(layer), batch_index, features)
+
+    def peak_activations_graph(self, normalized: tf.Tensor, layer: Layer) -> tf.Tensor:
+        """Pure-TF ``[batch, C]`` maximum over time of each map of ``layer`` for a deconvnet-input waveform."""
+        return tf.reduce_max(self.deconvnet.forward(tf.expand_dims(normalized, -1), self._name(layer))[0], axis=1)
+
+    def activations_graph(self, waveform: tf.Tensor, layer: Layer) -> tf.Tensor:
+        """``layer``'s output ``[batch, time_L, channels_L]`` for a raw ``[batch, time]`` waveform."""
+        return self.deconvnet.forward(self.deconvnet.scale_input(waveform), self._name(layer))[0]
+
+    def sonify_top_graph(self, waveform: tf.Tensor, layer: Layer, k: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """Pure-TF: the ``k`` most active maps of each clip and their sonifications, one forward pass.
 
         Args:
             waveform: float32 ``[batch, time]``.
-            layer: Python int, block 1..11.
-            k: int32 scalar, ``1 <= k <= channels_L``.
+            layer: a layer name or block index (Python value).
+            k: int32 scalar, ``1 <= k <= channels``.
 
         Returns:
             ``(features [batch, k] int32, activations [batch, k] float32, sonifications [batch, k, time])``,
             maps ordered by decreasing maximum activation over time.
         """
-        normalized = peak_normalize(waveform)
-        states = self.encode(normalized, layer)
-        top = states[-1]
-        scores, features = tf.math.top_k(tf.reduce_max(top.output, axis=1), k=k)
+        features, scores, reconstruction = self.deconvnet.reconstruct_top(
+            self.deconvnet.scale_input(waveform), self._name(layer), k)
         batch = tf.shape(waveform)[0]
-        flat_features = tf.reshape(features, [-1])
-        batch_index = tf.repeat(tf.range(batch), k)
-        rows = tf.stack([batch_index, flat_features], axis=1)
-        switches = None if top.switches is None else _pick_rows(top.switches, rows)
-        reconstruction = self.deconvolve(_pick_rows(top.output, rows), switches, top.conv_length, flat_features, states[:-1], batch_index, layer)
-        peaks = tf.gather(tf.reduce_max(tf.abs(waveform), axis=-1), batch_index)
+        peaks = tf.repeat(tf.reduce_max(tf.abs(waveform), axis=-1), k)
         sonifications = tf.reshape(self._rescale(reconstruction, peaks), tf.stack([batch, k, tf.shape(waveform)[1]]))
         return features, scores, sonifications
 
     # ---------------------------------------------------------- compiled graphs
-    def _graph(self, kind: str, layer: int):
+    def _graph(self, kind: str, layer: Layer):
+        layer = self._name(layer)
         key = (kind, layer)
         if key not in self._graphs:
             wave = tf.TensorSpec([None, None], tf.float32)
@@ -304,6 +267,12 @@ class Sonifier:
             elif kind == "top":
                 fn = lambda w, k: self.sonify_top_graph(w, layer, k)  # noqa: E731
                 signature = [wave, scalar]
+            elif kind == "raw":
+                fn = lambda w, b, f: self.raw_reconstruction_graph(w, layer, b, f)  # noqa: E731
+                signature = [wave, ints, ints]
+            elif kind == "peaks":
+                fn = lambda w: self.peak_activations_graph(w, layer)  # noqa: E731
+                signature = [wave]
             else:
                 fn = lambda w: self.activations_graph(w, layer)  # noqa: E731
                 signature = [wave]
@@ -311,30 +280,30 @@ class Sonifier:
         return self._graphs[key]
 
     # ------------------------------------------------------------- public API
-    def _check_features(self, features: Sequence[int], layer: int) -> np.ndarray:
+    def _check_features(self, features: Sequence[int], layer: Layer) -> np.ndarray:
         width = self.num_features(layer)
         array = np.asarray(features)
         if array.ndim != 1 or array.size == 0 or not np.issubdtype(array.dtype, np.integer):
             raise ValueError(f"features must be a non-empty list of integer map indices; received {features!r}")
         bad = array[(array < 0) | (array >= width)]
         if bad.size:
-            raise ValueError(f"feature index {int(bad[0])} is outside block {layer}'s {width} maps (valid: 0..{width - 1})")
+            raise ValueError(f"feature index {int(bad[0])} is outside {self._describe(layer)}'s {width} maps (valid: 0..{width - 1})")
         return array.astype(np.int32)
 
-    def _check_k(self, k: int, layer: int) -> int:
+    def _check_k(self, k: int, layer: Layer) -> int:
         width = self.num_features(layer)
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= width:
-            raise ValueError(f"k must be an integer in 1..{width} (block {layer}'s maps); received {k!r}")
+            raise ValueError(f"k must be an integer in 1..{width} ({self._describe(layer)}'s maps); received {k!r}")
         return int(k)
 
-    def activations(self, waveform, layer: int) -> np.ndarray:
+    def activations(self, waveform, layer: Layer) -> np.ndarray:
         """Block ``layer``'s output, float32 ``[time_L, channels_L]`` or ``[batch, time_L, channels_L]``."""
-        batch = validate_waveform(waveform, layer)
+        batch = self.validate(waveform, layer)
         out = self._graph("activations", layer)(tf.constant(batch)).numpy()
         return out[0] if np.ndim(waveform) == 1 else out
 
-    def top_features(self, waveform, layer: int, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` most active feature maps of block ``layer``.
+    def top_features(self, waveform, layer: Layer, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most active feature maps of ``layer``.
 
         "Most active" is the paper's criterion: the largest activation over time of the
         block's output (after ReLU and pooling), ``max_t A_L[f, t]``.
@@ -343,32 +312,32 @@ class Sonifier:
             ``(indices, scores)``: int32 and float32, ``[k]`` for a ``[time]`` input or
             ``[batch, k]`` for ``[batch, time]``, in decreasing order of score.
         """
-        batch = validate_waveform(waveform, layer)
+        batch = self.validate(waveform, layer)
         k = self._check_k(k, layer)
         scores, indices = tf.math.top_k(tf.reduce_max(self._graph("activations", layer)(tf.constant(batch)), axis=1), k=k)
         indices, scores = indices.numpy().astype(np.int32), scores.numpy()
         return (indices[0], scores[0]) if np.ndim(waveform) == 1 else (indices, scores)
 
-    def sonify_top(self, waveform, layer: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def sonify_top(self, waveform, layer: Layer, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sonify the ``k`` most active maps in one forward pass and one batched deconvnet pass.
 
         Returns:
             ``(features, activations, sonifications)`` shaped ``[k]``, ``[k]``, ``[k, time]`` for a
             ``[time]`` input, or with a leading batch axis for ``[batch, time]``.
         """
-        batch = validate_waveform(waveform, layer)
+        batch = self.validate(waveform, layer)
         k = self._check_k(k, layer)
         features, scores, sounds = (t.numpy() for t in self._graph("top", layer)(tf.constant(batch), tf.constant(k, tf.int32)))
         if np.ndim(waveform) == 1:
             return features[0], scores[0], sounds[0]
         return features, scores, sounds
 
-    def sonify(self, waveform, layer: int, feature: int | None = None, features: Sequence[int] | None = None) -> np.ndarray:
-        """Sonify feature maps of block ``layer``.
+    def sonify(self, waveform, layer: Layer, feature: int | None = None, features: Sequence[int] | None = None) -> np.ndarray:
+        """Sonify feature maps of ``layer`` (a name or block index).
 
         Args:
             waveform: float32 ``[time]`` or ``[batch, time]`` at the model's rate.
-            layer: block 1..11.
+            layer: a layer name or block index (CNN12: 1..11).
             feature: one map index -> output shaped like ``waveform``.
             features: several map indices -> ``[k, time]`` (or ``[batch, k, time]``),
                 computed in one batched pass with the maps on the batch axis.
@@ -380,7 +349,7 @@ class Sonifier:
         """
         if feature is not None and features is not None:
             raise ValueError("give either feature=F or features=[...], not both")
-        batch = validate_waveform(waveform, layer)
+        batch = self.validate(waveform, layer)
         if feature is None and features is None:
             sounds = self.sonify_top(batch, layer, 1)[2][:, 0]
             return sounds[0] if np.ndim(waveform) == 1 else sounds
@@ -394,3 +363,35 @@ class Sonifier:
         if feature is not None:
             sounds = sounds[:, 0]
         return sounds[0] if np.ndim(waveform) == 1 else sounds
+
+    def raw_reconstruction(self, normalised, layer: Layer, features: Sequence[int]) -> np.ndarray:
+        """Unscaled deconvnet output of maps ``features`` of ``layer`` (for exact windowing of long clips).
+
+        Args:
+            normalised: float32 ``[time]`` or ``[batch, time]`` at ``sample_rate``, the clip already divided
+                by the *whole clip's* peak. It is not scaled again (input-scaling layers such as
+                ``PeakNormalization`` are skipped) and the output is not rescaled.
+            layer: a layer name or block index.
+            features: map indices.
+
+        Returns:
+            float32 ``[F, time]`` for a ``[time]`` input, ``[batch, F, time]`` for ``[batch, time]``.
+        """
+        batch = self.validate(normalised, layer)
+        chosen = self._check_features(features, layer)
+        clips = batch.shape[0]
+        batch_index = np.repeat(np.arange(clips, dtype=np.int32), chosen.size)
+        rows = np.tile(chosen, clips)
+        out = self._graph("raw", layer)(tf.constant(batch), tf.constant(batch_index), tf.constant(rows)).numpy()
+        out = out.reshape(clips, chosen.size, -1)
+        return out[0] if np.ndim(normalised) == 1 else out
+
+    def peak_activations(self, normalised, layer: Layer) -> np.ndarray:
+        """Each map's maximum over time of ``layer`` for an already-scaled clip (as :meth:`raw_reconstruction`).
+
+        Returns:
+            float32 ``[C]`` for a ``[time]`` input, ``[batch, C]`` for ``[batch, time]``.
+        """
+        batch = self.validate(normalised, layer)
+        out = self._graph("peaks", layer)(tf.constant(batch)).numpy()
+        return out[0] if np.ndim(normalised) == 1 else out

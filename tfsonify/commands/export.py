@@ -27,11 +27,14 @@ def register(subparsers) -> None:
     lite = kinds.add_parser("tflite", help="builtin-only TFLite sonifier for LiteRT",
                             description="Signatures sonify_l{L} (waveform [1,T] float32, feature [1] int32 -> "
                             "sonification [1,T]) and top_k_l{L} (-> features, activations, sonifications [1,K,T]).")
-    lite.add_argument("model", help="a .keras file holding a tfsonify CNN12 (or a ContrastiveModel: its encoder is exported)")
+    lite.add_argument("model", help="a .keras file holding a tfsonify CNN12 (or a ContrastiveModel: its encoder is "
+                                    "exported) or any model the deconvnet supports")
     lite.add_argument("--out", required=True, help="output .tflite file")
     lite.add_argument("--length", type=int, default=8000,
                       help="fixed clip length in samples (default 8000 = 1 s at 8 kHz; 3-5x faster on LiteRT); 0 = dynamic")
-    lite.add_argument("--layers", default=None, help="comma-separated blocks to export (default all 1..11)")
+    lite.add_argument("--layers", default=None,
+                      help="comma-separated block indices and/or layer names to export, e.g. 5,11 or conv2,conv4 "
+                           "(default every block; CNN12: 1..11)")
     lite.add_argument("--top", type=int, default=4, help="K of the top_k_l{L} signatures (default 4)")
     lite.add_argument("--fp16", action="store_true", help="store float16 weights (half the file)")
     lite.set_defaults(func=run_tflite)
@@ -61,14 +64,11 @@ def run_tflite(args: argparse.Namespace) -> int:
         raise ValueError(f"--length must be a positive number of samples or 0 for dynamic; received {args.length}")
     layers = None
     if args.layers:
-        try:
-            layers = [int(part) for part in args.layers.split(",") if part.strip()]
-        except ValueError:
-            raise ValueError(f"--layers must be comma-separated integers like 5,11; received {args.layers!r}") from None
+        layers = [int(part) if part.strip().isdigit() else part.strip() for part in args.layers.split(",") if part.strip()]
     from tfsonify.render import check_writable_dir
 
     check_writable_dir(Path(args.out).parent)  # before loading and converting (tens of seconds)
-    model = load_model(args.model)
+    model = load_model(args.model, any_model=True)
     length = args.length or None
     with progress(f"converting to TFLite ({'dynamic' if length is None else length} samples{', fp16' if args.fp16 else ''})"):
         path = export_tflite(model, args.out, length=length, layers=layers, top_k=args.top, fp16=args.fp16)

@@ -48,9 +48,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfsonify.audio import atomic_path
-from tfsonify.models.cnn12 import BLOCKS, NUM_BLOCKS, check_layer, min_length
 from tfsonify.export.savedmodel import store_weights_once
-from tfsonify.layers import max_pool_with_switches
 from tfsonify.sonifier import Sonifier
 from tfsonify.validation import check_int
 
@@ -96,43 +94,43 @@ def raw_reconstruction_graph(sonifier: Sonifier, normalized: tf.Tensor, layer: i
     Args:
         sonifier: the :class:`Sonifier` holding the model's kernels.
         normalized: float32 ``[1, time]`` (8 kHz), already scaled by the clip's global peak.
-        layer: Python int, block 1..11.
-        feature: int32 ``[1]``, the map of block ``layer``.
+        layer: a layer name or block index (Python value).
+        feature: int32 ``[1]``, the map of ``layer``.
 
     Returns:
         float32 ``[1, time]`` raw reconstruction (``Sonifier.deconvolve``'s output).
     """
-    states = sonifier.encode(normalized, layer - 1) if layer > 1 else []
-    below = tf.expand_dims(normalized, -1) if layer == 1 else states[-1].output
-    conv = sonifier.convs[layer - 1]
-    kernel = tf.gather(tf.convert_to_tensor(conv.kernel), feature, axis=2)  # [k, c_in, 1]
-    bias = tf.gather(tf.convert_to_tensor(conv.bias), feature)
-    activation = tf.nn.relu(tf.nn.conv1d(below, kernel, stride=1, padding="VALID") + bias)  # [1, time_L, 1]
-    conv_length = tf.shape(activation)[1]
-    switches = None
-    if BLOCKS[layer - 1].pooled:
-        activation, switches = max_pool_with_switches(activation)
-        switches = switches[:, :, 0]
-    return sonifier.deconvolve(activation[:, :, 0], switches, conv_length, feature, states, tf.zeros([1], tf.int32), layer)
+    return sonifier.raw_reconstruction_graph(normalized, layer, tf.zeros([1], tf.int32), feature)
 
 
-def _layers(layers: Sequence[int] | None) -> list[int]:
-    chosen = list(range(1, NUM_BLOCKS + 1)) if layers is None else [int(layer) for layer in layers]
+def _layers(sonifier: Sonifier, layers: Sequence[int | str] | None) -> list[int | str]:
+    """Block indices (sorted) then layer names, each checked against the model (default: every block)."""
+    chosen = list(range(1, len(sonifier.deconvnet.blocks) + 1)) if layers is None else list(layers)
     if not chosen:
-        raise ValueError("layers must name at least one block in 1..11")
+        raise ValueError("layers must name at least one layer: a block index or a layer name")
     for layer in chosen:
-        check_layer(layer)
-    return sorted(set(chosen))
+        sonifier.num_features(layer)  # raises ValueError naming a bad block index or layer name
+    blocks = sorted({int(layer) for layer in chosen if not isinstance(layer, str)})
+    names = list(dict.fromkeys(layer for layer in chosen if isinstance(layer, str)))
+    return blocks + names
 
 
-def convert(model: keras.Model, length: int | None = 8000, layers: Sequence[int] | None = None,
+def signature_suffix(layer: int | str) -> str:
+    """``l{L}`` for block ``L``, the layer name (non-alphanumerics as ``_``) for a named layer."""
+    if isinstance(layer, str):
+        return "".join(c if c.isalnum() else "_" for c in layer)
+    return f"l{int(layer)}"
+
+
+def convert(model: keras.Model, length: int | None = 8000, layers: Sequence[int | str] | None = None,
             top_k: int = DEFAULT_TOP_K, fp16: bool = False) -> bytes:
     """Convert the sonifier of ``model`` to a builtin-only TFLite flatbuffer.
 
     Args:
-        model: a :class:`tfsonify.CNN12`.
+        model: a :class:`tfsonify.CNN12` or any model :class:`tfsonify.Sonifier` supports.
         length: fixed clip length ``T`` in samples (8000 = 1 s at 8 kHz), or None for dynamic.
-        layers: blocks to export (default all 11).
+        layers: block indices and/or layer names to export (default every block; CNN12: 1..11). Signatures
+            are suffixed ``l{L}`` for block ``L`` and with the layer name for a name (``sonify_conv4``).
         top_k: ``K`` of the ``top_k_l{L}`` signatures (capped at each block's width).
         fp16: store float16 weights.
 
@@ -142,13 +140,16 @@ def convert(model: keras.Model, length: int | None = 8000, layers: Sequence[int]
     Raises:
         ValueError: for a bad length/layer/top_k or if the conversion needed non-builtin ops.
     """
-    layers = _layers(layers)
-    if length is not None:
-        if isinstance(length, bool) or not isinstance(length, int) or length < min_length(max(layers)):
-            raise ValueError(f"length must be an integer >= {min_length(max(layers))} samples (block {max(layers)}'s "
-                             f"minimum) or None for dynamic length; received {length!r}")
-    check_int("top_k", top_k, minimum=1)
     sonifier = Sonifier(model)
+    layers = _layers(sonifier, layers)
+    if length is not None:
+        deepest = max(layers, key=sonifier.min_length)
+        needed = sonifier.min_length(deepest)
+        if isinstance(length, bool) or not isinstance(length, int) or length < needed:
+            where = f"layer {deepest!r}" if isinstance(deepest, str) else f"block {deepest}"
+            raise ValueError(f"length must be an integer >= {needed} samples ({where}'s minimum) or None for dynamic "
+                             f"length; received {length!r}")
+    check_int("top_k", top_k, minimum=1)
     wave_spec = tf.TensorSpec([1, length], tf.float32, name="waveform")
     feature_spec = tf.TensorSpec([1], tf.int32, name="feature")
 
@@ -165,20 +166,20 @@ def convert(model: keras.Model, length: int | None = 8000, layers: Sequence[int]
             features, scores, sounds = sonifier.sonify_top_graph(waveform, layer, k)
             return {"features": features, "activations": scores, "sonifications": sounds}
 
-        archive.add_endpoint(f"sonify_l{layer}", sonify, input_signature=[wave_spec, feature_spec])
-        archive.add_endpoint(f"top_k_l{layer}", top, input_signature=[wave_spec])
-        keys += [f"sonify_l{layer}", f"top_k_l{layer}"]
+        archive.add_endpoint(f"sonify_{signature_suffix(layer)}", sonify, input_signature=[wave_spec, feature_spec])
+        archive.add_endpoint(f"top_k_{signature_suffix(layer)}", top, input_signature=[wave_spec])
+        keys += [f"sonify_{signature_suffix(layer)}", f"top_k_{signature_suffix(layer)}"]
         if length is not None:  # exact overlapping windows for long clips (export/edge_windows.py)
 
             def raw(waveform, feature, layer=layer):
                 return {"reconstruction": raw_reconstruction_graph(sonifier, waveform, layer, feature)}
 
             def peaks(waveform, layer=layer):
-                return {"activations": tf.reduce_max(sonifier.encode(waveform, layer)[-1].output, axis=1)}
+                return {"activations": sonifier.peak_activations_graph(waveform, layer)}
 
-            archive.add_endpoint(f"sonify_raw_l{layer}", raw, input_signature=[wave_spec, feature_spec])
-            archive.add_endpoint(f"peak_activations_l{layer}", peaks, input_signature=[wave_spec])
-            keys += [f"sonify_raw_l{layer}", f"peak_activations_l{layer}"]
+            archive.add_endpoint(f"sonify_raw_{signature_suffix(layer)}", raw, input_signature=[wave_spec, feature_spec])
+            archive.add_endpoint(f"peak_activations_{signature_suffix(layer)}", peaks, input_signature=[wave_spec])
+            keys += [f"sonify_raw_{signature_suffix(layer)}", f"peak_activations_{signature_suffix(layer)}"]
 
     store_weights_once(archive)
     with tempfile.TemporaryDirectory(prefix="tfsonify-tflite-") as folder:
