@@ -18,8 +18,11 @@ Two exact savings over the paper's pseudocode: the forward pass stops at block
 ``L``, and block ``L`` itself is computed (forward and transposed) only for the
 selected maps, not for all of its channels.
 
-State is kept per block (:class:`BlockState`), so long clips can later be run in
-windows with bounded memory.
+Long clips: the public methods run a clip longer than ``window_seconds`` (default
+:data:`tfsonify.long_clips.DEFAULT_WINDOW_SECONDS`) as exact overlapping windows with bounded memory
+(:mod:`tfsonify.long_clips`, planned by :mod:`tfsonify.windows`), through four hooks:
+:meth:`Sonifier.raw_reconstruction`, :meth:`Sonifier.peak_activations`, :meth:`Sonifier.geometry` and
+``Sonifier.sample_rate``. :meth:`Sonifier.stream` sonifies live audio block by block.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfsonify import long_clips
 from tfsonify.cnn12 import BLOCKS, NUM_BLOCKS, _check_layer, min_length
 from tfsonify.layers import max_pool_with_switches, max_unpool, peak_normalize
 
@@ -261,6 +265,27 @@ class Sonifier:
         peaks = tf.gather(tf.reduce_max(tf.abs(waveform), axis=-1), batch_index)
         return self._rescale(reconstruction, peaks)
 
+    def raw_reconstruction_graph(self, normalized: tf.Tensor, layer: int, channels: tf.Tensor) -> tf.Tensor:
+        """Pure-TF raw deconvnet output of maps ``channels`` of one clip already divided by a peak.
+
+        Args:
+            normalized: float32 ``[1, time]``, not normalised again.
+            layer: Python int, block 1..11.
+            channels: int32 ``[F]`` maps of block ``layer``.
+
+        Returns:
+            float32 ``[F, time]``, before any scaling (:meth:`deconvolve`'s output).
+        """
+        states = self.encode(normalized, layer - 1) if layer > 1 else []
+        below = tf.expand_dims(normalized, -1) if layer == 1 else states[-1].output
+        conv = self.convs[layer - 1]
+        kernel = tf.gather(self._kernel(layer), channels, axis=2)
+        bias = tf.gather(tf.convert_to_tensor(conv.bias), channels)
+        top = self._block(layer, below, kernel, bias)  # [1, time_L, F]
+        switches = None if top.switches is None else tf.transpose(top.switches[0])
+        batch_index = tf.zeros_like(channels)
+        return self.deconvolve(tf.transpose(top.output[0]), switches, top.conv_length, channels, states, batch_index, layer)
+
     def activations_graph(self, waveform: tf.Tensor, layer: int) -> tf.Tensor:
         """Block ``layer``'s output ``[batch, time_L, channels_L]`` for a raw ``[batch, time]`` waveform."""
         return self.encode(peak_normalize(waveform), layer)[-1].output
@@ -301,6 +326,12 @@ class Sonifier:
             if kind == "selected":
                 fn = lambda w, b, f, c: self.sonify_selected_graph(w, layer, b, f, c)  # noqa: E731
                 signature = [wave, ints, ints, ints]
+            elif kind == "raw":
+                fn = lambda w, c: self.raw_reconstruction_graph(w, layer, c)  # noqa: E731
+                signature = [tf.TensorSpec([1, None], tf.float32), ints]
+            elif kind == "peaks":
+                fn = lambda w: tf.reduce_max(self.encode(w, layer)[-1].output, axis=1)[0]  # noqa: E731
+                signature = [tf.TensorSpec([1, None], tf.float32)]
             elif kind == "top":
                 fn = lambda w, k: self.sonify_top_graph(w, layer, k)  # noqa: E731
                 signature = [wave, scalar]
@@ -309,6 +340,60 @@ class Sonifier:
                 signature = [wave]
             self._graphs[key] = tf.function(fn, input_signature=signature, jit_compile=self.jit_compile, reduce_retracing=True)
         return self._graphs[key]
+
+    # ------------------------------------------------ window hooks (long clips, streams)
+    def geometry(self, layer: int) -> tuple[int, int]:
+        """``(receptive_field, total_stride)`` of block ``layer`` in input samples.
+
+        Block-``layer`` time step ``i`` sees exactly input samples ``[stride*i, stride*i + receptive_field)``;
+        for CNN12 ``receptive_field = min_length(layer)`` and ``stride = 2**(pooled blocks 1..layer)``
+        (block 11: ``(2370, 256)``).
+        """
+        _check_layer(layer)
+        return min_length(layer), 2 ** sum(spec.pooled for spec in BLOCKS[:layer])
+
+    def _check_normalised(self, normalised, layer: int) -> np.ndarray:
+        array = np.asarray(normalised, np.float32)
+        if array.ndim != 1 or array.size < min_length(layer) or not np.all(np.isfinite(array)):
+            raise ValueError(f"normalised must be a finite float32 clip [time] of at least {min_length(layer)} samples "
+                             f"for block {layer}; received shape {array.shape}")
+        return array
+
+    def raw_reconstruction(self, normalised, layer: int, features: Sequence[int]) -> np.ndarray:
+        """Unnormalised deconvnet reconstruction of maps ``features`` of block ``layer``.
+
+        Args:
+            normalised: float32 ``[time]``, the clip (or window) already divided by the whole clip's peak; not
+                normalised again.
+            layer: block 1..11.
+            features: ``F`` map indices.
+
+        Returns:
+            float32 ``[F, time]``, before the unit-peak scaling (:meth:`sonify` divides a whole clip's rows by
+            their peak and multiplies by ``max|x|``).
+        """
+        array = self._check_normalised(normalised, layer)
+        chosen = self._check_features(list(features), layer)
+        return self._graph("raw", layer)(tf.constant(array[None]), tf.constant(chosen)).numpy()
+
+    def peak_activations(self, normalised, layer: int) -> np.ndarray:
+        """Each map's maximum over time of block ``layer``'s output, float32 ``[C_L]``, for an already
+        normalised ``[time]`` clip (not normalised again)."""
+        array = self._check_normalised(normalised, layer)
+        return self._graph("peaks", layer)(tf.constant(array[None])).numpy()
+
+    def stream(self, layer: int, features: Sequence[int], reference_peak: float, reconstruction_peak=None,
+               hop: int | None = None):
+        """A live sonification stream of maps ``features`` of block ``layer``.
+
+        Feed float ``[n]`` blocks of any size at :attr:`sample_rate` to ``stream.process(block)``; each call returns
+        ``[F, n]`` sonified samples delayed by ``stream.latency`` samples (margin ``R - S`` plus ``hop - 1``);
+        ``stream.flush()`` returns the rest. Input is divided by ``reference_peak``; see
+        :class:`tfsonify.windows.WindowedStream` for the output scaling and :func:`tfsonify.long_clips.calibrate`
+        for taking both peaks from a recording (then the stream equals :meth:`sonify` of it).
+        """
+        chosen = self._check_features(list(np.atleast_1d(features)), layer)
+        return long_clips.stream(self, layer, chosen, reference_peak, reconstruction_peak, hop)
 
     # ------------------------------------------------------------- public API
     def _check_features(self, features: Sequence[int], layer: int) -> np.ndarray:
@@ -327,13 +412,20 @@ class Sonifier:
             raise ValueError(f"k must be an integer in 1..{width} (block {layer}'s maps); received {k!r}")
         return int(k)
 
-    def activations(self, waveform, layer: int) -> np.ndarray:
-        """Block ``layer``'s output, float32 ``[time_L, channels_L]`` or ``[batch, time_L, channels_L]``."""
+    def activations(self, waveform, layer: int, window_seconds: float | None = long_clips.DEFAULT_WINDOW_SECONDS) -> np.ndarray:
+        """Block ``layer``'s output, float32 ``[time_L, channels_L]`` or ``[batch, time_L, channels_L]``.
+
+        Clips longer than ``window_seconds`` (None: never) run as exact windows (:mod:`tfsonify.long_clips`).
+        """
         batch = validate_waveform(waveform, layer)
+        if long_clips.needs_windows(self, batch.shape[1], layer, window_seconds):
+            out = long_clips.activations(self, batch, layer, window_seconds)
+            return out[0] if np.ndim(waveform) == 1 else out
         out = self._graph("activations", layer)(tf.constant(batch)).numpy()
         return out[0] if np.ndim(waveform) == 1 else out
 
-    def top_features(self, waveform, layer: int, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    def top_features(self, waveform, layer: int, k: int = 1,
+                     window_seconds: float | None = long_clips.DEFAULT_WINDOW_SECONDS) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` most active feature maps of block ``layer``.
 
         "Most active" is the paper's criterion: the largest activation over time of the
@@ -345,11 +437,15 @@ class Sonifier:
         """
         batch = validate_waveform(waveform, layer)
         k = self._check_k(k, layer)
+        if long_clips.needs_windows(self, batch.shape[1], layer, window_seconds):
+            indices, scores = long_clips.top_features(self, batch, layer, k, window_seconds)
+            return (indices[0], scores[0]) if np.ndim(waveform) == 1 else (indices, scores)
         scores, indices = tf.math.top_k(tf.reduce_max(self._graph("activations", layer)(tf.constant(batch)), axis=1), k=k)
         indices, scores = indices.numpy().astype(np.int32), scores.numpy()
         return (indices[0], scores[0]) if np.ndim(waveform) == 1 else (indices, scores)
 
-    def sonify_top(self, waveform, layer: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def sonify_top(self, waveform, layer: int, k: int,
+                   window_seconds: float | None = long_clips.DEFAULT_WINDOW_SECONDS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sonify the ``k`` most active maps in one forward pass and one batched deconvnet pass.
 
         Returns:
@@ -358,12 +454,17 @@ class Sonifier:
         """
         batch = validate_waveform(waveform, layer)
         k = self._check_k(k, layer)
-        features, scores, sounds = (t.numpy() for t in self._graph("top", layer)(tf.constant(batch), tf.constant(k, tf.int32)))
+        if long_clips.needs_windows(self, batch.shape[1], layer, window_seconds):
+            features, scores, sounds = long_clips.sonify_top(self, batch, layer, k, window_seconds)
+        else:
+            features, scores, sounds = (t.numpy() for t in self._graph("top", layer)(tf.constant(batch),
+                                                                                   tf.constant(k, tf.int32)))
         if np.ndim(waveform) == 1:
             return features[0], scores[0], sounds[0]
         return features, scores, sounds
 
-    def sonify(self, waveform, layer: int, feature: int | None = None, features: Sequence[int] | None = None) -> np.ndarray:
+    def sonify(self, waveform, layer: int, feature: int | None = None, features: Sequence[int] | None = None,
+               window_seconds: float | None = long_clips.DEFAULT_WINDOW_SECONDS) -> np.ndarray:
         """Sonify feature maps of block ``layer``.
 
         Args:
@@ -374,6 +475,8 @@ class Sonifier:
                 computed in one batched pass with the maps on the batch axis.
             With neither, the most active map of each clip is sonified (output shaped
             like ``waveform``).
+            window_seconds: clips longer than this (None: never) run as exact overlapping windows with
+                bounded memory (:mod:`tfsonify.long_clips`): the same result as one pass.
 
         Returns:
             float32 sonification(s) in ``[-max|x|, max|x|]``; a silent clip gives zeros.
@@ -382,10 +485,14 @@ class Sonifier:
             raise ValueError("give either feature=F or features=[...], not both")
         batch = validate_waveform(waveform, layer)
         if feature is None and features is None:
-            sounds = self.sonify_top(batch, layer, 1)[2][:, 0]
+            sounds = self.sonify_top(batch, layer, 1, window_seconds=window_seconds)[2][:, 0]
             return sounds[0] if np.ndim(waveform) == 1 else sounds
         chosen = self._check_features([feature] if feature is not None else features, layer)
         clips = batch.shape[0]
+        if long_clips.needs_windows(self, batch.shape[1], layer, window_seconds):
+            sounds = long_clips.sonify(self, batch, layer, chosen, window_seconds)
+            sounds = sounds[:, 0] if feature is not None else sounds
+            return sounds[0] if np.ndim(waveform) == 1 else sounds
         batch_index = np.repeat(np.arange(clips, dtype=np.int32), chosen.size)
         slots = np.tile(np.arange(chosen.size, dtype=np.int32), clips)
         sounds = self._graph("selected", layer)(tf.constant(batch), tf.constant(batch_index), tf.constant(slots),

@@ -288,7 +288,7 @@ class WindowedStream:
         receptive_field, stride: ``R`` and ``S`` of the layer in input samples.
         num_maps: ``F``, the rows ``raw`` returns.
         reference_peak: positive float, the input level divided out.
-        reconstruction_peak: None, a positive float, or ``[F]`` positive floats.
+        reconstruction_peak: None, a float, or ``[F]`` floats ``>= 0`` (0: the map is silent, output zeros).
         hop: samples per computed span, rounded up to a multiple of ``S`` (default: at least the margin and
             1/16 s at 8 kHz, 512 samples; larger hops cost less per sample, add latency).
         max_window: longest window ``raw`` accepts (a fixed-length model); caps ``hop``.
@@ -315,8 +315,9 @@ class WindowedStream:
             self.reconstruction_peak = None
         else:
             scales = np.broadcast_to(np.asarray(reconstruction_peak, np.float64), (self.num_maps,)).astype(np.float32)
-            if not np.all(np.isfinite(scales)) or np.any(scales <= 0):
-                raise ValueError(f"reconstruction_peak must be positive finite numbers (one or {self.num_maps}); "
+            if not np.all(np.isfinite(scales)) or np.any(scales < 0):
+                raise ValueError(f"reconstruction_peak must be finite numbers >= 0 (one or {self.num_maps}; 0 = a map "
+                                 f"silent on the calibration clip, output as zeros like offline); "
                                  f"received {reconstruction_peak!r}")
             self.reconstruction_peak = scales
         if hop is None:
@@ -350,7 +351,8 @@ class WindowedStream:
             lo, hi = max(begin, start), min(end, stop)
             span[:, lo - begin:hi - begin] = piece[:, lo - start:hi - start]
         if self.reconstruction_peak is not None:
-            return span / self.reconstruction_peak[:, None] * self.reference_peak, running
+            fixed = self.reconstruction_peak[:, None]
+            return np.where(fixed > 0, span / np.where(fixed > 0, fixed, 1) * self.reference_peak, 0).astype(np.float32), running
         running = np.maximum(running, np.abs(span).max(axis=1) if span.size else running)
         safe = np.where(running > 0, running, 1.0).astype(np.float32)
         return span / safe[:, None] * self.reference_peak, running
