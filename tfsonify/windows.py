@@ -33,7 +33,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-__all__ = ["WindowPlan", "Window", "output_length", "min_window_length", "plan_windows", "span_input",
+__all__ = ["WindowPlan", "Window", "output_length", "min_window_length", "plan_windows", "single_window_plan", "span_input",
            "max_stream_hop", "windowed_reconstruction", "stitch_reconstruction", "max_over_windows",
            "WindowedStream", "check_block"]
 
@@ -164,6 +164,16 @@ def plan_windows(clip_length: int, window_length: int, receptive_field: int, str
     bounds = [0] + [(previous + current + effective) // 2 for previous, current in zip(starts, starts[1:])] + [clip_length]
     return WindowPlan(clip_length, window_length, effective, margin, tuple(starts),
                       tuple(zip(bounds[:-1], bounds[1:])), field, step)
+
+
+def single_window_plan(clip_length: int, receptive_field: int, stride: int) -> WindowPlan:
+    """The plan of a clip run in one window (a clip that fits): one window over all of its steps."""
+    field, step = _geometry(receptive_field, stride)
+    clip_length = _positive_int("clip_length", clip_length)
+    if clip_length < field:
+        raise ValueError(f"clip has {clip_length} samples but the layer's receptive field is {field} samples")
+    effective = field + (clip_length - field) // step * step
+    return WindowPlan(clip_length, clip_length, effective, field - step, (0,), ((0, clip_length),), field, step)
 
 
 def span_input(begin: int, end: int, receptive_field: int, stride: int, available: int) -> tuple[int, int] | None:
