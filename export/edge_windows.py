@@ -252,10 +252,13 @@ def litert_stream(interpreter, layer: int, features, reference_peak: float, reco
                   hop: int | None = None) -> WindowedStream:
     """A live :class:`WindowedStream` of block ``layer``'s ``features`` on a fixed-length LiteRT model.
 
-    The hop is capped so every window fits the model's ``W`` samples (``windows.max_stream_hop``); the latency
-    is ``stream.latency`` samples (margin + hop - 1). See :class:`WindowedStream` for the normalisation.
+    Every call runs one whole ``W``-sample window whatever its content, so the default hop is the largest whose
+    windows fit ``W`` (``windows.max_stream_hop``: 3328 samples at block 11, W = 8000), a given one is capped to
+    it; the latency is ``stream.latency`` samples (margin + hop - 1). See :class:`WindowedStream` for the
+    normalisation.
     """
     length, raw, _ = litert_functions(interpreter, layer)
+    hop = windows.max_stream_hop(length, receptive_field(layer), stride(layer)) if hop is None else hop
     chosen = [int(feature) for feature in np.atleast_1d(features)]
     for feature in chosen:  # validate now, not on the first full span
         raw(np.zeros(receptive_field(layer), np.float32), feature)

@@ -163,6 +163,24 @@ def test_stream_equals_offline(field, stride, sizes):
     np.testing.assert_allclose(out[:, stream.latency:], expected, atol=1e-5 * reference)
 
 
+@pytest.mark.parametrize("field, stride, window", [(2370, 256, 8000), (162, 32, 8000), (10, 3, 40)])
+def test_stream_on_a_fixed_length_model_equals_offline(field, stride, window):
+    """A model taking exactly ``window`` samples, fed zero-padded shorter windows (as LiteRT's fixed models)."""
+    raw, _ = local_raw(field, stride)
+
+    def fixed(piece):
+        assert piece.size <= window
+        return raw(np.pad(piece, (0, window - piece.size)))[:, :piece.size]
+
+    for length in (3 * window + 17, window + 5 * stride + 1):
+        x = signal(length)
+        offline = raw(x)
+        stream = windows.WindowedStream(fixed, field, stride, 2, 1.0, 1.0, max_window=window)
+        assert stream.hop == windows.max_stream_hop(window, field, stride) or stream.hop < windows.max_stream_hop(window, field, stride)
+        out = _stream_all(stream, x, [window // 3 + 1, 1, 7])
+        np.testing.assert_allclose(out[:, stream.latency:], offline, atol=1e-5 * np.abs(offline).max())
+
+
 def test_stream_hop_sets_latency_and_running_peak_is_bounded():
     raw, _ = local_raw(162, 32)
     x = signal(9000)

@@ -301,7 +301,9 @@ class WindowedStream:
         reconstruction_peak: None, a float, or ``[F]`` floats ``>= 0`` (0: the map is silent, output zeros).
         hop: samples per computed span, rounded up to a multiple of ``S`` (default: at least the margin and
             1/16 s at 8 kHz, 512 samples; larger hops cost less per sample, add latency).
-        max_window: longest window ``raw`` accepts (a fixed-length model); caps ``hop``.
+        max_window: longest window ``raw`` accepts (a fixed-length model that zero-pads shorter windows at the end);
+            caps ``hop``, and the last window is then as long as the model's steps allow, so padding adds no step
+            the signal lacks. A stream shorter than that window on such a model ends with an inexact tail.
 
     Blocks are float ``[n]`` (any n >= 0); a bad block (dtype, rank, NaN/Inf) raises ``ValueError`` and leaves
     the stream as it was; a failure inside ``raw`` does too. After :meth:`flush` the stream is closed.
@@ -350,12 +352,19 @@ class WindowedStream:
         self.closed = False
 
     # -------------------------------------------------------------- internals
-    def _span(self, buffer, buffer_start, begin, end, available, running):
+    def _span(self, buffer, buffer_start, begin, end, available, running, final=False):
         """Exact sonification ``[F, end - begin]`` from the buffered input, and the new running peak."""
         span = np.zeros((self.num_maps, end - begin), np.float32)
         needed = span_input(begin, end, self.receptive_field, self.stride, available)
         if needed is not None:
             start, stop = needed
+            if final and self.max_window is not None:
+                # A fixed-length model zero-pads short windows; at the signal's end the padding would add steps the
+                # signal does not have. The last window instead holds exactly the model's steps, ending with the
+                # last real step (earlier real samples, from the buffer, only add real steps).
+                longest = self.receptive_field + (output_length(self.max_window, self.receptive_field,
+                                                                self.stride) - 1) * self.stride
+                start = max(buffer_start, min(start, stop - longest))
             window = buffer[start - buffer_start:stop - buffer_start]
             piece = _as_rows(self._raw(window), self.num_maps, stop - start)
             lo, hi = max(begin, start), min(end, stop)
@@ -378,7 +387,7 @@ class WindowedStream:
             pieces.append(span)
             computed += self.hop
         if final and computed < received:
-            span, running = self._span(buffer, self._buffer_start, computed, received, received, running)
+            span, running = self._span(buffer, self._buffer_start, computed, received, received, running, final=True)
             pieces.append(span)
             computed = received
         ready = np.concatenate(pieces, axis=1)
@@ -390,6 +399,8 @@ class WindowedStream:
         # commit (nothing above changed the stream)
         keep_from = span_input(computed, computed + self.hop, self.receptive_field, self.stride, 1 << 62)
         trim = (keep_from[0] if keep_from else computed) - self._buffer_start
+        if self.max_window is not None:  # keep a whole model window for the last one (see _span)
+            trim = min(trim, (received - self.max_window - self._buffer_start) // self.stride * self.stride)
         trim = max(0, min(trim, buffer.size))
         self._buffer, self._buffer_start = buffer[trim:].copy(), self._buffer_start + trim
         self._received, self._computed, self._running = received, computed, running
