@@ -26,6 +26,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's tfsonify
 RATE = 8000
 
 
@@ -117,7 +118,9 @@ def case_stream_lite(tflite: str, layer: int) -> dict:
 
 def run_case(*args: str) -> dict:
     """One case in a fresh interpreter; its JSON result (peak RSS is the subprocess's own)."""
-    result = subprocess.run([sys.executable, __file__, "--case", *args], capture_output=True, text=True, cwd=REPO)
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    result = subprocess.run([sys.executable, __file__, "--case", *args], capture_output=True, text=True, cwd=REPO,
+                            env=env)
     if result.returncode != 0:
         raise RuntimeError(f"case {args} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
