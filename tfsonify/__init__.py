@@ -2,7 +2,8 @@
 
 Public API:
     CNN12, CNN12_x2          the paper's encoder family (Keras 3 functional models)
-    Sonifier                 deconvnet sonification of feature maps
+    Sonifier                 deconvnet sonification of feature maps (any length; .stream() for live audio)
+    WindowedStream           the live stream Sonifier.stream returns (tfsonify.windows)
     MaxPool1DWithSwitches    switch-recording max pool (XLA- and TFLite-safe)
     max_pool_with_switches, max_unpool, peak_normalize
     load_audio, write_wav    audio I/O at the model's rate
@@ -18,6 +19,7 @@ from tfsonify.checkpoint import cnn12_of, load_checkpoint  # noqa: E402
 from tfsonify.cnn12 import BLOCKS, CNN12, CNN12_x2, NUM_BLOCKS, SAMPLE_RATE, min_length, output_length  # noqa: E402
 from tfsonify.layers import MaxPool1DWithSwitches, PeakNormalization, max_pool_with_switches, max_unpool, peak_normalize  # noqa: E402
 from tfsonify.sonifier import BlockState, Sonifier, validate_waveform  # noqa: E402
+from tfsonify.windows import WindowedStream  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -40,5 +42,6 @@ __all__ = [
     "output_length",
     "peak_normalize",
     "validate_waveform",
+    "WindowedStream",
     "write_wav",
 ]
