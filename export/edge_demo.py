@@ -14,6 +14,12 @@ model (default, 1 s) runs a longer clip as exact overlapping windows
 the whole clip); a shorter clip is zero-padded to ``T`` samples (which changes the
 maps near the padded end). Writes ``input.wav`` and
 ``l{L}_rank{r}_f{F}.wav`` (float32 WAV at 8 kHz) and prints one line per map.
+
+Live mode (fixed-length model): ``--stream --feature F`` feeds the clip block by block (``--block-size``
+samples, as a recorder delivers them) through an exact windowed stream (``edge_windows.litert_stream``)
+and writes ``stream_l{L}_f{F}.wav`` aligned with the input, printing the latency and the real-time factor.
+The input is divided by ``--reference-peak`` (default 1.0, full scale); the output is scaled by the largest
+raw reconstruction seen so far.
 """
 from __future__ import annotations
 
@@ -92,7 +98,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=None, help="number of maps (default: all K the model returns)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads (default: all cores)")
+    parser.add_argument("--stream", action="store_true", help="live mode: feed the clip block by block (needs --feature)")
+    parser.add_argument("--feature", type=int, default=None, help="with --stream: the map to sonify")
+    parser.add_argument("--block-size", type=int, default=512, help="with --stream: samples per block (default 512)")
+    parser.add_argument("--reference-peak", type=float, default=1.0, help="with --stream: input level of full scale")
     args = parser.parse_args(argv)
+    if args.stream and args.feature is None:
+        parser.error("--stream needs --feature F (the map to sonify live)")
+    if args.block_size < 1:
+        parser.error(f"--block-size must be a positive number of samples; received {args.block_size}")
     if args.top is not None and args.top < 1:
         parser.error(f"--top must be a positive number of maps; received {args.top}")
 
@@ -112,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"edge_demo: error: {error}", file=sys.stderr)
         return 2
+    if args.stream:
+        return stream_clip(interpreter, clip, args)
     runner = interpreter.get_signature_runner(key)
     wave_details = runner.get_input_details()["waveform"]
     fixed = int(wave_details["shape_signature"][1])
@@ -152,6 +168,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}\tfeature {int(features[rank])}\tpeak activation {float(activations[rank]):.4f}")
     print(f"block {args.layer}: {count} map(s) of a {len(clip) / SAMPLE_RATE:.2f} s clip in {elapsed * 1000:.1f} ms "
           f"on {args.threads} thread(s) ({mode} model)")
+    return 0
+
+
+def stream_clip(interpreter, clip: np.ndarray, args) -> int:
+    """``--stream``: the clip through ``edge_windows.litert_stream`` in blocks; writes the aligned sonification."""
+    try:
+        stream = edge_windows.litert_stream(interpreter, args.layer, [args.feature], args.reference_peak)
+    except ValueError as error:
+        print(f"edge_demo: error: {error}", file=sys.stderr)
+        return 2
+    pieces, compute = [], 0.0
+    for start in range(0, len(clip), args.block_size):
+        began = time.perf_counter()
+        pieces.append(stream.process(clip[start:start + args.block_size])[0])
+        compute += time.perf_counter() - began
+    began = time.perf_counter()
+    pieces.append(stream.flush()[0])
+    compute += time.perf_counter() - began
+    sound = np.concatenate(pieces)[stream.latency:]
+    os.makedirs(args.out, exist_ok=True)
+    name = f"stream_l{args.layer}_f{args.feature}.wav"
+    write_wav(os.path.join(args.out, name), sound)
+    seconds = len(clip) / SAMPLE_RATE
+    print(f"{name}\tblock {args.layer}, map {args.feature}: {seconds:.2f} s streamed in blocks of {args.block_size} "
+          f"samples, latency {stream.latency} samples ({1000 * stream.latency / SAMPLE_RATE:.0f} ms), "
+          f"{seconds / compute:.1f}x real time on {args.threads} thread(s)")
     return 0
 
 

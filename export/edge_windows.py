@@ -43,18 +43,50 @@ exactly samples ``[S*i, S*i + R)``):
    the windows' steps cover all of the clip's steps, so the maximum over windows of the
    windows' per-map maxima is the full clip's per-map maximum: top-``k`` is exact.
 
+The window arithmetic and stitching live in ``tfsonify/windows.py`` (numpy only), the one planner the
+TensorFlow library uses too; this file loads it by path (a copy of ``windows.py`` beside this file, else
+``../tfsonify/windows.py``), so no TensorFlow is imported. This file adds CNN12's geometry (``R``, ``S`` per
+block, a test keeps it equal to ``tfsonify.cnn12``) and the LiteRT runners, including a live stream
+(:func:`litert_stream`).
+
 For ``W = 8000``: block 11 (``S = 256``, ``R = 2370``) ``M = 2114``, ``E = 7746``, a hop of
 3328 samples; block 5 (``S = 32``, ``R = 162``) ``M = 130``, ``E = 7970``, a hop of 7680.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib.util
+import sys
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-__all__ = ["BLOCK_GEOMETRY", "WindowPlan", "stride", "receptive_field", "output_length", "plan_windows",
-           "windowed_reconstruction", "sonify_windowed", "top_features_windowed", "litert_functions"]
+
+def _load_planner():
+    """``tfsonify/windows.py`` as a module, without importing the ``tfsonify`` package (which imports TensorFlow)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "windows.py", here.parent / "tfsonify" / "windows.py"):
+        if candidate.is_file():
+            name = "tfsonify_windows_standalone"
+            if name in sys.modules:
+                return sys.modules[name]
+            spec = importlib.util.spec_from_file_location(name, candidate)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+            return module
+    raise ImportError(f"edge_windows needs tfsonify/windows.py: copy it beside {Path(__file__).name} or keep the "
+                      f"repository layout (looked in {here} and {here.parent / 'tfsonify'})")
+
+
+windows = _load_planner()
+WindowPlan = windows.WindowPlan
+WindowedStream = windows.WindowedStream
+windowed_reconstruction = windows.windowed_reconstruction
+
+__all__ = ["BLOCK_GEOMETRY", "WindowPlan", "WindowedStream", "stride", "receptive_field", "output_length",
+           "min_window_length", "plan_windows", "windowed_reconstruction", "sonify_windowed", "top_features_windowed",
+           "litert_functions", "litert_stream"]
 
 # (kernel size, pooled) of CNN12's blocks 1..11 (tfsonify.models.cnn12.BLOCKS; a test keeps the two equal).
 BLOCK_GEOMETRY: tuple[tuple[int, bool], ...] = (
@@ -86,77 +118,25 @@ def receptive_field(layer: int) -> int:
 
 def output_length(num_samples: int, layer: int) -> int:
     """Number of block-``layer`` time steps for ``num_samples`` input samples (0 if too short)."""
-    size, field = stride(layer), receptive_field(layer)
-    return 0 if num_samples < field else (int(num_samples) - field) // size + 1
-
-
-@dataclass(frozen=True)
-class WindowPlan:
-    """Where the windows of one clip start and which samples each contributes.
-
-    Attributes:
-        layer: block 1..11.
-        clip_length: ``T`` samples of the clip.
-        window_length: ``W`` samples the model takes.
-        effective_length: ``E <= W`` samples that feed block ``layer`` (the rest change nothing).
-        margin: ``M = R - S`` samples dropped at each inner side of a window.
-        starts: window start samples (multiples of ``stride(layer)``), increasing.
-        keep: ``(begin, end)`` clip samples taken from each window; they tile ``[0, T)``.
-    """
-
-    layer: int
-    clip_length: int
-    window_length: int
-    effective_length: int
-    margin: int
-    starts: tuple[int, ...]
-    keep: tuple[tuple[int, int], ...]
+    return windows.output_length(num_samples, receptive_field(layer), stride(layer))
 
 
 def min_window_length(layer: int) -> int:
     """Shortest fixed window for which block ``layer``'s exact spans still overlap (``E - 2M >= S``)."""
-    size, field = stride(layer), receptive_field(layer)
-    return field + (-(-field // size) - 1) * size
+    return windows.min_window_length(receptive_field(layer), stride(layer))
 
 
 def plan_windows(clip_length: int, window_length: int, layer: int) -> WindowPlan:
-    """Plan exact overlapping windows of ``window_length`` samples over a ``clip_length``-sample clip.
-
-    Args:
-        clip_length: ``T`` samples (8 kHz) of the clip; at least the window's effective length.
-        window_length: ``W`` samples of the fixed-length model.
-        layer: block 1..11.
-
-    Returns:
-        A :class:`WindowPlan`.
-
-    Raises:
-        ValueError: if the window is too short for block ``layer`` with its margins, or the
-            clip is shorter than the window's effective length (run it on a dynamic-length
-            model, or pad it knowing the maps near the padded end change).
-    """
+    """:func:`windows.plan_windows` for block ``layer`` of CNN12 (``ValueError`` as there, naming the block)."""
     layer = _check_layer(layer)
     for name, value in (("clip_length", clip_length), ("window_length", window_length)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer number of samples; received {value!r}")
-    clip_length, window_length = int(clip_length), int(window_length)
-    size, field = stride(layer), receptive_field(layer)
-    shortest = min_window_length(layer)
-    if window_length < shortest:
+    field, size = receptive_field(layer), stride(layer)
+    if window_length < min_window_length(layer):
         raise ValueError(f"a {window_length}-sample window is too short for exact windows at block {layer}: its margins "
-                         f"({field - size} samples each side) need windows of at least {shortest} samples")
-    steps = output_length(window_length, layer)
-    effective = field + (steps - 1) * size
-    margin = field - size
-    if clip_length < effective:
-        raise ValueError(f"clip has {clip_length} samples but windowing at block {layer} needs at least {effective} "
-                         f"(the {window_length}-sample window's effective length); use a dynamic-length model")
-    hop = (effective - 2 * margin) // size * size
-    last = (clip_length - effective) // size * size
-    starts = list(range(0, last, hop)) + [last]
-    bounds = [0] + [(previous + current + effective) // 2 for previous, current in zip(starts, starts[1:])] + [clip_length]
-    keep = tuple(zip(bounds[:-1], bounds[1:]))
-    return WindowPlan(layer, clip_length, window_length, effective, margin, tuple(starts), keep)
+                         f"({field - size} samples each side) need windows of at least {min_window_length(layer)} samples")
+    return windows.plan_windows(clip_length, window_length, field, size)
 
 
 def _normalise(clip: np.ndarray) -> tuple[np.ndarray, np.float32]:
@@ -169,34 +149,6 @@ def _normalise(clip: np.ndarray) -> tuple[np.ndarray, np.float32]:
     return (array / peak if peak > 0 else array).astype(np.float32), peak
 
 
-def _window(normalised: np.ndarray, start: int, length: int) -> np.ndarray:
-    piece = normalised[start:start + length]
-    return np.pad(piece, (0, length - piece.size)) if piece.size < length else piece
-
-
-def windowed_reconstruction(normalised: np.ndarray, plan: WindowPlan,
-                            raw: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """Stitch the raw reconstructions of the planned windows.
-
-    Args:
-        normalised: float32 ``[T]``, the clip divided by its own peak.
-        plan: from :func:`plan_windows` for this clip.
-        raw: one window float32 ``[W]`` -> its raw reconstruction ``[W]`` (``sonify_raw_l{L}``).
-
-    Returns:
-        float32 ``[T]``, equal to the full-clip raw reconstruction.
-    """
-    normalised = np.asarray(normalised, np.float32)
-    out = np.zeros(plan.clip_length, np.float32)
-    for start, (begin, end) in zip(plan.starts, plan.keep):
-        piece = np.asarray(raw(_window(normalised, start, plan.window_length)), np.float32).reshape(-1)
-        if piece.shape != (plan.window_length,):
-            raise ValueError(f"the raw sonifier returned shape {piece.shape}; expected ({plan.window_length},)")
-        stop = min(end, start + plan.window_length)  # past the window: beyond every receptive field, exactly 0
-        out[begin:stop] = piece[begin - start:stop - start]
-    return out
-
-
 def sonify_windowed(clip: np.ndarray, layer: int, window_length: int,
                     raw: Callable[[np.ndarray, int], np.ndarray], features) -> np.ndarray:
     """Sonify maps of block ``layer`` over a long clip with a fixed-length model, exactly.
@@ -205,7 +157,7 @@ def sonify_windowed(clip: np.ndarray, layer: int, window_length: int,
         clip: float32 ``[T]`` at 8 kHz, raw amplitude, ``T >=`` the window's effective length.
         layer: block 1..11.
         window_length: ``W``, the model's fixed length.
-        raw: ``(window [W] float32, feature int) -> raw reconstruction [W]`` (``sonify_raw_l{L}``).
+        raw: ``(window [n <= W] float32, feature int) -> raw reconstruction [n]`` (``sonify_raw_l{L}``).
         features: map indices (ints) of block ``layer``.
 
     Returns:
@@ -232,7 +184,7 @@ def top_features_windowed(clip: np.ndarray, layer: int, window_length: int,
         clip: float32 ``[T]`` at 8 kHz, raw amplitude.
         layer: block 1..11.
         window_length: ``W``.
-        activations: one window ``[W]`` -> ``[C_L]`` per-map maxima (``peak_activations_l{L}``).
+        activations: one window ``[n <= W]`` -> ``[C_L]`` per-map maxima (``peak_activations_l{L}``).
         k: number of maps, ``1 <= k <= C_L``.
 
     Returns:
@@ -241,10 +193,7 @@ def top_features_windowed(clip: np.ndarray, layer: int, window_length: int,
     """
     normalised, _ = _normalise(clip)
     plan = plan_windows(normalised.size, window_length, layer)
-    best = None
-    for start in plan.starts:
-        scores = np.asarray(activations(_window(normalised, start, plan.window_length)), np.float32).reshape(-1)
-        best = scores if best is None else np.maximum(best, scores)
+    best = windows.max_over_windows(plan, lambda start, stop: normalised[start:stop], activations)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= best.size:
         raise ValueError(f"k must be an integer in 1..{best.size} (block {layer}'s maps); received {k!r}")
     order = np.argsort(-best, kind="stable")[:k]
@@ -254,11 +203,15 @@ def top_features_windowed(clip: np.ndarray, layer: int, window_length: int,
 def litert_functions(interpreter, layer: int) -> tuple[int, Callable, Callable]:
     """Window runners for block ``layer`` of a fixed-length tfsonify ``.tflite`` (LiteRT ``Interpreter``).
 
+    Windows shorter than the model's ``W`` are zero-padded at the end and the output cut back: padding adds
+    only steps after the window's own, whose reconstruction lands after the window's exact span.
+
     Returns:
-        ``(window_length, raw(window, feature) -> [W], activations(window) -> [C_L])``.
+        ``(window_length, raw(window, feature) -> [n], activations(window) -> [C_L])``.
 
     Raises:
-        ValueError: (``raw``) for a feature outside ``0..C_L-1``; if the model lacks ``sonify_raw_l{L}`` / ``peak_activations_l{L}`` or is dynamic-length.
+        ValueError: (``raw``) for a feature outside ``0..C_L-1`` or a window longer than ``W``; if the model lacks
+            ``sonify_raw_l{L}`` / ``peak_activations_l{L}`` or is dynamic-length.
     """
     layer = _check_layer(layer)
     names = interpreter.get_signature_list()
@@ -273,12 +226,45 @@ def litert_functions(interpreter, layer: int) -> tuple[int, Callable, Callable]:
 
     width = int(peak_runner.get_output_details()["activations"]["shape"][1])
 
+    def padded(window: np.ndarray) -> np.ndarray:
+        window = np.asarray(window, np.float32).reshape(-1)
+        if window.size > length:
+            raise ValueError(f"a {window.size}-sample window is longer than this model's fixed {length} samples")
+        return np.pad(window, (0, length - window.size)).reshape(1, -1)
+
     def raw(window: np.ndarray, feature: int) -> np.ndarray:
         if isinstance(feature, bool) or not isinstance(feature, (int, np.integer)) or not 0 <= feature < width:
             raise ValueError(f"feature must be a map index in 0..{width - 1} of block {layer}; received {feature!r}")
-        return raw_runner(waveform=window.reshape(1, -1), feature=np.array([feature], np.int32))["reconstruction"][0]
+        out = raw_runner(waveform=padded(window), feature=np.array([feature], np.int32))["reconstruction"][0]
+        return out[:np.size(window)]
 
     def peaks(window: np.ndarray) -> np.ndarray:
-        return peak_runner(waveform=window.reshape(1, -1))["activations"][0]
+        # zero padding must add no step (its maxima are not the clip's): at least the W-window's effective length
+        if output_length(np.size(window), layer) != output_length(length, layer):
+            raise ValueError(f"peak_activations_l{layer} needs a window of {length - (length - receptive_field(layer)) % stride(layer)}"
+                             f"..{length} samples; received {np.size(window)}")
+        return peak_runner(waveform=padded(window))["activations"][0]
 
     return length, raw, peaks
+
+
+def litert_stream(interpreter, layer: int, features, reference_peak: float, reconstruction_peak=None,
+                  hop: int | None = None) -> WindowedStream:
+    """A live :class:`WindowedStream` of block ``layer``'s ``features`` on a fixed-length LiteRT model.
+
+    Every call runs one whole ``W``-sample window whatever its content, so the default hop is the largest whose
+    windows fit ``W`` (``windows.max_stream_hop``: 3328 samples at block 11, W = 8000), a given one is capped to
+    it; the latency is ``stream.latency`` samples (margin + hop - 1). See :class:`WindowedStream` for the
+    normalisation.
+    """
+    length, raw, _ = litert_functions(interpreter, layer)
+    hop = windows.max_stream_hop(length, receptive_field(layer), stride(layer)) if hop is None else hop
+    chosen = [int(feature) for feature in np.atleast_1d(features)]
+    for feature in chosen:  # validate now, not on the first full span
+        raw(np.zeros(receptive_field(layer), np.float32), feature)
+
+    def rows(window: np.ndarray) -> np.ndarray:
+        return np.stack([raw(window, feature) for feature in chosen])
+
+    return WindowedStream(rows, receptive_field(layer), stride(layer), len(chosen), reference_peak,
+                          reconstruction_peak, hop=hop, max_window=length)

@@ -4,6 +4,7 @@ The reference is the TF ``Sonifier`` run once over the whole clip.
 """
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -115,7 +116,7 @@ def test_smaller_margins_are_not_exact(edge_windows, lite, sonifier, long_clip, 
     shift = edge_windows.stride(layer)
     keep = [(begin - (shift if index else 0), end - (shift if index < len(plan.keep) - 1 else 0))
             for index, (begin, end) in enumerate(plan.keep)]
-    narrow = edge_windows.WindowPlan(layer, CLIP, WINDOW, plan.effective_length, plan.margin, plan.starts, tuple(keep))
+    narrow = dataclasses.replace(plan, keep=tuple(keep))
     feature = int(sonifier.top_features(long_clip, layer, 1)[0][0])
     peak = np.abs(long_clip).max()
     stitched = edge_windows.windowed_reconstruction(long_clip / peak, narrow, lambda window: raw(window, feature))

@@ -2,8 +2,10 @@
 
 Public API:
     CNN12, CNN12_x2          the paper's encoder family (Keras 3 functional models)
-    Sonifier                 deconvnet sonification of feature maps (any supported raw-waveform Keras CNN)
+    Sonifier                 deconvnet sonification of feature maps (any supported raw-waveform Keras CNN, any
+                             length; .stream() for live audio)
     DeconvNet, LayerInfo     the graph-walking deconvnet behind it (tfsonify.deconvnet)
+    WindowedStream           the live stream Sonifier.stream returns (tfsonify.windows)
     MaxPool1DWithSwitches    switch-recording max pool (XLA- and TFLite-safe)
     max_pool_with_switches, max_unpool, peak_normalize
     load_audio, write_wav    audio I/O at the model's rate
@@ -22,6 +24,7 @@ from tfsonify.models.crepe import CREPE, crepe_pitch, pretrained_crepe  # noqa: 
 from tfsonify.deconvnet import DeconvNet, LayerInfo  # noqa: E402
 from tfsonify.layers import MaxPool1DWithSwitches, PeakNormalization, max_pool_with_switches, max_unpool, peak_normalize  # noqa: E402
 from tfsonify.sonifier import BlockState, Sonifier, validate_waveform  # noqa: E402
+from tfsonify.windows import WindowedStream  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -50,5 +53,6 @@ __all__ = [
     "peak_normalize",
     "pretrained_crepe",
     "validate_waveform",
+    "WindowedStream",
     "write_wav",
 ]

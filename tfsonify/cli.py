@@ -13,6 +13,7 @@ from typing import Callable, NoReturn
 
 COMMANDS = [
     "tfsonify.commands.sonify",
+    "tfsonify.commands.listen",
     "tfsonify.commands.demo",
     "tfsonify.commands.build_demo_data",
     "tfsonify.commands.export",

@@ -68,6 +68,22 @@ def check_writable_dir(out_dir: str | os.PathLike) -> Path:
     return out_dir
 
 
+def layer_key(layer: int | str) -> int | str:
+    """A layer as the manifests store it: a block index as int, a layer name as str."""
+    return layer if isinstance(layer, str) else int(layer)
+
+
+def describe_layer(layer: int | str) -> str:
+    """``"block 5"`` for a block index, ``"layer conv4"`` for a layer name (messages, plot titles)."""
+    return f"layer {layer}" if isinstance(layer, str) else f"block {int(layer)}"
+
+
+def sonification_stem(layer: int | str, feature: int) -> str:
+    """The file stem of one map's sonification: ``L05_f0012`` (block 5) or ``conv4_f0003`` (layer ``conv4``)."""
+    prefix = "".join(c if c.isalnum() or c in "-_." else "_" for c in layer) if isinstance(layer, str) else f"L{int(layer):02d}"
+    return f"{prefix}_f{int(feature):04d}"
+
+
 def write_sonifications(
     out_dir: str | os.PathLike,
     waveform: np.ndarray,
@@ -97,16 +113,14 @@ def write_sonifications(
     manifest_path = out_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     manifest.update({"sample_rate": int(sample_rate), "input": "input.wav", "source": str(source), **(extra or {})})
-    layer = layer if isinstance(layer, str) else int(layer)
+    layer = layer_key(layer)
     entries = [e for e in manifest.get("sonifications", []) if e["layer"] != layer or e["feature"] not in set(map(int, features))]
     for feature, activation, sound in zip(features, activations, sonifications):
-        prefix = "".join(c if c.isalnum() or c in "-_." else "_" for c in layer) if isinstance(layer, str) else f"L{layer:02d}"
-        stem = f"{prefix}_f{int(feature):04d}"
+        stem = sonification_stem(layer, feature)
         write_wav(out_dir / f"{stem}.wav", sound, sample_rate)
         entry = {"layer": layer, "feature": int(feature), "activation": float(activation), "wav": f"{stem}.wav"}
         if plots:
-            where = f"layer {layer}" if isinstance(layer, str) else f"block {layer}"
-            plot_pair(out_dir / f"{stem}.png", waveform, sound, sample_rate, f"{where}, map {feature} (max activation {activation:.3g})")
+            plot_pair(out_dir / f"{stem}.png", waveform, sound, sample_rate, f"{describe_layer(layer)}, map {feature} (max activation {activation:.3g})")
             entry["spectrogram"] = f"{stem}.png"
         entries.append(entry)
     manifest["sonifications"] = entries

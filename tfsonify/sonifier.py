@@ -19,9 +19,12 @@ Two exact savings over the paper's pseudocode: the forward pass stops at block
 ``L``, and block ``L``'s conv (and the per-channel layers after it) is computed
 (forward and transposed) only for the selected maps, not for all of its channels.
 
-Public methods for the long-audio path: :meth:`Sonifier.raw_reconstruction` (unscaled
-deconvnet output of an already-scaled clip), :meth:`Sonifier.peak_activations` and
-:meth:`Sonifier.geometry` (receptive field and total stride in input samples).
+Long clips: the public methods run a clip longer than ``window_seconds`` (default
+:data:`tfsonify.long_clips.DEFAULT_WINDOW_SECONDS`) as exact overlapping windows with bounded memory
+(:mod:`tfsonify.long_clips`, planned by :mod:`tfsonify.windows`), through four hooks:
+:meth:`Sonifier.raw_reconstruction` (unscaled deconvnet output of an already-scaled clip),
+:meth:`Sonifier.peak_activations`, :meth:`Sonifier.geometry` (receptive field and total stride in input samples)
+and ``Sonifier.sample_rate``. :meth:`Sonifier.stream` sonifies live audio block by block.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfsonify import long_clips
 from tfsonify.models.cnn12 import NUM_BLOCKS, check_layer, min_length
 from tfsonify.deconvnet import DeconvNet, LayerInfo
 
@@ -296,13 +300,20 @@ class Sonifier:
             raise ValueError(f"k must be an integer in 1..{width} ({self._describe(layer)}'s maps); received {k!r}")
         return int(k)
 
-    def activations(self, waveform, layer: Layer) -> np.ndarray:
-        """Block ``layer``'s output, float32 ``[time_L, channels_L]`` or ``[batch, time_L, channels_L]``."""
+    def activations(self, waveform, layer: Layer, window_seconds: float | None = long_clips.DEFAULT_WINDOW_SECONDS) -> np.ndarray:
+        """Block ``layer``'s output, float32 ``[time_L, channels_L]`` or ``[batch, time_L, channels_L]``.
+
+        Clips longer than ``window_seconds`` (None: never) run as exact windows (:mod:`tfsonify.long_clips`).
+        """
         batch = self.validate(waveform, layer)
+        if long_clips.needs_windows(self, batch.shape[1], layer, window_seconds):
+            out = long_clips.activations(self, batch, layer, window_seconds)
+            return out[0] if np.ndim(waveform) == 1 else out
         out = self._graph("activations", layer)(tf.constant(batch)).numpy()
         return out[0] if np.ndim(waveform) == 1 else out
 
-    def top_features(self, waveform, layer: Layer, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    def top_features(self, waveform, layer: Layer, k: int = 1,
+                     window_seconds: float | None = long_clips.DEFAULT_WINDOW_SECONDS) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` most active feature maps of ``layer``.
 
         "Most active" is the paper's criterion: the largest activation over time of the
@@ -314,11 +325,15 @@ class Sonifier:
         """
         batch = self.validate(waveform, layer)
         k = self._check_k(k, layer)
+        if long_clips.needs_windows(self, batch.shape[1], layer, window_seconds):
+            indices, scores = long_clips.top_features(self, batch, layer, k, window_seconds)
+            return (indices[0], scores[0]) if np.ndim(waveform) == 1 else (indices, scores)
         scores, indices = tf.math.top_k(tf.reduce_max(self._graph("activations", layer)(tf.constant(batch)), axis=1), k=k)
         indices, scores = indices.numpy().astype(np.int32), scores.numpy()
         return (indices[0], scores[0]) if np.ndim(waveform) == 1 else (indices, scores)
 
-    def sonify_top(self, waveform, layer: Layer, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def sonify_top(self, waveform, layer: Layer, k: int,
+                   window_seconds: float | None = long_clips.DEFAULT_WINDOW_SECONDS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sonify the ``k`` most active maps in one forward pass and one batched deconvnet pass.
 
         Returns:
@@ -327,12 +342,17 @@ class Sonifier:
         """
         batch = self.validate(waveform, layer)
         k = self._check_k(k, layer)
-        features, scores, sounds = (t.numpy() for t in self._graph("top", layer)(tf.constant(batch), tf.constant(k, tf.int32)))
+        if long_clips.needs_windows(self, batch.shape[1], layer, window_seconds):
+            features, scores, sounds = long_clips.sonify_top(self, batch, layer, k, window_seconds)
+        else:
+            features, scores, sounds = (t.numpy() for t in self._graph("top", layer)(tf.constant(batch),
+                                                                                   tf.constant(k, tf.int32)))
         if np.ndim(waveform) == 1:
             return features[0], scores[0], sounds[0]
         return features, scores, sounds
 
-    def sonify(self, waveform, layer: Layer, feature: int | None = None, features: Sequence[int] | None = None) -> np.ndarray:
+    def sonify(self, waveform, layer: Layer, feature: int | None = None, features: Sequence[int] | None = None,
+               window_seconds: float | None = long_clips.DEFAULT_WINDOW_SECONDS) -> np.ndarray:
         """Sonify feature maps of ``layer`` (a name or block index).
 
         Args:
@@ -343,6 +363,8 @@ class Sonifier:
                 computed in one batched pass with the maps on the batch axis.
             With neither, the most active map of each clip is sonified (output shaped
             like ``waveform``).
+            window_seconds: clips longer than this (None: never) run as exact overlapping windows with
+                bounded memory (:mod:`tfsonify.long_clips`): the same result as one pass.
 
         Returns:
             float32 sonification(s) in ``[-max|x|, max|x|]``; a silent clip gives zeros.
@@ -351,10 +373,14 @@ class Sonifier:
             raise ValueError("give either feature=F or features=[...], not both")
         batch = self.validate(waveform, layer)
         if feature is None and features is None:
-            sounds = self.sonify_top(batch, layer, 1)[2][:, 0]
+            sounds = self.sonify_top(batch, layer, 1, window_seconds=window_seconds)[2][:, 0]
             return sounds[0] if np.ndim(waveform) == 1 else sounds
         chosen = self._check_features([feature] if feature is not None else features, layer)
         clips = batch.shape[0]
+        if long_clips.needs_windows(self, batch.shape[1], layer, window_seconds):
+            sounds = long_clips.sonify(self, batch, layer, chosen, window_seconds)
+            sounds = sounds[:, 0] if feature is not None else sounds
+            return sounds[0] if np.ndim(waveform) == 1 else sounds
         batch_index = np.repeat(np.arange(clips, dtype=np.int32), chosen.size)
         slots = np.tile(np.arange(chosen.size, dtype=np.int32), clips)
         sounds = self._graph("selected", layer)(tf.constant(batch), tf.constant(batch_index), tf.constant(slots),
@@ -395,3 +421,16 @@ class Sonifier:
         batch = self.validate(normalised, layer)
         out = self._graph("peaks", layer)(tf.constant(batch)).numpy()
         return out[0] if np.ndim(normalised) == 1 else out
+
+    def stream(self, layer: Layer, features: Sequence[int], reference_peak: float, reconstruction_peak=None,
+               hop: int | None = None):
+        """A live sonification stream of maps ``features`` of ``layer``.
+
+        Feed float ``[n]`` blocks of any size at :attr:`sample_rate` to ``stream.process(block)``; each call returns
+        ``[F, n]`` sonified samples delayed by ``stream.latency`` samples (margin ``R - S`` plus ``hop - 1``);
+        ``stream.flush()`` returns the rest. Input is divided by ``reference_peak``; see
+        :class:`tfsonify.windows.WindowedStream` for the output scaling and :func:`tfsonify.long_clips.calibrate`
+        for taking both peaks from a recording (then the stream equals :meth:`sonify` of it).
+        """
+        chosen = self._check_features(list(np.atleast_1d(features)), layer)
+        return long_clips.stream(self, layer, chosen, reference_peak, reconstruction_peak, hop)

@@ -11,7 +11,8 @@ def register(subparsers) -> None:
         "sonify",
         help="sonify feature maps of a raw-waveform Keras CNN (CNN12, CREPE, your own) for one audio file",
         description="Write one WAV per sonified map, the input at the model's rate, a spectrogram PNG per "
-        "input/sonification pair and manifest.json into --out.",
+        "input/sonification pair and manifest.json into --out. Files of any length: the input is read in blocks "
+        "(soxr streaming resampling), run as exact overlapping windows and the WAVs are written incrementally.",
     )
     parser.add_argument("input", help="audio file (WAV, FLAC, OGG, MP3); downmixed and resampled to the model's rate")
     parser.add_argument("--model", required=True,
@@ -24,6 +25,9 @@ def register(subparsers) -> None:
     choice.add_argument("--top", type=int, default=None, help="sonify the K most active maps (default 1)")
     parser.add_argument("--out", required=True, help="output folder (created if missing)")
     parser.add_argument("--no-plots", action="store_true", help="skip the spectrogram PNGs")
+    parser.add_argument("--window-seconds", type=float, default=None,
+                        help="exact window length in seconds (default 30; memory is bounded by one window)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     parser.set_defaults(func=run)
 
 
@@ -33,8 +37,9 @@ def _layer(text: str) -> int | str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tfsonify.audio import load_audio
-    from tfsonify.render import check_writable_dir, write_sonifications
+    from tfsonify.long_clips import DEFAULT_WINDOW_SECONDS
+    from tfsonify.long_files import sonify_file
+    from tfsonify.render import check_writable_dir
     from tfsonify.sonifier import Sonifier
 
     if args.top is not None and args.top < 1:
@@ -42,23 +47,9 @@ def run(args: argparse.Namespace) -> int:
     out_dir = check_writable_dir(args.out)
     model = load_model(args.model, any_model=True)  # a contrastive checkpoint: its CNN12 encoder
     sonifier = Sonifier(model)
-    waveform = load_audio(args.input, sonifier.sample_rate)
-    for layer in args.layer:
-        sonifier.validate(waveform, layer)
-        where = f"layer {layer!r}" if isinstance(layer, str) else f"block {layer}"
-        if args.feature:
-            features = list(args.feature)
-            for feature in features:
-                if not 0 <= feature < sonifier.num_features(layer):
-                    raise ValueError(f"--feature {feature} is outside {where}'s {sonifier.num_features(layer)} maps")
-            with progress(f"{where}: sonifying {len(features)} map(s)"):
-                sounds = sonifier.sonify(waveform, layer, features=features)
-                peaks = sonifier.activations(waveform, layer).max(axis=0)[features]
-        else:
-            with progress(f"{where}: sonifying the top {args.top or 1} map(s)"):
-                features, peaks, sounds = sonifier.sonify_top(waveform, layer, args.top or 1)
-        with progress(f"{where}: writing {len(features)} WAV(s){'' if args.no_plots else ' and spectrograms'}"):
-            manifest = write_sonifications(out_dir, waveform, sounds, layer, list(features), list(peaks), sonifier.sample_rate,
-                                           source=str(args.input), extra={"model": str(args.model)}, plots=not args.no_plots)
+    window = DEFAULT_WINDOW_SECONDS if args.window_seconds is None else args.window_seconds
+    manifest = sonify_file(sonifier, args.input, out_dir, args.layer, features=args.feature, top=args.top,
+                           window_seconds=window, plots=not args.no_plots, progress=not args.no_progress,
+                           extra={"model": str(args.model)})
     print(f"wrote {len(manifest['sonifications'])} sonification(s) to {out_dir}/ (manifest.json)")
     return 0

@@ -1,0 +1,202 @@
+"""Long recordings and live audio: memory and speed of exact windows, the file CLI and streams.
+
+Full-width CNN12 (random weights, seed 0), block 11, top 3 maps. Each case runs in its own subprocess and
+reports its own peak RSS (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) and wall time:
+
+- API, 10 and 60 minutes: ``Sonifier.sonify_top(x, 11, 3)`` windowed (default 30 s windows); at 10 minutes also
+  in one pass (``window_seconds=None``) for the throughput ratio;
+- CLI, 60 minutes: ``tfsonify sonify`` on a 44.1 kHz stereo FLAC (decoded and resampled in blocks);
+- streams on ONE thread: ``Sonifier.stream`` (TensorFlow) and ``edge_windows.litert_stream`` (LiteRT, fixed
+  8000-sample model) at blocks 5 and 11, 60 s of audio in 512-sample blocks: real-time factor and latency.
+
+    python benchmarks/long_bench.py            # everything (about 15-30 min on 2 cores)
+    python benchmarks/long_bench.py --quick    # 10-minute API cases, a 10-minute CLI case and the streams
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's tfsonify
+RATE = 8000
+
+
+def clip(minutes: float):
+    """Deterministic test signal at 8 kHz: chirps, tones and gated noise."""
+    import numpy as np
+
+    n = int(minutes * 60 * RATE)
+    rng = np.random.default_rng(0)
+    t = np.arange(n, dtype=np.float64) / RATE
+    wave = 0.3 * np.sin(2 * np.pi * (200 + 150 * np.sin(2 * np.pi * 0.01 * t)) * t)
+    wave += rng.normal(0, 0.05, n) * (np.sin(2 * np.pi * 0.2 * t) > 0)
+    return wave.astype(np.float32)
+
+
+def model():
+    import keras
+
+    import tfsonify
+
+    keras.utils.set_random_seed(0)
+    return tfsonify.CNN12()
+
+
+def rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # KiB on Linux
+
+
+def case_api(minutes: float, windowed: bool) -> dict:
+    import tfsonify
+
+    sonifier = tfsonify.Sonifier(model())
+    window = tfsonify.long_clips.DEFAULT_WINDOW_SECONDS if windowed else None
+    sonifier.sonify_top(clip(0.1), 11, 3, window_seconds=window)  # build the graphs
+    x = clip(minutes)
+    start = time.perf_counter()
+    sonifier.sonify_top(x, 11, 3, window_seconds=window)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "throughput": minutes * 60 / seconds, "rss_gb": rss_gb()}
+
+
+def case_cli(flac: str, model_path: str, out: str) -> dict:
+    from tfsonify.cli import main
+
+    start = time.perf_counter()
+    status = main(["sonify", flac, "--model", model_path, "--layer", "11", "--top", "3", "--out", out, "--no-plots",
+                   "--no-progress"])
+    seconds = time.perf_counter() - start
+    assert status == 0
+    return {"seconds": seconds, "rss_gb": rss_gb()}
+
+
+def _stream_rtf(stream, x) -> float:
+    start = time.perf_counter()
+    for i in range(0, x.size, 512):
+        stream.process(x[i:i + 512])
+    stream.flush()
+    return x.size / RATE / (time.perf_counter() - start)
+
+
+def case_stream_tf(layer: int) -> dict:
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    import tfsonify
+
+    sonifier = tfsonify.Sonifier(model())
+    x = clip(1.0)
+    feature = int(sonifier.top_features(x[:80000], layer, 1)[0][0])
+    warm = sonifier.stream(layer, [feature], reference_peak=1.0)
+    _stream_rtf(warm, x[:RATE * 5])
+    stream = sonifier.stream(layer, [feature], reference_peak=1.0)
+    return {"rtf": _stream_rtf(stream, x), "latency_ms": 1000 * stream.latency / RATE, "hop": stream.hop}
+
+
+def case_stream_lite(tflite: str, layer: int) -> dict:
+    sys.path.insert(0, str(REPO / "export"))
+    import edge_windows
+    from ai_edge_litert.interpreter import Interpreter
+
+    x = clip(1.0)
+    interpreter = Interpreter(model_path=tflite, num_threads=1)
+    _stream_rtf(edge_windows.litert_stream(interpreter, layer, [0], 1.0), x[:RATE * 5])
+    stream = edge_windows.litert_stream(interpreter, layer, [0], 1.0)
+    return {"rtf": _stream_rtf(stream, x), "latency_ms": 1000 * stream.latency / RATE, "hop": stream.hop,
+            "tensorflow_loaded": "tensorflow" in sys.modules}
+
+
+def run_case(*args: str) -> dict:
+    """One case in a fresh interpreter; its JSON result (peak RSS is the subprocess's own)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    result = subprocess.run([sys.executable, __file__, "--case", *args], capture_output=True, text=True, cwd=REPO,
+                            env=env)
+    if result.returncode != 0:
+        raise RuntimeError(f"case {args} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def write_flac(path: Path, minutes: float) -> None:
+    """A 44.1 kHz stereo FLAC written in blocks (never held whole)."""
+    import numpy as np
+    import soundfile
+
+    rate, n = 44100, int(minutes * 60 * 44100)
+    rng = np.random.default_rng(1)
+    with soundfile.SoundFile(str(path), "w", rate, 2, subtype="PCM_16", format="FLAC") as handle:
+        for start in range(0, n, rate * 30):
+            t = np.arange(start, min(n, start + rate * 30)) / rate
+            left = 0.3 * np.sin(2 * np.pi * (300 + 100 * np.sin(2 * np.pi * 0.02 * t)) * t)
+            right = rng.normal(0, 0.05, t.size) * (np.sin(2 * np.pi * 0.3 * t) > 0)
+            handle.write(np.stack([left, right], 1).astype(np.float32))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="skip the 60-minute cases (CLI at 10 minutes)")
+    parser.add_argument("--case", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        kind, *rest = args.case
+        if kind == "api":
+            out = case_api(float(rest[0]), rest[1] == "windowed")
+        elif kind == "cli":
+            out = case_cli(*rest)
+        elif kind == "stream_tf":
+            out = case_stream_tf(int(rest[0]))
+        else:
+            out = case_stream_lite(rest[0], int(rest[1]))
+        print(json.dumps(out))
+        return 0
+
+    print("full-width CNN12 (random weights), block 11, top 3 maps; 2 CPU cores shared with other jobs\n")
+    rows = []
+    whole = run_case("api", "10", "whole")
+    windowed = run_case("api", "10", "windowed")
+    rows += [("API 10 min, one pass", whole), ("API 10 min, 30 s windows", windowed)]
+    if not args.quick:
+        rows.append(("API 60 min, 30 s windows", run_case("api", "60", "windowed")))
+    for name, r in rows:
+        print(f"{name:34s} {r['seconds']:8.1f} s  {r['throughput']:7.1f} audio s/s  peak RSS {r['rss_gb']:.2f} GB")
+    print(f"windowed / one-pass throughput at 10 min: {100 * windowed['throughput'] / whole['throughput']:.0f} % "
+          f"(target >= 90 %)")
+
+    with tempfile.TemporaryDirectory(prefix="long-bench-") as folder:
+        folder = Path(folder)
+        minutes = 10 if args.quick else 60
+        flac, model_path = folder / "long.flac", folder / "cnn12.keras"
+        started = time.perf_counter()
+        write_flac(flac, minutes)
+        print(f"\nwrote a {minutes}-min 44.1 kHz stereo FLAC ({flac.stat().st_size / 1e6:.0f} MB) in "
+              f"{time.perf_counter() - started:.0f} s")
+        model().save(model_path)
+        cli = run_case("cli", str(flac), str(model_path), str(folder / "out"))
+        print(f"CLI tfsonify sonify {minutes} min FLAC     {cli['seconds']:8.1f} s  "
+              f"{minutes * 60 / cli['seconds']:7.1f} audio s/s  peak RSS {cli['rss_gb']:.2f} GB (target < 1.5 GB)")
+
+        print("\nstreams, ONE thread, 60 s of audio in 512-sample blocks")
+        from tfsonify.export.tflite import export_tflite
+
+        tflite = folder / "cnn12.tflite"
+        export_tflite(model(), tflite, length=8000, layers=[5, 11], top_k=3)
+        for layer in (5, 11):
+            tf_result = run_case("stream_tf", str(layer))
+            lite = run_case("stream_lite", str(tflite), str(layer))
+            print(f"block {layer:2d}: TensorFlow {tf_result['rtf']:6.1f}x real time (latency {tf_result['latency_ms']:.0f} ms, "
+                  f"hop {tf_result['hop']})   LiteRT {lite['rtf']:6.1f}x real time (latency {lite['latency_ms']:.0f} ms, "
+                  f"hop {lite['hop']}; TensorFlow imported: {lite['tensorflow_loaded']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

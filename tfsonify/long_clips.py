@@ -1,0 +1,207 @@
+"""Whole-clip sonification of clips of any length in exact overlapping windows, with bounded memory.
+
+A 10-minute clip through the full-width CNN12 at block 11 in one pass peaks at ~5 GB (every block's
+activations and switches of the whole clip are alive at once). Here the clip runs as windows of
+``window_seconds`` (default :data:`DEFAULT_WINDOW_SECONDS`) planned by :mod:`tfsonify.windows` with
+exactly the whole-clip semantics:
+
+- the clip is divided once by its own peak ``max|x|`` (windows are not re-normalised);
+- windows start at multiples of the layer's total stride ``S`` (switches coincide with the whole pass),
+  keep only their exact span (margins of ``R - S`` dropped, ``R`` the receptive field);
+- raw reconstructions are stitched, then each map is scaled once to unit peak times ``max|x|``;
+- the most active maps come from the maximum over windows of the per-window maxima (exact), then are
+  sonified in a second pass over the windows.
+
+The functions use only four hooks of the sonifier, so they work for any model the sonifier supports:
+``sonifier.raw_reconstruction(normalised [T], layer, features) -> [F, T]``,
+``sonifier.peak_activations(normalised [T], layer) -> [C]``, ``sonifier.geometry(layer) -> (R, S)`` and
+``sonifier.sample_rate``; :func:`activations` also calls ``sonifier.activations(..., window_seconds=None)``
+on single windows. :class:`tfsonify.Sonifier`'s ``sonify``, ``sonify_top``, ``top_features`` and
+``activations`` delegate here for clips longer than the window; a clip that fits takes the one-pass path.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+
+from tfsonify import windows
+
+__all__ = ["DEFAULT_WINDOW_SECONDS", "window_samples", "needs_windows", "plan", "sonify", "sonify_top",
+           "top_features", "activations", "calibrate", "stream", "normalised_reader"]
+
+#: Default window: 30 s at the model's rate. Full-width CNN12 at block 11 peaks near 0.25 GB per window
+#: (top 3 maps), and margins cost 2(R - S) / 30 s = 1.8 % extra work there.
+DEFAULT_WINDOW_SECONDS = 30.0
+
+
+def window_samples(sonifier, layer: int, window_seconds: float | None) -> int | None:
+    """The window length in samples for ``window_seconds`` (None: no windows).
+
+    Raises:
+        ValueError: ``window_seconds`` is not a positive number, or gives a window shorter than block ``layer``
+            needs for exact windows (its receptive field plus margins).
+    """
+    if window_seconds is None:
+        return None
+    if isinstance(window_seconds, bool) or not isinstance(window_seconds, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(window_seconds) or window_seconds <= 0:
+        raise ValueError(f"window_seconds must be a positive number of seconds or None (one pass); received "
+                         f"{window_seconds!r}")
+    samples = int(round(float(window_seconds) * sonifier.sample_rate))
+    field, stride = sonifier.geometry(layer)
+    shortest = windows.min_window_length(field, stride)
+    if samples < shortest:
+        raise ValueError(f"window_seconds={window_seconds} ({samples} samples) is too short for layer {layer}: its "
+                         f"receptive field is {field} samples (stride {stride}) and exact windows drop {field - stride} "
+                         f"samples of margin on each side, so windows need at least {shortest} samples "
+                         f"({shortest / sonifier.sample_rate:.3f} s)")
+    return samples
+
+
+def needs_windows(sonifier, num_samples: int, layer: int, window_seconds: float | None) -> bool:
+    """True when a ``num_samples`` clip is longer than the window (validates ``window_seconds`` either way)."""
+    samples = window_samples(sonifier, layer, window_seconds)
+    return samples is not None and num_samples > samples
+
+
+def plan(sonifier, num_samples: int, layer: int, window_seconds: float) -> windows.WindowPlan:
+    """The :class:`tfsonify.windows.WindowPlan` of a ``num_samples`` clip at block ``layer``."""
+    field, stride = sonifier.geometry(layer)
+    return windows.plan_windows(num_samples, window_samples(sonifier, layer, window_seconds), field, stride)
+
+
+def normalised_reader(clip: np.ndarray) -> tuple[Callable[[int, int], np.ndarray], np.float32]:
+    """``(read(start, stop) -> clip[start:stop] / peak, peak)``: windows divided by the whole clip's peak on the
+    fly (no normalised copy of the clip), with the same float32 division as the one-pass path."""
+    clip = np.asarray(clip, np.float32)
+    peak = np.float32(np.max(np.abs(clip))) if clip.size else np.float32(0)
+    scale = peak if peak > 0 else np.float32(1)
+    return (lambda start, stop: clip[start:stop] / scale), peak
+
+
+def _check_clips(batch) -> np.ndarray:
+    batch = np.asarray(batch, np.float32)
+    if batch.ndim != 2:
+        raise ValueError(f"expected a validated float32 batch [batch, time]; received shape {batch.shape}")
+    return batch
+
+
+def _scale_rows(raw: np.ndarray, peak: np.float32) -> np.ndarray:
+    """Each row to unit peak times ``peak`` (in place); zero rows stay zero (as ``Sonifier._rescale``)."""
+    for row in raw:
+        top = np.float32(np.max(np.abs(row))) if row.size else np.float32(0)
+        if top > 0:
+            np.multiply(np.divide(row, top, out=row), peak, out=row)
+    return raw
+
+
+def _reconstruct(sonifier, clip: np.ndarray, layer: int, features: np.ndarray, window_seconds: float) -> np.ndarray:
+    read, peak = normalised_reader(clip)
+    layout = plan(sonifier, clip.size, layer, window_seconds)
+    out = np.empty((len(features), clip.size), np.float32)
+
+    def write(begin: int, span: np.ndarray) -> None:
+        out[:, begin:begin + span.shape[1]] = span
+
+    windows.stitch_reconstruction(layout, read, lambda window: sonifier.raw_reconstruction(window, layer, features), write)
+    return _scale_rows(out, peak)
+
+
+def _peaks(sonifier, clip: np.ndarray, layer: int, window_seconds: float) -> np.ndarray:
+    read, _ = normalised_reader(clip)
+    layout = plan(sonifier, clip.size, layer, window_seconds)
+    return windows.max_over_windows(layout, read, lambda window: sonifier.peak_activations(window, layer))
+
+
+def _top(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(-scores, kind="stable")[:k]  # ties: lower index first, as tf.math.top_k
+    return order.astype(np.int32), scores[order].astype(np.float32)
+
+
+def sonify(sonifier, batch, layer: int, features: Sequence[int], window_seconds: float) -> np.ndarray:
+    """Sonifications ``[batch, F, T]`` of maps ``features`` of each clip of a validated ``[batch, T]``."""
+    batch = _check_clips(batch)
+    chosen = np.asarray(features, np.int32)
+    return np.stack([_reconstruct(sonifier, clip, layer, chosen, window_seconds) for clip in batch])
+
+
+def top_features(sonifier, batch, layer: int, k: int, window_seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(indices [batch, k] int32, scores [batch, k] float32)``: the most active maps over each whole clip."""
+    batch = _check_clips(batch)
+    pairs = [_top(_peaks(sonifier, clip, layer, window_seconds), k) for clip in batch]
+    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+def sonify_top(sonifier, batch, layer: int, k: int, window_seconds: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(features [batch, k], activations [batch, k], sonifications [batch, k, T])``: two passes over the windows
+    (per-window maxima, then the chosen maps' reconstructions)."""
+    batch = _check_clips(batch)
+    features, scores = top_features(sonifier, batch, layer, k, window_seconds)
+    sounds = np.stack([_reconstruct(sonifier, clip, layer, row, window_seconds) for clip, row in zip(batch, features)])
+    return features, scores, sounds
+
+
+def activations(sonifier, batch, layer: int, window_seconds: float) -> np.ndarray:
+    """Block ``layer``'s output ``[batch, T_L, C_L]`` stitched from windows' exact activation frames.
+
+    Each window is run through ``sonifier.activations(..., window_seconds=None)`` with one extra sample equal to
+    the whole clip's peak appended: the one-pass path then divides the window by exactly the whole clip's peak,
+    and the appended sample only feeds steps after the window's own, which are dropped.
+    """
+    batch = _check_clips(batch)
+    results = []
+    for clip in batch:
+        layout = plan(sonifier, clip.size, layer, window_seconds)
+        peak = np.float32(np.max(np.abs(clip)))
+        frames = None
+        for window, (first, stop) in zip(layout.windows, layout.step_keep()):
+            piece = np.append(clip[window.start:window.stop], peak).astype(np.float32)
+            out = sonifier.activations(piece, layer, window_seconds=None)
+            offset = window.start // layout.stride
+            if frames is None:
+                frames = np.empty((layout.num_steps, out.shape[1]), np.float32)
+            frames[first:stop] = out[first - offset:stop - offset]
+        results.append(frames)
+    return np.stack(results)
+
+
+def calibrate(sonifier, clip, layer: int, features: Sequence[int],
+              window_seconds: float | None = DEFAULT_WINDOW_SECONDS) -> tuple[float, np.ndarray]:
+    """``(reference_peak, reconstruction_peak [F])`` of a recording, for :meth:`Sonifier.stream`.
+
+    A stream built with these reproduces ``sonifier.sonify(clip, layer, features=features)`` (delayed by its
+    latency): ``reference_peak = max|clip|``, and ``reconstruction_peak[f]`` is the peak of map ``f``'s raw
+    reconstruction of ``clip / max|clip|``.
+    """
+    clip = sonifier.validate(clip, layer)[0]
+    chosen = np.asarray(features, np.int32)
+    read, peak = normalised_reader(clip)
+    if peak == 0:
+        raise ValueError("the calibration recording is silent (all zeros); use a recording of the expected level")
+    samples = window_samples(sonifier, layer, window_seconds)
+    if samples is None or clip.size <= samples:
+        raw = sonifier.raw_reconstruction(read(0, clip.size), layer, chosen)
+    else:
+        layout = plan(sonifier, clip.size, layer, window_seconds)
+        raw = np.empty((len(chosen), clip.size), np.float32)
+        windows.stitch_reconstruction(layout, read, lambda w: sonifier.raw_reconstruction(w, layer, chosen),
+                                      lambda begin, span: raw.__setitem__((slice(None), slice(begin, begin + span.shape[1])), span))
+    return float(peak), np.abs(raw).max(axis=1).astype(np.float32)  # 0: the map is silent there (zeros, as offline)
+
+
+def stream(sonifier, layer: int, features: Sequence[int], reference_peak: float, reconstruction_peak=None,
+           hop: int | None = None) -> windows.WindowedStream:
+    """A :class:`tfsonify.windows.WindowedStream` of maps ``features`` of block ``layer`` on ``sonifier``.
+
+    Args:
+        features: map indices of block ``layer`` (validated by the caller).
+        reference_peak: input level divided out (e.g. 1.0 for full-scale audio; ``calibrate(...)[0]``).
+        reconstruction_peak: None (running peak), or per-map raw peaks (``calibrate(...)[1]``).
+        hop: samples computed per step (default: the margin, at least 512); latency = margin + hop - 1.
+    """
+    chosen = np.asarray(features, np.int32).reshape(-1)
+    field, stride = sonifier.geometry(layer)
+    return windows.WindowedStream(lambda window: sonifier.raw_reconstruction(window, layer, chosen), field, stride,
+                                  len(chosen), reference_peak, reconstruction_peak, hop=hop)
