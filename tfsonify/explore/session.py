@@ -70,14 +70,14 @@ class ModelSession:
         import keras
 
         import tfsonify
-        from tfsonify.checkpoint import cnn12_of
+        from tfsonify.checkpoint import sonifiable_of
 
         if not isinstance(model, keras.Model):
             path = Path(model)
             name = name or path.name
             model = tfsonify.load_checkpoint(path)
         self.model = model
-        self.network = cnn12_of(model)
+        self.network = sonifiable_of(model)  # a CNN12 (a contrastive model's encoder) or any supported model
         self.name = name or self.network.name
         self.sonifier = tfsonify.Sonifier(self.network)
         self.sample_rate = int(self.sonifier.sample_rate)
@@ -91,14 +91,16 @@ class ModelSession:
 
     # ------------------------------------------------------------------ layers
     def _describe_layers(self) -> list[LayerInfo]:
-        from tfsonify.models.cnn12 import BLOCKS, NUM_BLOCKS, min_length
-
-        layers, stride = [], 1
-        for block in range(1, NUM_BLOCKS + 1):
-            if BLOCKS[block - 1].pooled:
-                stride *= 2
-            layers.append(LayerInfo(str(block), f"block {block}", self.sonifier.num_features(block), min_length(block),
-                                    stride, min_length(block)))
+        """One entry per conv block of the model (CNN12: blocks 1..11), from the deconvnet's layer walk."""
+        layers = []
+        for info in self.sonifier.layers():
+            if info.block is None:
+                continue
+            label = f"block {info.block}" if info.name.startswith(("conv", "pool")) else f"block {info.block} ({info.name})"
+            layers.append(LayerInfo(str(info.block), label, info.channels, info.min_length, info.stride,
+                                    info.receptive_field))
+        if not layers:
+            raise ValueError(f"model {self.name!r} has no sonifiable conv blocks")
         return layers
 
     def layers(self) -> list[LayerInfo]:
@@ -136,9 +138,7 @@ class ModelSession:
         """
         if not self.num_classes:
             return None
-        from tfsonify.models.cnn12 import min_length
-
-        if waveform.shape[-1] < min_length():
+        if waveform.shape[-1] < self._layers[-1].min_samples:
             return None
         scores = np.asarray(self.network(np.asarray(waveform, np.float32)[None], training=False))[0]
         order = np.argsort(-scores)[:5]
