@@ -24,7 +24,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 from scipy import signal, stats
 
-from tfsonify.analysis._clips import as_sonifier, Skipped, check_layers, equal_length_batches
+from tfsonify.analysis.clip_batches import as_sonifier, Skipped, check_layers, equal_length_batches
 from tfsonify.models.cnn12 import min_length
 from tfsonify.validation import check_int
 

@@ -22,7 +22,7 @@ from typing import Iterable
 import numpy as np
 from scipy import signal
 
-from tfsonify.analysis._clips import as_sonifier, as_clip, check_layers
+from tfsonify.analysis.clip_batches import as_sonifier, as_clip, check_layers
 from tfsonify.analysis.coherence import magnitude_squared_coherence
 from tfsonify.models.cnn12 import min_length
 

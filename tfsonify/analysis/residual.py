@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from tfsonify.analysis._clips import as_clip, check_layers
+from tfsonify.analysis.clip_batches import as_clip, check_layers
 from tfsonify.models.cnn12 import min_length
 
 __all__ = ["average_precision", "mean_average_precision", "score", "random_segment_removal", "ResidualResult", "residual_experiment"]

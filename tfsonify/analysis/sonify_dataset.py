@@ -173,7 +173,7 @@ def sonify_dataset(sonifier, clips: Iterable[tuple[str, np.ndarray | Callable[[]
         :class:`SonifyDatasetResult`; also writes the manifest and dead-letter shards.
     """
     from tfsonify import min_length, write_wav
-    from tfsonify.analysis._clips import check_layers
+    from tfsonify.analysis.clip_batches import check_layers
     from tfsonify.render import check_writable_dir
 
     layers = check_layers(layers)

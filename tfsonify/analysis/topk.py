@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfsonify.analysis._clips import as_sonifier, Skipped, check_layers, equal_length_batches
+from tfsonify.analysis.clip_batches import as_sonifier, Skipped, check_layers, equal_length_batches
 from tfsonify.models.cnn12 import min_length
 from tfsonify.layers import peak_normalize
 from tfsonify.validation import check_int

@@ -62,7 +62,7 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
         residual: run the residual experiment (agreement with the clean prediction for a model with a
             head, embedding cosine otherwise) with its random-segment control.
     """
-    from tfsonify.analysis._clips import as_clip, check_layers
+    from tfsonify.analysis.clip_batches import as_clip, check_layers
     from tfsonify.sonifier import Sonifier
 
     if not clips:
