@@ -46,7 +46,7 @@ exactly samples ``[S*i, S*i + R)``):
 The window arithmetic and stitching live in ``tfsonify/windows.py`` (numpy only), the one planner the
 TensorFlow library uses too; this file loads it by path (a copy of ``windows.py`` beside this file, else
 ``../tfsonify/windows.py``), so no TensorFlow is imported. This file adds CNN12's geometry (``R``, ``S`` per
-block, a test keeps it equal to ``tfsonify.cnn12``) and the LiteRT runners, including a live stream
+block, a test keeps it equal to ``tfsonify.models.cnn12``) and the LiteRT runners, including a live stream
 (:func:`litert_stream`).
 
 For ``W = 8000``: block 11 (``S = 256``, ``R = 2370``) ``M = 2114``, ``E = 7746``, a hop of

@@ -31,7 +31,7 @@ def long_clip():
 
 
 def test_geometry_hook_matches_the_model(sonifier):
-    from tfsonify.cnn12 import min_length, output_length
+    from tfsonify.models.cnn12 import min_length, output_length
 
     for layer in range(1, 12):
         field, stride = sonifier.geometry(layer)
