@@ -82,7 +82,7 @@ def validate_waveform(waveform, layer: int = NUM_BLOCKS) -> np.ndarray:
         raise ValueError(f"waveform contains {bad} NaN or Inf samples; expected finite values")
     if batch.shape[1] < min_length(layer):
         raise ValueError(
-            f"clip has {batch.shape[1]} samples but block {layer} needs at least {min_length(layer)} "
+            f"clip has {batch.shape[1]} samples but block {layer} needs at least {min_length(layer)} samples "
             f"(pad or use a longer clip, or a shallower layer)"
         )
     return batch
@@ -178,7 +178,7 @@ class Sonifier:
             bad = int(np.size(batch) - np.count_nonzero(np.isfinite(batch)))
             raise ValueError(f"waveform contains {bad} NaN or Inf samples; expected finite values")
         if batch.shape[1] < needed:
-            raise ValueError(f"clip has {batch.shape[1]} samples but {self._describe(layer)} needs at least {needed} "
+            raise ValueError(f"clip has {batch.shape[1]} samples but {self._describe(layer)} needs at least {needed} samples "
                              f"(pad or use a longer clip, or a shallower layer)")
         return batch
 
