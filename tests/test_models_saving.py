@@ -50,6 +50,15 @@ def _truncated():
     return truncated_classifier(_cnn12_encoder(), 5, num_classes=3, mode="full")
 
 
+def _crepe():
+    import keras
+
+    from tfsonify.models import CREPE
+
+    keras.utils.set_random_seed(4)
+    return CREPE("tiny")
+
+
 def _custom_layers():
     import keras
 
@@ -86,6 +95,7 @@ FAMILIES = {
     "linear_eval_classifier": _linear_eval_head,
     "truncated_classifier": _truncated,
     "custom_layers": _custom_layers,
+    "crepe_tiny": _crepe,
 }
 
 
@@ -94,7 +104,7 @@ def test_saving_round_trip(family, tmp_path):
     from tfsonify.checkpoint import load_checkpoint, save_model
 
     model = FAMILIES[family]()
-    waves = _waves()
+    waves = _waves(length=1024) if family.startswith("crepe") else _waves()  # CREPE takes 1024-sample frames
     before = _outputs(model, waves)
     path = save_model(model, tmp_path / f"{family}.keras")
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{family}.keras"]  # no temporary left behind
