@@ -60,14 +60,12 @@ class BlockState:
     input_length: tf.Tensor | None = None
 
 
-def validate_waveform(waveform, layer: int = NUM_BLOCKS) -> np.ndarray:
-    """Check a waveform for the sonifier and return it as float32 ``[batch, time]``.
+def check_clip(waveform, needed: int, where: str) -> np.ndarray:
+    """A waveform as float32 ``[batch, time]`` after the checks every sonifier input gets.
 
-    Raises ``ValueError`` naming the problem for: non-numeric data, rank other than
-    1 or 2, an empty clip, NaN or Inf samples, or fewer samples than block
-    ``layer`` needs (``min_length(layer)``).
+    Raises ``ValueError`` naming the problem for: non-numeric data, rank other than 1 or 2, an empty clip, NaN or
+    Inf samples, or fewer than ``needed`` samples (``where`` names the layer in the message, e.g. ``"block 11"``).
     """
-    check_layer(layer)
     try:
         array = np.asarray(waveform, dtype=np.float32)
     except (TypeError, ValueError) as error:
@@ -76,16 +74,21 @@ def validate_waveform(waveform, layer: int = NUM_BLOCKS) -> np.ndarray:
         raise ValueError(f"waveform must have shape [time] or [batch, time]; received shape {array.shape}")
     batch = array[None] if array.ndim == 1 else array
     if batch.shape[0] == 0 or batch.shape[1] == 0:
-        raise ValueError(f"waveform is empty (shape {array.shape}); expected at least {min_length(layer)} samples")
+        raise ValueError(f"waveform is empty (shape {array.shape}); expected at least {needed} samples")
     if not np.all(np.isfinite(batch)):
         bad = int(np.size(batch) - np.count_nonzero(np.isfinite(batch)))
         raise ValueError(f"waveform contains {bad} NaN or Inf samples; expected finite values")
-    if batch.shape[1] < min_length(layer):
-        raise ValueError(
-            f"clip has {batch.shape[1]} samples but block {layer} needs at least {min_length(layer)} samples "
-            f"(pad or use a longer clip, or a shallower layer)"
-        )
+    if batch.shape[1] < needed:
+        raise ValueError(f"clip has {batch.shape[1]} samples but {where} needs at least {needed} samples "
+                         f"(pad or use a longer clip, or a shallower layer)")
     return batch
+
+
+def validate_waveform(waveform, layer: int = NUM_BLOCKS) -> np.ndarray:
+    """Check a waveform for CNN12 block ``layer`` and return it as float32 ``[batch, time]`` (see :func:`check_clip`;
+    the minimum is ``min_length(layer)``)."""
+    check_layer(layer)
+    return check_clip(waveform, min_length(layer), f"block {layer}")
 
 
 Layer = "int | str"
@@ -162,25 +165,8 @@ class Sonifier:
         return self.deconvnet.geometry(self._name(layer))
 
     def validate(self, waveform, layer: Layer) -> np.ndarray:
-        """Check a waveform for ``layer`` and return it as float32 ``[batch, time]`` (see :func:`validate_waveform`)."""
-        name = self._name(layer)
-        try:
-            array = np.asarray(waveform, dtype=np.float32)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"waveform must be a numeric array [time] or [batch, time]; could not convert: {error}") from None
-        if array.ndim not in (1, 2):
-            raise ValueError(f"waveform must have shape [time] or [batch, time]; received shape {array.shape}")
-        batch = array[None] if array.ndim == 1 else array
-        needed = self.deconvnet.min_length(name)
-        if batch.shape[0] == 0 or batch.shape[1] == 0:
-            raise ValueError(f"waveform is empty (shape {array.shape}); expected at least {needed} samples")
-        if not np.all(np.isfinite(batch)):
-            bad = int(np.size(batch) - np.count_nonzero(np.isfinite(batch)))
-            raise ValueError(f"waveform contains {bad} NaN or Inf samples; expected finite values")
-        if batch.shape[1] < needed:
-            raise ValueError(f"clip has {batch.shape[1]} samples but {self._describe(layer)} needs at least {needed} samples "
-                             f"(pad or use a longer clip, or a shallower layer)")
-        return batch
+        """Check a waveform for ``layer`` and return it as float32 ``[batch, time]`` (see :func:`check_clip`)."""
+        return check_clip(waveform, self.deconvnet.min_length(self._name(layer)), self._describe(layer))
 
     # ----------------------------------------------------------- graph parts
     def encode(self, normalized: tf.Tensor, layer: int) -> list[BlockState]:
