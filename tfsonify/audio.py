@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import numpy as np
 import soundfile
 from scipy.signal import resample_poly
 
-__all__ = ["SAMPLE_RATE", "AUDIO_EXTENSIONS", "load_audio", "resample", "write_wav", "atomic_path"]
+__all__ = ["SAMPLE_RATE", "AUDIO_EXTENSIONS", "load_audio", "decode_audio", "resample", "write_wav", "atomic_path"]
 
 #: The project's default rate in Hz: CNN12's (the paper's 8 kHz); other models carry their own ``sample_rate``.
 SAMPLE_RATE = 8000
@@ -44,15 +45,26 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"audio file {str(path)!r} does not exist or is not a file")
+    return decode_audio(str(path), str(path), sample_rate)
+
+
+def decode_audio(source, name: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """An audio file (a path or a binary file object, e.g. ``io.BytesIO`` of its bytes) as mono float32 ``[time]``
+    at ``sample_rate`` Hz: channels averaged, other rates resampled (``resample``).
+
+    Raises:
+        ValueError: not audio or corrupt, no samples, or NaN/Inf samples (the message names ``name``).
+    """
     try:
-        data, source_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        data, source_rate = soundfile.read(source, dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
-        raise ValueError(f"cannot read {str(path)!r} as audio (expected WAV, FLAC, OGG or MP3): {error}") from None
+        reason = re.sub(r"^Error opening <[^>]*>: ", "", str(error))  # soundfile names an in-memory buffer by its repr
+        raise ValueError(f"cannot read {name!r} as audio (expected WAV, FLAC, OGG or MP3): {reason}") from None
     if data.shape[0] == 0:
-        raise ValueError(f"audio file {str(path)!r} is empty (0 samples)")
+        raise ValueError(f"audio file {name!r} is empty (0 samples)")
     mono = data.mean(axis=1)
     if not np.all(np.isfinite(mono)):
-        raise ValueError(f"audio file {str(path)!r} contains NaN or Inf samples")
+        raise ValueError(f"audio file {name!r} contains NaN or Inf samples")
     return resample(mono, int(source_rate), int(sample_rate))
 
 

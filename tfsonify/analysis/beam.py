@@ -36,7 +36,6 @@ import json
 import logging
 import os
 import posixpath
-import re
 import uuid
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
@@ -48,6 +47,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from tfsonify import audio
 from tfsonify.analysis.clip_batches import check_layers
 from tfsonify.analysis.sonify_dataset import (DEAD_LETTER, MANIFEST, SonifyDatasetResult, clip_problem,
                                               equal_length_groups, manifest_entries, shard_name)
@@ -163,21 +163,7 @@ def decode_audio(data: bytes, name: str, sample_rate: int) -> np.ndarray:
     Raises:
         ValueError: not audio or corrupt, no samples, or NaN/Inf samples (the message names ``name``).
     """
-    import soundfile
-
-    from tfsonify.audio import resample
-
-    try:
-        samples, source_rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
-        reason = re.sub(r"^Error opening <[^>]*>: ", "", str(error))  # soundfile names the in-memory buffer
-        raise ValueError(f"cannot read {name!r} as audio (expected WAV, FLAC, OGG or MP3): {reason}") from None
-    if samples.shape[0] == 0:
-        raise ValueError(f"audio file {name!r} is empty (0 samples)")
-    mono = samples.mean(axis=1)
-    if not np.all(np.isfinite(mono)):
-        raise ValueError(f"audio file {name!r} contains NaN or Inf samples")
-    return resample(mono, int(source_rate), int(sample_rate))
+    return audio.decode_audio(io.BytesIO(data), name, sample_rate)
 
 
 def _dead(name: str, reason: str) -> beam.pvalue.TaggedOutput:
