@@ -243,29 +243,34 @@ def test_cli_passes_options_after_a_bare_double_dash_to_beam(workspace, tmp_path
 
     seen, original = [], beam_options.options
 
-    def stop(args):  # the options the command would run its pipeline with, then stop before running it
+    def stop(args):  # the options the command would run its pipeline with (checked before it runs), then stop
         seen.append(original(args).get_all_options())
         raise ValueError("stopped before running")
 
     monkeypatch.setattr(beam_options, "options", stop)
     model, clips = workspace / "model.keras", workspace / "clips"
     flags = ["--", "--direct_num_workers=2", "--direct_running_mode=multi_processing"]
-    assert run("analyze", "topk", clips, "--model", model, "--out", tmp_path / "t", "--runner", "DirectRunner", *flags) == 2
-    assert run("analyze", "coherence", clips, "--model", f"m={model}", "--out", tmp_path / "c", "--runner", "DirectRunner",
-               "--beam-option=--direct_running_mode=multi_threading", "--", "--direct_num_workers", "3") == 2
-    assert run("sonify-dataset", clips, "--model", model, "--out", tmp_path / "s", "--runner", "DirectRunner", *flags) == 2
+    for argv in (["analyze", "topk", clips, "--model", model, "--out", tmp_path / "t", "--runner", "DirectRunner", *flags],
+                 ["analyze", "coherence", clips, "--model", f"m={model}", "--out", tmp_path / "c", "--runner", "DirectRunner",
+                  "--beam-option=--direct_running_mode=multi_threading", "--", "--direct_num_workers", "3"],
+                 ["sonify-dataset", clips, "--model", model, "--out", tmp_path / "s", "--runner", "DirectRunner", *flags]):
+        with pytest.raises(SystemExit):
+            run(*argv)
+        assert "stopped before running" in capsys.readouterr().err
     assert [(o["runner"], o["direct_num_workers"], o["direct_running_mode"]) for o in seen] == [
         ("DirectRunner", 2, "multi_processing"), ("DirectRunner", 3, "multi_threading"), ("DirectRunner", 2, "multi_processing")]
     monkeypatch.undo()
     capsys.readouterr()
 
-    # A misspelt or unknown option is a clear error, not silently dropped as Beam itself would.
-    assert run("analyze", "topk", clips, "--model", model, "--out", tmp_path / "t", "--runner", "DirectRunner",
-               "--", "--direct_num_worker=2") == 2
-    assert "unknown Beam pipeline option(s): --direct_num_worker (did you mean --direct_num_workers" in capsys.readouterr().err
-    assert run("sonify-dataset", clips, "--model", model, "--out", tmp_path / "s", "--runner", "DirectRunner",
-               "--", "--direct_num_workers=two") == 2
-    assert "invalid Beam pipeline option: argument --direct_num_workers: invalid int value: 'two'" in capsys.readouterr().err
+    # A misspelt or unknown option is a usage error before anything runs, not silently dropped as Beam itself would.
+    for command, flag, message in (
+            (["analyze", "topk", clips, "--model", model], "--direct_num_worker=2",
+             "unknown Beam pipeline option(s): --direct_num_worker (did you mean --direct_num_workers"),
+            (["sonify-dataset", clips, "--model", model], "--direct_num_workers=two",
+             "invalid Beam pipeline option: argument --direct_num_workers: invalid int value: 'two'")):
+        with pytest.raises(SystemExit) as stopped:
+            run(*command, "--out", tmp_path / "t", "--runner", "DirectRunner", "--", flag)
+        assert stopped.value.code == 2 and message in capsys.readouterr().err
     with pytest.raises(SystemExit) as stopped:  # Beam options without --runner would be ignored: a usage error
         run("analyze", "topk", clips, "--model", model, "--out", tmp_path / "t", "--", "--direct_num_workers=2")
     assert stopped.value.code == 2 and "need --runner" in capsys.readouterr().err

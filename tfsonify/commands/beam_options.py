@@ -43,13 +43,19 @@ def split_pipeline_args(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def finish(parser: argparse.ArgumentParser, args: argparse.Namespace, pipeline_args: list[str]) -> None:
-    """Add the arguments after ``--`` to ``args.beam_option``; a usage error (exit 2) if there is no ``--runner``."""
+    """Add the arguments after ``--`` to ``args.beam_option``; a usage error (exit 2) if there is no ``--runner``,
+    Beam is not installed or an option is unknown or invalid."""
     if not hasattr(args, "beam_option"):
         return
     args.beam_option = list(args.beam_option) + list(pipeline_args)
     if args.beam_option and not args.runner:
         parser.error(f"Beam pipeline options ({' '.join(args.beam_option)}) need --runner "
                      f"({'|'.join(RUNNERS)}); without it the command runs in this process")
+    if args.runner:  # check the options before the command creates any output folder
+        try:
+            options(args)
+        except ValueError as error:
+            parser.error(str(error))
 
 
 def options(args: argparse.Namespace):
