@@ -23,9 +23,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's tfsonify
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -52,7 +54,7 @@ def main() -> None:
     if args.beam:
         from _beam import compare
 
-        given = {a.split("=")[0] for a in os.sys.argv[1:]}
+        given = {a.split("=")[0] for a in sys.argv[1:]}
         if args.quick:
             args.beam_clips, args.seconds, args.width = 96, 0.5, 0.25
         elif "--width" not in given:

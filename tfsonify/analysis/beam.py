@@ -5,7 +5,7 @@ Dataflow. Three analyses, each giving the same numbers as its single-process cou
 
 * :func:`topk_pipeline` - the ``k`` most activating clips of every map of every block
   (:func:`tfsonify.analysis.topk.top_activating_inputs`), combined per block with :class:`TopKPerMapFn`
-  (``CombinePerKey``): a worker holds ``channels_L x k`` scores and clip names per block, whatever the dataset
+  (``CombinePerKey``): a worker holds ``channels_L x (k + 64)`` scores and clip names per block, whatever the dataset
   size. Ties go to the clip whose name sorts first (the single-process path: the earlier clip; the same for
   a sorted file list).
 * :func:`coherence_pipeline` - per-block mean top-k coherence between each clip and the sonification of its
