@@ -66,7 +66,8 @@ class WorkerPeakMemory:
 
     Args:
         match: keep only processes whose command line contains this text (``"sdk_worker_main"``: Beam's SDK
-            workers of the multi-processing DirectRunner); ``None`` keeps every descendant.
+            workers of the multi-processing DirectRunner); ``None`` keeps every descendant. Shells wrapping a
+            command (Beam starts workers by ``sh -c``) and forks that have not exec'd yet are never counted.
         interval: seconds between samples.
 
     Attributes:
@@ -79,16 +80,18 @@ class WorkerPeakMemory:
         self.match, self.interval = match, float(interval)
         self.peaks: dict[int, float] = {}
         self._names: dict[int, bool] = {}
+        self._own = _command_line(os.getpid())  # a child not yet exec'd still has it (and this process's memory)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def sample(self) -> None:
         """Read every matching descendant's ``VmHWM`` once (also called by the sampling thread)."""
         for pid in _descendants(os.getpid()):
-            if pid not in self._names:
-                self._names[pid] = self.match is None or self.match in _command_line(pid)
-            if not self._names[pid]:
-                continue
+            if not self._names.get(pid):  # re-read until it matches: between fork and exec it is the parent's
+                command = _command_line(pid)
+                self._names[pid] = bool(command) and command != self._own and (self.match is None or self.match in command)
+                if not self._names[pid]:
+                    continue
             mib = peak_rss_mib(pid)
             if mib is not None:
                 self.peaks[pid] = max(self.peaks.get(pid, 0.0), mib)
