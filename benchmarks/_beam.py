@@ -69,6 +69,7 @@ def compare(clips: int, seconds: float, width: float, batch_size: int) -> None:
         top_activating_inputs(sonifier, (tfsonify.load_audio(f) for f in files), None, k=3, batch_size=batch_size)
 
     def beam(n, flags, tf_threads=None):
+        tb._SONIFIERS.clear()  # in-process: load the checkpoint each run, as the single-process path does
         tb.run_topk([patterns[n]], model_path, str(root / f"out{n}"), None, k=3, batch_size=batch_size,
                     options=tb.pipeline_options("DirectRunner", flags), tf_threads=tf_threads)
 
