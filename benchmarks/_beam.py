@@ -108,7 +108,7 @@ def compare(clips: int, seconds: float, width: float, batch_size: int) -> None:
                 memory=True)
     print(f"\n{'configuration':<56} {'t(N0) s':>8} {'t(N) s':>7} {'clips/s':>8} {'steady':>7}  peak RSS (MiB)")
     for name, t0, t1, rate, steady, peaks in rows:
-        where = "workers: " if "process" in name and "single" not in name else "this process: "
+        where = "workers: " if "worker process" in name else "this process: "
         print(f"{name:<56} {t0:8.1f} {t1:7.1f} {rate:8.1f} {steady:7.1f}  {where}{', '.join(f'{p:.0f}' for p in peaks) or '-'}")
     single_row, inproc, one, two = rows
     print(f"\nDirectRunner in-process / single process: {inproc[3] / single_row[3]:.2f} end to end, "
