@@ -10,20 +10,24 @@ and each pass's time relative to the forward pass.
 
 With ``--beam`` (needs ``tfsonify[beam]``) it instead compares the streaming top-k pass of the single-process
 path with Apache Beam's DirectRunner (1 in-process worker; 1 vs 2 worker processes with one TensorFlow thread
-each; per-worker peak RSS), see ``benchmarks/_beam.py``.
+each; per-worker peak RSS), see ``benchmarks/_beam.py``; one full run (600 one-second clips, width 0.5) takes
+about 5 minutes on 2 idle cores, ``--quick`` about 2.
 
 Usage: python benchmarks/analysis_bench.py [--clips 8] [--seconds 1.0] [--batch-size 4] [--layers 1,4,8,11]
        [--width 1.0] [--repeats 2]
-       python benchmarks/analysis_bench.py --beam [--beam-clips 64] [--width 0.5] [--batch-size 8]
+       python benchmarks/analysis_bench.py --beam [--beam-clips 600] [--seconds 1.0] [--width 0.5] [--batch-size 16]
+       python benchmarks/analysis_bench.py --beam --quick   (96 clips of 0.5 s, width 0.25: a smoke run)
 """
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's tfsonify
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -44,12 +48,18 @@ def main() -> None:
     parser.add_argument("--width", type=float, default=1.0, help="width multiplier (1.0 = the paper's CNN12)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--beam", action="store_true", help="compare with the Beam DirectRunner instead (benchmarks/_beam.py)")
-    parser.add_argument("--beam-clips", type=int, default=64, help="with --beam: N (each configuration also runs on 2N)")
+    parser.add_argument("--beam-clips", type=int, default=600, help="with --beam: N clips (default 600)")
+    parser.add_argument("--quick", action="store_true", help="with --beam: 96 clips of 0.5 s at width 0.25 (a smoke run)")
     args = parser.parse_args()
     if args.beam:
         from _beam import compare
 
-        compare(args.beam_clips, args.seconds, args.width, args.batch_size)
+        given = {a.split("=")[0] for a in sys.argv[1:]}
+        if args.quick:
+            args.beam_clips, args.seconds, args.width = 96, 0.5, 0.25
+        elif "--width" not in given:
+            args.width = 0.5
+        compare(args.beam_clips, args.seconds, args.width, args.batch_size if "--batch-size" in given else 16)
         return
     layers = [int(v) for v in args.layers.split(",")]
 

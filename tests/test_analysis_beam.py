@@ -151,13 +151,13 @@ def test_topk_combiner_is_order_free_and_bounded():
     rng = np.random.default_rng(1)
     scores = rng.integers(0, 4, size=(30, 5)).astype("float32")  # many ties: the earlier (smaller) name wins
     names = [f"clip{i:02d}" for i in range(30)]
-    combiner = tb.TopKPerMapFn(3)
+    combiner = tb.TopKPerMapFn(3, buffer=4)
     parts = []
     for chunk in np.array_split(rng.permutation(30), 4):  # shuffled partitions, as on several workers
         accumulator = combiner.create_accumulator()
         for i in chunk:
             accumulator = combiner.add_input(accumulator, (names[i], scores[i]))
-        assert accumulator[0].shape[1] <= 3  # never more than k per map
+        assert (accumulator[0] is None or accumulator[0].shape[1] <= 3) and len(accumulator[4]) < 4  # never more than k + buffer per map
         parts.append(accumulator)
     parts.append(combiner.add_input(combiner.create_accumulator(), ("short", None)))
     output = combiner.extract_output(combiner.merge_accumulators(parts))
@@ -201,7 +201,7 @@ def test_cli_runner_gives_the_single_process_outputs(workspace, tmp_path, capsys
     common = ["--model", model, "--layers", "4,11", "--k", "2", "--maps-per-layer", "2", "--no-plots"]
     assert run("analyze", "topk", good, *common, "--out", tmp_path / "t1") == 0
     assert run("analyze", "topk", good, *common, "--out", tmp_path / "t2", "--runner", "DirectRunner",
-               "--beam-option=--direct_num_workers=1") == 0
+               "--beam-option=--direct_running_mode=in_memory", "--", "--direct_num_workers=1") == 0
     one, two = (json.loads((tmp_path / t / "topk.json").read_text()) for t in ("t1", "t2"))
     for layer in ("4", "11"):
         assert [[one["clips"][i] for i in row] for row in one["layers"][layer]["ids"]] == \
@@ -238,43 +238,76 @@ def test_cli_runner_gives_the_single_process_outputs(workspace, tmp_path, capsys
     assert run("analyze", "topk", tmp_path / "missing", "--model", model, "--out", tmp_path / "t3", "--runner", "DirectRunner") == 2
 
 
-def _peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024.0
-    raise AssertionError("no VmHWM in /proc/self/status")
+def test_cli_passes_options_after_a_bare_double_dash_to_beam(workspace, tmp_path, monkeypatch, capsys):
+    from tfsonify.commands import beam_options
+
+    seen, original = [], beam_options.options
+
+    def stop(args):  # the options the command would run its pipeline with (checked before it runs), then stop
+        seen.append(original(args).get_all_options())
+        raise ValueError("stopped before running")
+
+    monkeypatch.setattr(beam_options, "options", stop)
+    model, clips = workspace / "model.keras", workspace / "clips"
+    flags = ["--", "--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+    for argv in (["analyze", "topk", clips, "--model", model, "--out", tmp_path / "t", "--runner", "DirectRunner", *flags],
+                 ["analyze", "coherence", clips, "--model", f"m={model}", "--out", tmp_path / "c", "--runner", "DirectRunner",
+                  "--beam-option=--direct_running_mode=multi_threading", "--", "--direct_num_workers", "3"],
+                 ["sonify-dataset", clips, "--model", model, "--out", tmp_path / "s", "--runner", "DirectRunner", *flags]):
+        with pytest.raises(SystemExit):
+            run(*argv)
+        assert "stopped before running" in capsys.readouterr().err
+    assert [(o["runner"], o["direct_num_workers"], o["direct_running_mode"]) for o in seen] == [
+        ("DirectRunner", 2, "multi_processing"), ("DirectRunner", 3, "multi_threading"), ("DirectRunner", 2, "multi_processing")]
+    monkeypatch.undo()
+    capsys.readouterr()
+
+    # A misspelt or unknown option is a usage error before anything runs, not silently dropped as Beam itself would.
+    for command, flag, message in (
+            (["analyze", "topk", clips, "--model", model], "--direct_num_worker=2",
+             "unknown Beam pipeline option(s): --direct_num_worker (did you mean --direct_num_workers"),
+            (["sonify-dataset", clips, "--model", model], "--direct_num_workers=two",
+             "invalid Beam pipeline option: argument --direct_num_workers: invalid int value: 'two'")):
+        with pytest.raises(SystemExit) as stopped:
+            run(*command, "--out", tmp_path / "t", "--runner", "DirectRunner", "--", flag)
+        assert stopped.value.code == 2 and message in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:  # Beam options without --runner would be ignored: a usage error
+        run("analyze", "topk", clips, "--model", model, "--out", tmp_path / "t", "--", "--direct_num_workers=2")
+    assert stopped.value.code == 2 and "need --runner" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists() and not (tmp_path / "s").exists()
+    # Other commands keep argparse's meaning of "--" (end of options).
+    assert beam_options.split_pipeline_args(["sonify", "m.keras", "--", "-x.wav"]) == (["sonify", "m.keras", "--", "-x.wav"], [])
 
 
 @pytest.mark.slow
-def test_memory_does_not_grow_with_the_number_of_clips(workspace, tmp_path):
-    """Peak memory of a top-k pipeline over N and 4N clips (in-process DirectRunner: runner and worker here).
+def test_worker_memory_does_not_grow_with_the_number_of_clips(workspace, tmp_path, monkeypatch):
+    """Peak RSS of the worker process of a top-k pipeline over N = 500 and 4N = 2,000 two-second clips.
 
-    The assertion is on tracemalloc's peak (every Python object and numpy buffer, decoded clips included): it does
-    not move with allocator fragmentation or TensorFlow's native caches, which make peak RSS vary by tens of MiB
-    between runs on a shared machine (RSS is reported in the message).
+    The DirectRunner in multi-processing mode with one worker: the clips are decoded, batched, run through the
+    model and combined in that worker, so its peak resident memory (VmHWM, sampled from /proc) is the pipeline's.
+    Keeping the 1,500 extra decoded clips of 4N would add 1,500 x 62.5 KiB = 92 MiB; the bound is 24 MiB, well
+    above the few MiB two fresh workers differ by and well below that.
     """
-    import tracemalloc
+    from tfsonify.analysis.worker_memory import WorkerPeakMemory
 
+    monkeypatch.setenv("PYTHONPATH", REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))  # workers import this tfsonify
     rng = np.random.default_rng(5)
-    samples = 8192  # 32 KiB per decoded clip: keeping the 900 extra clips of 4N would add ~28 MiB
-    for i in range(1200):
-        soundfile.write(tmp_path / f"{'big' if i >= 300 else 'small'}{i:04d}.wav",
-                        rng.normal(0, 0.2, samples).astype("float32"), 8000, subtype="PCM_16")
+    samples, n = 16000, 500
+    leak_mib, bound_mib = 3 * n * samples * 4 / 2**20, 24.0
+    assert bound_mib < leak_mib / 3
+    for i in range(4 * n):
+        soundfile.write(tmp_path / f"{'a' if i < n else 'b'}{i:04d}.wav", rng.normal(0, 0.2, samples).astype("float32"),
+                        8000, subtype="PCM_16")
     model = str(workspace / "model.keras")
+    options = tb.pipeline_options("DirectRunner", ["--direct_num_workers=1", "--direct_running_mode=multi_processing"])
 
-    def peak(pattern: str, out: str) -> tuple[float, float, int]:
-        Path("/proc/self/clear_refs").write_text("5")  # reset this process's peak RSS (VmHWM)
-        tracemalloc.start()
-        try:
-            loaded = tb.run_topk([str(tmp_path / pattern)], model, str(tmp_path / out), [1, 2, 3], k=3, batch_size=32)
-            traced = tracemalloc.get_traced_memory()[1] / 2**20
-        finally:
-            tracemalloc.stop()
-        return traced, _peak_rss_mb(), loaded.result.clips[3]
+    def peak(pattern: str, out: str) -> tuple[list[float], int]:
+        with WorkerPeakMemory() as memory:
+            loaded = tb.run_topk([str(tmp_path / pattern)], model, str(tmp_path / out), [1, 2, 3], k=3, batch_size=32,
+                                 options=options, tf_threads=1)
+        return memory.workers(), loaded.result.clips[3]
 
-    peak("small000*.wav", "warm")  # traces the graphs and loads the runner once
-    small, small_rss, n_small = peak("small*.wav", "n")
-    large, large_rss, n_large = peak("*.wav", "4n")
-    assert (n_small, n_large) == (300, 1200)
-    assert large - small < 4.0, (f"traced peak {small:.1f} MiB for {n_small} clips but {large:.1f} MiB for {n_large} "
-                                 f"(peak RSS {small_rss:.0f} / {large_rss:.0f} MiB)")
+    (small,), n_small = peak("a*.wav", "n")
+    (large,), n_large = peak("*.wav", "4n")
+    assert (n_small, n_large) == (n, 4 * n)
+    assert large - small < bound_mib, f"worker peak RSS {small:.0f} MiB for {n_small} clips but {large:.0f} MiB for {n_large}"

@@ -67,7 +67,13 @@ def quiet_native_logs(filter_stderr: bool = False) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     quiet_native_logs(filter_stderr=argv is None)  # argv None: run as the `tfsonify` program
-    args = build_parser().parse_args(argv)
+    from tfsonify.commands import beam_options
+
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    argv, pipeline_args = beam_options.split_pipeline_args(argv)  # `... --runner R -- --beam_flag=value`
+    args = parser.parse_args(argv)
+    beam_options.finish(parser, args, pipeline_args)
     try:
         return int(args.func(args) or 0)
     except ValueError as error:

@@ -5,7 +5,7 @@ Dataflow. Three analyses, each giving the same numbers as its single-process cou
 
 * :func:`topk_pipeline` - the ``k`` most activating clips of every map of every block
   (:func:`tfsonify.analysis.topk.top_activating_inputs`), combined per block with :class:`TopKPerMapFn`
-  (``CombinePerKey``): a worker holds ``channels_L x k`` scores and clip names per block, whatever the dataset
+  (``CombinePerKey``): a worker holds ``channels_L x (k + 64)`` scores and clip names per block, whatever the dataset
   size. Ties go to the clip whose name sorts first (the single-process path: the earlier clip; the same for
   a sorted file list).
 * :func:`coherence_pipeline` - per-block mean top-k coherence between each clip and the sonification of its
@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import posixpath
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
@@ -85,18 +86,63 @@ NAMESPACE = "tfsonify"
 def pipeline_options(runner: str | None = None, beam_args: Sequence[str] = ()) -> PipelineOptions:
     """``PipelineOptions`` from a runner name and pass-through flags (e.g. ``["--direct_num_workers=2"]``).
 
-    Unknown flags are kept for the runner (Beam ignores what no option class claims, so a typo is only
-    warned about by Beam). ``ValueError`` for a runner that is not one of :data:`RUNNERS`.
+    Flags are ``--name=value``, ``--name value`` or a bare ``--switch``, checked against every option Beam defines
+    (the DirectRunner's, Flink's, Spark's, Dataflow's, portable runners', filesystems', plus any ``PipelineOptions``
+    subclass the caller has imported). Beam itself only logs and drops an unknown flag, so a typo such as
+    ``--direct_num_worker=2`` would silently run with one worker; here it is a ``ValueError``.
+
+    Raises:
+        ValueError: a runner not in :data:`RUNNERS`, a token that is not a flag, an unknown option (with the
+            closest known names) or a value Beam's parser rejects (e.g. ``--direct_num_workers=two``).
     """
     args = list(beam_args)
+    for arg in args:
+        if not isinstance(arg, str):
+            raise ValueError(f"Beam pipeline options are strings like --name=value; received {arg!r}")
+    if args and not args[0].startswith("--"):
+        raise ValueError(f"Beam pipeline options look like --name=value; received {args[0]!r}")
     if runner is not None:
         if runner not in RUNNERS:
             raise ValueError(f"--runner must be one of {', '.join(RUNNERS)}; received {runner!r}")
         args = [f"--runner={runner}"] + args
-    for arg in args:
-        if not isinstance(arg, str) or not arg.startswith("--"):
-            raise ValueError(f"Beam pipeline options look like --name=value; received {arg!r}")
+    _check_known(args)
     return PipelineOptions(args)
+
+
+def _check_known(args: Sequence[str]) -> None:
+    """``ValueError`` unless every flag in ``args`` is an option of some ``PipelineOptions`` class."""
+    import argparse
+    import difflib
+
+    from apache_beam.options import pipeline_options as beam_options
+
+    class Parser(beam_options._BeamArgumentParser):  # Beam's parser (value-provider options), raising not exiting
+        def error(self, message):
+            raise ValueError(f"invalid Beam pipeline option: {message}")
+
+    parser = Parser(allow_abbrev=False, add_help=False)
+    classes: dict[str, type] = {}
+    for cls in PipelineOptions.__subclasses__():  # what PipelineOptions.get_all_options parses
+        classes.setdefault(str(cls), cls)
+    for cls in classes.values():
+        try:
+            cls._add_argparse_args(parser)
+        except argparse.ArgumentError:  # a user class re-declaring an option: Beam tolerates it the same way
+            continue
+    _, unknown = parser.parse_known_args(list(args))
+    if not unknown:
+        return
+    known = sorted({o for action in parser._actions for o in action.option_strings if o.startswith("--")})
+    problems = []
+    for token in unknown:
+        if not token.startswith("-"):
+            problems.append(f"{token!r} (a value with no option before it)")
+            continue
+        flag = token.split("=", 1)[0]
+        close = difflib.get_close_matches(flag, known, n=3, cutoff=0.75)
+        problems.append(f"{flag}" + (f" (did you mean {' or '.join(close)}?)" if close else ""))
+    raise ValueError(f"unknown Beam pipeline option(s): {', '.join(problems)}; see "
+                     "https://beam.apache.org/documentation/runners/direct/ and each runner's page for the options")
 
 
 def _join(location: str, *parts: str) -> str:
@@ -303,6 +349,36 @@ def local_model(path: str) -> str:
     return local.name
 
 
+_SONIFIERS: dict = {}  # (model path, its size and modification time, jit_compile) -> Sonifier, this process
+_SONIFIERS_LOCK = threading.Lock()
+_SONIFIERS_KEPT = 4
+
+
+def _sonifier(model_path: str, jit_compile: bool = False):
+    """The :class:`tfsonify.Sonifier` of a checkpoint, loaded once per process and shared.
+
+    Every ``RunInference`` of a pipeline (top-k, coherence and sonification over the same model) and the driver's
+    argument check get the same object, so a worker loads the checkpoint and traces its graphs once, not once per
+    analysis, and holds one copy of the weights. The key includes the file's size and modification time, so a
+    checkpoint rewritten at the same path is loaded again; the last :data:`_SONIFIERS_KEPT` models are kept.
+    """
+    from tfsonify import Sonifier, cnn12_of, load_checkpoint
+
+    try:
+        metadata = FileSystems.match([str(model_path)])[0].metadata_list[0]
+        stamp = (metadata.size_in_bytes, getattr(metadata, "last_updated_in_seconds", None))
+    except Exception:  # not matchable (the load below raises the clear error)
+        stamp = None
+    key = (str(model_path), stamp, bool(jit_compile))
+    with _SONIFIERS_LOCK:
+        if key not in _SONIFIERS:
+            sonifier = Sonifier(cnn12_of(load_checkpoint(local_model(model_path))), jit_compile=bool(jit_compile))
+            while len(_SONIFIERS) >= _SONIFIERS_KEPT:
+                _SONIFIERS.pop(next(iter(_SONIFIERS)))
+            _SONIFIERS[key] = sonifier
+        return _SONIFIERS[key]
+
+
 class SonifierModelHandler(ModelHandler):
     """``RunInference`` handler: a tfsonify ``.keras`` checkpoint loaded once per worker as a :class:`tfsonify.Sonifier`.
 
@@ -336,15 +412,13 @@ class SonifierModelHandler(ModelHandler):
     def load_model(self):
         import tensorflow as tf
 
-        from tfsonify import Sonifier, cnn12_of, load_checkpoint
-
         if self.tf_threads:
             try:
                 tf.config.threading.set_intra_op_parallelism_threads(int(self.tf_threads))
                 tf.config.threading.set_inter_op_parallelism_threads(int(self.tf_threads))
             except RuntimeError:  # the runtime is already up (in-process runner sharing the caller's TensorFlow)
                 logger.warning("TensorFlow is already initialised in this process; tf_threads=%s not applied", self.tf_threads)
-        return Sonifier(cnn12_of(load_checkpoint(local_model(self.model_path))), jit_compile=self.jit_compile)
+        return _sonifier(self.model_path, self.jit_compile)
 
     def run_inference(self, batch: Sequence[np.ndarray], model, inference_args: Mapping[str, Any] | None = None
                       ) -> Iterable[PredictionResult]:
@@ -412,18 +486,22 @@ def _merge_top(scores: np.ndarray, names: np.ndarray, k: int) -> tuple[np.ndarra
 class TopKPerMapFn(beam.CombineFn):
     """Combine ``(clip name, float32 [channels] per-map maxima or None)`` into each map's ``k`` best clips.
 
-    The accumulator is ``[scores float32 [channels, k], names object [channels, k], clips seen, clips skipped]``
-    (``-inf``/``None`` in empty slots): memory ``channels x k`` however many clips are combined. ``None`` counts
+    The accumulator is ``[scores float32 [channels, k], names object [channels, k], clips seen, clips skipped,
+    pending scores, pending names]`` (``-inf``/``None`` in empty slots). New clips wait in the pending lists and are
+    merged ``buffer`` at a time (one sort per ``buffer`` clips instead of one per clip, which made the combiner the
+    pipeline's bottleneck): memory ``channels x (k + buffer)`` however many clips are combined. ``None`` counts
     a clip too short for the block.
     """
 
-    def __init__(self, k: int):
+    def __init__(self, k: int, buffer: int = 64):
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer; received {k!r}")
-        self.k = int(k)
+        if isinstance(buffer, bool) or not isinstance(buffer, (int, np.integer)) or buffer < 1:
+            raise ValueError(f"buffer must be a positive integer; received {buffer!r}")
+        self.k, self.buffer = int(k), int(buffer)
 
     def create_accumulator(self):
-        return [None, None, 0, 0]
+        return [None, None, 0, 0, [], []]
 
     def _merge(self, accumulator, scores: np.ndarray, names: np.ndarray):
         if accumulator[0] is not None:
@@ -432,26 +510,47 @@ class TopKPerMapFn(beam.CombineFn):
         accumulator[0], accumulator[1] = _merge_top(scores, names, self.k)
         return accumulator
 
+    def _flush(self, accumulator):
+        pending_scores, pending_names = accumulator[4], accumulator[5]
+        if pending_scores:
+            scores = np.stack(pending_scores, axis=1)  # [channels, pending]
+            names = np.empty(scores.shape, dtype=object)
+            names[:] = np.array(pending_names, dtype=object)[None, :]
+            accumulator[4], accumulator[5] = [], []
+            self._merge(accumulator, scores, names)
+        return accumulator
+
     def add_input(self, accumulator, element):
         name, scores = element
         if scores is None:
             accumulator[3] += 1
             return accumulator
-        scores = np.asarray(scores, np.float32)[:, None]
         accumulator[2] += 1
-        return self._merge(accumulator, scores, np.full(scores.shape, name, dtype=object))
+        accumulator[4].append(np.asarray(scores, np.float32).reshape(-1))
+        accumulator[5].append(name)
+        if len(accumulator[4]) >= self.buffer:
+            self._flush(accumulator)
+        return accumulator
+
+    def compact(self, accumulator):
+        return self._flush(accumulator)
 
     def merge_accumulators(self, accumulators):
         merged = self.create_accumulator()
-        for scores, names, seen, skipped in accumulators:
+        for accumulator in accumulators:
+            scores, names, seen, skipped, pending_scores, pending_names = accumulator
             merged[2] += seen
             merged[3] += skipped
             if scores is not None:
-                merged = self._merge(merged, scores, names)
+                self._merge(merged, scores, names)
+            merged[4].extend(pending_scores)
+            merged[5].extend(pending_names)
+            if len(merged[4]) >= self.buffer:
+                self._flush(merged)
         return merged
 
     def extract_output(self, accumulator):
-        scores, names, seen, skipped = accumulator
+        scores, names, seen, skipped, _, _ = self._flush(accumulator)
         if scores is not None and scores.shape[1] < self.k:  # fewer clips than k: pad like StreamingTopK
             pad = self.k - scores.shape[1]
             scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
@@ -683,10 +782,9 @@ def sonify_dataset_pipeline(pipeline, source, model_path: str, out: str, layers:
 # ------------------------------------------------------------------------------------------- run helpers
 def _model_facts(model_path: str, layers, top: int | None = None):
     """Load the model in the driver once: a clear ``ValueError`` before any worker starts, and its rate."""
-    from tfsonify import Sonifier, cnn12_of, load_checkpoint
     from tfsonify.analysis.sonify_dataset import check_top
 
-    sonifier = Sonifier(cnn12_of(load_checkpoint(local_model(model_path))))
+    sonifier = _sonifier(model_path)
     if top is not None:
         check_top(sonifier, check_layers(layers), top)
     return sonifier
