@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import soundfile
-from tqdm import tqdm
 
 from tfsonify import long_clips, windows
 from tfsonify.audio import atomic_path
+from tfsonify.progress import audio_bar
 from tfsonify.audio_blocks import WavWriter, audio_info, read_blocks
 from tfsonify.render import check_writable_dir, describe_layer, layer_key, plot_pair, sonification_stem
 
@@ -40,12 +39,10 @@ __all__ = ["decode_to_wav", "sonify_file", "WavWindows"]
 SCALE_BLOCK = 1 << 20  # samples per block when scaling the raw reconstructions
 
 
-def _bar(total_samples: int, rate: int, description: str, enabled: bool) -> tqdm:
-    """A progress bar counting samples, shown in seconds of audio: done / total and audio seconds per second."""
-    return tqdm(total=int(total_samples), desc=description, unit="s", unit_scale=1.0 / rate, disable=not enabled,
-                file=sys.stderr,
-                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}, "
-                           "{rate_fmt}]", mininterval=0.5, dynamic_ncols=True)
+def _bar(total_samples: int, rate: int, description: str, enabled: bool):
+    """Progress counted in samples, shown in seconds of audio (:func:`tfsonify.progress.audio_bar`: a tqdm bar on a
+    terminal, plain periodic lines in a log)."""
+    return audio_bar(total_samples, rate, description, enabled)
 
 
 def decode_to_wav(path: str | os.PathLike, wav_path: str | os.PathLike, sample_rate: int,
@@ -120,7 +117,8 @@ def sonify_file(sonifier, path: str | os.PathLike, out_dir: str | os.PathLike, l
         window_seconds: window length of the exact windows (None: the whole clip in one pass; memory grows
             with the clip).
         plots: write a spectrogram PNG per map (of the first window of the clip for long clips).
-        progress: tqdm bars on stderr (audio seconds done and the rate in audio seconds per second).
+        progress: progress on stderr (audio seconds done and the rate in audio seconds per second): tqdm bars on a
+            terminal, plain lines every 10 s otherwise.
         extra: more manifest fields.
 
     Returns:
