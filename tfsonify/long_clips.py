@@ -30,7 +30,7 @@ import numpy as np
 from tfsonify import windows
 
 __all__ = ["DEFAULT_WINDOW_SECONDS", "window_samples", "needs_windows", "plan", "sonify", "sonify_top",
-           "top_features", "activations", "calibrate", "stream", "normalised_reader", "input_divisor"]
+           "top_features", "activations", "activation_windows", "calibrate", "stream", "normalised_reader", "input_divisor"]
 
 #: Default window: 5 s at the model's rate. Measured on full-width CNN12, block 11, top 3 maps, a 2-minute clip
 #: (peak RSS of the process, TensorFlow's own ~0.78 GB included): 30 s windows 1.54 GB, 10 s 1.24 GB, 5 s 1.08 GB,
@@ -182,26 +182,36 @@ def sonify_top(sonifier, batch, layer: int, k: int, window_seconds: float) -> tu
     return features, scores, sounds
 
 
-def activations(sonifier, batch, layer: int, window_seconds: float) -> np.ndarray:
-    """Block ``layer``'s output ``[batch, T_L, C_L]`` stitched from windows' exact activation frames.
+def activation_windows(sonifier, clip: np.ndarray, layer: int, window_seconds: float):
+    """Yield ``(first_step, frames [steps, C_L])``: one validated ``[T]`` clip's exact activation frames of block
+    ``layer``, window by window in order, tiling the clip's ``T_L`` steps (for overviews that never hold them all).
 
     Each window is run through ``sonifier.activations(..., window_seconds=None)`` with one extra sample equal to
     the whole clip's peak appended: the one-pass path then divides the window by exactly the whole clip's peak,
     and the appended sample only feeds steps after the window's own, which are dropped.
     """
+    clip = np.asarray(clip, np.float32)
+    layout = plan(sonifier, clip.size, layer, window_seconds)
+    peak = np.float32(np.max(np.abs(clip)))
+    for window, (first, stop) in zip(layout.windows, layout.step_keep()):
+        piece = np.append(clip[window.start:window.stop], peak).astype(np.float32)
+        out = sonifier.activations(piece, layer, window_seconds=None)
+        offset = window.start // layout.stride
+        yield first, out[first - offset:stop - offset]
+
+
+def activations(sonifier, batch, layer: int, window_seconds: float) -> np.ndarray:
+    """Block ``layer``'s output ``[batch, T_L, C_L]`` stitched from windows' exact activation frames
+    (:func:`activation_windows`)."""
     batch = _check_clips(batch)
     results = []
     for clip in batch:
-        layout = plan(sonifier, clip.size, layer, window_seconds)
-        peak = np.float32(np.max(np.abs(clip)))
+        num_steps = plan(sonifier, clip.size, layer, window_seconds).num_steps
         frames = None
-        for window, (first, stop) in zip(layout.windows, layout.step_keep()):
-            piece = np.append(clip[window.start:window.stop], peak).astype(np.float32)
-            out = sonifier.activations(piece, layer, window_seconds=None)
-            offset = window.start // layout.stride
+        for first, piece in activation_windows(sonifier, clip, layer, window_seconds):
             if frames is None:
-                frames = np.empty((layout.num_steps, out.shape[1]), np.float32)
-            frames[first:stop] = out[first - offset:stop - offset]
+                frames = np.empty((num_steps, piece.shape[1]), np.float32)
+            frames[first:first + piece.shape[0]] = piece
         results.append(frames)
     return np.stack(results)
 
