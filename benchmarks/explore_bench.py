@@ -1,6 +1,7 @@
 """`tfsonify explore` latency: a map click to a playable sonification, and the page's first load.
 
     python benchmarks/explore_bench.py [--width 1.0] [--layer 8] [--seconds 10] [--maps 9]
+    python benchmarks/explore_bench.py --quick   # width 1/8, 3 maps: proves the run works, not the target
 
 Full-width CNN12 (random init; speed does not depend on the weights), a 10 s clip, block 8. The server runs
 in-process on a loopback port, as `tfsonify explore` does. Measured over HTTP, like the page:
@@ -52,7 +53,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--maps", type=int, default=9, help="distinct maps clicked (median reported)")
     parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="width 1/8 and 3 maps (a smoke run; the target is width 1)")
     args = parser.parse_args()
+    if args.quick:
+        args.width, args.maps = 0.125, 3
 
     import keras
     import soundfile

@@ -258,7 +258,7 @@ def test_bad_layer_map_and_clips_give_clear_errors(setup):
         (f"/api/models/0/clips/{clip_id(setup, 'short.wav')}/layers/11/overview", 400, "needs at least 2370"),
         (f"/api/models/0/clips/{clip_id(setup, 'broken.wav')}/layers/1/overview", 422, "broken.wav cannot be read"),
         (f"/api/clips/{clip_id(setup, 'broken.wav')}/waveform", 422, "broken.wav"),
-        (f"/api/clips/{clip_id(setup, 'long.wav')}/audio.wav", 422, "windowed sonification"),
+        (f"/api/clips/{clip_id(setup, 'long.wav')}/audio.wav", 422, "--max-seconds"),
     ]
     for path, status, message in cases:
         got, _, body = get(url + path)
@@ -569,3 +569,65 @@ def test_page_shows_clip_errors_and_keeps_working(setup, browser):
     open_clip(driver, "tone.wav")
     wait_for(driver, "return document.querySelector('.panel .panel-error').hidden && "
                      "document.querySelector('.panel .sound-spec').naturalWidth > 0")
+
+
+def test_spectrogram_of_a_long_clip_is_chunked_and_pooled_exactly(monkeypatch):
+    from tfsonify.explore import images
+
+    x = np.random.default_rng(4).normal(0, 0.3, 40_000).astype(np.float32)
+    whole = images.spectrogram_db(x, RATE, columns=None)
+    monkeypatch.setattr(images, "LONG_SAMPLES", 0)  # take the long-clip path at this size
+    pooled = images.spectrogram_db(x, RATE, columns=97, chunk_frames=37)  # chunk edges not on bin edges
+    assert pooled.shape == (129, 97)
+    np.testing.assert_allclose(pooled, images._pool_columns(whole, 97), atol=1e-4)
+
+
+def test_clip_longer_than_the_old_limit_through_windows(setup, tmp_path):
+    """A 75 s clip (the old limit refused > 60 s): overview max-pooled from exact windows, one map sonified through
+    the windowed path equal to one pass, WAV and spectrogram served; prediction of its first 30 s."""
+    from tfsonify.explore import ClipLibrary, Explorer, ExplorerServer, build_app
+    from tfsonify.explore.session import OVERVIEW_COLUMNS
+
+    rng = np.random.default_rng(9)
+    seconds = 75.0
+    t = np.arange(int(seconds * RATE)) / RATE
+    x = (0.4 * np.sin(2 * np.pi * (200 + 5 * t) * t) + rng.normal(0, 0.05, t.size) * (t % 7 < 2)).astype(np.float32)
+    root = tmp_path / "long"
+    root.mkdir()
+    soundfile.write(root / "field.wav", x, RATE, subtype="FLOAT")
+    session = setup["explorer"].sessions[0]
+    explorer = Explorer([session], ClipLibrary([root], RATE), cache_bytes=128 * 2**20)
+    with ExplorerServer(build_app(explorer)) as url:
+        clip = json.loads(urllib.request.urlopen(url + "/api/clips").read())["clips"][0]
+        assert clip["name"] == "field.wav" and not clip.get("error")
+        base = f"{url}/api/models/0/clips/{clip['id']}"
+        status, _, body = get(f"{base}/layers/1/overview")
+        assert status == 200, body
+        view = json.loads(body)
+        field, stride = session.sonifier.geometry(1)
+        steps = (x.size - field) // stride + 1
+        assert view["pooled"] and view["layer_steps"] == steps and view["steps"] == OVERVIEW_COLUMNS
+        exact = session.sonifier.activations(x, 1, window_seconds=None)  # one pass, for reference
+        bins = np.arange(steps) * OVERVIEW_COLUMNS // steps
+        reference = np.maximum.reduceat(exact, np.flatnonzero(np.r_[True, np.diff(bins) > 0]), axis=0)
+        np.testing.assert_allclose(view["maxima"], exact.max(axis=0)[view["order"]], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(view["maxima"], np.sort(exact.max(axis=0))[::-1], rtol=1e-5, atol=1e-5)
+        assert get(f"{base}/layers/1/overview.png")[0] == 200
+        feature = view["order"][0]
+        status, _, body = get(f"{base}/layers/1/maps/{feature}")
+        summary = json.loads(body)
+        assert status == 200 and summary["pooled"] and len(summary["activation"]) == OVERVIEW_COLUMNS
+        np.testing.assert_allclose(summary["activation"], reference[:, feature], atol=1e-4)
+        assert abs(summary["times"][1] * OVERVIEW_COLUMNS - steps * stride / RATE) < 1e-6
+        status, _, wav = get(f"{base}/layers/1/maps/{feature}/sonification.wav?float=1")
+        sound, rate = soundfile.read(io.BytesIO(wav), dtype="float32")
+        assert status == 200 and rate == RATE and sound.size == x.size
+        np.testing.assert_allclose(sound, session.sonifier.sonify(x, 1, feature=feature, window_seconds=None),
+                                   atol=1e-5 * np.abs(x).max())
+        for path in (f"{url}/api/clips/{clip['id']}/spectrogram.png", f"{base}/layers/1/maps/{feature}/residual.png"):
+            status, headers, png = get(path)
+            assert status == 200 and png[:8] == b"\x89PNG\r\n\x1a\n"
+        status, _, body = get(f"{base}/prediction")
+        assert status == 200 and json.loads(body)["prediction"][0]["label"] in ("yes", "no", "maybe")
+        status, _, body = get(f"{base}/layers/1/top?k=4")
+        assert status == 200 and len(json.loads(body)["maps"]) == 4  # every map of the tiny block 1 x 75 s: in budget

@@ -105,7 +105,7 @@ def test_defaults_batches_and_the_most_active_map(sonifier, long_clip):
     single = sonifier.sonify(long_clip, 8, feature=4, window_seconds=0.6)
     assert single.shape == (LENGTH,)
     np.testing.assert_allclose(single, sonifier.sonify(long_clip, 8, feature=4, window_seconds=None), atol=1e-5)
-    # the default window (30 s) holds this clip: the one-pass path, identical
+    # the default window (5 s) holds this clip: the one-pass path, identical
     np.testing.assert_array_equal(sonifier.sonify(long_clip, 5, feature=1), sonifier.sonify(long_clip, 5, feature=1, window_seconds=None))
     assert long_clips.DEFAULT_WINDOW_SECONDS * sonifier.sample_rate > LENGTH
     silent = sonifier.sonify(np.zeros(LENGTH, np.float32), 11, features=[0, 1], window_seconds=0.75)
@@ -220,3 +220,65 @@ def test_strided_conv_and_overlapping_pool_through_the_hooks(layer):
     stream = long_clips.stream(net, layer, [0, 2], reference_peak=peak, reconstruction_peak=np.abs(raw).max(axis=1))
     out = np.concatenate([stream.process(x[i:i + 7]) for i in range(0, x.size, 7)] + [stream.flush()], axis=1)
     np.testing.assert_allclose(out[:, stream.latency:], whole, atol=1e-5 * peak)
+
+
+# ---------------------------------------------------------------- a real Keras model through the generic deconvnet
+KERAS_LENGTH = 9973  # prime
+
+
+@pytest.fixture(scope="module")
+def strided_sonifier():
+    """Conv1D strides 2 -> MaxPooling1D(3, strides 2) (overlapping) -> dilated conv -> strided conv -> pool: a
+    Keras raw-waveform CNN with geometries CNN12 lacks, sonified by the generic deconvnet walk."""
+    import keras
+    from keras import layers as L
+
+    import tfsonify
+
+    keras.utils.set_random_seed(11)
+    x = keras.Input((None,))
+    h = L.Reshape((-1, 1))(x)
+    h = L.Conv1D(6, 5, strides=2, activation="relu", name="conv_s2")(h)
+    h = L.MaxPooling1D(3, strides=2, name="pool_overlap")(h)
+    h = L.Conv1D(8, 3, dilation_rate=3, activation="relu", name="conv_dilated")(h)
+    h = L.Conv1D(8, 4, strides=3, activation="relu", name="conv_s3")(h)
+    h = L.MaxPooling1D(2, name="pool2")(h)
+    h = L.Conv1D(6, 3, activation="relu", name="conv_top")(h)
+    model = keras.Model(x, L.Dense(3)(L.GlobalMaxPooling1D()(h)), name="strided_overlapping")
+    return tfsonify.Sonifier(model, sample_rate=8000)
+
+
+@pytest.mark.parametrize("layer", ["pool_overlap", "conv_dilated", "conv_top"])
+def test_keras_strided_overlapping_model_windowed_equals_whole_clip(strided_sonifier, long_clip, layer):
+    sonifier, x = strided_sonifier, long_clip[:KERAS_LENGTH]
+    field, stride = sonifier.geometry(layer)
+    assert stride in (4, 12, 24) and field > stride  # strides 2 x 2 (x 3 x 2): not powers of two only
+    seconds = 4 * windows.min_window_length(field, stride) / 8000  # the shortest exact window x 4: many windows
+    layout = long_clips.plan(sonifier, x.size, layer, seconds)
+    assert len(layout.starts) >= 5 and all(start % stride == 0 for start in layout.starts)
+    peak = np.abs(x).max()
+    maps = sonifier.num_features(layer)
+    # top maps over the whole clip, sonified: windowed == one pass
+    f_win, a_win, s_win = sonifier.sonify_top(x, layer, 3, window_seconds=seconds)
+    f_one, a_one, s_one = sonifier.sonify_top(x, layer, 3, window_seconds=None)
+    np.testing.assert_array_equal(f_win, f_one)
+    np.testing.assert_allclose(a_win, a_one, rtol=1e-5)
+    np.testing.assert_allclose(s_win, s_one, atol=1e-5 * peak)
+    assert np.all(np.abs(s_one).max(axis=1) > 0.5 * peak)  # real signals, not zeros on both sides
+    every = list(range(maps))
+    np.testing.assert_allclose(sonifier.sonify(x, layer, features=every, window_seconds=seconds),
+                               sonifier.sonify(x, layer, features=every, window_seconds=None), atol=1e-5 * peak)
+    np.testing.assert_allclose(sonifier.activations(x, layer, window_seconds=seconds),
+                               sonifier.activations(x, layer, window_seconds=None), rtol=1e-5, atol=1e-6)
+
+
+def test_keras_model_without_input_scaling_streams_and_calibrates(strided_sonifier, long_clip):
+    """No PeakNormalization in the model: windows, calibration and the stream feed it the samples as given."""
+    sonifier, x = strided_sonifier, long_clip[:KERAS_LENGTH]
+    assert sonifier.input_scaling is None and long_clips.input_divisor(sonifier, 0.7) == 1
+    layer = "conv_dilated"
+    offline = sonifier.sonify(x, layer, features=[1, 4], window_seconds=None)
+    reference, peaks = long_clips.calibrate(sonifier, x, layer, [1, 4], window_seconds=0.2)
+    stream = sonifier.stream(layer, [1, 4], reference_peak=reference, reconstruction_peak=peaks)
+    out = np.concatenate([stream.process(x[i:i + 1001]) for i in range(0, x.size, 1001)] + [stream.flush()], axis=1)
+    np.testing.assert_allclose(out[:, stream.latency:], offline, atol=1e-5 * np.abs(x).max())

@@ -15,7 +15,8 @@ exactly the whole-clip semantics:
 The functions use only four hooks of the sonifier, so they work for any model the sonifier supports:
 ``sonifier.raw_reconstruction(normalised [T], layer, features) -> [F, T]``,
 ``sonifier.peak_activations(normalised [T], layer) -> [C]``, ``sonifier.geometry(layer) -> (R, S)`` and
-``sonifier.sample_rate``; :func:`activations` also calls ``sonifier.activations(..., window_seconds=None)``
+``sonifier.sample_rate`` (and ``sonifier.input_scaling`` when present: windows are divided by the clip's peak
+only when the model peak-normalises its input, see :func:`input_divisor`); :func:`activations` also calls ``sonifier.activations(..., window_seconds=None)``
 on single windows. :class:`tfsonify.Sonifier`'s ``sonify``, ``sonify_top``, ``top_features`` and
 ``activations`` delegate here for clips longer than the window; a clip that fits takes the one-pass path.
 """
@@ -29,11 +30,13 @@ import numpy as np
 from tfsonify import windows
 
 __all__ = ["DEFAULT_WINDOW_SECONDS", "window_samples", "needs_windows", "plan", "sonify", "sonify_top",
-           "top_features", "activations", "calibrate", "stream", "normalised_reader"]
+           "top_features", "activations", "activation_windows", "calibrate", "stream", "normalised_reader", "input_divisor"]
 
-#: Default window: 30 s at the model's rate. Full-width CNN12 at block 11 peaks near 0.25 GB per window
-#: (top 3 maps), and margins cost 2(R - S) / 30 s = 1.8 % extra work there.
-DEFAULT_WINDOW_SECONDS = 30.0
+#: Default window: 5 s at the model's rate. Measured on full-width CNN12, block 11, top 3 maps, a 2-minute clip
+#: (peak RSS of the process, TensorFlow's own ~0.78 GB included): 30 s windows 1.54 GB, 10 s 1.24 GB, 5 s 1.08 GB,
+#: and 5 s was also the fastest of the three (smaller working sets stay in cache), although margins cost
+#: 2(R - S) / 5 s = 11 % extra work at block 11.
+DEFAULT_WINDOW_SECONDS = 5.0
 
 
 def window_samples(sonifier, layer: int, window_seconds: float | None) -> int | None:
@@ -72,13 +75,40 @@ def plan(sonifier, num_samples: int, layer: int, window_seconds: float) -> windo
     return windows.plan_windows(num_samples, window_samples(sonifier, layer, window_seconds), field, stride)
 
 
-def normalised_reader(clip: np.ndarray) -> tuple[Callable[[int, int], np.ndarray], np.float32]:
-    """``(read(start, stop) -> clip[start:stop] / peak, peak)``: windows divided by the whole clip's peak on the
-    fly (no normalised copy of the clip), with the same float32 division as the one-pass path."""
+def input_divisor(sonifier, peak) -> np.float32:
+    """What the model's own input scaling divides a clip of peak ``peak`` by: ``peak`` (1 for a silent clip) when
+    it peak-normalises (``sonifier.input_scaling == "peak"``, CNN12; also the default for sonifiers without the
+    attribute), 1 when it has no input scaling (a generic Keras model sees the samples as given).
+
+    Raises:
+        ValueError: a custom input-scaling layer, whose effect on a window is not the effect on the whole clip.
+    """
+    scaling = getattr(sonifier, "input_scaling", "peak")
+    if scaling is None:
+        return np.float32(1)
+    if scaling != "peak":
+        raise ValueError("this model scales its input with a custom layer (not PeakNormalization), so windows cannot "
+                         "reproduce the whole-clip input; sonify it in one pass (window_seconds=None)")
+    peak = np.float32(peak)
+    return peak if peak > 0 else np.float32(1)
+
+
+def normalised_reader(clip: np.ndarray, divisor=None) -> tuple[Callable[[int, int], np.ndarray], np.float32]:
+    """``(read(start, stop) -> clip[start:stop] / divisor, peak)``: windows as the deconvnet sees them, divided on
+    the fly (no scaled copy of the clip) with the same float32 division as the one-pass path. ``divisor`` defaults
+    to the clip's peak (:func:`input_divisor` gives the model's)."""
     clip = np.asarray(clip, np.float32)
     peak = np.float32(np.max(np.abs(clip))) if clip.size else np.float32(0)
-    scale = peak if peak > 0 else np.float32(1)
+    scale = np.float32(divisor) if divisor is not None else (peak if peak > 0 else np.float32(1))
+    if scale == 1:
+        return (lambda start, stop: clip[start:stop]), peak
     return (lambda start, stop: clip[start:stop] / scale), peak
+
+
+def _reader(sonifier, clip: np.ndarray):
+    clip = np.asarray(clip, np.float32)
+    peak = np.float32(np.max(np.abs(clip))) if clip.size else np.float32(0)
+    return normalised_reader(clip, input_divisor(sonifier, peak))
 
 
 def _check_clips(batch) -> np.ndarray:
@@ -97,10 +127,14 @@ def _scale_rows(raw: np.ndarray, peak: np.float32) -> np.ndarray:
     return raw
 
 
-def _reconstruct(sonifier, clip: np.ndarray, layer: int, features: np.ndarray, window_seconds: float) -> np.ndarray:
-    read, peak = normalised_reader(clip)
+def _reconstruct(sonifier, clip: np.ndarray, layer: int, features: np.ndarray, window_seconds: float,
+                 out: np.ndarray | None = None) -> np.ndarray:
+    """Stitched, scaled sonifications ``[F, T]`` of one clip, written into ``out`` (float32 ``[F, T]``, e.g. a row
+    of the caller's preallocated batch or a memmap) when given: the only full-length buffer is the result."""
+    read, peak = _reader(sonifier, clip)
     layout = plan(sonifier, clip.size, layer, window_seconds)
-    out = np.empty((len(features), clip.size), np.float32)
+    if out is None:
+        out = np.empty((len(features), clip.size), np.float32)
 
     def write(begin: int, span: np.ndarray) -> None:
         out[:, begin:begin + span.shape[1]] = span
@@ -110,7 +144,7 @@ def _reconstruct(sonifier, clip: np.ndarray, layer: int, features: np.ndarray, w
 
 
 def _peaks(sonifier, clip: np.ndarray, layer: int, window_seconds: float) -> np.ndarray:
-    read, _ = normalised_reader(clip)
+    read, _ = _reader(sonifier, clip)
     layout = plan(sonifier, clip.size, layer, window_seconds)
     return windows.max_over_windows(layout, read, lambda window: sonifier.peak_activations(window, layer))
 
@@ -124,7 +158,10 @@ def sonify(sonifier, batch, layer: int, features: Sequence[int], window_seconds:
     """Sonifications ``[batch, F, T]`` of maps ``features`` of each clip of a validated ``[batch, T]``."""
     batch = _check_clips(batch)
     chosen = np.asarray(features, np.int32)
-    return np.stack([_reconstruct(sonifier, clip, layer, chosen, window_seconds) for clip in batch])
+    out = np.empty((batch.shape[0], chosen.size, batch.shape[1]), np.float32)  # the result, filled in place
+    for clip, rows in zip(batch, out):
+        _reconstruct(sonifier, clip, layer, chosen, window_seconds, out=rows)
+    return out
 
 
 def top_features(sonifier, batch, layer: int, k: int, window_seconds: float) -> tuple[np.ndarray, np.ndarray]:
@@ -139,30 +176,42 @@ def sonify_top(sonifier, batch, layer: int, k: int, window_seconds: float) -> tu
     (per-window maxima, then the chosen maps' reconstructions)."""
     batch = _check_clips(batch)
     features, scores = top_features(sonifier, batch, layer, k, window_seconds)
-    sounds = np.stack([_reconstruct(sonifier, clip, layer, row, window_seconds) for clip, row in zip(batch, features)])
+    sounds = np.empty((batch.shape[0], features.shape[1], batch.shape[1]), np.float32)  # the result, filled in place
+    for clip, row, rows in zip(batch, features, sounds):
+        _reconstruct(sonifier, clip, layer, row, window_seconds, out=rows)
     return features, scores, sounds
 
 
-def activations(sonifier, batch, layer: int, window_seconds: float) -> np.ndarray:
-    """Block ``layer``'s output ``[batch, T_L, C_L]`` stitched from windows' exact activation frames.
+def activation_windows(sonifier, clip: np.ndarray, layer: int, window_seconds: float):
+    """Yield ``(first_step, frames [steps, C_L])``: one validated ``[T]`` clip's exact activation frames of block
+    ``layer``, window by window in order, tiling the clip's ``T_L`` steps (for overviews that never hold them all).
 
     Each window is run through ``sonifier.activations(..., window_seconds=None)`` with one extra sample equal to
     the whole clip's peak appended: the one-pass path then divides the window by exactly the whole clip's peak,
     and the appended sample only feeds steps after the window's own, which are dropped.
     """
+    clip = np.asarray(clip, np.float32)
+    layout = plan(sonifier, clip.size, layer, window_seconds)
+    peak = np.float32(np.max(np.abs(clip)))
+    for window, (first, stop) in zip(layout.windows, layout.step_keep()):
+        piece = np.append(clip[window.start:window.stop], peak).astype(np.float32)
+        out = sonifier.activations(piece, layer, window_seconds=None)
+        offset = window.start // layout.stride
+        yield first, out[first - offset:stop - offset]
+
+
+def activations(sonifier, batch, layer: int, window_seconds: float) -> np.ndarray:
+    """Block ``layer``'s output ``[batch, T_L, C_L]`` stitched from windows' exact activation frames
+    (:func:`activation_windows`)."""
     batch = _check_clips(batch)
     results = []
     for clip in batch:
-        layout = plan(sonifier, clip.size, layer, window_seconds)
-        peak = np.float32(np.max(np.abs(clip)))
+        num_steps = plan(sonifier, clip.size, layer, window_seconds).num_steps
         frames = None
-        for window, (first, stop) in zip(layout.windows, layout.step_keep()):
-            piece = np.append(clip[window.start:window.stop], peak).astype(np.float32)
-            out = sonifier.activations(piece, layer, window_seconds=None)
-            offset = window.start // layout.stride
+        for first, piece in activation_windows(sonifier, clip, layer, window_seconds):
             if frames is None:
-                frames = np.empty((layout.num_steps, out.shape[1]), np.float32)
-            frames[first:stop] = out[first - offset:stop - offset]
+                frames = np.empty((num_steps, piece.shape[1]), np.float32)
+            frames[first:first + piece.shape[0]] = piece
         results.append(frames)
     return np.stack(results)
 
@@ -177,7 +226,7 @@ def calibrate(sonifier, clip, layer: int, features: Sequence[int],
     """
     clip = sonifier.validate(clip, layer)[0]
     chosen = np.asarray(features, np.int32)
-    read, peak = normalised_reader(clip)
+    read, peak = _reader(sonifier, clip)
     if peak == 0:
         raise ValueError("the calibration recording is silent (all zeros); use a recording of the expected level")
     samples = window_samples(sonifier, layer, window_seconds)
@@ -203,5 +252,12 @@ def stream(sonifier, layer: int, features: Sequence[int], reference_peak: float,
     """
     chosen = np.asarray(features, np.int32).reshape(-1)
     field, stride = sonifier.geometry(layer)
-    return windows.WindowedStream(lambda window: sonifier.raw_reconstruction(window, layer, chosen), field, stride,
-                                  len(chosen), reference_peak, reconstruction_peak, hop=hop)
+    if getattr(sonifier, "input_scaling", "peak") is None:
+        # no input scaling in the model: it sees the samples as given, so undo the stream's division
+        def raw(window):
+            return sonifier.raw_reconstruction(window * live.reference_peak, layer, chosen)
+    else:
+        def raw(window):
+            return sonifier.raw_reconstruction(window, layer, chosen)
+    live = windows.WindowedStream(raw, field, stride, len(chosen), reference_peak, reconstruction_peak, hop=hop)
+    return live

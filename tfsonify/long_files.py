@@ -10,7 +10,7 @@
 3. **reconstruct**: a second pass writes each map's stitched raw reconstruction to a temporary file
    and tracks its peak;
 4. **scale** each raw file once to unit peak times ``max|x|`` into ``L05_f0012.wav`` (atomic: temporary
-   file, then rename), then the spectrogram PNG (first window of the clip) and ``manifest.json`` last.
+   file, then rename), then the spectrogram PNG (the first 30 s of the clip) and ``manifest.json`` last.
 
 Memory: a few decode blocks plus one window of the network, whatever the file's length. The result equals
 the in-memory path (:func:`tfsonify.audio_blocks.read_whole` then ``Sonifier.sonify_top``/``sonify``).
@@ -21,31 +21,29 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import soundfile
-from tqdm import tqdm
 
 from tfsonify import long_clips, windows
 from tfsonify.audio import atomic_path
+from tfsonify.progress import audio_bar
 from tfsonify.audio_blocks import WavWriter, audio_info, read_blocks
 from tfsonify.render import check_writable_dir, describe_layer, layer_key, plot_pair, sonification_stem
 
 __all__ = ["decode_to_wav", "sonify_file", "WavWindows"]
 
 SCALE_BLOCK = 1 << 20  # samples per block when scaling the raw reconstructions
+PLOT_SECONDS = 30.0  # a long clip's spectrogram PNG shows its first 30 s
 
 
-def _bar(total_samples: int, rate: int, description: str, enabled: bool) -> tqdm:
-    """A progress bar counting samples, shown in seconds of audio: done / total and audio seconds per second."""
-    return tqdm(total=int(total_samples), desc=description, unit="s", unit_scale=1.0 / rate, disable=not enabled,
-                file=sys.stderr,
-                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}, "
-                           "{rate_fmt}]", mininterval=0.5, dynamic_ncols=True)
+def _bar(total_samples: int, rate: int, description: str, enabled: bool):
+    """Progress counted in samples, shown in seconds of audio (:func:`tfsonify.progress.audio_bar`: a tqdm bar on a
+    terminal, plain periodic lines in a log)."""
+    return audio_bar(total_samples, rate, description, enabled)
 
 
 def decode_to_wav(path: str | os.PathLike, wav_path: str | os.PathLike, sample_rate: int,
@@ -66,7 +64,8 @@ def decode_to_wav(path: str | os.PathLike, wav_path: str | os.PathLike, sample_r
 
 
 class WavWindows:
-    """Windows of a mono float WAV divided by ``peak`` on reading: ``read(start, stop) -> float32 [stop - start]``."""
+    """Windows of a mono float WAV divided by ``peak`` on reading (the model's input divisor,
+    :func:`tfsonify.long_clips.input_divisor`): ``read(start, stop) -> float32 [stop - start]``."""
 
     def __init__(self, path: str | os.PathLike, peak: np.float32):
         self.path, self.scale = Path(path), np.float32(peak) if peak > 0 else np.float32(1)
@@ -119,8 +118,9 @@ def sonify_file(sonifier, path: str | os.PathLike, out_dir: str | os.PathLike, l
             (default 1).
         window_seconds: window length of the exact windows (None: the whole clip in one pass; memory grows
             with the clip).
-        plots: write a spectrogram PNG per map (of the first window of the clip for long clips).
-        progress: tqdm bars on stderr (audio seconds done and the rate in audio seconds per second).
+        plots: write a spectrogram PNG per map (of the first 30 s of a longer clip).
+        progress: progress on stderr (audio seconds done and the rate in audio seconds per second): tqdm bars on a
+            terminal, plain lines every 10 s otherwise.
         extra: more manifest fields.
 
     Returns:
@@ -147,7 +147,7 @@ def sonify_file(sonifier, path: str | os.PathLike, out_dir: str | os.PathLike, l
     entries = manifest.get("sonifications", [])
     for layer in layers:
         layout = _plan(sonifier, samples, layer, window_seconds)
-        with WavWindows(input_path, peak) as source:
+        with WavWindows(input_path, long_clips.input_divisor(sonifier, peak)) as source:
             # pass 1: per-map maxima over the whole clip (exact: max over windows of the windows' maxima)
             with _bar(samples, rate, f"{describe_layer(layer)}: activations", progress) as bar:
                 spans = iter(layout.keep)
@@ -209,8 +209,8 @@ def sonify_file(sonifier, path: str | os.PathLike, out_dir: str | os.PathLike, l
 
 def _plot(out_dir: Path, stem: str, input_path: Path, layout: windows.WindowPlan, layer: int | str, feature: int,
           activation: float, rate: int) -> str:
-    """The spectrogram PNG of input and sonification, over the first window (the whole clip if it fits)."""
-    length = min(layout.clip_length, layout.window_length)
+    """The spectrogram PNG of input and sonification, over the first :data:`PLOT_SECONDS` (the whole clip if shorter)."""
+    length = min(layout.clip_length, int(PLOT_SECONDS * rate))
     waveform, _ = soundfile.read(str(input_path), frames=length, dtype="float32")
     sound, _ = soundfile.read(str(out_dir / f"{stem}.wav"), frames=length, dtype="float32")
     part = "" if length == layout.clip_length else f", first {length / rate:.0f} s of {layout.clip_length / rate:.0f} s"

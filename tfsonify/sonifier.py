@@ -164,6 +164,18 @@ class Sonifier:
         """
         return self.deconvnet.geometry(self._name(layer))
 
+    @property
+    def input_scaling(self) -> str | None:
+        """What the model does to a clip before its first conv: ``"peak"`` (a ``PeakNormalization`` divides by
+        ``max|x|``, as CNN12), ``None`` (nothing: the deconvnet sees the samples as given), or ``"custom"`` (another
+        ``sonify_input_scaling`` layer). Exact windows of long clips reproduce the first two."""
+        from tfsonify.layers import PeakNormalization
+
+        prelude = list(self.deconvnet.prelude)
+        if not prelude:
+            return None
+        return "peak" if len(prelude) == 1 and isinstance(prelude[0], PeakNormalization) else "custom"
+
     def validate(self, waveform, layer: Layer) -> np.ndarray:
         """Check a waveform for ``layer`` and return it as float32 ``[batch, time]`` (see :func:`check_clip`)."""
         return check_clip(waveform, self.deconvnet.min_length(self._name(layer)), self._describe(layer))

@@ -20,8 +20,9 @@ def register(subparsers) -> None:
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
     parser.add_argument("--labels", action="append", default=[], metavar="FILE",
                         help="class names of a model's head, one per line or a JSON list (give once per model, in order)")
-    parser.add_argument("--max-seconds", type=float, default=60.0,
-                        help="longest clip accepted (default 60; longer ones are listed but refused)")
+    parser.add_argument("--max-seconds", type=float, default=3600.0,
+                        help="longest clip accepted (default 3600; longer ones are listed but refused); long clips run "
+                             "through exact windows, computing only the layer and maps looked at")
     parser.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MiB (default 20)")
     parser.add_argument("--cache-mb", type=float, default=512.0, help="result cache size in MiB (default 512)")
     parser.add_argument("--queue", type=int, default=16, help="jobs queued per worker before 503 (default 16)")

@@ -26,7 +26,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, help="output folder (created if missing)")
     parser.add_argument("--no-plots", action="store_true", help="skip the spectrogram PNGs")
     parser.add_argument("--window-seconds", type=float, default=None,
-                        help="exact window length in seconds (default 30; memory is bounded by one window)")
+                        help="exact window length in seconds (default 5; memory is bounded by one window)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     parser.set_defaults(func=run)
 

@@ -47,8 +47,12 @@ __all__ = ["Explorer", "build_app", "ExplorerServer", "STATIC_DIR", "DEFAULT_MAX
 STATIC_DIR = Path(str(resources.files("tfsonify.explore") / "static"))
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 """20 MiB: two minutes of 44.1 kHz stereo 16-bit WAV."""
-DEFAULT_MAX_SECONDS = 60.0
-"""Longest clip the explorer computes on until windowed sonification of long clips lands."""
+DEFAULT_MAX_SECONDS = 3600.0
+"""Longest clip the explorer takes (1 hour; ``--max-seconds``). Long clips run through exact windows and only what
+is looked at is computed, but every sonified map is a float32 copy of the clip (115 MB per map for an hour at
+8 kHz) that the cache and the browser must hold."""
+SOUND_BUDGET_BYTES = 256 * 2**20
+"""Most float32 sonification samples one "top k" request makes (k is capped for long clips: 4 maps of an hour)."""
 MAX_TOP_K = 32
 log = logging.getLogger("tfsonify.explore")
 
@@ -128,10 +132,9 @@ class Explorer:
         session = self.sessions[model]
 
         def compute():
-            acts = session.activations(self.waveform(clip_id, session.sample_rate), layer)
-            maxima = acts.max(axis=0)
-            order = np.argsort(-maxima, kind="stable").astype(np.int32)
-            return {"acts": acts, "order": order, "maxima": maxima}
+            view = session.overview(self.waveform(clip_id, session.sample_rate), layer)  # pooled for long clips
+            order = np.argsort(-view["maxima"], kind="stable").astype(np.int32)
+            return {**view, "order": order}
         return self._cached(("acts", model, clip_id, layer), compute)
 
     def sonifications(self, model: int, clip_id: str, layer: str, features: Sequence[int]) -> list[np.ndarray]:
@@ -163,14 +166,14 @@ class Explorer:
         sound = self.sonifications(model, clip_id, layer, [feature])[0]
         x = self.waveform(clip_id, session.sample_rate)
         series = acts["acts"][:, feature]
-        times = session.frame_times(layer, series.shape[0])
+        times = acts["times"]
         rank = int(np.nonzero(acts["order"] == feature)[0][0])
         coherence = (float(top_k_coherence(x, sound, 5, session.sample_rate)) if np.any(sound) and x.size >= 16 else 0.0)
         base = f"/api/models/{model}/clips/{clip_id}/layers/{layer}/maps/{feature}"
         return {"model": model, "clip": clip_id, "layer": layer, "feature": int(feature), "rank": rank,
                 "max": float(acts["maxima"][feature]), "layer_max": float(acts["maxima"].max()),
-                "activation": np.round(series, 5).tolist(), "times": [float(times[0]), float(times[1] - times[0])
-                                                                      if times.size > 1 else 0.0],
+                "activation": np.round(series, 5).tolist(), "times": [float(times[0]), float(times[1])],
+                "pooled": bool(acts["pooled"]),
                 "silent": not bool(np.any(sound)), "coherence": coherence,
                 "urls": {kind: f"{base}/{kind}" for kind in ("sonification.wav", "residual.wav", "sonification.png",
                                                              "residual.png")}}
@@ -308,11 +311,12 @@ def build_app(explorer: Explorer) -> Starlette:
 
         def compute():
             acts = explorer.activations(model, clip_id, layer)
-            times = session.frame_times(layer, acts["acts"].shape[0])
+            times = acts["times"]
             return {"layer": layer, "label": session.layer(layer).label, "maps": int(acts["acts"].shape[1]),
-                    "steps": int(acts["acts"].shape[0]), "order": acts["order"].tolist(),
+                    "steps": int(acts["acts"].shape[0]), "layer_steps": acts["steps"], "pooled": bool(acts["pooled"]),
+                    "order": acts["order"].tolist(),
                     "maxima": np.round(acts["maxima"][acts["order"]], 5).tolist(),
-                    "times": [float(times[0]), float(times[1] - times[0]) if times.size > 1 else 0.0],
+                    "times": [float(times[0]), float(times[1])],
                     "image": f"/api/models/{model}/clips/{clip_id}/layers/{layer}/overview.png"}
         return JSONResponse(await _run(explorer, explorer.model_worker, ("ov", model, clip_id, layer), compute))
 
@@ -336,6 +340,14 @@ def build_app(explorer: Explorer) -> Starlette:
         if not text.isdigit() or not 1 <= int(text) <= min(MAX_TOP_K, maps):
             raise ApiError(400, f"k must be an integer in 1..{min(MAX_TOP_K, maps)}; received {text[:12]!r}")
         k = int(text)
+        clip_info = explorer.library.get(clip_id)
+        if clip_info.duration:
+            samples = clip_info.duration * explorer.sessions[model].sample_rate
+            most = max(1, int(SOUND_BUDGET_BYTES // (4 * samples)))
+            if k > most:
+                raise ApiError(400, f"k={k} maps of this {clip_info.duration / 60:.1f}-minute clip would make "
+                                    f"{k * 4 * samples / 2**20:.0f} MB of sonifications; at most {most} at once for a "
+                                    f"clip this long (click single maps to hear others)")
 
         def compute():
             order = explorer.activations(model, clip_id, layer)["order"][:k].tolist()

@@ -91,6 +91,10 @@ def _inside(path: Path, root: Path) -> bool:
     return True
 
 
+MAX_UPLOAD_SECONDS = 300.0
+"""Longest upload (5 min; a 20 MiB FLAC or MP3 can hold more): uploads stay decoded in memory."""
+
+
 class ClipLibrary:
     """The files under ``roots`` (searched recursively; a root may also be a single file) plus uploads.
 
@@ -98,11 +102,11 @@ class ClipLibrary:
         roots: folders or files given on the command line.
         sample_rate: the rate (Hz) clips are decoded at.
         max_seconds: longest clip accepted for computation (longer ones are listed with an error).
-        max_uploads: uploads kept in memory (at their own rate: at most 16 x 60 s x 48 kHz x 4 B = 184 MB by
+        max_uploads: uploads kept in memory (at their own rate, each at most MAX_UPLOAD_SECONDS: 16 x 300 s x 48 kHz x 4 B = 0.9 GB at worst by
             default); the oldest is forgotten beyond this.
     """
 
-    def __init__(self, roots: Iterable[str | os.PathLike], sample_rate: int, max_seconds: float = 60.0,
+    def __init__(self, roots: Iterable[str | os.PathLike], sample_rate: int, max_seconds: float = 3600.0,
                  max_uploads: int = 16):
         self.sample_rate = int(sample_rate)
         self.max_seconds = float(max_seconds)
@@ -149,7 +153,7 @@ class ClipLibrary:
             clip.error = f"{clip.name} cannot be read as audio (expected WAV, FLAC, OGG, MP3 or AIFF)"
         if clip.error is None and clip.duration is not None and clip.duration > self.max_seconds:
             clip.error = (f"{clip.name} is {clip.duration:.1f} s long; the explorer takes clips up to "
-                          f"{self.max_seconds:g} s until windowed sonification of long clips lands")
+                          f"{self.max_seconds:g} s (--max-seconds)")
 
     # ------------------------------------------------------------------ access
     def clips(self) -> list[Clip]:
@@ -194,13 +198,16 @@ class ClipLibrary:
     def _check_duration(self, name: str, seconds: float) -> None:
         if seconds > self.max_seconds:
             raise ClipError(f"{name} is {seconds:.1f} s long; the explorer takes clips up to {self.max_seconds:g} s "
-                            f"until windowed sonification of long clips lands", 413)
+                            f"(--max-seconds)", 413)
 
     def add_upload(self, data: bytes, name: str) -> Clip:
         """Decode and keep an uploaded file; returns its clip. ``ClipError`` if it is not usable audio."""
         name = Path(name or "upload").name[:80] or "upload"
         waveform, rate = decode_bytes(data, name)
         self._check_duration(name, waveform.shape[0] / rate)
+        if waveform.shape[0] / rate > MAX_UPLOAD_SECONDS:  # kept in memory at its own rate, up to max_uploads of them
+            raise ClipError(f"{name} is {waveform.shape[0] / rate:.1f} s long; uploads are kept in memory and may be up "
+                            f"to {MAX_UPLOAD_SECONDS:g} s (put longer recordings in a CLIPS folder)", 413)
         clip = Clip("u" + uuid.uuid4().hex[:11], name, "upload", duration=waveform.shape[0] / rate, waveform=waveform,
                     rate=rate)
         with self._lock:

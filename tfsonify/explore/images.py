@@ -8,7 +8,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["DB_RANGE", "spectrogram_db", "spectrogram_png", "overview_png", "envelope", "wav_bytes", "MAX_COLUMNS"]
+__all__ = ["DB_RANGE", "LONG_SAMPLES", "spectrogram_db", "spectrogram_png", "overview_png", "envelope", "wav_bytes", "MAX_COLUMNS"]
 
 DB_RANGE = 80.0
 """Dynamic range (dB) of every spectrogram image below the input's peak."""
@@ -23,13 +23,39 @@ def _lut(name: str) -> np.ndarray:
     return (colormaps[name](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
 
 
-def spectrogram_db(waveform: np.ndarray, sample_rate: int, nperseg: int = 256) -> np.ndarray:
+LONG_SAMPLES = 1 << 20
+"""Clips longer than this (131 s at 8 kHz) get their spectrogram computed in chunks and max-pooled to the image
+width on the way, never as a whole ``[freq, frame]`` array."""
+
+
+def spectrogram_db(waveform: np.ndarray, sample_rate: int, nperseg: int = 256, columns: int | None = MAX_COLUMNS,
+                   chunk_frames: int = 8192) -> np.ndarray:
     """Log-magnitude spectrogram of mono ``[time]``: float32 ``[freq, frame]`` in dB (low frequencies first),
-    Hann window of ``nperseg`` samples, 75 % overlap (as :func:`tfsonify.render.log_spectrogram`)."""
+    Hann window of ``nperseg`` samples, 75 % overlap (as :func:`tfsonify.render.log_spectrogram`).
+
+    A clip longer than :data:`LONG_SAMPLES` with more frames than ``columns`` is computed ``chunk_frames`` frames
+    at a time and returned max-pooled to ``columns`` columns with the bins :func:`spectrogram_png` would use, so
+    the image is the same as from the whole spectrogram and memory stays at one chunk (each frame depends only on
+    its own ``nperseg`` samples).
+    """
     from tfsonify.render import log_spectrogram
 
-    _, _, db = log_spectrogram(np.asarray(waveform, np.float32), sample_rate, nperseg)
-    return db.astype(np.float32)
+    waveform = np.asarray(waveform, np.float32)
+    hop = nperseg - nperseg * 3 // 4
+    frames = (waveform.size - nperseg) // hop + 1 if waveform.size >= nperseg else 0
+    if columns is None or waveform.size <= LONG_SAMPLES or frames <= columns:
+        _, _, db = log_spectrogram(waveform, sample_rate, nperseg)
+        return db.astype(np.float32)
+    edges = np.linspace(0, frames, columns + 1).astype(int)[:-1]  # as _pool_columns
+    out = np.full((nperseg // 2 + 1, columns), -np.inf, np.float32)
+    for first in range(0, frames, chunk_frames):
+        last = min(frames, first + chunk_frames)
+        _, _, db = log_spectrogram(waveform[first * hop:(last - 1) * hop + nperseg], sample_rate, nperseg)
+        bins = np.searchsorted(edges, np.arange(first, last), side="right") - 1
+        starts = np.flatnonzero(np.r_[True, np.diff(bins) > 0])
+        pooled = np.maximum.reduceat(db.astype(np.float32), starts, axis=1)
+        out[:, bins[starts]] = np.maximum(out[:, bins[starts]], pooled)
+    return out
 
 
 def _pool_columns(image: np.ndarray, columns: int) -> np.ndarray:

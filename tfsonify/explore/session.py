@@ -16,7 +16,13 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["LayerInfo", "ModelSession", "load_labels"]
+__all__ = ["LayerInfo", "ModelSession", "load_labels", "PREVIEW_SECONDS", "OVERVIEW_COLUMNS"]
+
+PREVIEW_SECONDS = 30.0
+"""The head's prediction and the per-layer coherence curve of a longer clip are of its first 30 s (said in the
+page): both need whole passes that a long clip would multiply, and neither is what a listener looks at first."""
+OVERVIEW_COLUMNS = 2400
+"""A long clip's activation overview is max-pooled over time to at most this many columns (the image width)."""
 
 
 @dataclass(frozen=True)
@@ -132,12 +138,14 @@ class ModelSession:
 
     # ------------------------------------------------------------- computation
     def predict(self, waveform: np.ndarray) -> list[dict] | None:
-        """The head's scores for a mono float32 ``[time]`` clip, best first (at most 5), or None without a head.
+        """The head's scores for a mono float32 ``[time]`` clip (its first :data:`PREVIEW_SECONDS` if longer), best
+        first (at most 5), or None without a head.
 
         Each entry: ``{"label": str, "index": int, "score": float}``.
         """
         if not self.num_classes:
             return None
+        waveform = waveform[:int(PREVIEW_SECONDS * self.sample_rate)]  # a long clip: its first 30 s
         if waveform.shape[-1] < self._layers[-1].min_samples:
             return None
         scores = np.asarray(self.network(np.asarray(waveform, np.float32)[None], training=False))[0]
@@ -150,6 +158,36 @@ class ModelSession:
         self.check_length(waveform, layer_id)
         return np.asarray(self.sonifier.activations(waveform, self._block(layer_id)), np.float32)
 
+    def overview(self, waveform: np.ndarray, layer_id: str, columns: int = OVERVIEW_COLUMNS) -> dict:
+        """What the activation overview needs, with memory bounded for long clips.
+
+        Returns ``{"acts": float32 [rows, maps], "maxima": float32 [maps] (exact, over the whole clip), "steps": int
+        (the layer's real steps), "pooled": bool, "times": (first, step) in seconds}``. A clip that fits in one
+        window of :data:`tfsonify.long_clips.DEFAULT_WINDOW_SECONDS` gives its exact frames (``rows == steps``); a
+        longer one runs window by window (:func:`tfsonify.long_clips.activation_windows`) and each map is
+        max-pooled over ``ceil(steps / columns)``-step bins as it goes (``rows == min(steps, columns)``), so a
+        one-hour clip at block 1 never holds its 14 M x 64 frames.
+        """
+        from tfsonify import long_clips, windows
+
+        self.check_length(waveform, layer_id)
+        info, block = self.layer(layer_id), self._block(layer_id)
+        window = long_clips.DEFAULT_WINDOW_SECONDS
+        first_time = (info.receptive_field - 1) / 2.0 / self.sample_rate
+        if not long_clips.needs_windows(self.sonifier, waveform.size, block, window):
+            acts = self.activations(waveform, layer_id)
+            return {"acts": acts, "maxima": acts.max(axis=0), "steps": int(acts.shape[0]), "pooled": False,
+                    "times": (first_time, info.stride / self.sample_rate)}
+        steps = windows.output_length(waveform.size, info.receptive_field, info.stride)
+        rows = min(steps, int(columns))
+        pooled = np.full((rows, info.maps), -np.inf, np.float32)
+        for first, frames in long_clips.activation_windows(self.sonifier, waveform, block, window):
+            bins = np.arange(first, first + frames.shape[0], dtype=np.int64) * rows // steps
+            starts = np.flatnonzero(np.r_[True, np.diff(bins) > 0])
+            pooled[bins[starts]] = np.maximum(pooled[bins[starts]], np.maximum.reduceat(frames, starts, axis=0))
+        return {"acts": pooled, "maxima": pooled.max(axis=0), "steps": int(steps), "pooled": rows < steps,
+                "times": (first_time, info.stride * steps / rows / self.sample_rate)}
+
     def sonify(self, waveform: np.ndarray, layer_id: str, features: Sequence[int]) -> np.ndarray:
         """Sonifications of maps ``features`` of the layer: float32 ``[len(features), time]`` at :attr:`sample_rate`."""
         self.check_length(waveform, layer_id)
@@ -159,17 +197,21 @@ class ModelSession:
         """Per layer, the mean top-5 magnitude-squared coherence between the clip and the sonification of its most
         active map (paper §4.2.1, :func:`tfsonify.analysis.coherence.layer_coherence` on this one clip).
 
-        Returns ``{"layers": [ids], "labels": [...], "coherence": [float or None]}`` (None: clip too short or silent).
+        Of the first :data:`PREVIEW_SECONDS` of a longer clip. Returns ``{"layers": [ids], "labels": [...],
+        "coherence": [float or None], "seconds": measured, "of_seconds": clip length}`` (None: too short or silent).
         """
         from tfsonify.analysis.coherence import layer_coherence
 
+        seconds = waveform.shape[-1] / self.sample_rate
+        waveform = waveform[:int(PREVIEW_SECONDS * self.sample_rate)]  # a long clip: its first 30 s
         usable = [info for info in self._layers if waveform.shape[-1] >= info.min_samples]
         if not usable or float(np.max(np.abs(waveform))) == 0.0:
             raise ValueError("the clip is silent or too short for every layer: no coherence to measure")
         result = layer_coherence(self.sonifier, [waveform], layers=[int(info.id) for info in usable])
         by_layer = {str(layer): (mean if clips else None) for layer, mean, clips in zip(result.layers, result.mean, result.clips)}
         return {"layers": [info.id for info in self._layers], "labels": [info.label for info in self._layers],
-                "coherence": [by_layer.get(info.id) for info in self._layers], "k": result.k, "nperseg": result.nperseg}
+                "coherence": [by_layer.get(info.id) for info in self._layers], "k": result.k, "nperseg": result.nperseg,
+                "seconds": min(seconds, PREVIEW_SECONDS), "of_seconds": seconds}
 
     def describe(self) -> dict:
         """JSON-ready summary for the page."""

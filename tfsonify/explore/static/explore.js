@@ -358,7 +358,8 @@ async function openLayer(panel, layer) {
     panel.overviewImg.style.height = `${Math.round(rows * rowHeight)}px`;
     panel.overviewImg.dataset.want = overview.image;
     const image = setImage(panel.overviewImg, overview.image).catch(error => showError(panel.error, error));
-    $(".overview-label", panel.root).textContent = `activation overview: ${overview.maps} maps × ${overview.steps} steps, most active on top (click a row)`;
+    const steps = overview.pooled ? `${overview.layer_steps} steps (max-pooled to ${overview.steps} columns)` : `${overview.steps} steps`;
+    $(".overview-label", panel.root).textContent = `activation overview: ${overview.maps} maps × ${steps}, most active on top (click a row)`;
     panel.root.classList.remove("loading");
     await selectMap(panel, overview.order[0], false);
     await image;
@@ -584,6 +585,8 @@ async function showCoherence() {
     if (clip !== state.clip) return;
     $("#coherence").hidden = false;
     drawCoherence(curves);
+    const part = curves[0].of_seconds > curves[0].seconds + 0.01 ? ` (of the first ${curves[0].seconds.toFixed(0)} s of ${curves[0].of_seconds.toFixed(0)} s)` : "";
+    button.title = part ? `coherence measured${part}` : "";
   } catch (error) {
     showError($("#clip-error"), error);
   } finally { button.disabled = false; button.textContent = "Coherence per layer"; }
