@@ -220,12 +220,21 @@ def _graph(state: _Relevance, kind: str, layer: str | None, jit_compile: bool):
             fn, signature = (lambda w: _logits_graph(state, w)), [wave]
         else:
             fn, signature = (lambda w, u: _guided_graph(state, layer, w, u)), [wave, tf.TensorSpec([None], tf.int32)]
-        state.graphs[key] = tf.function(fn, input_signature=signature, jit_compile=jit_compile, reduce_retracing=True)
+        state.graphs[key] = tf.function(fn, input_signature=signature, jit_compile=jit_compile, reduce_retracing=True,
+                                        autograph=False)  # plain Python loops over the walk; no conversion needed
     return state.graphs[key]
 
 
-def _checked(state: _Relevance, waveform, name: str) -> np.ndarray:
-    return check_clip(waveform, state.deconvnet.min_length(name), f"layer {name!r}")
+def _checked(state: _Relevance, waveform, name: str, readout: bool = False) -> np.ndarray:
+    """``waveform`` as float32 ``[batch, time]``; through the read-out a model with a fixed input length (e.g.
+    CREPE's 1024-sample frames before ``Flatten``) takes exactly that many samples."""
+    batch = check_clip(waveform, state.deconvnet.min_length(name), f"layer {name!r}")
+    fixed = state.deconvnet.model.inputs[0].shape[1]
+    if readout and fixed is not None and batch.shape[1] != fixed:
+        raise ValueError(f"model {state.deconvnet.model.name!r} takes exactly {fixed} samples per clip for the "
+                         f"relevance of an output unit; received {batch.shape[1]} (pass layer=NAME for a feature "
+                         "map of a clip of any length)")
+    return batch
 
 
 def output_logits(model, waveform) -> np.ndarray:
@@ -237,7 +246,7 @@ def output_logits(model, waveform) -> np.ndarray:
     """
     state = _state(model)
     head = _need_readout(state)
-    batch = _checked(state, waveform, head.base)
+    batch = _checked(state, waveform, head.base, readout=True)
     return _graph(state, "logits", None, False)(tf.constant(batch)).numpy()
 
 
@@ -270,7 +279,7 @@ def guided_backprop(model, waveform, unit: int | None = None, jit_compile: bool 
     else:
         name = graph_layer = state.deconvnet.resolve(layer)
         width = state.deconvnet.num_features(name)
-    batch = _checked(state, waveform, name)
+    batch = _checked(state, waveform, name, readout=graph_layer is None)
     if unit is None:
         if graph_layer is None:
             scores = _graph(state, "logits", None, False)(tf.constant(batch)).numpy()
@@ -331,9 +340,15 @@ def short_time_spectral_relevance(relevance: np.ndarray, sample_rate: int = 8000
     return freqs, (starts + window / 2.0) / sample_rate, magnitude
 
 
-def _first_layer_filters(model: keras.Model) -> np.ndarray:
-    kernel = np.asarray(model.get_layer("conv1").kernel)  # [kW, 1, n_f]
-    return kernel[:, 0, :].T.astype(np.float64)  # [n_f, kW]
+def _first_layer_filters(model) -> np.ndarray:
+    """``[n_f, kW]`` float64 filters of the first convolution on the waveform (CNN12's ``conv1``, CREPE's ``conv1``)."""
+    deconvnet = _state(model).deconvnet
+    first = next((step for step in deconvnet.steps if step.kind == "conv"), None)
+    kernel = np.asarray(first.kernel())  # [kW, 1, n_f] (a Conv2D-as-1-D's singleton axis dropped)
+    if first.params["dilation"] != 1 or kernel.shape[1] != 1:
+        raise ValueError(f"the first-layer responses need an undilated conv on the 1-channel waveform; layer "
+                         f"{first.name!r} has dilation {first.params['dilation']} and {kernel.shape[1]} input channels")
+    return kernel[:, 0, :].T.astype(np.float64)
 
 
 def cumulative_frequency_response(model: keras.Model, n_fft: int = 512, sample_rate: int = 8000) -> tuple[np.ndarray, np.ndarray]:
