@@ -72,3 +72,67 @@ def test_topk_evolution_report_and_errors(workspace, capsys):
     assert run("analyze", "relevance", w / "clips" / "c1.wav", "--model", w / "a.keras", "--unit", "2", "--out", w / "rel") == 0
     relevance = json.loads((w / "rel" / "relevance.json").read_text())
     assert relevance["unit"] == 2 and len(relevance["peak_frequencies_hz"]) == 5 and (w / "rel" / "relevance.png").is_file()
+
+
+def user_model():
+    """A small user-built Keras CNN (not CNN12): strided conv, overlapping pool, BN, Conv2D-free 1-D stack, GAP head."""
+    import keras
+
+    L = keras.layers
+    keras.utils.set_random_seed(21)
+    x = keras.Input((None,), name="wave")
+    h = L.Reshape((-1, 1))(x)
+    h = L.Conv1D(6, 9, strides=2, activation="relu", name="front")(h)
+    h = L.MaxPooling1D(3, 2, name="front_pool")(h)
+    h = L.Conv1D(6, 5, activation="relu", name="mid")(h)
+    h = L.BatchNormalization(name="mid_bn")(h)
+    h = L.MaxPooling1D(2, name="mid_pool")(h)
+    h = L.Conv1D(5, 3, activation="relu", name="top")(h)
+    out = L.Dense(3, activation="softmax", name="scores")(L.GlobalAveragePooling1D()(h))
+    return keras.Model(x, out, name="user_cnn")
+
+
+def test_analyses_and_report_on_a_user_model(workspace, capsys):
+    """coherence, topk, invariance, relevance and the report accept any supported model, layers by name or index."""
+    import tfsonify
+
+    w = workspace
+    model = user_model()
+    model.save(w / "user.keras")
+    sonifier = tfsonify.Sonifier(model)
+    assert [info.name for info in sonifier.layers() if info.block] == ["front_pool", "mid_pool", "top"]
+    assert run("analyze", "coherence", w / "clips", "--model", f"user={w / 'user.keras'}", "--layers", "mid_pool,3",
+               "--out", w / "ucoh") == 0
+    data = json.loads((w / "ucoh" / "coherence_user.json").read_text())
+    assert data["layers"] == ["mid_pool", 3] and data["clips"] == [4, 4]  # short.wav (400 samples) is long enough
+    assert run("analyze", "topk", w / "clips", "--model", w / "user.keras", "--layers", "front_pool,top", "--k", "2",
+               "--maps-per-layer", "1", "--no-plots", "--out", w / "utopk") == 0
+    summary = json.loads((w / "utopk" / "topk.json").read_text())
+    assert set(summary["layers"]) == {"front_pool", "top"} and len(list((w / "utopk").glob("front_pool_f*_rank*"))) == 2
+    stride = sonifier.geometry("mid_pool")[1]
+    assert stride == 8
+    capsys.readouterr()
+    assert run("analyze", "invariance", w / "clips" / "c0.wav", "--model", w / "user.keras", "--layer", "mid_pool") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "stride) 8 samples" in lines[0]
+    aligned = [line.split() for line in lines if line.strip().startswith(("8 ", "16 "))]
+    assert len(aligned) == 2 and all(row[1] == "True" and float(row[3]) < 1e-5 for row in aligned)
+    misaligned = [line.split() for line in lines if line.strip().startswith("9 ")]
+    assert misaligned[0][1] == "False"
+    assert run("analyze", "relevance", w / "clips" / "c1.wav", "--model", w / "user.keras", "--out", w / "urel") == 0
+    relevance = json.loads((w / "urel" / "relevance.json").read_text())
+    assert relevance["layer"] is None and 0 <= relevance["unit"] < 3 and (w / "urel" / "relevance.wav").is_file()
+    assert run("analyze", "relevance", w / "clips" / "c1.wav", "--model", w / "user.keras", "--layer", "mid",
+               "--unit", "2", "--out", w / "urel2") == 0
+    assert json.loads((w / "urel2" / "relevance.json").read_text())["layer"] == "mid"
+    assert run("report", w / "user.keras", w / "clips", "--layers", "2,top", "--top", "1",
+               "--out", w / "ureport") == 0
+    page = (w / "ureport" / "index.html").read_text()
+    assert "Block 2" in page and "Layer top" in page and "not a CNN12" in page
+    report = json.loads((w / "ureport" / "report.json").read_text())
+    assert set(report["layers"]) == {"2", "top"} and len(report["layers"]["top"]["maps"]) == 4
+    for name in report["layers"]["top"]["maps"]:
+        assert (w / "ureport" / name["wav"]).is_file()
+    capsys.readouterr()
+    assert run("analyze", "coherence", w / "clips", "--model", w / "user.keras", "--layers", "nope", "--out", w / "bad") != 0
+    assert "layer 'nope' is not a sonifiable layer of model 'user_cnn'" in capsys.readouterr().err

@@ -245,3 +245,98 @@ def test_tf_serving_warmup_requests_parse_and_run(exported, loaded):
         assert all(np.all(np.isfinite(value.numpy())) for value in outputs.values() if value.dtype != tf.string)
         signatures.append(request.model_spec.signature_name)
     assert sorted(signatures) == ["classify", "serving_default", "sonify", "sonify_top_k", "sonify_top_k_wav", "sonify_wav"]
+
+
+# --- any supported model: layer ids are its conv blocks, names in the metadata -------------------------------------
+def generic_model():
+    import keras
+
+    L = keras.layers
+    keras.utils.set_random_seed(11)
+    x = keras.Input((None,), name="wave")
+    h = L.Reshape((-1, 1))(x)
+    h = L.Conv1D(4, 5, strides=2, activation="relu", name="front")(h)
+    h = L.MaxPooling1D(3, 2, name="overlap")(h)
+    h = L.Conv1D(5, 3, padding="same", activation="relu", name="mid")(h)
+    h = L.BatchNormalization(name="mid_bn")(h)
+    h = L.Conv1D(3, 3, dilation_rate=2, activation="relu", name="top")(h)
+    model = keras.Model(x, L.Dense(2, name="out")(L.GlobalAveragePooling1D()(h)), name="user_cnn")
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if getattr(layer, "bias", None) is not None:
+            layer.bias.assign(rng.normal(0.0, 0.05, layer.bias.shape).astype("float32"))
+    return model
+
+
+@pytest.fixture(scope="module")
+def generic_export(tmp_path_factory):
+    import tensorflow as tf
+
+    from tfsonify.export.savedmodel import export_saved_model
+
+    model = generic_model()
+    version_dir = export_saved_model(model, tmp_path_factory.mktemp("generic") / "user", sample_rate=16000)
+    return model, version_dir, tf.saved_model.load(str(version_dir))
+
+
+def test_generic_model_export_matches_the_sonifier(generic_export):
+    import tensorflow as tf
+
+    import tfsonify
+    from tfsonify.export.savedmodel import read_metadata
+
+    model, version_dir, loaded = generic_export
+    sonifier = tfsonify.Sonifier(model, sample_rate=16000)
+    meta = read_metadata(version_dir)
+    assert meta["layer_names"] == ["overlap", "mid_bn", "top"] and meta["num_layers"] == 3
+    assert meta["num_features"] == [4, 5, 3] and meta["sample_rate"] == 16000 and meta["embedding_dim"] is None
+    assert meta["min_length"] == [sonifier.min_length(name) for name in meta["layer_names"]]
+    waves = np.random.default_rng(2).normal(0, 0.4, (3, 300)).astype("float32")
+    np.testing.assert_allclose(loaded.signatures["serving_default"](waveform=tf.constant(waves))["output"].numpy(),
+                               model(waves).numpy(), atol=1e-5)
+    layers, features = np.array([3, 1, 2], np.int32), np.array([2, 0, 4], np.int32)
+    sound = loaded.signatures["sonify"](waveform=tf.constant(waves), layer=tf.constant(layers),
+                                        feature=tf.constant(features))["sonification"].numpy()
+    for row in range(3):
+        expected = sonifier.sonify(waves[row], meta["layer_names"][layers[row] - 1], feature=int(features[row]))
+        np.testing.assert_allclose(sound[row], expected, atol=1e-5)
+    assert np.abs(sound).max() > 0
+    out = loaded.signatures["sonify_top_k"](waveform=tf.constant(waves[:2]), layer=tf.constant([2, 3], tf.int32),
+                                            k=tf.constant([2, 2], tf.int32))
+    for row, layer in enumerate([2, 3]):
+        f, a, s = sonifier.sonify_top(waves[row], layer, 2)  # integer layer = block, as the exported ids
+        np.testing.assert_array_equal(out["features"].numpy()[row], f)
+        np.testing.assert_allclose(out["sonifications"].numpy()[row], s, atol=1e-5)
+    for layer, other, message in [([0, 1, 1], [0, 0, 0], "layer must be in 1..3"),
+                                  ([1, 4, 1], [0, 99, 0], "layer must be in 1..3"),
+                                  ([1, 1, 1], [0, 4, 0], "feature must be < the number of maps")]:
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            loaded.signatures["sonify"](waveform=tf.constant(waves), layer=tf.constant(layer, tf.int32),
+                                        feature=tf.constant(other, tf.int32))
+
+
+@pytest.mark.slow  # 487k weights, six blocks: minutes on a loaded 2-core machine
+def test_crepe_tiny_export_through_the_cli(tmp_path):
+    import tensorflow as tf
+
+    import tfsonify
+    from tfsonify import cli
+    from tfsonify.export.savedmodel import read_metadata
+    from tfsonify.models.crepe import pretrained_crepe
+
+    model = pretrained_crepe("tiny")
+    model.save(tmp_path / "crepe-tiny.keras")
+    assert cli.main(["export", "savedmodel", str(tmp_path / "crepe-tiny.keras"), "--out", str(tmp_path / "crepe")]) == 0
+    version_dir = tmp_path / "crepe" / "1"
+    meta = read_metadata(version_dir)
+    assert meta["layer_names"] == [f"conv{i}_pool" for i in range(1, 7)]
+    assert meta["sample_rate"] == 16000 and meta["input_length"] == 1024
+    loaded = tf.saved_model.load(str(version_dir))
+    t = np.arange(1024) / 16000.0
+    frame = (0.5 * np.sin(2 * np.pi * 330.0 * t)).astype("float32")[None]
+    np.testing.assert_allclose(loaded.signatures["serving_default"](waveform=tf.constant(frame))["output"].numpy(),
+                               model(frame).numpy(), atol=1e-5)
+    sonifier = tfsonify.Sonifier(model)
+    out = loaded.signatures["sonify"](waveform=tf.constant(frame), layer=tf.constant([4], tf.int32),
+                                      feature=tf.constant([3], tf.int32))["sonification"].numpy()
+    np.testing.assert_allclose(out[0], sonifier.sonify(frame[0], "conv4_pool", feature=3), atol=1e-5)

@@ -254,7 +254,8 @@ class _Step:
         if kind == "identity":
             return x, None
         if kind == "relu":
-            return tf.nn.relu(x), None
+            y = tf.nn.relu(x)
+            return y, y  # the output is kept for the guided rule's mask (pre > 0 <=> relu(pre) > 0)
         if kind == "affine":
             scale, offset = self.affine()
             if channels is not None:  # per-channel values of the chosen channels; scalars broadcast
@@ -282,7 +283,7 @@ class _Step:
                 y = y + bias
             if p["relu"]:
                 y = tf.nn.relu(y)
-            return y, (length, left)
+            return y, (length, left, y)
         if kind == "maxpool":
             window, stride = p["window"], p["stride"]
             if window == 2 and stride == 2 and p["padding"] == "valid":  # CNN12's pool: float switches
@@ -320,14 +321,17 @@ class _Step:
         return 0, 0
 
     # ---- backward (the deconvnet rules) ----
-    def backward(self, g: tf.Tensor, state, take, kernels: tf.Tensor | None = None) -> list[tf.Tensor]:
+    def backward(self, g: tf.Tensor, state, take, kernels: tf.Tensor | None = None,
+                 rule: str = "deconvnet") -> list[tf.Tensor]:
+        """The step's backward rule; ``rule`` picks the ReLU's: ``"deconvnet"`` ``relu(upstream)`` or
+        ``"guided"`` (guided backpropagation) ``upstream`` where the ReLU's input and ``upstream`` are both > 0."""
         kind, p = self.kind, self.params
         if kind == "add":
             return [g] * len(self.inputs)
         if kind == "identity":
             return [g]
         if kind == "relu":
-            return [tf.nn.relu(g)]
+            return [_relu_rule(g, state, take, rule)]
         if kind == "affine":
             scale, _ = self.affine()
             if kernels is not None and scale.shape[0] != 1:  # rows of single selected channels
@@ -338,9 +342,9 @@ class _Step:
         if kind == "crop":
             return [_pad_time(g, p["left"], p["right"])]
         if kind == "conv":
-            length, left = state
+            length, left, output = state
             if p["relu"]:
-                g = tf.nn.relu(g)
+                g = _relu_rule(g, output, take, rule)
             return [self._transpose(g, length, left, kernels)]
         if kind == "maxpool":
             if state[0] == "pair":
@@ -382,6 +386,19 @@ class _Step:
         shape = tf.stack([tf.shape(g)[0], padded_length, kernel.shape[1]])
         full = tf.nn.conv1d_transpose(g, _dilate_kernel(kernel, dilation), shape, strides=stride, padding="VALID")
         return full if p["padding"] == "valid" else full[:, left : left + length]
+
+
+def _relu_rule(g: tf.Tensor, output: tf.Tensor, take, rule: str) -> tf.Tensor:
+    """A ReLU's backward: deconvnet ``relu(g)``; guided ``g`` where ``g > 0`` and the ReLU's output (``take`` of
+    the recorded ``[batch, ...]``) ``> 0``; gradient ``g`` where the output ``> 0``."""
+    if rule == "deconvnet":
+        return tf.nn.relu(g)
+    active = take(output) > 0.0
+    if rule == "guided":
+        return tf.where(active & (g > 0.0), g, tf.zeros_like(g))
+    if rule == "gradient":
+        return tf.where(active, g, tf.zeros_like(g))
+    raise ValueError(f"rule must be 'deconvnet', 'guided' or 'gradient'; received {rule!r}")
 
 
 def _transpose_rows(signal: tf.Tensor, kernels: tf.Tensor, stride: int, dilation: int) -> tf.Tensor:
@@ -855,6 +872,33 @@ class DeconvNet:
             for key, value in zip(step.inputs, outs):
                 grads[key] = value if key not in grads else grads[key] + value
         return grads[self.start][:, :, 0]
+
+    def backward_full(self, name: str, upstream: tf.Tensor, states: dict, rule: str = "deconvnet") -> tf.Tensor:
+        """The backward rules from a full upstream signal at layer ``name`` down to the input.
+
+        Args:
+            upstream: ``[batch, time_L, C_L]`` (e.g. an output unit's gradient at ``name``, or one-hot maps).
+            states: from :meth:`forward` of the same ``[batch, ...]`` input without ``channels``.
+            rule: the ReLU rule: ``"deconvnet"`` (``relu(upstream)``, :meth:`backward`'s), ``"guided"``
+                (guided backpropagation: ``upstream`` where input and ``upstream`` are > 0) or ``"gradient"``
+                (the plain gradient). Every other step's rule is the same for all three.
+
+        Returns:
+            ``[batch, time]`` at the deconvnet's input (after input scaling; no rescaling).
+        """
+        same = lambda t: t  # noqa: E731
+        grads = {self.step(name).output: upstream}
+        for step in reversed(self._path(name)):
+            if step.output not in grads:
+                continue
+            outs = step.backward(grads.pop(step.output), states[id(step)], same, None, rule)
+            for key, value in zip(step.inputs, outs):
+                grads[key] = value if key not in grads else grads[key] + value
+        return grads[self.start][:, :, 0]
+
+    def last_layer(self, tensor) -> str | None:
+        """The name of the step whose output is Keras tensor ``tensor``, or None if it is not on the walk."""
+        return next((step.name for step in self.steps if step.output == id(tensor)), None)
 
     def reconstruct(self, x: tf.Tensor, name: str, batch_index: tf.Tensor, features: tf.Tensor,
                     channels: tf.Tensor | None = None) -> tf.Tensor:

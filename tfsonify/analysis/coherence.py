@@ -24,8 +24,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 from scipy import signal, stats
 
-from tfsonify.analysis.clip_batches import as_sonifier, Skipped, check_layers, equal_length_batches
-from tfsonify.models.cnn12 import min_length
+from tfsonify.analysis.clip_batches import as_sonifier, Skipped, check_layers, describe_layer, equal_length_batches
 from tfsonify.validation import check_int
 
 __all__ = [
@@ -123,7 +122,7 @@ class CoherenceResult:
     def table(self) -> str:
         rows = [f"{'layer':>5}  {'M_c':>6}  {'95% CI':>17}  {'clips':>5}  {'skipped':>7}"]
         for i, layer in enumerate(self.layers):
-            rows.append(f"{layer:>5}  {self.mean[i]:6.3f}  [{self.low[i]:6.3f}, {self.high[i]:6.3f}]  {self.clips[i]:>5}  {self.skipped[i]:>7}")
+            rows.append(f"{str(layer):>5}  {self.mean[i]:6.3f}  [{self.low[i]:6.3f}, {self.high[i]:6.3f}]  {self.clips[i]:>5}  {self.skipped[i]:>7}")
         return "\n".join(rows)
 
 
@@ -135,7 +134,8 @@ def layer_coherence(sonifier, clips: Iterable, layers: Iterable[int] | None = No
         sonifier: a :class:`tfsonify.Sonifier` (or a CNN12 / contrastive model, wrapped in one).
         clips: iterable of mono float32 ``[time]`` waveforms at ``sonifier.sample_rate`` (any
             lengths; consecutive equal-length clips are batched).
-        layers: blocks to measure (default all 11).
+        layers: block indices or layer names of the sonifier's model (:meth:`tfsonify.Sonifier.layers`;
+            default all blocks: CNN12's 11, CREPE's 6).
         k: number of most coherent frequencies averaged per clip (5 in the paper).
         nperseg: Welch segment length (samples).
         batch_size: clips per forward pass.
@@ -146,15 +146,15 @@ def layer_coherence(sonifier, clips: Iterable, layers: Iterable[int] | None = No
         NaN-free zero-count entries (mean 0) and is listed with ``clips == 0``.
     """
     sonifier = as_sonifier(sonifier)
-    layers = check_layers(layers)
-    scores: dict[int, list[float]] = {layer: [] for layer in layers}
+    layers = check_layers(layers, sonifier=sonifier)
+    scores: dict[int | str, list[float]] = {layer: [] for layer in layers}
     skipped = {layer: 0 for layer in layers}
     shallow = Skipped()
-    for _, batch in equal_length_batches(clips, batch_size, layers[0], shallow):
+    for _, batch in equal_length_batches(clips, batch_size, layers[0], shallow, sonifier=sonifier):
         silent = np.max(np.abs(batch), axis=1) == 0.0
         for layer in layers:
             skipped[layer] += int(silent.sum())
-            if batch.shape[1] < min_length(layer):
+            if batch.shape[1] < sonifier.min_length(layer):
                 skipped[layer] += int((~silent).sum())
                 continue
             usable = batch[~silent]
@@ -175,7 +175,7 @@ def layer_coherence(sonifier, clips: Iterable, layers: Iterable[int] | None = No
         result.clips.append(len(values))
     if sum(result.clips) == 0:
         raise ValueError(f"no clip could be scored: {result.skipped[0]} skipped (shorter than "
-                         f"{min_length(layers[0])} samples for block {layers[0]}, or silent)")
+                         f"{sonifier.min_length(layers[0])} samples for {describe_layer(layers[0])}, or silent)")
     return result
 
 
@@ -220,16 +220,24 @@ def plot_coherence(results: Mapping[str, CoherenceResult], path: str | os.PathLi
     if not results:
         raise ValueError("plot_coherence needs at least one model's result")
     figure, axis = plt.subplots(figsize=(6.0, 3.6), constrained_layout=True)
+    named = any(isinstance(layer, str) for r in results.values() for layer in r.layers)
+    order: list = []
+    for r in results.values():
+        order.extend(layer for layer in r.layers if layer not in order)
+    position = (lambda layer: order.index(layer)) if named else (lambda layer: layer)  # noqa: E731
     for label, result in results.items():
         keep = [i for i, n in enumerate(result.clips) if n > 0]
-        layers = [result.layers[i] for i in keep]
+        layers = [position(result.layers[i]) for i in keep]
         axis.plot(layers, [result.mean[i] for i in keep], marker="o", label=label)
         axis.fill_between(layers, [result.low[i] for i in keep], [result.high[i] for i in keep], alpha=0.25)
     first = next(iter(results.values()))
     axis.set_xlabel("layer (block)")
     axis.set_ylabel(f"mean top-{first.k} MSC")
     axis.set_ylim(0.0, 1.02)
-    axis.set_xticks(sorted({layer for r in results.values() for layer in r.layers}))
+    if named:  # layer names (any model): one tick per layer in graph order
+        axis.set_xticks(range(len(order)), [str(layer) for layer in order], rotation=30, fontsize=7)
+    else:
+        axis.set_xticks(sorted({layer for r in results.values() for layer in r.layers}))
     axis.grid(alpha=0.3)
     axis.legend()
     axis.set_title(title or "input vs. sonification of the most active map (95% CI)", fontsize=9)

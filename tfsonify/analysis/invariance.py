@@ -19,13 +19,18 @@ from typing import Iterable
 
 import numpy as np
 
-from tfsonify.models.cnn12 import BLOCKS, check_layer, min_length
+from tfsonify.analysis.clip_batches import as_sonifier, describe_layer
+from tfsonify.models.cnn12 import BLOCKS, check_layer
 
 __all__ = ["pool_period", "ShiftCheck", "time_invariance"]
 
 
-def pool_period(layer: int) -> int:
-    """``2 ** (number of pooled blocks among 1..layer)``: shifts that are multiples of this keep pool alignment."""
+def pool_period(layer: int | str, sonifier=None) -> int:
+    """Input samples between output steps of ``layer``: shifts that are multiples of this keep every pool and
+    stride aligned. CNN12 (no ``sonifier``): ``2 ** (number of pooled blocks among 1..layer)``; any model: the
+    layer's total stride (:meth:`tfsonify.Sonifier.geometry`, ``LayerInfo.stride``)."""
+    if sonifier is not None:
+        return int(sonifier.geometry(layer)[1])
     check_layer(layer)
     return 2 ** sum(spec.pooled for spec in BLOCKS[:layer])
 
@@ -47,32 +52,33 @@ def time_invariance(sonifier, waveform: np.ndarray, layer: int, feature: int | N
     """Compare the sonification of ``waveform[k:]`` with the sonification of ``waveform`` advanced by ``k``.
 
     Args:
-        sonifier: a :class:`tfsonify.Sonifier`.
+        sonifier: a :class:`tfsonify.Sonifier` of any supported model (or a model, wrapped in one).
         waveform: mono float32 ``[time]`` at the model's rate; must be at least
             ``max(shifts) + 2 * min_length(layer)`` samples so a region remains to compare.
-        layer: block 1..11.
+        layer: a block index or layer name (:meth:`tfsonify.Sonifier.layers`).
         feature: map index (default: the clip's most active map).
         shifts: positive sample offsets; include multiples of ``pool_period(layer)`` for the
-            exact case and others to see the error when alignment breaks.
+            exact case (the layer's stride, ``pool_period(layer, sonifier)``) and others to see the error
+            when alignment breaks.
 
     Returns:
         One :class:`ShiftCheck` per shift, in the given order.
     """
-    check_layer(layer)
+    sonifier = as_sonifier(sonifier)
+    margin = sonifier.min_length(layer)  # ValueError for a layer the model does not have
     waveform = np.asarray(waveform, np.float32)
     shifts = [int(shift) for shift in shifts]
     if waveform.ndim != 1:
         raise ValueError(f"waveform must be mono [time]; received shape {waveform.shape}")
     if not shifts or min(shifts) < 1:
         raise ValueError(f"shifts must be positive sample offsets; received {shifts}")
-    margin = min_length(layer)
     if waveform.size < max(shifts) + 2 * margin:
-        raise ValueError(f"clip has {waveform.size} samples; block {layer} with shift {max(shifts)} needs at least "
+        raise ValueError(f"clip has {waveform.size} samples; {describe_layer(layer)} with shift {max(shifts)} needs at least "
                          f"{max(shifts) + 2 * margin} (shift + two receptive fields of {margin})")
     if feature is None:
         feature = int(sonifier.top_features(waveform, layer, 1)[0][0])
     reference = sonifier.sonify(waveform, layer, feature=feature)
-    period = pool_period(layer)
+    period = pool_period(layer, sonifier)
     peak = float(np.max(np.abs(waveform)))
     checks = []
     for shift in shifts:

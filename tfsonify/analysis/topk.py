@@ -13,9 +13,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfsonify.analysis.clip_batches import as_sonifier, Skipped, check_layers, equal_length_batches
-from tfsonify.models.cnn12 import min_length
-from tfsonify.layers import peak_normalize
+from tfsonify.analysis.clip_batches import as_sonifier, Skipped, check_layers, describe_layer, equal_length_batches
 from tfsonify.validation import check_int
 
 __all__ = ["StreamingTopK", "TopKResult", "per_map_maxima", "top_activating_inputs", "sonify_top_inputs"]
@@ -66,15 +64,17 @@ class TopKResult:
     skipped: dict[int, int] = field(default_factory=dict)
 
 
-def _score_graph(sonifier, deepest: int, layers: tuple[int, ...]):
-    key = ("topk_scores", deepest, layers)
+def _score_graph(sonifier, layers: tuple):
+    """One forward pass (the deconvnet's walk, input scaling included) to the deepest of ``layers``."""
+    names = tuple(sonifier.deconvnet.resolve(layer) for layer in layers)
+    key = ("topk_scores", names)
     if key not in sonifier._graphs:
         def scores(waveform):
-            states = sonifier.encode(peak_normalize(waveform), deepest)
-            return [tf.reduce_max(states[layer - 1].output, axis=1) for layer in layers]
+            deconvnet = sonifier.deconvnet
+            return [tf.reduce_max(out, axis=1) for out in deconvnet.outputs(deconvnet.scale_input(waveform), names)]
 
         sonifier._graphs[key] = tf.function(scores, input_signature=[tf.TensorSpec([None, None], tf.float32)],
-                                            jit_compile=sonifier.jit_compile, reduce_retracing=True)
+                                            jit_compile=sonifier.jit_compile, reduce_retracing=True, autograph=False)
     return sonifier._graphs[key]
 
 
@@ -90,10 +90,10 @@ def per_map_maxima(sonifier, batch: np.ndarray, layers: Sequence[int]) -> dict[i
         ``{layer: float32 [batch, channels_L]}`` for each block with ``min_length(layer) <= time``, from one
         forward pass to the deepest of them (the blocks the clips are too short for are absent).
     """
-    usable = tuple(layer for layer in layers if batch.shape[1] >= min_length(layer))
+    usable = tuple(layer for layer in layers if batch.shape[1] >= sonifier.min_length(layer))
     if not usable:
         return {}
-    outputs = _score_graph(sonifier, max(usable), usable)(tf.constant(batch, tf.float32))
+    outputs = _score_graph(sonifier, usable)(tf.constant(batch, tf.float32))
     return {layer: scores.numpy() for layer, scores in zip(usable, outputs)}
 
 
@@ -115,11 +115,11 @@ def top_activating_inputs(sonifier, clips: Iterable, layers: Iterable[int] | Non
         ValueError: fewer usable clips than ``k`` for some block (the message gives the counts).
     """
     sonifier = as_sonifier(sonifier)
-    layers = check_layers(layers)
+    layers = check_layers(layers, sonifier=sonifier)
     trackers = {layer: StreamingTopK(sonifier.num_features(layer), k) for layer in layers}
     skipped = {layer: 0 for layer in layers}
     shallow = Skipped()
-    for ids, batch in equal_length_batches(clips, batch_size, layers[0], shallow):
+    for ids, batch in equal_length_batches(clips, batch_size, layers[0], shallow, sonifier=sonifier):
         maxima = per_map_maxima(sonifier, batch, layers)
         for layer in layers:
             if layer in maxima:
@@ -131,8 +131,8 @@ def top_activating_inputs(sonifier, clips: Iterable, layers: Iterable[int] | Non
     short = {layer: trackers[layer].seen for layer in layers if trackers[layer].seen < k}
     if short:
         layer, seen = next(iter(short.items()))
-        raise ValueError(f"the dataset has {seen} usable clip(s) for block {layer} but k={k} are needed per map "
-                         f"({skipped[layer]} clip(s) were skipped as shorter than {min_length(layer)} samples); "
+        raise ValueError(f"the dataset has {seen} usable clip(s) for {describe_layer(layer)} but k={k} are needed per map "
+                         f"({skipped[layer]} clip(s) were skipped as shorter than {sonifier.min_length(layer)} samples); "
                          f"use a smaller k or more clips")
     return TopKResult(k=int(k), ids={layer: trackers[layer].ids for layer in layers},
                       scores={layer: trackers[layer].scores for layer in layers},
@@ -154,7 +154,7 @@ def sonify_top_inputs(sonifier, result: TopKResult, clips: Sequence, layer: int,
         ``activation``, ``input`` ``[time]`` and ``sonification`` ``[time]`` float32.
     """
     if layer not in result.ids:
-        raise ValueError(f"block {layer} was not streamed; available: {sorted(result.ids)}")
+        raise ValueError(f"{describe_layer(layer)} was not streamed; available: {sorted(result.ids)}")
     features = range(result.ids[layer].shape[0]) if features is None else features
     entries = []
     for feature in features:

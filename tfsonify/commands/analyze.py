@@ -36,26 +36,38 @@ def load_clips(paths: list[str], sample_rate: int) -> tuple[list[str], list[np.n
         return [str(f) for f in files], [load_audio(f, sample_rate) for f in files]
 
 
-def parse_layers(text: str | None) -> list[int] | None:
-    """``"1,4,8-11"`` -> ``[1, 4, 8, 9, 10, 11]``; None -> all blocks."""
+def parse_layers(text: str | None) -> list[int | str] | None:
+    """``"1,4,8-11"`` -> ``[1, 4, 8, 9, 10, 11]``; layer names stay names (``"conv4_pool,6"`` ->
+    ``["conv4_pool", 6]``); None -> all blocks."""
     if not text:
         return None
-    layers = []
+    layers: list[int | str] = []
     try:
         for part in text.split(","):
+            part = part.strip()
             low, _, high = part.partition("-")
+            if not low.isdigit() or (high and not high.isdigit()):
+                if not part or part[0].isdigit():
+                    raise ValueError(part)
+                layers.append(part)  # a layer name (the analyses check it against the model)
+                continue
             layers.extend(range(int(low), int(high or low) + 1))
     except ValueError:
-        raise ValueError(f"--layers must look like 1,4,8-11; received {text!r}") from None
+        raise ValueError(f"--layers must look like 1,4,8-11 or name layers (conv4,conv6_pool); received {text!r}") from None
     return layers
+
+
+def _layer_arg(text: str) -> int | str:
+    """``--layer``: a block index or a layer name."""
+    return int(text) if text.isdigit() else text
 
 
 def _common(parser, model: bool = True, clips: bool = True) -> None:
     if clips:
         parser.add_argument("clips", nargs="+", help="audio files or folders (searched recursively)")
     if model:
-        parser.add_argument("--model", required=True, help="a .keras file holding a tfsonify CNN12")
-    parser.add_argument("--layers", default=None, help="blocks, e.g. 1,4,8-11 (default all 11)")
+        parser.add_argument("--model", required=True, help="a .keras file: a tfsonify CNN12, CREPE or your own Keras CNN")
+    parser.add_argument("--layers", default=None, help="blocks or layer names, e.g. 1,4,8-11 or conv4_pool (default all blocks)")
     parser.add_argument("--batch-size", type=int, default=8, help="clips per forward pass (default 8)")
 
 
@@ -90,7 +102,7 @@ def register(subparsers) -> None:
     p = commands.add_parser("invariance", help="check sonify(shifted x) == shifted sonify(x) (Fig. B.3)")
     p.add_argument("clip", help="one audio file")
     p.add_argument("--model", required=True)
-    p.add_argument("--layer", type=int, required=True)
+    p.add_argument("--layer", type=_layer_arg, required=True, help="block index or layer name")
     p.add_argument("--feature", type=int, default=None, help="map (default the most active)")
     p.add_argument("--shifts", default=None, help="comma-separated sample shifts (default: pool period, twice it, +1, 3)")
     p.set_defaults(func=run_invariance)
@@ -116,7 +128,9 @@ def register(subparsers) -> None:
     p = commands.add_parser("relevance", help="guided-backprop and spectral relevance of an output unit (Muckenhirn et al.)")
     p.add_argument("clip", help="one audio file (at least 2370 samples at the model's rate)")
     p.add_argument("--model", required=True)
-    p.add_argument("--unit", type=int, default=None, help="output unit (default the largest logit)")
+    p.add_argument("--unit", type=int, default=None, help="output unit, or with --layer the map (default the largest)")
+    p.add_argument("--layer", type=_layer_arg, default=None,
+                   help="relevance of this layer's map (sum over time) instead of an output unit (block index or name)")
     p.add_argument("--out", required=True, help="folder for relevance.wav, relevance.png and relevance.json")
     p.set_defaults(func=run_relevance)
 
@@ -162,7 +176,7 @@ def run_coherence(args: argparse.Namespace) -> int:
             print(f"{label}:\n{result.table()}\n{len(dead)} clip(s) in the dead letter ({out}/dead_letter-00000-of-00001.jsonl)")
             results[label] = result
             continue
-        sonifier = Sonifier(load_model(path))
+        sonifier = Sonifier(load_model(path, any_model=True))
         names, clips = load_clips(args.clips, sonifier.sample_rate)
         with progress(f"{label}: coherence over {len(clips)} clip(s)"):
             result = layer_coherence(sonifier, clips, parse_layers(args.layers), k=args.k, nperseg=args.nperseg, batch_size=args.batch_size)
@@ -202,15 +216,16 @@ def run_invariance(args: argparse.Namespace) -> int:
     from tfsonify.audio import load_audio
     from tfsonify.sonifier import Sonifier
 
-    sonifier = Sonifier(load_model(args.model))
+    sonifier = Sonifier(load_model(args.model, any_model=True))
     waveform = load_audio(args.clip, sonifier.sample_rate)
-    period = pool_period(args.layer)
+    period = pool_period(args.layer, sonifier)  # the layer's stride in input samples
     try:
         shifts = [int(s) for s in args.shifts.split(",")] if args.shifts else [period, 2 * period, period + 1, 3]
     except ValueError:
         raise ValueError(f"--shifts must be comma-separated integers; received {args.shifts!r}") from None
     checks = time_invariance(sonifier, waveform, args.layer, args.feature, shifts)
-    print(f"block {args.layer}: pool period {period} samples")
+    what = f"layer {args.layer!r}" if isinstance(args.layer, str) else f"block {args.layer}"
+    print(f"{what}: pool period (stride) {period} samples")
     print(f"{'shift':>6}  {'aligned':>7}  {'peak kept':>9}  {'max error':>10}  {'rel. RMS':>9}  samples")
     for c in checks:
         print(f"{c.shift:>6}  {str(c.aligned):>7}  {str(c.peak_kept):>9}  {c.max_error:10.3g}  {c.relative_rms_error:9.3g}  {c.compared_samples}")
@@ -268,7 +283,7 @@ def run_topk(args: argparse.Namespace) -> int:
         clips = clip_reader(names, sonifier.sample_rate)
         print(f"{len(beam_result.dead_letter)} clip(s) in the dead letter ({out}/dead_letter-00000-of-00001.jsonl)")
     else:
-        sonifier = Sonifier(load_model(args.model))
+        sonifier = Sonifier(load_model(args.model, any_model=True))
         names, clips = load_clips(args.clips, sonifier.sample_rate)
         with progress(f"streaming {len(clips)} clip(s) for the top {args.k} per map"):
             result = top_activating_inputs(sonifier, clips, parse_layers(args.layers), k=args.k, batch_size=args.batch_size)
@@ -276,9 +291,11 @@ def run_topk(args: argparse.Namespace) -> int:
     for layer, ids in result.ids.items():
         order = np.argsort(-result.scores[layer][:, 0], kind="stable")
         features = order if args.maps_per_layer <= 0 else order[: args.maps_per_layer]
-        with progress(f"block {layer}: sonifying {len(features)} map(s) x {args.k} clip(s)"):
+        what = f"layer {layer!r}" if isinstance(layer, str) else f"block {layer}"
+        with progress(f"{what}: sonifying {len(features)} map(s) x {args.k} clip(s)"):
             for entry in sonify_top_inputs(sonifier, result, clips, layer, [int(f) for f in features]):
-                folder = out / f"L{layer:02d}_f{entry['feature']:04d}_rank{entry['rank']}"
+                tag = f"L{layer:02d}" if isinstance(layer, int) else str(layer)
+                folder = out / f"{tag}_f{entry['feature']:04d}_rank{entry['rank']}"
                 write_sonifications(folder, entry["input"], entry["sonification"][None], layer, [entry["feature"]],
                                     [entry["activation"]], sonifier.sample_rate, source=names[entry["clip"]], plots=not args.no_plots)
         summary[str(layer)] = {"ids": ids.tolist(), "scores": result.scores[layer].tolist(), "skipped": result.skipped[layer]}
@@ -316,10 +333,15 @@ def run_relevance(args: argparse.Namespace) -> int:
     from tfsonify.render import check_writable_dir, log_spectrogram
 
     out = check_writable_dir(args.out)
-    model = load_model(args.model)
+    model = load_model(args.model, any_model=True)
     rate = int(getattr(model, "sample_rate", 8000))
     waveform = load_audio(args.clip, rate)
-    relevance, unit = guided_backprop(model, waveform, args.unit)
+    fixed = model.inputs[0].shape[1]
+    if args.layer is None and fixed is not None and waveform.size > fixed:  # e.g. CREPE's 1024-sample frame
+        print(f"the model takes {fixed}-sample inputs: relevance of the clip's first {fixed} samples "
+              f"(pass --layer for a feature map of the whole clip)")
+        waveform = waveform[:fixed]
+    relevance, unit = guided_backprop(model, waveform, args.unit, layer=args.layer)
     freqs, spectral = spectral_relevance(relevance, rate)
     _, input_spectrum = spectral_relevance(waveform, rate)
     st_freqs, st_times, st_relevance = short_time_spectral_relevance(relevance, rate)
@@ -338,7 +360,8 @@ def run_relevance(args: argparse.Namespace) -> int:
         axis.set_ylabel("kHz")
         axis.set_title(label, fontsize=9, loc="left")
     axes[2].set_xlabel("time (s)")
-    figure.suptitle(f"guided backprop of output unit {int(unit)}", fontsize=10)
+    target = f"output unit {int(unit)}" if args.layer is None else f"map {int(unit)} of {args.layer}"
+    figure.suptitle(f"guided backprop of {target}", fontsize=10)
     with atomic_path(out / "relevance.png", suffix=".png") as temporary:
         figure.savefig(temporary, dpi=90, format="png")
     plt.close(figure)
@@ -346,7 +369,7 @@ def run_relevance(args: argparse.Namespace) -> int:
 
     peaks, _ = find_peaks(spectral, distance=max(1, int(round(50.0 / (freqs[1] - freqs[0])))))  # peaks >= 50 Hz apart
     top = freqs[peaks[np.argsort(-spectral[peaks])][:5]]
-    _write_json(str(out), "relevance.json", {"unit": int(unit), "peak_frequencies_hz": [float(f) for f in top],
+    _write_json(str(out), "relevance.json", {"unit": int(unit), "layer": args.layer, "peak_frequencies_hz": [float(f) for f in top],
                                              "spectral_centroid_hz": float((freqs * spectral).sum() / max(spectral.sum(), 1e-30))})
-    print(f"output unit {int(unit)}: spectral relevance peaks at {', '.join(f'{f:.0f}' for f in top)} Hz; wrote {out}/relevance.png")
+    print(f"{target}: spectral relevance peaks at {', '.join(f'{f:.0f}' for f in top)} Hz; wrote {out}/relevance.png")
     return 0

@@ -43,7 +43,7 @@ def register(subparsers) -> None:
 def run_savedmodel(args: argparse.Namespace) -> int:
     from tfsonify.export.savedmodel import export_saved_model, write_batching_parameters, write_model_config
 
-    model = load_model(args.model)
+    model = load_model(args.model, any_model=True)
     out = Path(args.out)
     with progress(f"exporting SavedModel to {out}/"):
         version_dir = export_saved_model(model, out, version=args.version)

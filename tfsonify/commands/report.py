@@ -13,10 +13,10 @@ def register(subparsers) -> None:
         description="Per block, the most active maps of each clip with audio players for input and sonification, their "
         "log-spectrogram pair, activation and coherence; the coherence-per-layer plot; the residual table. "
         "Open DIR/index.html (works offline; media in DIR/media).")
-    parser.add_argument("model", help="a .keras file holding a tfsonify CNN12")
+    parser.add_argument("model", help="a .keras file: a tfsonify CNN12, CREPE or your own Keras CNN")
     parser.add_argument("clips", nargs="+", help="audio files or folders (searched recursively)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--layers", default=None, help="blocks, e.g. 1,4,8-11 (default all 11)")
+    parser.add_argument("--layers", default=None, help="blocks or layer names, e.g. 1,4,8-11 or conv4_pool (default all blocks)")
     parser.add_argument("--top", type=int, default=3, help="most active maps per clip and block (default 3)")
     parser.add_argument("--title", default="")
     parser.add_argument("--no-residual", action="store_true", help="skip the residual experiment")
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top < 1:
         raise ValueError(f"--top must be at least 1; received {args.top}")
-    model = load_model(args.model)
+    model = load_model(args.model, any_model=True)
     names, clips = load_clips(args.clips, int(getattr(model, "sample_rate", 8000)))
     labels = {}
     for name in names:  # unique, readable names

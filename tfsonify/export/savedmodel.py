@@ -1,12 +1,18 @@
 """SavedModel export in TensorFlow Serving's layout (``models/NAME/VERSION/``).
 
+Any model :class:`tfsonify.Sonifier` supports (CNN12, CREPE, your own Keras CNN). Layer ids are the
+model's conv blocks ``1..N`` (:meth:`tfsonify.Sonifier.layers` entries with a ``block``; CNN12: blocks
+1..11, CREPE: 1..6), as the Sonifier's integer ``layer=``; the metadata's ``layer_names`` maps id ``L``
+to its Keras layer name ``layer_names[L - 1]``, ``min_length[L - 1]`` is its minimum clip length.
+
 Signatures (all inputs batched on axis 0 so TF Serving's row format and server-side
 batching work; the waveform is float32 ``[batch, time]`` at the model's rate, 8 kHz
-for CNN12, raw amplitude; every clip of one request has the same ``time``):
+for CNN12, 16 kHz for CREPE, raw amplitude; every clip of one request has the same ``time``):
 
 ``serving_default``
-    ``waveform`` -> ``embedding`` float32 ``[batch, embedding_dim]`` (plus ``scores``
-    ``[batch, num_classes]`` when the model has a classifier head).
+    CNN12: ``waveform`` -> ``embedding`` float32 ``[batch, embedding_dim]`` (plus ``scores``
+    ``[batch, num_classes]`` when the model has a classifier head). Any other model:
+    ``waveform`` (its input shape, e.g. CREPE ``[batch, 1024]``) -> ``output``, the model's output.
 ``classify`` (only for models with a head)
     ``waveform`` -> ``scores`` float32 ``[batch, num_classes]``, ``classes`` int32 ``[batch]``
     (arg-max class).
@@ -48,7 +54,6 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from tfsonify.models.cnn12 import NUM_BLOCKS, min_length
 from tfsonify.export.wav_graph import WAV_SIGNATURES, add_wav_endpoints, encode_wav_files
 from tfsonify.sonifier import Sonifier
 from tfsonify.validation import check_int
@@ -77,26 +82,43 @@ def next_version(model_dir: str | os.PathLike) -> int:
     return max(versions, default=0) + 1
 
 
+def exported_layers(sonifier: Sonifier) -> list:
+    """The :class:`tfsonify.deconvnet.LayerInfo` of layer ids ``1..N``: the model's conv blocks in graph order."""
+    return [info for info in sonifier.layers() if info.block is not None]
+
+
+def _is_cnn12(model: keras.Model) -> bool:
+    return hasattr(model, "encoder") and any(layer.name == "embedding" for layer in model.layers)
+
+
+def _has_head(model: keras.Model) -> bool:
+    return _is_cnn12(model) and any(layer.name == "classifier" for layer in model.layers)
+
+
 def _model_metadata(model: keras.Model, sonifier: Sonifier) -> dict:
     has_head = _has_head(model)
+    layers = exported_layers(sonifier)
+    fixed = model.inputs[0].shape[1]
     return {
         "format": "tfsonify-savedmodel/1",
+        "model": model.name,
         "sample_rate": sonifier.sample_rate,
-        "num_layers": NUM_BLOCKS,
-        "num_features": [sonifier.num_features(layer) for layer in range(1, NUM_BLOCKS + 1)],
-        "min_length": [min_length(layer) for layer in range(1, NUM_BLOCKS + 1)],
+        "input_length": None if fixed is None else int(fixed),
+        "num_layers": len(layers),
+        "layer_names": [info.name for info in layers],
+        "num_features": [info.channels for info in layers],
+        "min_length": [info.min_length for info in layers],
+        "receptive_field": [info.receptive_field for info in layers],
+        "stride": [info.stride for info in layers],
         "num_classes": int(model.get_layer("classifier").units) if has_head else None,
-        "embedding_dim": int(model.get_layer("embedding").units),
+        "embedding_dim": int(model.get_layer("embedding").units) if _is_cnn12(model) else None,
+        "output_shape": [None if d is None else int(d) for d in model.outputs[0].shape[1:]],
         "signatures": ["serving_default"] + (["classify"] if has_head else []) + ["sonify", "sonify_top_k"]
         + list(WAV_SIGNATURES),
     }
 
 
-def _has_head(model: keras.Model) -> bool:
-    return any(layer.name == "classifier" for layer in model.layers)
-
-
-def _per_layer_rows(layer: tf.Tensor, build_rows, initial: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, ...]:
+def _per_layer_rows(layer: tf.Tensor, build_rows, initial: tuple[tf.Tensor, ...], num_layers: int) -> tuple[tf.Tensor, ...]:
     """Fill ``initial`` row-wise by calling ``build_rows(L, rows)`` for every block present in ``layer``.
 
     ``build_rows(L, rows)`` returns tensors for the rows ``rows`` (int32 ``[m]``) whose
@@ -104,7 +126,7 @@ def _per_layer_rows(layer: tf.Tensor, build_rows, initial: tuple[tf.Tensor, ...]
     Blocks absent from the batch cost one ``tf.cond`` each.
     """
     outputs = initial
-    for block in range(1, NUM_BLOCKS + 1):
+    for block in range(1, num_layers + 1):
         rows = tf.cast(tf.reshape(tf.where(tf.equal(layer, block)), [-1]), tf.int32)
 
         def compute(block=block, rows=rows, current=outputs):
@@ -129,39 +151,55 @@ def _checks_in_order(*checks: Callable[[], tf.Operation]) -> list[tf.Operation]:
     return done
 
 
-def _row_checks(waveform: tf.Tensor, layer: tf.Tensor, other: tf.Tensor, other_name: str) -> list:
+def _row_checks(waveform: tf.Tensor, layer: tf.Tensor, other: tf.Tensor, other_name: str, num_layers: int) -> list:
     """Check makers (in order) for a per-row request: one entry per clip, then the layer range."""
     batch = lambda: tf.shape(waveform)[0]  # noqa: E731
     return [
         lambda: tf.debugging.assert_equal(tf.shape(layer)[0], batch(), message="layer must have one entry per clip ([batch] int32)"),
         lambda: tf.debugging.assert_equal(tf.shape(other)[0], batch(), message=f"{other_name} must have one entry per clip ([batch] int32)"),
-        lambda: tf.debugging.assert_greater_equal(layer, 1, message=f"layer must be in 1..{NUM_BLOCKS}"),
-        lambda: tf.debugging.assert_less_equal(layer, NUM_BLOCKS, message=f"layer must be in 1..{NUM_BLOCKS}"),
+        lambda: tf.debugging.assert_greater_equal(layer, 1, message=f"layer must be in 1..{num_layers}"),
+        lambda: tf.debugging.assert_less_equal(layer, num_layers, message=f"layer must be in 1..{num_layers}"),
     ]
 
 
-def build_archive(model: keras.Model) -> keras.export.ExportArchive:
+def build_archive(model: keras.Model, sample_rate: int | None = None) -> keras.export.ExportArchive:
     """An :class:`keras.export.ExportArchive` with the signatures described in the module docstring.
 
     Args:
-        model: a :class:`tfsonify.CNN12` (with or without classifier head).
+        model: a :class:`tfsonify.CNN12` (with or without classifier head) or any model
+            :class:`tfsonify.Sonifier` supports.
+        sample_rate: the model's rate in Hz (default as :class:`tfsonify.Sonifier`).
     """
-    sonifier = Sonifier(model)
-    channels = tf.constant([sonifier.num_features(layer) for layer in range(1, NUM_BLOCKS + 1)], tf.int32)
+    sonifier = Sonifier(model, sample_rate=sample_rate)
+    layers = exported_layers(sonifier)
+    num_layers = len(layers)
+    if not num_layers:
+        raise ValueError(f"model {model.name!r} has no conv block to export (sonifiable layers: "
+                         f"{[info.name for info in sonifier.layers()]})")
+    names = [info.name for info in layers]
+    channels = tf.constant([info.channels for info in layers], tf.int32)
     wave_spec = tf.TensorSpec([None, None], tf.float32, name="waveform")
     row_spec = lambda name: tf.TensorSpec([None], tf.int32, name=name)  # noqa: E731
     has_head = _has_head(model)
+    cnn12 = _is_cnn12(model)
     encoder = model.encoder() if has_head else model
 
     archive = keras.export.ExportArchive()
 
-    def serving_default(waveform):
-        outputs = {"embedding": encoder(waveform, training=False)}
-        if has_head:
-            outputs["scores"] = model(waveform, training=False)
-        return outputs
+    if cnn12:
+        def serving_default(waveform):
+            outputs = {"embedding": encoder(waveform, training=False)}
+            if has_head:
+                outputs["scores"] = model(waveform, training=False)
+            return outputs
 
-    archive.add_endpoint("serving_default", serving_default, input_signature=[wave_spec])
+        archive.add_endpoint("serving_default", serving_default, input_signature=[wave_spec])
+    else:
+        def serving_default(waveform):
+            return {"output": model(waveform, training=False)}
+
+        model_spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32, name="waveform")
+        archive.add_endpoint("serving_default", serving_default, input_signature=[model_spec])
 
     if has_head:
         def classify(waveform):
@@ -172,7 +210,7 @@ def build_archive(model: keras.Model) -> keras.export.ExportArchive:
 
     def sonify(waveform, layer, feature):
         checks = _checks_in_order(
-            *_row_checks(waveform, layer, feature, "feature"),
+            *_row_checks(waveform, layer, feature, "feature", num_layers),
             lambda: tf.debugging.assert_non_negative(feature, message="feature must be >= 0"),
             lambda: tf.debugging.assert_less(feature, tf.gather(channels, layer - 1),
                                              message="feature must be < the number of maps of its layer"))
@@ -182,16 +220,16 @@ def build_archive(model: keras.Model) -> keras.export.ExportArchive:
         def rows_for(block, rows):
             clips = tf.gather(waveform, rows)
             index = tf.range(tf.shape(rows)[0], dtype=tf.int32)
-            return (sonifier.sonify_selected_graph(clips, block, index, tf.gather(feature, rows)),)
+            return (sonifier.sonify_selected_graph(clips, names[block - 1], index, tf.gather(feature, rows)),)
 
-        (sonification,) = _per_layer_rows(layer, rows_for, (tf.zeros_like(waveform),))
+        (sonification,) = _per_layer_rows(layer, rows_for, (tf.zeros_like(waveform),), num_layers)
         return {"sonification": sonification}
 
     archive.add_endpoint("sonify", sonify, input_signature=[wave_spec, row_spec("layer"), row_spec("feature")])
 
     def sonify_top_k(waveform, layer, k):
         checks = _checks_in_order(
-            *_row_checks(waveform, layer, k, "k"),
+            *_row_checks(waveform, layer, k, "k", num_layers),
             lambda: tf.debugging.assert_positive(k, message="k must be >= 1"),
             lambda: tf.debugging.assert_less_equal(k, tf.gather(channels, layer - 1),
                                                    message="k must be <= the number of maps of its layer"))
@@ -203,7 +241,7 @@ def build_archive(model: keras.Model) -> keras.export.ExportArchive:
         def rows_for(block, rows):
             clips = tf.gather(waveform, rows)
             block_k = tf.minimum(top, channels[block - 1])
-            features, scores, sounds = sonifier.sonify_top_graph(clips, block, block_k)
+            features, scores, sounds = sonifier.sonify_top_graph(clips, names[block - 1], block_k)
             pad = top - block_k
             features = tf.pad(features, [[0, 0], [0, pad]], constant_values=-1)
             scores = tf.pad(scores, [[0, 0], [0, pad]])
@@ -219,7 +257,7 @@ def build_archive(model: keras.Model) -> keras.export.ExportArchive:
             tf.zeros(tf.stack([batch, top]), tf.float32),
             tf.zeros(tf.stack([batch, top, time]), tf.float32),
         )
-        features, activations, sonifications = _per_layer_rows(layer, rows_for, initial)
+        features, activations, sonifications = _per_layer_rows(layer, rows_for, initial, num_layers)
         return {"features": features, "activations": activations, "sonifications": sonifications}
 
     archive.add_endpoint("sonify_top_k", sonify_top_k, input_signature=[wave_spec, row_spec("layer"), row_spec("k")])
@@ -245,11 +283,11 @@ def store_weights_once(archive: keras.export.ExportArchive) -> None:
 
 
 def export_saved_model(model: keras.Model, model_dir: str | os.PathLike, version: int | None = None,
-                       _before_rename=None) -> Path:
+                       _before_rename=None, sample_rate: int | None = None) -> Path:
     """Export ``model`` as ``model_dir/VERSION/`` (TF Serving layout), atomically.
 
     Args:
-        model: a :class:`tfsonify.CNN12`.
+        model: a :class:`tfsonify.CNN12` or any model :class:`tfsonify.Sonifier` supports (CREPE, your own).
         model_dir: ``models/NAME``; created if missing.
         version: integer version; default: one more than the largest existing one.
         _before_rename: test hook called with the temporary path just before the rename.
@@ -267,7 +305,7 @@ def export_saved_model(model: keras.Model, model_dir: str | os.PathLike, version
     final = model_dir / str(version)
     if final.exists():
         raise ValueError(f"version folder {final} exists already; choose another version or omit it")
-    archive = build_archive(model)
+    archive = build_archive(model, sample_rate=sample_rate)
     temporary = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir))
     try:
         archive.write_out(str(temporary / "model"), verbose=False)
@@ -300,7 +338,7 @@ def write_warmup_requests(path: str | os.PathLike, metadata: dict) -> bool:
     import numpy as np
 
     layers = np.arange(1, metadata["num_layers"] + 1, dtype=np.int32)
-    length = metadata["min_length"][-1]
+    length = max(metadata["min_length"][-1], metadata.get("input_length") or 0)
     wave = np.tile(np.sin(np.arange(length, dtype=np.float32) * 0.05), (len(layers), 1)).astype(np.float32)
     requests = {
         "serving_default": {"waveform": wave},

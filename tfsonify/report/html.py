@@ -14,8 +14,8 @@ import soundfile
 from tfsonify.analysis.coherence import layer_coherence, plot_coherence, top_k_coherence
 from tfsonify.analysis.residual import residual_experiment
 from tfsonify.audio import atomic_path
-from tfsonify.checkpoint import cnn12_of
-from tfsonify.models.cnn12 import min_length
+from tfsonify.checkpoint import sonifiable_of
+from tfsonify.models.cnn12 import CNN12
 from tfsonify.render import check_writable_dir, plot_pair
 
 __all__ = ["build_report", "write_pcm16"]
@@ -51,32 +51,34 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
     """Write the report folder and return the path of ``index.html``.
 
     Args:
-        model: a :class:`tfsonify.CNN12` (with or without a classifier head).
+        model: a :class:`tfsonify.CNN12` (with or without a classifier head; a contrastive model's encoder) or
+            any model :class:`tfsonify.Sonifier` supports (CREPE, your own Keras CNN).
         clips: ``name -> waveform``, mono float32 ``[time]`` at the model's rate. Clips shorter than a
             block needs are left out of that block (the page says how many).
         out_dir: folder to write (created if missing).
-        layers: blocks to show (default all 11).
+        layers: block indices or layer names (:meth:`tfsonify.Sonifier.layers`; default all blocks).
         top: most active maps shown per clip and block.
         title: page title (default the model's name).
         coherence_k: frequencies averaged in the coherence score (5 in the paper).
         residual: run the residual experiment (agreement with the clean prediction for a model with a
-            head, embedding cosine otherwise) with its random-segment control.
+            head, embedding cosine otherwise) with its random-segment control (CNN12 only; other models get a note).
     """
-    from tfsonify.analysis.clip_batches import as_clip, check_layers
+    from tfsonify.analysis.clip_batches import as_clip, check_layers, describe_layer
     from tfsonify.sonifier import Sonifier
 
     if not clips:
         raise ValueError("the report needs at least one clip")
-    layers = check_layers(layers)
+    model = sonifiable_of(model)  # a contrastive model's CNN12 encoder; any other model as it is
+    sonifier = Sonifier(model)
+    layers = check_layers(layers, sonifier=sonifier)
+    min_length = sonifier.min_length
     out_dir = check_writable_dir(out_dir)
     media = check_writable_dir(out_dir / "media")
-    model = cnn12_of(model)  # a contrastive model's CNN12 encoder
-    sonifier = Sonifier(model)
     rate = sonifier.sample_rate
     names = list(clips)
     waves = [as_clip(clips[name], i) for i, name in enumerate(names)]
     if all(w.size < min_length(layers[0]) for w in waves):
-        raise ValueError(f"every clip is shorter than the {min_length(layers[0])} samples block {layers[0]} needs")
+        raise ValueError(f"every clip is shorter than the {min_length(layers[0])} samples {describe_layer(layers[0])} needs")
     title = title or f"tfsonify report: {model.name}"
     data: dict = {"title": title, "sample_rate": rate, "clips": [], "layers": {}}
 
@@ -86,6 +88,8 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
 
     sections = []
     for layer in layers:
+        tag = f"L{layer:02d}" if isinstance(layer, int) else f"L_{layer}"
+        what = describe_layer(layer)
         rows, skipped = [], 0
         k = min(top, sonifier.num_features(layer))
         entries = []
@@ -96,22 +100,23 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
             features, activations, sounds = sonifier.sonify_top(wave, layer, k)
             coherences = top_k_coherence(np.broadcast_to(wave, sounds.shape), sounds, coherence_k, rate)
             for rank, (feature, activation, sound, coherence) in enumerate(zip(features, activations, sounds, coherences)):
-                stem = f"c{index:02d}_L{layer:02d}_f{int(feature):04d}"
+                stem = f"c{index:02d}_{tag}_f{int(feature):04d}"
                 write_pcm16(media / f"{stem}.wav", sound, rate)
-                plot_pair(media / f"{stem}.png", wave, sound, rate, f"{names[index]}: block {layer}, map {int(feature)}")
+                plot_pair(media / f"{stem}.png", wave, sound, rate, f"{names[index]}: {what}, map {int(feature)}")
                 entries.append({"clip": index, "rank": rank, "feature": int(feature), "activation": float(activation),
                                 "coherence": float(coherence), "wav": f"media/{stem}.wav", "png": f"media/{stem}.png"})
                 rows.append(
                     f"<tr><td>{html.escape(names[index])}</td><td class=num>{rank + 1}</td><td class=num>{int(feature)}</td>"
                     f"<td class=num>{activation:.4g}</td><td class=num>{coherence:.3f}</td>"
                     f"<td>input<br>{_audio(f'media/c{index:02d}_input.wav')}<br>sonification<br>{_audio(f'media/{stem}.wav')}</td>"
-                    f"<td><img src=\"media/{stem}.png\" alt=\"log spectrograms, {html.escape(names[index])}, block {layer} map {int(feature)}\"></td></tr>")
+                    f"<td><img src=\"media/{stem}.png\" alt=\"log spectrograms, {html.escape(names[index])}, {html.escape(what)} map {int(feature)}\"></td></tr>")
         data["layers"][str(layer)] = {"maps": entries, "skipped_short": skipped}
         note = f'<p class="note">{skipped} clip(s) shorter than {min_length(layer)} samples left out.</p>' if skipped else ""
         body = ("<table class=maps><tr><th>clip</th><th>rank</th><th>map</th><th>max activation</th>"
                 f"<th>top-{coherence_k} MSC</th><th>listen</th><th>log spectrogram: input / sonification</th></tr>"
                 + "".join(rows) + "</table>") if rows else "<p>No clip is long enough for this block.</p>"
-        sections.append(f'<h2 id="L{layer}">Block {layer}</h2>{note}{body}')
+        heading = f"Block {layer}" if isinstance(layer, int) else f"Layer {html.escape(layer)}"
+        sections.append(f'<h2 id="L{html.escape(str(layer))}">{heading}</h2>{note}{body}')
 
     coherence = layer_coherence(sonifier, waves, layers, k=coherence_k, batch_size=1)
     plot_coherence({model.name: coherence}, media / "coherence.png")
@@ -122,7 +127,10 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
         f"{coherence.high[i]:.3f}]</td><td class=num>{coherence.clips[i]}</td></tr>" for i, layer in enumerate(coherence.layers))
 
     residual_html = ""
-    if residual:
+    if residual and not isinstance(model, CNN12):
+        residual_html = ("<h2 id=residual>Residual experiment</h2><p>Not run: the residual experiment compares CNN12's "
+                         f"embedding or class prediction; {html.escape(model.name)} is not a CNN12.</p>")
+    elif residual:
         metric = "agreement" if getattr(model, "num_classes", None) else "cosine"
         usable = [w for w in waves if w.size >= min_length(layers[-1])]
         if usable:
@@ -145,7 +153,7 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
 
     clip_rows = "".join(f"<tr><td>{html.escape(c['name'])}</td><td class=num>{c['samples'] / rate:.2f} s</td><td>{_audio(c['wav'])}</td></tr>"
                         for c in data["clips"])
-    nav = " ".join(f'<a href="#L{layer}">block {layer}</a>' for layer in layers)
+    nav = " ".join(f'<a href="#L{html.escape(str(layer))}">{html.escape(describe_layer(layer))}</a>' for layer in layers)
     page = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
             f"<meta name=viewport content='width=device-width,initial-scale=1'><style>{STYLE}</style></head><body>"
             f"<h1>{html.escape(title)}</h1><p class=note>Model {html.escape(model.name)}, width multiplier "
