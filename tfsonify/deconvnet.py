@@ -14,6 +14,8 @@ layer                                          backward rule
 ``ReLU``, ``Activation("relu")``                ``relu(upstream)`` (the deconvnet rule, not the gradient's mask)
 ``MaxPooling1D``/``MaxPooling2D`` (as 1-D)      max-unpooling with the switches recorded in the forward pass
                                                 (any pool size and stride, overlapping windows, valid/same)
+``tfsonify.MaxPool1DWithSwitches`` (CNN12's     max-unpooling with the switches the layer itself returns
+pools; outputs ``(pooled, switches)``)          (its second output; only ``pooled`` is a feature map)
 ``AveragePooling1D``/``2D`` (as 1-D)            the average's gradient (spread over the window)
 ``BatchNormalization`` (inference),             multiply by the per-channel scale (their gradient)
 ``Rescaling``
@@ -49,13 +51,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfsonify.layers import PeakNormalization, max_pool_with_switches, max_unpool
+from tfsonify.layers import MaxPool1DWithSwitches, PeakNormalization, max_pool_with_switches, max_unpool
 
 __all__ = ["SUPPORTED_LAYERS", "DeconvNet", "LayerInfo", "is_input_scaling"]
 
 SUPPORTED_LAYERS = (
     "Conv1D and Conv2D-as-1-D (any kernel, strides, dilation_rate, padding valid/same/causal, groups=1, "
-    "channels_last, activation relu or linear), ReLU/Activation('relu'|'linear'), MaxPooling1D/2D and "
+    "channels_last, activation relu or linear), ReLU/Activation('relu'|'linear'), MaxPooling1D/2D, "
+    "MaxPool1DWithSwitches (its switches output used for unpooling) and "
     "AveragePooling1D/2D along time, BatchNormalization on the channel axis, Rescaling, Dropout, "
     "SpatialDropout1D/2D, GaussianNoise, GaussianDropout, Identity, Reshape/Permute moving singleton axes, "
     "ZeroPadding1D/2D and Cropping1D/2D on the time axis, Add, InputLayer, and input-scaling layers "
@@ -286,6 +289,9 @@ class _Step:
             return y, (length, left, y)
         if kind == "maxpool":
             window, stride = p["window"], p["stride"]
+            if p.get("own_switches"):  # MaxPool1DWithSwitches: unpool with the switches the layer returns
+                pooled, switches = self.layer(x)
+                return pooled, ("pair", switches, length)
             if window == 2 and stride == 2 and p["padding"] == "valid":  # CNN12's pool: float switches
                 pooled, switches = max_pool_with_switches(x)
                 return pooled, ("pair", switches, length)
@@ -516,7 +522,7 @@ class DeconvNet:
                     if calls[id(layer)] > 1:
                         raise _unsupported(layer, f"it is called {calls[id(layer)]} times in the model; each layer "
                                                   "on the path must be called once")
-                    if len(outputs) != 1:
+                    if len(outputs) != 1 and not (isinstance(layer, MaxPool1DWithSwitches) and len(outputs) == 2):
                         raise _unsupported(layer, f"it has {len(outputs)} outputs")
                     if is_input_scaling(layer):
                         if not (prelude_open and inputs == [self.start]):
@@ -533,6 +539,9 @@ class DeconvNet:
                     prelude_open = False
                     self.by_name[layer.name] = len(self.steps)
                     self.steps.append(step)
+                    for extra in outputs[1:]:  # MaxPool1DWithSwitches' switches: read by the step, not a feature map
+                        self.blocked[id(extra)] = _unsupported(
+                            layer, "its second output holds the pool's switches, not feature maps; use its first output")
                     continue
             for tensor in outputs:
                 self.blocked[id(tensor)] = blocker
@@ -576,6 +585,11 @@ class DeconvNet:
             if padding == "causal":
                 step.params["window"] = params["dilation_rate"] * (params["kernel"] - 1) + 1
             new_channels = int(layer.filters)
+        elif isinstance(layer, MaxPool1DWithSwitches):
+            if layout != ("T", "C"):
+                raise _unsupported(layer, f"it needs a [time, channels] input; its input layout is {list(layout)}")
+            step.kind = "maxpool"
+            step.params = dict(window=2, stride=2, padding="valid", own_switches=True)
         elif isinstance(layer, (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D,
                                 keras.layers.AveragePooling1D, keras.layers.AveragePooling2D)):
             time_axis = self._spatial(layer, layout)

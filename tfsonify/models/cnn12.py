@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import keras
 
 from tfsonify.audio import SAMPLE_RATE
-from tfsonify.layers import PeakNormalization
+from tfsonify.layers import MaxPool1DWithSwitches, PeakNormalization
 from tfsonify.validation import check_int
 
 __all__ = ["BlockSpec", "BLOCKS", "NUM_BLOCKS", "CNN12", "CNN12_x2", "block_widths", "min_length", "output_length"]
@@ -93,6 +93,13 @@ class CNN12(keras.Model):
     fused), ``pool1`` ... ``pool8``, ``temporal_pool``, ``dropout``,
     ``embedding`` and, with a head, ``classifier``.
 
+    ``pool1`` ... ``pool8`` are :class:`tfsonify.layers.MaxPool1DWithSwitches`
+    (the design card's "custom MaxPool layer that returns argmax switches"):
+    each returns ``(pooled, switches)``; the next block reads ``pooled`` and the
+    deconvnet (:mod:`tfsonify.deconvnet`) unpools with the ``switches`` output of
+    the model's own layer. ``get_layer("pool3").output`` is therefore the pair
+    ``[pooled, switches]``, both ``[batch, time // 2, channels]``.
+
     Args:
         width_multiplier: scales every conv width (1.0 = the paper's CNN12,
             2.0 = CNN12_x2; 0.125 or 0.25 give small models for tests and CPU demos).
@@ -141,7 +148,7 @@ class CNN12(keras.Model):
         for index, (spec, width) in enumerate(zip(BLOCKS, block_widths(width_multiplier)), start=1):
             x = keras.layers.Conv1D(width, spec.kernel_size, padding="valid", activation="relu", name=f"conv{index}")(x)
             if spec.pooled:
-                x = keras.layers.MaxPooling1D(pool_size=2, strides=2, padding="valid", name=f"pool{index}")(x)
+                x, _switches = MaxPool1DWithSwitches(name=f"pool{index}")(x)  # switches: the deconvnet's
         x = keras.layers.GlobalAveragePooling1D(name="temporal_pool")(x)
         x = keras.layers.Dropout(dropout, name="dropout")(x)
         outputs = keras.layers.Dense(embedding_dim, name="embedding")(x)
