@@ -48,7 +48,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfsonify.audio import atomic_path
+from tfsonify.deconvnet import matmul_transposes
 from tfsonify.export.savedmodel import store_weights_once
+from tfsonify.export.tflite_weights import share_weights
 from tfsonify.sonifier import Sonifier
 from tfsonify.validation import check_int
 
@@ -122,6 +124,36 @@ def signature_suffix(layer: int | str) -> str:
     return f"l{int(layer)}"
 
 
+def _add_endpoints(archive, keys: list[str], sonifier: Sonifier, layers, length, top_k: int, wave_spec, feature_spec) -> None:
+    """Trace every signature of ``layers`` into ``archive``; append their names to ``keys``."""
+    for layer in layers:
+        k = min(top_k, sonifier.num_features(layer))
+
+        def sonify(waveform, feature, layer=layer):
+            sound = sonifier.sonify_selected_graph(waveform, layer, tf.zeros([1], tf.int32), feature)
+            return {"sonification": sound}
+
+        def top(waveform, layer=layer, k=k):
+            features, scores, sounds = sonifier.sonify_top_graph(waveform, layer, k)
+            return {"features": features, "activations": scores, "sonifications": sounds}
+
+        archive.add_endpoint(f"sonify_{signature_suffix(layer)}", sonify, input_signature=[wave_spec, feature_spec])
+        archive.add_endpoint(f"top_k_{signature_suffix(layer)}", top, input_signature=[wave_spec])
+        keys += [f"sonify_{signature_suffix(layer)}", f"top_k_{signature_suffix(layer)}"]
+        if length is not None:  # exact overlapping windows for long clips (export/edge_windows.py)
+
+            def raw(waveform, feature, layer=layer):
+                return {"reconstruction": raw_reconstruction_graph(sonifier, waveform, layer, feature)}
+
+            def peaks(waveform, layer=layer):
+                return {"activations": sonifier.peak_activations_graph(waveform, layer)}
+
+            archive.add_endpoint(f"sonify_raw_{signature_suffix(layer)}", raw, input_signature=[wave_spec, feature_spec])
+            archive.add_endpoint(f"peak_activations_{signature_suffix(layer)}", peaks, input_signature=[wave_spec])
+            keys += [f"sonify_raw_{signature_suffix(layer)}", f"peak_activations_{signature_suffix(layer)}"]
+
+
+
 def convert(model: keras.Model, length: int | None = 8000, layers: Sequence[int | str] | None = None,
             top_k: int = DEFAULT_TOP_K, fp16: bool = False) -> bytes:
     """Convert the sonifier of ``model`` to a builtin-only TFLite flatbuffer.
@@ -155,34 +187,11 @@ def convert(model: keras.Model, length: int | None = 8000, layers: Sequence[int 
 
     archive = keras.export.ExportArchive()
     keys = []
-    for layer in layers:
-        k = min(top_k, sonifier.num_features(layer))
-
-        def sonify(waveform, feature, layer=layer):
-            sound = sonifier.sonify_selected_graph(waveform, layer, tf.zeros([1], tf.int32), feature)
-            return {"sonification": sound}
-
-        def top(waveform, layer=layer, k=k):
-            features, scores, sounds = sonifier.sonify_top_graph(waveform, layer, k)
-            return {"features": features, "activations": scores, "sonifications": sounds}
-
-        archive.add_endpoint(f"sonify_{signature_suffix(layer)}", sonify, input_signature=[wave_spec, feature_spec])
-        archive.add_endpoint(f"top_k_{signature_suffix(layer)}", top, input_signature=[wave_spec])
-        keys += [f"sonify_{signature_suffix(layer)}", f"top_k_{signature_suffix(layer)}"]
-        if length is not None:  # exact overlapping windows for long clips (export/edge_windows.py)
-
-            def raw(waveform, feature, layer=layer):
-                return {"reconstruction": raw_reconstruction_graph(sonifier, waveform, layer, feature)}
-
-            def peaks(waveform, layer=layer):
-                return {"activations": sonifier.peak_activations_graph(waveform, layer)}
-
-            archive.add_endpoint(f"sonify_raw_{signature_suffix(layer)}", raw, input_signature=[wave_spec, feature_spec])
-            archive.add_endpoint(f"peak_activations_{signature_suffix(layer)}", peaks, input_signature=[wave_spec])
-            keys += [f"sonify_raw_{signature_suffix(layer)}", f"peak_activations_{signature_suffix(layer)}"]
-
-    store_weights_once(archive)
-    with tempfile.TemporaryDirectory(prefix="tfsonify-tflite-") as folder:
+    # traced (in add_endpoint and write_out) with backward convs reading the forward filter's layout,
+    # so share_weights can keep one copy of each kernel
+    with tempfile.TemporaryDirectory(prefix="tfsonify-tflite-") as folder, matmul_transposes():
+        _add_endpoints(archive, keys, sonifier, layers, length, top_k, wave_spec, feature_spec)
+        store_weights_once(archive)
         archive.write_out(folder, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=keys)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -193,6 +202,7 @@ def convert(model: keras.Model, length: int | None = 8000, layers: Sequence[int 
             flatbuffer = converter.convert()
         except Exception as error:  # the converter raises ConverterError for unsupported ops
             raise ValueError(f"TFLite conversion with builtin ops only failed: {error}") from None
+    flatbuffer = share_weights(flatbuffer)
     assert_builtin_only(flatbuffer)
     return flatbuffer
 
