@@ -354,3 +354,23 @@ def test_quantize_is_checked(tiny_model):
         convert(tiny_model, layers=[1], quantize="int4")
     with pytest.raises(ValueError, match="conflicts"):
         convert(tiny_model, layers=[1], fp16=True, quantize="int8")
+
+
+def test_matmul_transposes_equal_conv1d_transpose(sonifier, one_second):
+    """The exporter's backward (matmul + overlap-add on the forward filter's layout) equals conv1d_transpose in TF."""
+    import tensorflow as tf
+
+    from tfsonify.deconvnet import matmul_transposes
+
+    wave = tf.constant(one_second[None])
+    for layer in (2, 11):
+        for feature in (0, 3):
+            selected = [tf.zeros([1], tf.int32), tf.constant([feature])]
+            reference = sonifier.sonify_selected_graph(wave, layer, *selected).numpy()
+            with matmul_transposes():
+                rewritten = sonifier.sonify_selected_graph(wave, layer, *selected).numpy()
+            np.testing.assert_allclose(rewritten, reference, atol=1e-5)
+        _, _, reference = sonifier.sonify_top_graph(wave, layer, 3)
+        with matmul_transposes():
+            _, _, rewritten = sonifier.sonify_top_graph(wave, layer, 3)
+        np.testing.assert_allclose(rewritten.numpy(), reference.numpy(), atol=1e-5)

@@ -160,6 +160,14 @@ def share_weights(tflite_model: bytes) -> bytes:
         if data is not None and index not in used:
             buffers[index].data = None
 
+    # drop the operator codes no operator uses any more (FULLY_CONNECTED once all are rewritten)
+    in_use = sorted({op.opcodeIndex for subgraph in model.subgraphs for op in subgraph.operators})
+    renumber = {old: new for new, old in enumerate(in_use)}
+    model.operatorCodes = [model.operatorCodes[index] for index in in_use]
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators:
+            op.opcodeIndex = renumber[op.opcodeIndex]
+
     builder = flatbuffers.Builder(max(1024, len(tflite_model)))
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
