@@ -272,6 +272,7 @@ class _Step:
             bias = None if self.layer.bias is None else tf.convert_to_tensor(self.layer.bias)
             if channels is not None and _MATMUL_TRANSPOSES[-1]:  # from the [C_out, k, C_in] layout (one copy)
                 kernel = tf.transpose(tf.gather(tf.transpose(kernel, [2, 0, 1]), channels), [1, 2, 0])
+                bias = None if bias is None else tf.gather(bias, channels)
             elif channels is not None:
                 kernel = tf.gather(kernel, channels, axis=2)
                 bias = None if bias is None else tf.gather(bias, channels)
