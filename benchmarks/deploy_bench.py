@@ -4,7 +4,11 @@
 1. One 1 s clip (8 kHz), blocks 5 and 11: median latency of the TF ``Sonifier`` (graph mode),
    the TFLite fixed-length (8000-sample) and dynamic-length models on LiteRT (all cores,
    XNNPACK), for one map (``sonify``) and the top 4 maps (``sonify_top``).
-2. ``tfsonify serve`` (started as a subprocess) with 8 concurrent clients on loopback for
+2. The fixed-length model quantised: float32 vs fp16 weights vs dynamic-range int8 weights vs
+   int8 (weights and activations, calibrated on espeak-ng speech): file size, stored weight bytes,
+   ``sonify`` latency at blocks 5 and 11 and the correlation of each map's sonification with
+   float's on real speech clips (the top 4 maps of 2 espeak-ng clips).
+3. ``tfsonify serve`` (started as a subprocess) with 8 concurrent clients on loopback for
    ``--duration`` seconds per protocol: REST with WAV bytes (``sonify_wav``, b64 JSON), REST with
    JSON floats (``sonify``) and gRPC (``sonify``), block 5 on the 1 s clip: p50/p99 latency,
    requests/s and errors.
@@ -86,6 +90,40 @@ def load_clients(url: str, clip: np.ndarray, duration: float, clients: int, wav:
             "p99": float(np.percentile(ms, 99)) if len(ms) else float("nan"), "rps": len(ms) / elapsed}
 
 
+def quantised_table(model, fixed, variants: list[str], layers: list[int], repeats: int) -> None:
+    """Float vs quantised fixed-length TFLite: sizes, latency, correlation with float on espeak-ng speech."""
+    from tfsonify.export.tflite import convert, interpreter, run_signature, speech_clips
+    from tfsonify.export.tflite_weights import weight_bytes
+
+    clips = speech_clips(6, seed=1)  # 4 to calibrate int8, 2 to compare
+    models = {"float32": fixed}
+    for variant in variants:
+        start = time.perf_counter()
+        flatbuffer = convert(model, length=8000, layers=layers, top_k=4, quantize=variant,
+                             representative=clips[:4] if variant == "int8" else None)
+        models[variant] = (flatbuffer, interpreter(flatbuffer))
+        print(f"(converted {variant} in {time.perf_counter() - start:.0f} s)")
+    print(f"\n{'variant':>8} {'file MB':>8} {'weights MB':>11} " + " ".join(f"{'block ' + str(l):>9}" for l in layers)
+          + f" {'vs float':>9} {'min corr':>9} {'median':>7}")
+    base = None
+    for name, (flatbuffer, runner) in models.items():
+        times = [median_ms(lambda: run_signature(runner, f"sonify_l{l}", clips[0], feature=1), repeats) for l in layers]
+        base = base or times
+        cors = []
+        if name != "float32":
+            for layer in layers:
+                for clip in clips[4:]:
+                    for feature in run_signature(fixed[1], f"top_k_l{layer}", clip)["features"][0]:
+                        a = run_signature(fixed[1], f"sonify_l{layer}", clip, feature=int(feature))["sonification"][0]
+                        b = run_signature(runner, f"sonify_l{layer}", clip, feature=int(feature))["sonification"][0]
+                        cors.append(float(np.corrcoef(a, b)[0, 1]) if np.any(a) and np.any(b) else 0.0)
+        ratio = " ".join(f"{t / b:.2f}" for t, b in zip(times, base))
+        print(f"{name:>8} {len(flatbuffer) / 1e6:>8.2f} {weight_bytes(flatbuffer) / 1e6:>11.2f} "
+              + " ".join(f"{t:>7.1f}ms" for t in times) + f" {ratio:>9} "
+              + (f"{min(cors):>9.4f} {np.median(cors):>7.4f}" if cors else f"{'-':>9} {'-':>7}"))
+    print(f"(float weights of the model: {4 * model.count_params() / 1e6:.2f} MB)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="width 0.25, 5 s serving, 10 repeats")
@@ -94,6 +132,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per latency figure (default 30; 10 with --quick)")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--skip-tflite", action="store_true", help="only the serving part")
+    parser.add_argument("--quantize", default="fp16,dynamic,int8",
+                        help="comma-separated quantised variants to compare with float (default fp16,dynamic,int8; '' for none)")
     parser.add_argument("--models", default=None,
                         help="serve this exported folder (holding cnn/VERSION/) instead of exporting the benchmark model")
     args = parser.parse_args()
@@ -122,7 +162,8 @@ def main() -> int:
         layers = []
     start = time.perf_counter()
     if layers:
-        fixed = interpreter(convert(model, length=8000, layers=layers, top_k=4))
+        fixed_bytes = convert(model, length=8000, layers=layers, top_k=4)
+        fixed = interpreter(fixed_bytes)
         dynamic = interpreter(convert(model, length=None, layers=layers, top_k=4))
         print(f"(converted fixed and dynamic TFLite models in {time.perf_counter() - start:.0f} s)\n")
         print(f"{'block':>5} {'task':>10} {'TF Sonifier':>12} {'TFLite fixed':>13} {'TFLite dyn':>11} {'TF/fixed':>9} {'dyn/fixed':>10}")
@@ -139,6 +180,10 @@ def main() -> int:
             tf_ms, fixed_ms, dynamic_ms = (median_ms(fn, repeats) for fn in (tf_fn, fixed_fn, dynamic_fn))
             print(f"{layer:>5} {task:>10} {tf_ms:>10.1f}ms {fixed_ms:>11.1f}ms {dynamic_ms:>9.1f}ms "
                   f"{tf_ms / fixed_ms:>8.2f}x {dynamic_ms / fixed_ms:>9.2f}x")
+
+    variants = [q for q in args.quantize.split(",") if q] if layers else []
+    if variants:
+        quantised_table(model, (fixed_bytes, fixed), variants, layers, repeats)
 
     with tempfile.TemporaryDirectory(prefix="deploy-bench-") as folder:
         if args.models:

@@ -44,6 +44,7 @@ the layout of the Keras tensor is only used to check that a layer works along ti
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -273,7 +274,10 @@ class _Step:
         if kind == "conv":
             kernel = self.kernel()
             bias = None if self.layer.bias is None else tf.convert_to_tensor(self.layer.bias)
-            if channels is not None:
+            if channels is not None and _MATMUL_TRANSPOSES[-1]:  # from the [C_out, k, C_in] layout (one copy)
+                kernel = tf.transpose(tf.gather(tf.transpose(kernel, [2, 0, 1]), channels), [1, 2, 0])
+                bias = None if bias is None else tf.gather(bias, channels)
+            elif channels is not None:
                 kernel = tf.gather(kernel, channels, axis=2)
                 bias = None if bias is None else tf.gather(bias, channels)
             left, right = self._pads(length)
@@ -385,7 +389,16 @@ class _Step:
         padded_length = length + left + right
         exact = p["padding"] == "valid" and stride == 1  # the transpose already has the input's length
         if selected is not None and k <= 64:
-            full = _transpose_rows(g[:, :, 0], tf.transpose(tf.gather(kernel, selected, axis=2), [2, 0, 1]), stride, dilation)
+            if _MATMUL_TRANSPOSES[-1]:  # gather rows of the [C_out, k, C_in] layout TFLite's CONV_2D stores too
+                rows = tf.gather(tf.transpose(kernel, [2, 0, 1]), selected)
+            else:
+                rows = tf.transpose(tf.gather(kernel, selected, axis=2), [2, 0, 1])
+            full = _transpose_rows(g[:, :, 0], rows, stride, dilation)
+            return full if exact else self._unpad(full, length, left, right)
+        if _MATMUL_TRANSPOSES[-1]:
+            if selected is not None:
+                g = g * tf.expand_dims(tf.one_hot(selected, kernel.shape[2], dtype=g.dtype), 1)
+            full = _transpose_matmul(g, kernel, stride, dilation)
             return full if exact else self._unpad(full, length, left, right)
         if selected is not None:  # wide kernels: one-hot rows through the full kernel (bounded memory)
             g = g * tf.expand_dims(tf.one_hot(selected, kernel.shape[2], dtype=g.dtype), 1)
@@ -405,6 +418,47 @@ def _relu_rule(g: tf.Tensor, output: tf.Tensor, take, rule: str) -> tf.Tensor:
     if rule == "gradient":
         return tf.where(active, g, tf.zeros_like(g))
     raise ValueError(f"rule must be 'deconvnet', 'guided' or 'gradient'; received {rule!r}")
+
+
+_MATMUL_TRANSPOSES = [False]
+
+
+@contextlib.contextmanager
+def matmul_transposes():
+    """Trace transposed convolutions as a matmul with the ``[C_out, k * C_in]`` kernel plus an overlap-add.
+
+    Inside this context the deconvnet's backward convolutions (and the selected-map rows) read
+    each kernel in the layout TFLite's forward ``CONV_2D`` stores (``[C_out, 1, k, C_in]``), so the
+    TFLite exporter can keep one copy of each weight (``tfsonify.export.tflite_weights``); the
+    result equals ``tf.nn.conv1d_transpose``'s (same sums, another order: ~1e-6 relative).
+    Outside it (the TF runtime) ``conv1d_transpose`` is used.
+    """
+    _MATMUL_TRANSPOSES.append(True)
+    try:
+        yield
+    finally:
+        _MATMUL_TRANSPOSES.pop()
+
+
+def _transpose_matmul(g: tf.Tensor, kernel: tf.Tensor, stride: int, dilation: int) -> tf.Tensor:
+    """``conv1d_transpose(g, kernel)`` (VALID) as ``g @ W`` (``W = [C_out, k * C_in]``) then an overlap-add.
+
+    Args:
+        g: ``[n, out, C_out]``.
+        kernel: ``[k, C_in, C_out]`` (Keras layout).
+
+    Returns:
+        ``[n, (out - 1) * stride + dilation * (k - 1) + 1, C_in]``.
+    """
+    k, c_in, c_out = kernel.shape
+    weights = tf.reshape(tf.transpose(kernel, [2, 0, 1]), [c_out, k * c_in])
+    shape = tf.shape(g)
+    taps = tf.reshape(tf.matmul(tf.reshape(g, [-1, c_out]), weights), tf.stack([shape[0], shape[1], k * c_in]))
+    taps = _upsample(taps, stride)
+    span = dilation * (k - 1)
+    parts = [tf.pad(taps[:, :, j * c_in : (j + 1) * c_in], [[0, 0], [j * dilation, span - j * dilation], [0, 0]])
+             for j in range(k)]
+    return tf.add_n(parts)
 
 
 def _transpose_rows(signal: tf.Tensor, kernels: tf.Tensor, stride: int, dilation: int) -> tf.Tensor:

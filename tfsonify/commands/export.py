@@ -36,7 +36,10 @@ def register(subparsers) -> None:
                       help="comma-separated block indices and/or layer names to export, e.g. 5,11 or conv2,conv4 "
                            "(default every block; CNN12: 1..11)")
     lite.add_argument("--top", type=int, default=4, help="K of the top_k_l{L} signatures (default 4)")
-    lite.add_argument("--fp16", action="store_true", help="store float16 weights (half the file)")
+    lite.add_argument("--fp16", action="store_true", help="store float16 weights (half the file; = --quantize fp16)")
+    lite.add_argument("--quantize", choices=("none", "fp16", "dynamic", "int8"), default="none",
+                      help="none (float32, default), fp16 (float16 weights), dynamic (int8 weights) or int8 (int8 weights "
+                           "and activations calibrated on espeak-ng speech clips; needs espeak-ng)")
     lite.set_defaults(func=run_tflite)
 
 
@@ -70,7 +73,10 @@ def run_tflite(args: argparse.Namespace) -> int:
     check_writable_dir(Path(args.out).parent)  # before loading and converting (tens of seconds)
     model = load_model(args.model, any_model=True)
     length = args.length or None
-    with progress(f"converting to TFLite ({'dynamic' if length is None else length} samples{', fp16' if args.fp16 else ''})"):
-        path = export_tflite(model, args.out, length=length, layers=layers, top_k=args.top, fp16=args.fp16)
+    quantize = "fp16" if args.fp16 else args.quantize
+    if args.fp16 and args.quantize not in ("none", "fp16"):
+        raise ValueError(f"--fp16 conflicts with --quantize {args.quantize}; give one of them")
+    with progress(f"converting to TFLite ({'dynamic' if length is None else length} samples, weights {quantize})"):
+        path = export_tflite(model, args.out, length=length, layers=layers, top_k=args.top, quantize=quantize)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, builtin ops only)")
     return 0

@@ -33,8 +33,11 @@ delegation. The converted model is checked to contain builtin ops only (no Flex,
 no custom ops) by reading its operator codes with LiteRT's flatbuffer schema.
 
 Weights are frozen from the Keras variables through a SavedModel written by
-:class:`keras.export.ExportArchive` (each weight once). ``fp16=True`` stores float16
-weights (half the file; computed in float32 on CPU).
+:class:`keras.export.ExportArchive` and stored once in the file: the backward convolutions are
+traced as matmuls reading the forward ``CONV_2D`` filter's layout and the converter's transposed
+copies are folded back (``export/tflite_weights.py``). ``quantize="fp16"`` stores float16
+weights (half the file; computed in float32 on CPU), ``"dynamic"`` int8 weights, ``"int8"``
+int8 weights and activations calibrated on real speech clips.
 """
 from __future__ import annotations
 
@@ -48,11 +51,13 @@ import numpy as np
 import tensorflow as tf
 
 from tfsonify.audio import atomic_path
+from tfsonify.deconvnet import matmul_transposes
 from tfsonify.export.savedmodel import store_weights_once
+from tfsonify.export.tflite_weights import share_weights
 from tfsonify.sonifier import Sonifier
 from tfsonify.validation import check_int
 
-__all__ = ["DEFAULT_TOP_K", "convert", "raw_reconstruction_graph", "operator_names", "assert_builtin_only", "export_tflite"]
+__all__ = ["DEFAULT_TOP_K", "QUANTIZATIONS", "speech_clips", "convert", "raw_reconstruction_graph", "operator_names", "assert_builtin_only", "export_tflite"]
 
 DEFAULT_TOP_K = 4
 
@@ -122,39 +127,8 @@ def signature_suffix(layer: int | str) -> str:
     return f"l{int(layer)}"
 
 
-def convert(model: keras.Model, length: int | None = 8000, layers: Sequence[int | str] | None = None,
-            top_k: int = DEFAULT_TOP_K, fp16: bool = False) -> bytes:
-    """Convert the sonifier of ``model`` to a builtin-only TFLite flatbuffer.
-
-    Args:
-        model: a :class:`tfsonify.CNN12` or any model :class:`tfsonify.Sonifier` supports.
-        length: fixed clip length ``T`` in samples (8000 = 1 s at 8 kHz), or None for dynamic.
-        layers: block indices and/or layer names to export (default every block; CNN12: 1..11). Signatures
-            are suffixed ``l{L}`` for block ``L`` and with the layer name for a name (``sonify_conv4``).
-        top_k: ``K`` of the ``top_k_l{L}`` signatures (capped at each block's width).
-        fp16: store float16 weights.
-
-    Returns:
-        The ``.tflite`` bytes.
-
-    Raises:
-        ValueError: for a bad length/layer/top_k or if the conversion needed non-builtin ops.
-    """
-    sonifier = Sonifier(model)
-    layers = _layers(sonifier, layers)
-    if length is not None:
-        deepest = max(layers, key=sonifier.min_length)
-        needed = sonifier.min_length(deepest)
-        if isinstance(length, bool) or not isinstance(length, int) or length < needed:
-            where = f"layer {deepest!r}" if isinstance(deepest, str) else f"block {deepest}"
-            raise ValueError(f"length must be an integer >= {needed} samples ({where}'s minimum) or None for dynamic "
-                             f"length; received {length!r}")
-    check_int("top_k", top_k, minimum=1)
-    wave_spec = tf.TensorSpec([1, length], tf.float32, name="waveform")
-    feature_spec = tf.TensorSpec([1], tf.int32, name="feature")
-
-    archive = keras.export.ExportArchive()
-    keys = []
+def _add_endpoints(archive, keys: list[str], sonifier: Sonifier, layers, length, top_k: int, wave_spec, feature_spec) -> None:
+    """Trace every signature of ``layers`` into ``archive``; append their names to ``keys``."""
     for layer in layers:
         k = min(top_k, sonifier.num_features(layer))
 
@@ -181,18 +155,113 @@ def convert(model: keras.Model, length: int | None = 8000, layers: Sequence[int 
             archive.add_endpoint(f"peak_activations_{signature_suffix(layer)}", peaks, input_signature=[wave_spec])
             keys += [f"sonify_raw_{signature_suffix(layer)}", f"peak_activations_{signature_suffix(layer)}"]
 
-    store_weights_once(archive)
-    with tempfile.TemporaryDirectory(prefix="tfsonify-tflite-") as folder:
+
+
+QUANTIZATIONS = ("none", "fp16", "dynamic", "int8")
+
+
+def speech_clips(count: int = 8, length: int = 8000, seed: int = 0) -> list[np.ndarray]:
+    """``count`` real speech clips for a representative dataset: espeak-ng keywords, float32 ``[length]`` at 8 kHz.
+
+    Words and voices cycle through :data:`tfsonify.data.demo.KEYWORDS` and ``ESPEAK_ACCENTS``; each
+    word sits at a random offset (``seed``) in a silent clip of ``length`` samples.
+    """
+    from tfsonify.data import sources
+    from tfsonify.data.demo import ESPEAK_ACCENTS, KEYWORDS
+
+    rng = np.random.default_rng(seed)
+    clips = []
+    for index in range(count):
+        wave = sources.speak(KEYWORDS[index % len(KEYWORDS)], ESPEAK_ACCENTS[index % len(ESPEAK_ACCENTS)],
+                             speed=int(rng.integers(110, 170)), pitch=int(rng.integers(30, 70)))[:length]
+        clip = np.zeros(length, np.float32)
+        offset = int(rng.integers(0, length - wave.size + 1))
+        clip[offset : offset + wave.size] = wave
+        clips.append(clip)
+    return clips
+
+
+def _quantize(converter, quantize: str, keys: list[str], length: int | None, representative) -> None:
+    """Set ``converter`` up for ``quantize`` (see :func:`convert`)."""
+    if quantize == "none":
+        return
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        clips = list(representative) if representative is not None else speech_clips(8, length or 8000)
+
+        def dataset():
+            for clip in clips:
+                wave = np.asarray(clip, np.float32).reshape(1, -1)
+                wave = wave if length is None else np.resize(wave, (1, length))
+                for key in keys:
+                    inputs = {"waveform": wave}
+                    if key.startswith(("sonify_", "sonify_raw_")):
+                        inputs["feature"] = np.zeros([1], np.int32)
+                    yield key, inputs
+
+        converter.representative_dataset = dataset
+
+
+def convert(model: keras.Model, length: int | None = 8000, layers: Sequence[int | str] | None = None,
+            top_k: int = DEFAULT_TOP_K, fp16: bool = False, quantize: str = "none", representative=None) -> bytes:
+    """Convert the sonifier of ``model`` to a builtin-only TFLite flatbuffer.
+
+    Args:
+        model: a :class:`tfsonify.CNN12` or any model :class:`tfsonify.Sonifier` supports.
+        length: fixed clip length ``T`` in samples (8000 = 1 s at 8 kHz), or None for dynamic.
+        layers: block indices and/or layer names to export (default every block; CNN12: 1..11). Signatures
+            are suffixed ``l{L}`` for block ``L`` and with the layer name for a name (``sonify_conv4``).
+        top_k: ``K`` of the ``top_k_l{L}`` signatures (capped at each block's width).
+        fp16: store float16 weights (the same as ``quantize="fp16"``).
+        quantize: ``"none"`` (float32), ``"fp16"`` (float16 weights, computed in float32), ``"dynamic"``
+            (int8 weights, dynamic-range: activations quantized on the fly where the kernel allows) or
+            ``"int8"`` (weights and activations int8 with scales calibrated on ``representative``;
+            ops without an int8 kernel stay float; inputs and outputs stay float32).
+        representative: ``int8`` only: clips (float32 ``[T]``, 8 kHz) to calibrate on; default
+            :func:`speech_clips` (8 espeak-ng keywords, needs ``espeak-ng``).
+
+    Returns:
+        The ``.tflite`` bytes.
+
+    Raises:
+        ValueError: for a bad length/layer/top_k or if the conversion needed non-builtin ops.
+    """
+    sonifier = Sonifier(model)
+    layers = _layers(sonifier, layers)
+    if length is not None:
+        deepest = max(layers, key=sonifier.min_length)
+        needed = sonifier.min_length(deepest)
+        if isinstance(length, bool) or not isinstance(length, int) or length < needed:
+            where = f"layer {deepest!r}" if isinstance(deepest, str) else f"block {deepest}"
+            raise ValueError(f"length must be an integer >= {needed} samples ({where}'s minimum) or None for dynamic "
+                             f"length; received {length!r}")
+    check_int("top_k", top_k, minimum=1)
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"quantize must be one of {', '.join(QUANTIZATIONS)}; received {quantize!r}")
+    if fp16 and quantize not in ("none", "fp16"):
+        raise ValueError(f"fp16=True conflicts with quantize={quantize!r}; give one of them")
+    quantize = "fp16" if fp16 else quantize
+    wave_spec = tf.TensorSpec([1, length], tf.float32, name="waveform")
+    feature_spec = tf.TensorSpec([1], tf.int32, name="feature")
+
+    archive = keras.export.ExportArchive()
+    keys = []
+    # traced (in add_endpoint and write_out) with backward convs reading the forward filter's layout,
+    # so share_weights can keep one copy of each kernel
+    with tempfile.TemporaryDirectory(prefix="tfsonify-tflite-") as folder, matmul_transposes():
+        _add_endpoints(archive, keys, sonifier, layers, length, top_k, wave_spec, feature_spec)
+        store_weights_once(archive)
         archive.write_out(folder, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=keys)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if fp16:
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_types = [tf.float16]
+        _quantize(converter, quantize, keys, length, representative)
         try:
             flatbuffer = converter.convert()
         except Exception as error:  # the converter raises ConverterError for unsupported ops
             raise ValueError(f"TFLite conversion with builtin ops only failed: {error}") from None
+    flatbuffer = share_weights(flatbuffer)
     assert_builtin_only(flatbuffer)
     return flatbuffer
 

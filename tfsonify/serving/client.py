@@ -14,10 +14,11 @@ Example:
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import re
-import urllib.error
-import urllib.request
+import threading
+import urllib.parse
 
 import numpy as np
 
@@ -67,20 +68,43 @@ class Client:
         suffix = f"/versions/{self.version}" if self.version is not None else ""
         return f"{self.base}/v1/models/{self.name}{suffix}"
 
+    def _connection(self, fresh: bool = False) -> http.client.HTTPConnection:
+        """This thread's persistent (keep-alive) connection to the REST server."""
+        local = self.__dict__.setdefault("_local", threading.local())
+        connection = getattr(local, "connection", None)
+        if connection is None or fresh:
+            if connection is not None:
+                connection.close()
+            parts = urllib.parse.urlsplit(self.base)
+            kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+            connection = local.connection = kind(parts.hostname, parts.port, timeout=self.timeout)
+            self.__dict__.setdefault("_connections", []).append(connection)
+        return connection
+
     def _http(self, url: str, body: dict | None = None) -> dict:
+        """One REST call on this thread's keep-alive connection (reconnects once if the server closed it)."""
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(url, data=data, method="GET" if data is None else "POST",
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            text = error.read().decode(errors="replace")
+        path = urllib.parse.urlsplit(url)
+        target = path.path + (f"?{path.query}" if path.query else "")
+        for attempt in (0, 1):
+            connection = self._connection(fresh=attempt == 1)
+            try:
+                connection.request("GET" if data is None else "POST", target, body=data,
+                                   headers={"Content-Type": "application/json"})
+                response = connection.getresponse()
+                text = response.read()
+                break
+            except (http.client.RemoteDisconnected, http.client.BadStatusLine, ConnectionResetError, BrokenPipeError):
+                if attempt == 1:
+                    raise
+        if response.status >= 400:
+            text = text.decode(errors="replace")
             try:
                 message = json.loads(text).get("error", text)
             except (json.JSONDecodeError, AttributeError):
                 message = text
-            raise ServingRequestError(message, error.code) from None
+            raise ServingRequestError(message, response.status)
+        return json.loads(text)
 
     def status(self) -> dict:
         """REST model status (``GET /v1/models/NAME``)."""
@@ -188,6 +212,8 @@ class Client:
     def close(self) -> None:
         if self.protocol == "grpc":
             self._channel.close()
+        for connection in self.__dict__.pop("_connections", []):
+            connection.close()
 
     def __enter__(self):
         return self
