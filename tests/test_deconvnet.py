@@ -7,6 +7,7 @@ import tensorflow as tf
 
 import tfsonify
 from oracle import keras_gradient_sonification
+from tiny import randomise_weights
 from tfsonify.deconvnet import DeconvNet
 
 L = keras.layers
@@ -21,21 +22,6 @@ class FrameStandardization(L.Layer):
     def call(self, inputs):
         centred = inputs - tf.reduce_mean(inputs, axis=-1, keepdims=True)
         return centred / tf.maximum(tf.math.reduce_std(centred, axis=-1, keepdims=True), 1e-8)
-
-
-def _randomise(model, seed=0):
-    """Non-zero biases and BatchNormalization statistics far from the identity."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if getattr(layer, "bias", None) is not None:
-            layer.bias.assign(rng.normal(0.0, 0.05, layer.bias.shape).astype("float32"))
-        if isinstance(layer, L.BatchNormalization):
-            size = layer.moving_mean.shape
-            layer.moving_mean.assign(rng.normal(0.0, 0.1, size).astype("float32"))
-            layer.moving_variance.assign(rng.uniform(0.5, 2.0, size).astype("float32"))
-            layer.gamma.assign(rng.uniform(0.5, 1.5, size).astype("float32"))
-            layer.beta.assign(rng.normal(0.0, 0.1, size).astype("float32"))
-    return model
 
 
 def convs_model():
@@ -152,7 +138,7 @@ def models():
     built = {}
     for seed, (name, build) in enumerate(BUILDERS.items()):
         keras.utils.set_random_seed(seed)
-        built[name] = _randomise(build(), seed)
+        built[name] = randomise_weights(build(), seed)
     return built
 
 

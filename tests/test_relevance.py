@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from tfsonify.relevance import (cumulative_frequency_response, guided_backprop, input_frequency_response, output_logits,
                                 short_time_spectral_relevance, spectral_relevance)
-from tiny import tiny_cnn12
+from tiny import randomise_weights, tiny_cnn12
 
 
 @tf.custom_gradient
@@ -116,24 +116,10 @@ from tfsonify.deconvnet import is_input_scaling  # noqa: E402
 L = keras.layers
 
 
-def _randomise(model, seed=0):
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if getattr(layer, "bias", None) is not None:
-            layer.bias.assign(rng.normal(0.0, 0.05, layer.bias.shape).astype("float32"))
-        if isinstance(layer, L.BatchNormalization):
-            size = layer.moving_mean.shape
-            layer.moving_mean.assign(rng.normal(0.0, 0.1, size).astype("float32"))
-            layer.moving_variance.assign(rng.uniform(0.5, 2.0, size).astype("float32"))
-            layer.gamma.assign(rng.uniform(0.5, 1.5, size).astype("float32"))
-            layer.beta.assign(rng.normal(0.0, 0.1, size).astype("float32"))
-    return model
-
-
 def conv1d_classifier():
     """Strided same conv, BN, overlapping pool, causal dilated conv, average pool, GAP, Dense-ReLU-Dense-softmax."""
     keras.utils.set_random_seed(3)
-    return _randomise(keras.Sequential([
+    return randomise_weights(keras.Sequential([
         keras.Input((None, 1)),
         L.Conv1D(4, 5, strides=2, padding="same", name="c1"), L.ReLU(name="r1"), L.BatchNormalization(name="bn1"),
         L.MaxPooling1D(3, 2, name="overlap"),
@@ -157,7 +143,7 @@ def conv2d_flatten_model():
     h = L.Conv2D(5, (3, 1), activation="relu", name="c2")(h)
     h = L.MaxPooling2D((2, 1), name="p2")(h)
     out = L.Dense(7, activation="sigmoid", name="bins")(L.Flatten()(h))
-    return _randomise(keras.Model(x, out, name="conv2d_flatten"))
+    return randomise_weights(keras.Model(x, out, name="conv2d_flatten"))
 
 
 def _linear_call(layer, h):

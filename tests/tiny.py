@@ -17,3 +17,20 @@ def tiny_cnn12(seed: int, num_classes: int | None = None, bias_seed: int = 0, wi
     for conv in model.conv_layers:
         conv.bias.assign(rng.normal(0.0, 0.05, conv.bias.shape).astype("float32"))
     return model
+
+
+def randomise_weights(model, seed: int = 0):
+    """Non-zero biases and BatchNormalization statistics far from the identity (in place; returns ``model``)."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if getattr(layer, "bias", None) is not None:
+            layer.bias.assign(rng.normal(0.0, 0.05, layer.bias.shape).astype("float32"))
+        if isinstance(layer, keras.layers.BatchNormalization):
+            size = layer.moving_mean.shape
+            layer.moving_mean.assign(rng.normal(0.0, 0.1, size).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, size).astype("float32"))
+            layer.gamma.assign(rng.uniform(0.5, 1.5, size).astype("float32"))
+            layer.beta.assign(rng.normal(0.0, 0.1, size).astype("float32"))
+    return model
