@@ -278,7 +278,8 @@ class Sonifier:
             else:
                 fn = lambda w: self.activations_graph(w, layer)  # noqa: E731
                 signature = [wave]
-            self._graphs[key] = tf.function(fn, input_signature=signature, jit_compile=self.jit_compile, reduce_retracing=True)
+            self._graphs[key] = tf.function(fn, input_signature=signature, jit_compile=self.jit_compile, reduce_retracing=True,
+                                            autograph=False)  # plain Python loops over the walk: nothing to convert
         return self._graphs[key]
 
     # ------------------------------------------------------------- public API
