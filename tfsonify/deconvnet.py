@@ -274,6 +274,12 @@ class _Step:
         if kind == "conv":
             kernel = self.kernel()
             bias = None if self.layer.bias is None else tf.convert_to_tensor(self.layer.bias)
+            if channels is not None and _CONSTANT_KERNELS[-1]:  # full conv, then the chosen channels (int8 TFLite)
+                left, right = self._pads(length)
+                y = self._conv(_pad_time(x, left, right), kernel)
+                y = y if bias is None else y + bias
+                y = tf.gather(tf.nn.relu(y) if p["relu"] else y, channels, axis=2)
+                return y, (length, left, y)
             if channels is not None and _MATMUL_TRANSPOSES[-1]:  # from the [C_out, k, C_in] layout (one copy)
                 kernel = tf.transpose(tf.gather(tf.transpose(kernel, [2, 0, 1]), channels), [1, 2, 0])
                 bias = None if bias is None else tf.gather(bias, channels)
@@ -281,11 +287,7 @@ class _Step:
                 kernel = tf.gather(kernel, channels, axis=2)
                 bias = None if bias is None else tf.gather(bias, channels)
             left, right = self._pads(length)
-            padded = _pad_time(x, left, right)
-            if p["dilation"] == 1:
-                y = tf.nn.conv1d(padded, kernel, stride=p["stride"], padding="VALID")
-            else:
-                y = tf.nn.convolution(padded, kernel, strides=p["stride"], padding="VALID", dilations=p["dilation"])
+            y = self._conv(_pad_time(x, left, right), kernel)
             if bias is not None:
                 y = y + bias
             if p["relu"]:
@@ -321,6 +323,13 @@ class _Step:
                 count = tf.constant(float(window), x.dtype)
             return total / count, (length, left, right, count)
         raise AssertionError(kind)
+
+    def _conv(self, padded: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+        """VALID convolution of ``[n, time, C_in]`` with ``kernel`` ``[k, C_in, C_out]`` (the step's stride, dilation)."""
+        p = self.params
+        if p["dilation"] == 1:
+            return tf.nn.conv1d(padded, kernel, stride=p["stride"], padding="VALID")
+        return tf.nn.convolution(padded, kernel, strides=p["stride"], padding="VALID", dilations=p["dilation"])
 
     def _pads(self, length):
         p = self.params
@@ -388,7 +397,7 @@ class _Step:
         right = self._pads(length)[1]
         padded_length = length + left + right
         exact = p["padding"] == "valid" and stride == 1  # the transpose already has the input's length
-        if selected is not None and k <= 64:
+        if selected is not None and k <= 64 and not _CONSTANT_KERNELS[-1]:
             if _MATMUL_TRANSPOSES[-1]:  # gather rows of the [C_out, k, C_in] layout TFLite's CONV_2D stores too
                 rows = tf.gather(tf.transpose(kernel, [2, 0, 1]), selected)
             else:
@@ -421,6 +430,26 @@ def _relu_rule(g: tf.Tensor, output: tf.Tensor, take, rule: str) -> tf.Tensor:
 
 
 _MATMUL_TRANSPOSES = [False]
+_CONSTANT_KERNELS = [False]
+
+
+@contextlib.contextmanager
+def constant_kernels():
+    """Trace every convolution with the layer's whole constant kernel, never a gathered part of it.
+
+    The chosen-maps savings (the top conv computed for the chosen channels only, its transpose with
+    the map's own kernel column) read kernels through ``tf.gather``: a computed filter. TFLite's
+    full-integer quantiser treats a computed filter as an activation (asymmetric zero point), which
+    its int8 ``CONV_2D`` refuses (``zero_point != 0``). Inside this context the top conv runs on all
+    channels and its output is gathered, and the transposes mask one-hot rows through the whole
+    kernel: the same numbers (tested), more arithmetic, every filter a constant. Used by the TFLite
+    exporter for ``quantize="int8"``.
+    """
+    _CONSTANT_KERNELS.append(True)
+    try:
+        yield
+    finally:
+        _CONSTANT_KERNELS.pop()
 
 
 @contextlib.contextmanager

@@ -37,10 +37,12 @@ Weights are frozen from the Keras variables through a SavedModel written by
 traced as matmuls reading the forward ``CONV_2D`` filter's layout and the converter's transposed
 copies are folded back (``export/tflite_weights.py``). ``quantize="fp16"`` stores float16
 weights (half the file; computed in float32 on CPU), ``"dynamic"`` int8 weights, ``"int8"``
-int8 weights and activations calibrated on real speech clips.
+int8 weights and activations calibrated on real speech clips (traced with whole constant kernels:
+the top block runs on all its channels, since int8 ``CONV_2D`` needs a constant, symmetric filter).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -51,7 +53,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfsonify.audio import atomic_path
-from tfsonify.deconvnet import matmul_transposes
+from tfsonify.deconvnet import constant_kernels, matmul_transposes
 from tfsonify.export.savedmodel import store_weights_once
 from tfsonify.export.tflite_weights import share_weights
 from tfsonify.sonifier import Sonifier
@@ -250,7 +252,9 @@ def convert(model: keras.Model, length: int | None = 8000, layers: Sequence[int 
     keys = []
     # traced (in add_endpoint and write_out) with backward convs reading the forward filter's layout,
     # so share_weights can keep one copy of each kernel
-    with tempfile.TemporaryDirectory(prefix="tfsonify-tflite-") as folder, matmul_transposes():
+    # int8: every filter a constant (the quantiser gives a computed filter a zero point CONV_2D refuses)
+    kernels = constant_kernels() if quantize == "int8" else contextlib.nullcontext()
+    with tempfile.TemporaryDirectory(prefix="tfsonify-tflite-") as folder, matmul_transposes(), kernels:
         _add_endpoints(archive, keys, sonifier, layers, length, top_k, wave_spec, feature_spec)
         store_weights_once(archive)
         archive.write_out(folder, verbose=False)
