@@ -842,7 +842,13 @@ class DeconvNet:
         return lengths[self.step(name).output]
 
     def min_length(self, name: str) -> int:
-        """Fewest input samples for which layer ``name`` yields at least one time step."""
+        """Fewest input samples for which layer ``name`` yields at least one time step (cached per layer)."""
+        cache = self.__dict__.setdefault("_min_lengths", {})
+        if name not in cache:
+            cache[name] = self._search_min_length(name)
+        return cache[name]
+
+    def _search_min_length(self, name: str) -> int:
         high = 1
         while self.output_length(name, high) < 1:
             high *= 2

@@ -474,12 +474,21 @@ def _write_dead_letters(out: str, reads, dead_letters: list, label: str = ""):
 # ------------------------------------------------------------------------------------------------ top-k
 def _merge_top(scores: np.ndarray, names: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Best ``k`` per row of ``[channels, n]`` scores and clip names: score descending, then name ascending."""
-    empty = np.equal(names, None)
-    rank = np.full(names.shape, np.iinfo(np.int64).max, np.int64)
-    if (~empty).any():
-        _, inverse = np.unique(names[~empty], return_inverse=True)
-        rank[~empty] = inverse.ravel()
-    order = np.lexsort((rank, -scores.astype(np.float64)), axis=1)[:, :k]
+    negative = -scores.astype(np.float64)
+    order = np.argsort(negative, axis=1, kind="stable")[:, : k + 1]
+    head = np.take_along_axis(negative, order, axis=1)
+    # names only break ties: rows with equal scores among their best k + 1 are re-sorted with names (rare for
+    # float maxima, and the empty -inf slots until k clips are in); np.unique on the whole object array compared
+    # Python strings for every slot and was most of a merge
+    tied = np.flatnonzero(np.any(head[:, 1:] == head[:, :-1], axis=1))
+    order = order[:, :k]
+    if tied.size:
+        sub = names[tied]
+        flat = sub.ravel().tolist()
+        ranks = {name: i for i, name in enumerate(sorted({n for n in flat if n is not None}))}
+        ranks[None] = np.iinfo(np.int64).max
+        rank = np.fromiter((ranks[n] for n in flat), np.int64, len(flat)).reshape(sub.shape)
+        order[tied] = np.lexsort((rank, negative[tied]), axis=1)[:, :k]
     return np.take_along_axis(scores, order, axis=1), np.take_along_axis(names, order, axis=1)
 
 
