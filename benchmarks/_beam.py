@@ -14,7 +14,7 @@ importing TensorFlow, loading the checkpoint, tracing the graphs) and on N clips
 end; "steady" is (N - N0) / (t(N) - t(N0)), the rate once the fixed costs are paid, which is what a dataset of
 millions of clips sees. The targets are judged on "steady" (and, for the in-process runner, on both).
 
-Run by ``python benchmarks/analysis_bench.py --beam [--beam-clips 600] [--seconds 1.0] [--width 0.5]
+Run by ``python benchmarks/analysis_bench.py --beam [--beam-clips 8000] [--seconds 1.0] [--width 0.5]
 [--batch-size 16]``; ``--quick`` for a smoke run.
 """
 from __future__ import annotations

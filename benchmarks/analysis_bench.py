@@ -10,12 +10,12 @@ and each pass's time relative to the forward pass.
 
 With ``--beam`` (needs ``tfsonify[beam]``) it instead compares the streaming top-k pass of the single-process
 path with Apache Beam's DirectRunner (1 in-process worker; 1 vs 2 worker processes with one TensorFlow thread
-each; per-worker peak RSS), see ``benchmarks/_beam.py``; one full run (600 one-second clips, width 0.5) takes
-about 5 minutes on 2 idle cores, ``--quick`` about 2.
+each; per-worker peak RSS), see ``benchmarks/_beam.py``; one full run (8000 one-second clips, width 0.5) takes
+about 6 minutes on 2 idle cores, ``--quick`` about 2.
 
 Usage: python benchmarks/analysis_bench.py [--clips 8] [--seconds 1.0] [--batch-size 4] [--layers 1,4,8,11]
        [--width 1.0] [--repeats 2]
-       python benchmarks/analysis_bench.py --beam [--beam-clips 600] [--seconds 1.0] [--width 0.5] [--batch-size 16]
+       python benchmarks/analysis_bench.py --beam [--beam-clips 8000] [--seconds 1.0] [--width 0.5] [--batch-size 16]
        python benchmarks/analysis_bench.py --beam --quick   (96 clips of 0.5 s, width 0.25: a smoke run)
 """
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--width", type=float, default=1.0, help="width multiplier (1.0 = the paper's CNN12)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--beam", action="store_true", help="compare with the Beam DirectRunner instead (benchmarks/_beam.py)")
-    parser.add_argument("--beam-clips", type=int, default=600, help="with --beam: N clips (default 600)")
+    parser.add_argument("--beam-clips", type=int, default=8000, help="with --beam: N clips (default 8000: enough steady work to outweigh ~20 s of worker start-up)")
     parser.add_argument("--quick", action="store_true", help="with --beam: 96 clips of 0.5 s at width 0.25 (a smoke run)")
     args = parser.parse_args()
     if args.beam:
