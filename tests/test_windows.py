@@ -89,6 +89,28 @@ def test_windows_equal_one_pass(field, stride):
     np.testing.assert_allclose(windows.windowed_reconstruction(x, single, raw), whole, atol=1e-6)
 
 
+@pytest.mark.parametrize("field, stride", GEOMETRIES)
+def test_balanced_windows_are_shorter_never_more_and_exact(field, stride):
+    """A window budget (``balanced=True``): no more windows than the budget needs, less work, the same result."""
+    raw, peaks = local_raw(field, stride)
+    budget = windows.min_window_length(field, stride) + 9 * stride
+    for length in (budget + stride, 2 * budget + 1, 2 * budget - stride, 5 * budget + 3):
+        fixed = windows.plan_windows(length, budget, field, stride)
+        plan = windows.plan_windows(length, budget, field, stride, balanced=True)
+        assert len(plan.starts) <= len(fixed.starts)
+        assert plan.effective_length <= fixed.effective_length and plan.window_length <= budget
+        assert len(plan.starts) * plan.effective_length <= len(fixed.starts) * fixed.effective_length
+        assert plan.keep[0][0] == 0 and plan.keep[-1][1] == length
+        assert all(start % stride == 0 for start in plan.starts)
+        assert all(w.stop <= length for w in plan.windows)
+        x = signal(length, seed=length)
+        whole = raw(x)
+        np.testing.assert_allclose(windows.windowed_reconstruction(x, plan, raw), whole, atol=1e-5 * np.abs(whole).max())
+        np.testing.assert_allclose(windows.max_over_windows(plan, lambda a, b: x[a:b], peaks), peaks(x), rtol=1e-6)
+    ten_seconds = windows.plan_windows(80000, 40000, 834, 256, balanced=True)  # CNN12 block 8, 10 s in 5 s windows
+    assert len(ten_seconds.starts) == 3 and len(ten_seconds.starts) * ten_seconds.effective_length < 1.05 * 80000
+
+
 @pytest.mark.parametrize("field, stride", [(10, 3), (162, 32)])
 def test_one_sample_less_margin_is_not_exact(field, stride):
     """Keeping one stride more of each inner window edge than the margin allows changes the result."""

@@ -72,7 +72,7 @@ def needs_windows(sonifier, num_samples: int, layer: int, window_seconds: float 
 def plan(sonifier, num_samples: int, layer: int, window_seconds: float) -> windows.WindowPlan:
     """The :class:`tfsonify.windows.WindowPlan` of a ``num_samples`` clip at block ``layer``."""
     field, stride = sonifier.geometry(layer)
-    return windows.plan_windows(num_samples, window_samples(sonifier, layer, window_seconds), field, stride)
+    return windows.plan_windows(num_samples, window_samples(sonifier, layer, window_seconds), field, stride, balanced=True)
 
 
 def input_divisor(sonifier, peak) -> np.float32:

@@ -128,7 +128,8 @@ class WindowPlan:
         return list(zip(firsts, firsts[1:] + [self.num_steps]))
 
 
-def plan_windows(clip_length: int, window_length: int, receptive_field: int, stride: int) -> WindowPlan:
+def plan_windows(clip_length: int, window_length: int, receptive_field: int, stride: int,
+                 balanced: bool = False) -> WindowPlan:
     """Plan exact overlapping windows of at most ``window_length`` samples over a ``clip_length``-sample clip.
 
     Args:
@@ -136,6 +137,11 @@ def plan_windows(clip_length: int, window_length: int, receptive_field: int, str
         window_length: ``W`` samples per window.
         receptive_field: ``R`` of the layer, in input samples.
         stride: ``S`` of the layer, in input samples.
+        balanced: ``W`` is a budget, not a fixed input length: use the shortest windows that need no more
+            windows than ``W`` does (the same count, less overlap). Without it the last window starts at
+            ``T - W`` and can repeat almost a whole window: a 10 s clip in 5 s windows ran three full
+            windows (1.5x the work); balanced, three windows of about 3.4 s. A fixed-length model
+            (``export/edge_windows.py``) needs ``balanced=False``.
 
     Returns:
         A :class:`WindowPlan` (one window when ``T`` fits in it).
@@ -152,18 +158,35 @@ def plan_windows(clip_length: int, window_length: int, receptive_field: int, str
         raise ValueError(f"a {window_length}-sample window is too short for exact windows of a layer with a "
                          f"{field}-sample receptive field and stride {step}: its margins ({field - step} samples each "
                          f"side) need windows of at least {shortest} samples")
-    steps = output_length(window_length, field, step)
-    effective = field + (steps - 1) * step
     margin = field - step
+    effective, starts = _starts(clip_length, window_length, field, step)
     if clip_length < effective:
         raise ValueError(f"clip has {clip_length} samples but windows of {window_length} samples need at least "
                          f"{effective} (the window's effective length); run a clip this short in one pass")
-    hop = (effective - 2 * margin) // step * step
-    last = (clip_length - effective) // step * step
-    starts = list(range(0, last, hop)) + [last]
+    if balanced and len(starts) > 1:
+        low, high = shortest, window_length  # the count is non-increasing in the window length
+        while high - low > step:
+            middle = (low + high) // 2
+            if len(_starts(clip_length, middle, field, step)[1]) <= len(starts):
+                high = middle
+            else:
+                low = middle
+        candidate = _starts(clip_length, high, field, step)
+        if len(candidate[1]) <= len(starts):
+            window_length, (effective, starts) = high, candidate
     bounds = [0] + [(previous + current + effective) // 2 for previous, current in zip(starts, starts[1:])] + [clip_length]
     return WindowPlan(clip_length, window_length, effective, margin, tuple(starts),
                       tuple(zip(bounds[:-1], bounds[1:])), field, step)
+
+
+def _starts(clip_length: int, window_length: int, field: int, step: int) -> tuple[int, list[int]]:
+    """``(effective length, window starts)`` of ``window_length``-sample windows over the clip."""
+    effective = field + (output_length(window_length, field, step) - 1) * step
+    if clip_length < effective:
+        return effective, []
+    hop = (effective - 2 * (field - step)) // step * step
+    last = (clip_length - effective) // step * step
+    return effective, list(range(0, last, hop)) + [last]
 
 
 def single_window_plan(clip_length: int, receptive_field: int, stride: int) -> WindowPlan:

@@ -5,8 +5,8 @@ For each clip ``x_i`` and block ``L``, ``s_i`` is the sonification of the block'
 
     C_xs(f) = |P_xs(f)|^2 / (P_xx(f) P_ss(f))
 
-is estimated with ``scipy.signal.coherence`` (Welch's method, Hann window, ``nperseg`` samples,
-50 % overlap), and the clip's score is the mean of its ``k`` (= 5) largest values over frequency.
+is estimated as ``scipy.signal.coherence`` does (Welch's method, Hann window, ``nperseg`` samples,
+50 % overlap, constant detrend; vectorised here, tested equal to scipy), and the clip's score is the mean of its ``k`` (= 5) largest values over frequency.
 The layer's score ``M_c`` is the mean over clips, reported with a 95 % Student-t confidence interval
 over clips, clipped to [0, 1] (the paper's intervals are over three training runs: pass several results per model to
 :func:`plot_coherence` to draw one curve per run set, see :func:`combine_runs`).
@@ -40,7 +40,7 @@ __all__ = [
 
 def magnitude_squared_coherence(x: np.ndarray, y: np.ndarray, sample_rate: int = 8000,
                                 nperseg: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Welch magnitude-squared coherence of two equal-length signals (``scipy.signal.coherence``).
+    """Welch magnitude-squared coherence of two equal-length signals (``scipy.signal.coherence``'s estimate).
 
     Args:
         x, y: float ``[time]`` or ``[batch, time]`` (coherence along the last axis), same shape.
@@ -57,11 +57,24 @@ def magnitude_squared_coherence(x: np.ndarray, y: np.ndarray, sample_rate: int =
         raise ValueError(f"x and y must have the same shape [time] or [batch, time] with time >= 2; "
                          f"received {x.shape} and {y.shape}")
     nperseg = int(min(nperseg, x.shape[-1]))
+    # scipy.signal.coherence's estimate (Hann window, 50 % overlap, constant detrend, mean over segments),
+    # vectorised: scipy detrends segment by segment in Python (76 ms for 10 s at 8 kHz; this: a few ms).
+    # The density scaling and the one-sided doubling cancel in the ratio. Tested equal to scipy.
+    step = nperseg - nperseg // 2
+    window = signal.get_window("hann", nperseg)
+    spectra = []
+    for z in (x, y):
+        frames = np.lib.stride_tricks.sliding_window_view(z, nperseg, axis=-1)[..., ::step, :]
+        spectra.append(np.fft.rfft((frames - frames.mean(axis=-1, keepdims=True)) * window, axis=-1))
+    sx, sy = spectra
+    pxx = np.mean(sx.real ** 2 + sx.imag ** 2, axis=-2)
+    pyy = np.mean(sy.real ** 2 + sy.imag ** 2, axis=-2)
+    pxy = np.mean(np.conj(sx) * sy, axis=-2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        freqs, coherence = signal.coherence(x, y, fs=sample_rate, nperseg=nperseg, axis=-1)
-    # scipy gives 0/0 = NaN where a spectrum vanishes (e.g. the silent sonification of a dead map).
+        coherence = (pxy.real ** 2 + pxy.imag ** 2) / (pxx * pyy)
+    # 0/0 = NaN where a spectrum vanishes (e.g. the silent sonification of a dead map): defined as 0.
     coherence = np.where(np.isfinite(coherence), coherence, 0.0)
-    return freqs, np.clip(coherence, 0.0, 1.0)
+    return np.fft.rfftfreq(nperseg, 1.0 / sample_rate), np.clip(coherence, 0.0, 1.0)
 
 
 def top_k_coherence(x: np.ndarray, y: np.ndarray, k: int = 5, sample_rate: int = 8000, nperseg: int = 256) -> np.ndarray:
