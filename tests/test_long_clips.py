@@ -123,6 +123,21 @@ def test_bad_window_seconds(sonifier, long_clip):
         sonifier.activations(long_clip, 5, window_seconds=0.001)
 
 
+def test_auto_windows_only_past_the_one_pass_length(sonifier):
+    """The default ``"auto"``: one pass up to ONE_PASS_SECONDS (faster, little memory), windows of 5 s beyond."""
+    rate = sonifier.sample_rate
+    one_pass = int(long_clips.ONE_PASS_SECONDS * rate)
+    assert long_clips.DEFAULT_WINDOW_SECONDS < long_clips.ONE_PASS_SECONDS
+    assert not long_clips.needs_windows(sonifier, 10 * rate, 11, long_clips.AUTO)
+    assert not long_clips.needs_windows(sonifier, one_pass, 11, long_clips.AUTO)
+    assert long_clips.needs_windows(sonifier, one_pass + 1, 11, long_clips.AUTO)
+    assert long_clips.needs_windows(sonifier, 10 * rate, 11, 5.0)  # an explicit window is honoured
+    plan = long_clips.plan(sonifier, one_pass + 1, 11, long_clips.AUTO)
+    assert plan.window_length <= long_clips.DEFAULT_WINDOW_SECONDS * rate and len(plan.starts) >= 7
+    with pytest.raises(ValueError, match="or 'auto'"):
+        long_clips.needs_windows(sonifier, 10 * rate, 11, "fast")
+
+
 def test_calibrated_stream_reproduces_sonify(sonifier, long_clip):
     reference, peaks = long_clips.calibrate(sonifier, long_clip, 8, [1, 2], window_seconds=0.6)
     assert reference == pytest.approx(float(np.abs(long_clip).max()))

@@ -2,7 +2,8 @@
 
 A 10-minute clip through the full-width CNN12 at block 11 in one pass peaks at ~5 GB (every block's
 activations and switches of the whole clip are alive at once). Here the clip runs as windows of
-``window_seconds`` (default :data:`DEFAULT_WINDOW_SECONDS`) planned by :mod:`tfsonify.windows` with
+``window_seconds`` (default :data:`AUTO`: clips over :data:`ONE_PASS_SECONDS` in windows of
+:data:`DEFAULT_WINDOW_SECONDS`) planned by :mod:`tfsonify.windows` with
 exactly the whole-clip semantics:
 
 - the clip is divided once by its own peak ``max|x|`` (windows are not re-normalised);
@@ -29,7 +30,7 @@ import numpy as np
 
 from tfsonify import windows
 
-__all__ = ["DEFAULT_WINDOW_SECONDS", "window_samples", "needs_windows", "plan", "sonify", "sonify_top",
+__all__ = ["AUTO", "DEFAULT_WINDOW_SECONDS", "ONE_PASS_SECONDS", "window_samples", "needs_windows", "plan", "sonify", "sonify_top",
            "top_features", "activations", "activation_windows", "calibrate", "stream", "normalised_reader", "input_divisor"]
 
 #: Default window: 5 s at the model's rate. Measured on full-width CNN12, block 11, top 3 maps, a 2-minute clip
@@ -39,8 +40,20 @@ __all__ = ["DEFAULT_WINDOW_SECONDS", "window_samples", "needs_windows", "plan", 
 DEFAULT_WINDOW_SECONDS = 5.0
 
 
-def window_samples(sonifier, layer: int, window_seconds: float | None) -> int | None:
-    """The window length in samples for ``window_seconds`` (None: no windows).
+#: The default of every ``window_seconds`` argument: clips up to :data:`ONE_PASS_SECONDS` run in one pass, longer
+#: ones in windows of :data:`DEFAULT_WINDOW_SECONDS`.
+AUTO = "auto"
+
+#: Longest clip the default (:data:`AUTO`) runs in one pass. Measured on 2 idle cores, full-width CNN12, one map
+#: (2026-12-02): one pass vs 5 s windows 211 vs 263 ms (10 s clip, block 11), 612 vs 745 ms (30 s, block 11),
+#: 97 vs 104 ms (10 s, block 5), with peak RSS 1.06 GB for the 30 s one pass against 0.91 GB windowed: below
+#: 30 s the margins and per-window calls cost more than the memory saved is worth. A 2-minute clip in one pass
+#: peaks at 1.79 GB (windowed 0.91 GB).
+ONE_PASS_SECONDS = 30.0
+
+
+def window_samples(sonifier, layer: int, window_seconds: float | str | None) -> int | None:
+    """The window length in samples for ``window_seconds`` (None: no windows; :data:`AUTO`: the default window).
 
     Raises:
         ValueError: ``window_seconds`` is not a positive number, or gives a window shorter than block ``layer``
@@ -48,9 +61,11 @@ def window_samples(sonifier, layer: int, window_seconds: float | None) -> int | 
     """
     if window_seconds is None:
         return None
+    if isinstance(window_seconds, str) and window_seconds == AUTO:
+        window_seconds = DEFAULT_WINDOW_SECONDS
     if isinstance(window_seconds, bool) or not isinstance(window_seconds, (int, float, np.integer, np.floating)) \
             or not math.isfinite(window_seconds) or window_seconds <= 0:
-        raise ValueError(f"window_seconds must be a positive number of seconds or None (one pass); received "
+        raise ValueError(f"window_seconds must be a positive number of seconds, None (one pass) or 'auto'; received "
                          f"{window_seconds!r}")
     samples = int(round(float(window_seconds) * sonifier.sample_rate))
     field, stride = sonifier.geometry(layer)
@@ -63,13 +78,19 @@ def window_samples(sonifier, layer: int, window_seconds: float | None) -> int | 
     return samples
 
 
-def needs_windows(sonifier, num_samples: int, layer: int, window_seconds: float | None) -> bool:
-    """True when a ``num_samples`` clip is longer than the window (validates ``window_seconds`` either way)."""
+def needs_windows(sonifier, num_samples: int, layer: int, window_seconds: float | str | None) -> bool:
+    """True when a ``num_samples`` clip is longer than the window (validates ``window_seconds`` either way).
+
+    With :data:`AUTO`, when it is longer than :data:`ONE_PASS_SECONDS` (then in :data:`DEFAULT_WINDOW_SECONDS`
+    windows).
+    """
     samples = window_samples(sonifier, layer, window_seconds)
+    if isinstance(window_seconds, str) and window_seconds == AUTO:
+        return num_samples > max(samples, int(round(ONE_PASS_SECONDS * sonifier.sample_rate)))
     return samples is not None and num_samples > samples
 
 
-def plan(sonifier, num_samples: int, layer: int, window_seconds: float) -> windows.WindowPlan:
+def plan(sonifier, num_samples: int, layer: int, window_seconds: float | str) -> windows.WindowPlan:
     """The :class:`tfsonify.windows.WindowPlan` of a ``num_samples`` clip at block ``layer``."""
     field, stride = sonifier.geometry(layer)
     return windows.plan_windows(num_samples, window_samples(sonifier, layer, window_seconds), field, stride, balanced=True)
@@ -217,7 +238,7 @@ def activations(sonifier, batch, layer: int, window_seconds: float) -> np.ndarra
 
 
 def calibrate(sonifier, clip, layer: int, features: Sequence[int],
-              window_seconds: float | None = DEFAULT_WINDOW_SECONDS) -> tuple[float, np.ndarray]:
+              window_seconds: float | str | None = AUTO) -> tuple[float, np.ndarray]:
     """``(reference_peak, reconstruction_peak [F])`` of a recording, for :meth:`Sonifier.stream`.
 
     A stream built with these reproduces ``sonifier.sonify(clip, layer, features=features)`` (delayed by its

@@ -19,8 +19,9 @@ Two exact savings over the paper's pseudocode: the forward pass stops at block
 ``L``, and block ``L``'s conv (and the per-channel layers after it) is computed
 (forward and transposed) only for the selected maps, not for all of its channels.
 
-Long clips: the public methods run a clip longer than ``window_seconds`` (default
-:data:`tfsonify.long_clips.DEFAULT_WINDOW_SECONDS`) as exact overlapping windows with bounded memory
+Long clips: the public methods run a clip longer than ``window_seconds`` (default ``"auto"``: clips over
+:data:`tfsonify.long_clips.ONE_PASS_SECONDS` in windows of :data:`tfsonify.long_clips.DEFAULT_WINDOW_SECONDS`)
+as exact overlapping windows with bounded memory
 (:mod:`tfsonify.long_clips`, planned by :mod:`tfsonify.windows`), through four hooks:
 :meth:`Sonifier.raw_reconstruction` (unscaled deconvnet output of an already-scaled clip),
 :meth:`Sonifier.peak_activations`, :meth:`Sonifier.geometry` (receptive field and total stride in input samples)
@@ -299,7 +300,7 @@ class Sonifier:
             raise ValueError(f"k must be an integer in 1..{width} ({self._describe(layer)}'s maps); received {k!r}")
         return int(k)
 
-    def activations(self, waveform, layer: Layer, window_seconds: float | None = long_clips.DEFAULT_WINDOW_SECONDS) -> np.ndarray:
+    def activations(self, waveform, layer: Layer, window_seconds: float | str | None = long_clips.AUTO) -> np.ndarray:
         """Block ``layer``'s output, float32 ``[time_L, channels_L]`` or ``[batch, time_L, channels_L]``.
 
         Clips longer than ``window_seconds`` (None: never) run as exact windows (:mod:`tfsonify.long_clips`).
@@ -312,7 +313,7 @@ class Sonifier:
         return out[0] if np.ndim(waveform) == 1 else out
 
     def top_features(self, waveform, layer: Layer, k: int = 1,
-                     window_seconds: float | None = long_clips.DEFAULT_WINDOW_SECONDS) -> tuple[np.ndarray, np.ndarray]:
+                     window_seconds: float | str | None = long_clips.AUTO) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` most active feature maps of ``layer``.
 
         "Most active" is the paper's criterion: the largest activation over time of the
@@ -332,7 +333,7 @@ class Sonifier:
         return (indices[0], scores[0]) if np.ndim(waveform) == 1 else (indices, scores)
 
     def sonify_top(self, waveform, layer: Layer, k: int,
-                   window_seconds: float | None = long_clips.DEFAULT_WINDOW_SECONDS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   window_seconds: float | str | None = long_clips.AUTO) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sonify the ``k`` most active maps in one forward pass and one batched deconvnet pass.
 
         Returns:
@@ -351,7 +352,7 @@ class Sonifier:
         return features, scores, sounds
 
     def sonify(self, waveform, layer: Layer, feature: int | None = None, features: Sequence[int] | None = None,
-               window_seconds: float | None = long_clips.DEFAULT_WINDOW_SECONDS) -> np.ndarray:
+               window_seconds: float | str | None = long_clips.AUTO) -> np.ndarray:
         """Sonify feature maps of ``layer`` (a name or block index).
 
         Args:
@@ -362,8 +363,9 @@ class Sonifier:
                 computed in one batched pass with the maps on the batch axis.
             With neither, the most active map of each clip is sonified (output shaped
             like ``waveform``).
-            window_seconds: clips longer than this (None: never) run as exact overlapping windows with
-                bounded memory (:mod:`tfsonify.long_clips`): the same result as one pass.
+            window_seconds: clips longer than this (None: never; ``"auto"``: clips over 30 s, in 5 s windows) run
+                as exact overlapping windows with bounded memory (:mod:`tfsonify.long_clips`): the same result as
+                one pass.
 
         Returns:
             float32 sonification(s) in ``[-max|x|, max|x|]``; a silent clip gives zeros.
