@@ -559,6 +559,7 @@ class DeconvNet:
         self.start = id(source)
         self.by_name: dict[str, int] = {}  # layer name -> index in self.steps
         self.blocked_names: dict[str, Unsupported] = {}
+        self._min_lengths: dict[str, int] = {}  # layer name -> min_length (the model is fixed once walked)
         self._walk(model, source)
         self._analyse()
 
@@ -843,10 +844,9 @@ class DeconvNet:
 
     def min_length(self, name: str) -> int:
         """Fewest input samples for which layer ``name`` yields at least one time step (cached per layer)."""
-        cache = self.__dict__.setdefault("_min_lengths", {})
-        if name not in cache:
-            cache[name] = self._search_min_length(name)
-        return cache[name]
+        if name not in self._min_lengths:
+            self._min_lengths[name] = self._search_min_length(name)
+        return self._min_lengths[name]
 
     def _search_min_length(self, name: str) -> int:
         high = 1

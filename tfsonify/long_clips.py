@@ -61,7 +61,7 @@ def window_samples(sonifier, layer: int, window_seconds: float | str | None) -> 
     """
     if window_seconds is None:
         return None
-    if isinstance(window_seconds, str) and window_seconds == AUTO:
+    if window_seconds == AUTO:
         window_seconds = DEFAULT_WINDOW_SECONDS
     if isinstance(window_seconds, bool) or not isinstance(window_seconds, (int, float, np.integer, np.floating)) \
             or not math.isfinite(window_seconds) or window_seconds <= 0:
@@ -85,7 +85,7 @@ def needs_windows(sonifier, num_samples: int, layer: int, window_seconds: float 
     windows).
     """
     samples = window_samples(sonifier, layer, window_seconds)
-    if isinstance(window_seconds, str) and window_seconds == AUTO:
+    if window_seconds == AUTO:
         return num_samples > max(samples, int(round(ONE_PASS_SECONDS * sonifier.sample_rate)))
     return samples is not None and num_samples > samples
 
