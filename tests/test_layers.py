@@ -49,11 +49,33 @@ def test_pool_and_unpool_under_xla_equal_eager():
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-def test_pool_layer_converts_to_builtin_tflite_ops(tmp_path):
-    """Dynamic batch and length, builtin ops only (no Flex), runs on LiteRT."""
+@pytest.mark.parametrize("length", [9, 10, 101])
+def test_dynamic_length_pool_equals_the_reshape_pool(length):
+    """A static batch and channels with an unknown length take the depthwise path (XNNPACK-friendly on LiteRT):
+    the same pooled values, switches (ties to the first sample) and unpooling as the reshape path, odd lengths too."""
+    rng = np.random.default_rng(length)
+    x = np.round(rng.standard_normal((1, length, 3)), 1).astype("float32")  # rounded: many ties
+    x[0, :4] = 0.0  # and exact ties of silence
+
+    def roundtrip(x):
+        pooled, switches = max_pool_with_switches(x)
+        return pooled, switches, max_unpool(pooled * 2.0 - 1.0, switches, tf.shape(x)[1])
+
+    reference = roundtrip(tf.constant(x))  # static shape: the reshape path
+    dynamic = tf.function(roundtrip, input_signature=[tf.TensorSpec([1, None, 3], tf.float32)])
+    assert "DepthwiseConv2dNative" in {op.type for op in dynamic.get_concrete_function().graph.get_operations()}
+    for a, b in zip(reference, dynamic(tf.constant(x))):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert float(tf.reduce_sum(reference[1])) > 0 and float(tf.reduce_sum(1.0 - reference[1])) > 0
+
+
+@pytest.mark.parametrize("batch", [None, 2])
+def test_pool_layer_converts_to_builtin_tflite_ops(tmp_path, batch):
+    """Dynamic length (dynamic batch: the reshape path; static batch: the depthwise path), builtin ops only
+    (no Flex), runs on LiteRT (XNNPACK) with the same numbers as TF."""
     from ai_edge_litert.interpreter import Interpreter
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, 4], tf.float32)])
+    @tf.function(input_signature=[tf.TensorSpec([batch, None, 4], tf.float32)])
     def roundtrip(x):
         pooled, switches = max_pool_with_switches(x)
         return max_unpool(pooled, switches, tf.shape(x)[1])

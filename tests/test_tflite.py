@@ -106,6 +106,23 @@ def test_dynamic_length_matches_tensorflow(dynamic_model, sonifier, one_second):
         np.testing.assert_allclose(out["sonifications"][0], sonifier.sonify_top(clip, 2, 3)[2], atol=1e-4)
 
 
+def test_dynamic_length_pools_run_on_xnnpack_friendly_ops_and_keep_ties(dynamic_model, sonifier, one_second):
+    """The dynamic model picks window samples with stride-2 depthwise convs (computed crops and stride-2 slices run
+    outside XNNPACK, 2x slower: benchmarks/deploy_bench.py) and adds channel axes by constant reshapes; the
+    numbers stay TF's on an odd-length clip whose silent stretch makes exact ties at every pool."""
+    from tfsonify.export.tflite import interpreter, operator_names, run_signature
+
+    ops = set(operator_names(dynamic_model))
+    assert "DEPTHWISE_CONV_2D" in ops and "EXPAND_DIMS" not in ops
+    clip = np.concatenate([np.zeros(1500, np.float32), one_second[:4001]])
+    runner_interpreter = interpreter(dynamic_model)
+    for layer in LAYERS:
+        lite = run_signature(runner_interpreter, f"top_k_l{layer}", clip)
+        features, _, sounds = sonifier.sonify_top(clip, layer, 3)
+        np.testing.assert_array_equal(lite["features"][0], features)
+        np.testing.assert_allclose(lite["sonifications"][0], sounds, atol=1e-4)
+
+
 def test_fp16_size_and_correlates(tiny_model, fixed_model, sonifier, one_second):
     """fp16 keeps two half-size copies of each kernel (the one-copy sharing applies to float files only), so its
     stored weights are about the one-copy float file's, never more than 1.1x."""

@@ -52,7 +52,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfsonify.layers import MaxPool1DWithSwitches, PeakNormalization, max_pool_with_switches, max_unpool
+from tfsonify.layers import MaxPool1DWithSwitches, PeakNormalization, max_pool_with_switches, max_unpool, time_shape, conv1d, add_channel_axis, drop_channel_axis
 
 __all__ = ["SUPPORTED_LAYERS", "DeconvNet", "LayerInfo", "is_input_scaling"]
 
@@ -116,6 +116,8 @@ def _ceil_div(a, b):
 
 def _same_pads(length, stride: int, window: int):
     """TF/Keras ``"same"`` padding ``(left, right)`` of a window of ``window`` samples (effective size)."""
+    if stride == 1:  # the same for every length: constants
+        return (window - 1) // 2, window - 1 - (window - 1) // 2
     out = _ceil_div(length, stride)
     total = tf.maximum((out - 1) * stride + window - length, 0)
     return total // 2, total - total // 2
@@ -131,10 +133,9 @@ def _upsample(x: tf.Tensor, factor: int) -> tf.Tensor:
     """``[n, T, C]`` -> ``[n, (T - 1) * factor + 1, C]`` with ``factor - 1`` zeros between samples."""
     if factor == 1:
         return x
-    shape = tf.shape(x)
-    channels = x.shape[-1] if x.shape[-1] is not None else shape[2]
     stacked = tf.stack([x] + [tf.zeros_like(x)] * (factor - 1), axis=2)
-    return tf.reshape(stacked, tf.stack([shape[0], shape[1] * factor, channels]))[:, : (shape[1] - 1) * factor + 1]
+    static = None if x.shape[1] is None else x.shape[1] * factor
+    return tf.reshape(stacked, time_shape(x, tf.shape(x)[1] * factor, static))[:, : 1 - factor]
 
 
 def _spread(parts: list[tf.Tensor], stride: int) -> tf.Tensor:
@@ -144,9 +145,8 @@ def _spread(parts: list[tf.Tensor], stride: int) -> tf.Tensor:
     """
     size = len(parts)
     if size == stride:
-        shape = tf.shape(parts[0])
-        channels = parts[0].shape[-1] if parts[0].shape[-1] is not None else shape[2]
-        return tf.reshape(tf.stack(parts, axis=2), tf.stack([shape[0], shape[1] * size, channels]))
+        static = None if parts[0].shape[1] is None else parts[0].shape[1] * size
+        return tf.reshape(tf.stack(parts, axis=2), time_shape(parts[0], tf.shape(parts[0])[1] * size, static))
     total = None
     for i, part in enumerate(parts):
         placed = _pad_time(_upsample(part, stride), i, size - 1 - i)
@@ -175,7 +175,7 @@ def _dilate_kernel(kernel: tf.Tensor, dilation: int) -> tf.Tensor:
 
 def _pick_rows(tensor: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
     """``tensor[rows[i, 0], :, rows[i, 1]]``: ``[batch, time, channels]`` -> ``[n, time, 1]``."""
-    return tf.expand_dims(tf.gather_nd(tf.transpose(tensor, [0, 2, 1]), rows), -1)
+    return add_channel_axis(tf.gather_nd(tf.transpose(tensor, [0, 2, 1]), rows))
 
 
 # --------------------------------------------------------------------------------- steps
@@ -270,7 +270,7 @@ class _Step:
         if kind == "pad":
             return _pad_time(x, p["left"], p["right"]), length
         if kind == "crop":
-            return x[:, p["left"] : length - p["right"]], length
+            return x[:, p["left"] : (-p["right"]) or None], length
         if kind == "conv":
             kernel = self.kernel()
             bias = None if self.layer.bias is None else tf.convert_to_tensor(self.layer.bias)
@@ -327,9 +327,7 @@ class _Step:
     def _conv(self, padded: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
         """VALID convolution of ``[n, time, C_in]`` with ``kernel`` ``[k, C_in, C_out]`` (the step's stride, dilation)."""
         p = self.params
-        if p["dilation"] == 1:
-            return tf.nn.conv1d(padded, kernel, stride=p["stride"], padding="VALID")
-        return tf.nn.convolution(padded, kernel, strides=p["stride"], padding="VALID", dilations=p["dilation"])
+        return conv1d(padded, kernel, p["stride"], p["dilation"])
 
     def _pads(self, length):
         p = self.params
@@ -357,7 +355,7 @@ class _Step:
                 scale = tf.reshape(tf.gather(scale, kernels), [-1, 1, 1])
             return [g * scale]
         if kind == "pad":
-            return [g[:, p["left"] : p["left"] + state]]
+            return [g[:, p["left"] : (-p["right"]) or None]]
         if kind == "crop":
             return [_pad_time(g, p["left"], p["right"])]
         if kind == "conv":
@@ -378,9 +376,12 @@ class _Step:
             return [self._unpad(_spread([share] * p["window"], p["stride"]), length, left, right)]
         raise AssertionError(kind)
 
-    @staticmethod
-    def _unpad(full: tf.Tensor, length, left, right) -> tf.Tensor:
+    def _unpad(self, full: tf.Tensor, length, left, right) -> tf.Tensor:
         """Bring a padded-frame signal of length ``<= length + left + right`` back to ``[n, length, C]``."""
+        if self.params["stride"] == 1 and isinstance(left, int) and isinstance(right, int):
+            # stride 1: the transpose spans exactly the padded frame; constant slice bounds keep a
+            # dynamic-length LiteRT model on XNNPACK
+            return full[:, left : (-right) or None]
         padded_length = length + left + right
         full = tf.pad(full, [[0, 0], [0, padded_length - tf.shape(full)[1]], [0, 0]])
         return full[:, left : left + length]
@@ -402,7 +403,7 @@ class _Step:
                 rows = tf.gather(tf.transpose(kernel, [2, 0, 1]), selected)
             else:
                 rows = tf.transpose(tf.gather(kernel, selected, axis=2), [2, 0, 1])
-            full = _transpose_rows(g[:, :, 0], rows, stride, dilation)
+            full = _transpose_rows(drop_channel_axis(g), rows, stride, dilation)
             return full if exact else self._unpad(full, length, left, right)
         if _MATMUL_TRANSPOSES[-1]:
             if selected is not None:
@@ -481,13 +482,21 @@ def _transpose_matmul(g: tf.Tensor, kernel: tf.Tensor, stride: int, dilation: in
     """
     k, c_in, c_out = kernel.shape
     weights = tf.reshape(tf.transpose(kernel, [2, 0, 1]), [c_out, k * c_in])
-    shape = tf.shape(g)
-    taps = tf.reshape(tf.matmul(tf.reshape(g, [-1, c_out]), weights), tf.stack([shape[0], shape[1], k * c_in]))
+    taps = tf.reshape(tf.matmul(tf.reshape(g, [-1, c_out]), weights),
+                      time_shape(g, tf.shape(g)[1], g.shape[1], channels=k * c_in))
     taps = _upsample(taps, stride)
     span = dilation * (k - 1)
     parts = [tf.pad(taps[:, :, j * c_in : (j + 1) * c_in], [[0, 0], [j * dilation, span - j * dilation], [0, 0]])
              for j in range(k)]
-    return tf.add_n(parts)
+    return _sum(parts)
+
+
+def _sum(parts: list[tf.Tensor]) -> tf.Tensor:
+    """``tf.add_n(parts)`` as a tree of pairwise adds: LiteRT's XNNPACK delegate runs ``ADD`` on all cores but
+    not ``ADD_N`` (single-threaded outside the delegate)."""
+    while len(parts) > 1:
+        parts = [parts[i] + parts[i + 1] if i + 1 < len(parts) else parts[i] for i in range(0, len(parts), 2)]
+    return parts[0]
 
 
 def _transpose_rows(signal: tf.Tensor, kernels: tf.Tensor, stride: int, dilation: int) -> tf.Tensor:
@@ -504,10 +513,10 @@ def _transpose_rows(signal: tf.Tensor, kernels: tf.Tensor, stride: int, dilation
     k = kernels.shape[1]
     span = dilation * (k - 1)
     if stride > 1:
-        signal = _upsample(tf.expand_dims(signal, -1), stride)[:, :, 0]
+        signal = drop_channel_axis(_upsample(add_channel_axis(signal), stride))
     padded = tf.pad(signal, [[0, 0], [span, span]])
-    out_length = tf.shape(signal)[1] + span
-    taps = [padded[:, span - j * dilation : span - j * dilation + out_length] for j in range(k)]
+    # tap j: padded[span - j d : span - j d + out + span], i.e. up to j d samples before the end
+    taps = [padded[:, span - j * dilation : (-j * dilation) or None] for j in range(k)]
     return tf.matmul(tf.stack(taps, axis=-1), kernels)
 
 
@@ -901,10 +910,10 @@ class DeconvNet:
     # ------------------------------------------------------------------ graphs
     def scale_input(self, waveform: tf.Tensor) -> tf.Tensor:
         """Model input ``[batch, time]`` -> the deconvnet's input ``[batch, time, 1]`` (input-scaling layers applied)."""
-        x = waveform if self.input_rank == 2 else tf.expand_dims(waveform, -1)
+        x = waveform if self.input_rank == 2 else add_channel_axis(waveform)
         for layer in self.prelude:
             x = layer(x, training=False) if "training" in layer.call.__code__.co_varnames else layer(x)
-        return x if self.input_rank == 3 else tf.expand_dims(x, -1)
+        return x if self.input_rank == 3 else add_channel_axis(x)
 
     def outputs(self, x: tf.Tensor, names: Sequence[str]) -> list[tf.Tensor]:
         """Outputs ``[batch, time_l, C_l]`` of several layers from one forward pass of ``[batch, time, 1]``."""
@@ -964,7 +973,9 @@ class DeconvNet:
             signal = signal * tf.expand_dims(tf.one_hot(features, self.channels[output], dtype=signal.dtype), 1)
         rows = tf.stack([batch_index, features if columns is None else columns], axis=1)
         pick = lambda t: _pick_rows(t, rows)  # noqa: E731
-        gather = lambda t: tf.gather(t, batch_index)  # noqa: E731
+        # one clip (a static batch of 1): its states broadcast over the rows (no copies; LiteRT's GATHER
+        # runs outside XNNPACK)
+        gather = lambda t: t if t.shape[0] == 1 else tf.gather(t, batch_index)  # noqa: E731
         grads = {output: signal}
         for step in reversed(path):
             if step.output not in grads:
@@ -974,7 +985,7 @@ class DeconvNet:
             outs = step.backward(g, states[id(step)], pick if in_top else gather, features if in_top else None)
             for key, value in zip(step.inputs, outs):
                 grads[key] = value if key not in grads else grads[key] + value
-        return grads[self.start][:, :, 0]
+        return drop_channel_axis(grads[self.start])
 
     def backward_full(self, name: str, upstream: tf.Tensor, states: dict, rule: str = "deconvnet") -> tf.Tensor:
         """The backward rules from a full upstream signal at layer ``name`` down to the input.
@@ -997,7 +1008,7 @@ class DeconvNet:
             outs = step.backward(grads.pop(step.output), states[id(step)], same, None, rule)
             for key, value in zip(step.inputs, outs):
                 grads[key] = value if key not in grads else grads[key] + value
-        return grads[self.start][:, :, 0]
+        return drop_channel_axis(grads[self.start])
 
     def last_layer(self, tensor) -> str | None:
         """The name of the step whose output is Keras tensor ``tensor``, or None if it is not on the walk."""

@@ -39,6 +39,7 @@ import tensorflow as tf
 from tfsonify import long_clips
 from tfsonify.models.cnn12 import NUM_BLOCKS, check_layer, min_length
 from tfsonify.deconvnet import DeconvNet, LayerInfo
+from tfsonify.layers import add_channel_axis
 
 __all__ = ["BlockState", "Sonifier", "validate_waveform"]
 
@@ -188,7 +189,7 @@ class Sonifier:
         Returns one :class:`BlockState` per block, index 0 for block 1.
         """
         names = [self._name(block) for block in range(1, layer + 1)]
-        return [BlockState(out) for out in self.deconvnet.outputs(tf.expand_dims(normalized, -1), names)]
+        return [BlockState(out) for out in self.deconvnet.outputs(add_channel_axis(normalized), names)]
 
     @staticmethod
     def _rescale(reconstruction: tf.Tensor, peaks: tf.Tensor) -> tf.Tensor:
@@ -226,12 +227,12 @@ class Sonifier:
         again here (input-scaling layers are skipped), and the output is not rescaled, so windows of a
         long clip stitch into the full clip's reconstruction.
         """
-        x = tf.expand_dims(normalized, -1)
+        x = add_channel_axis(normalized)
         return self.deconvnet.reconstruct(x, self._name(layer), batch_index, features)
 
     def peak_activations_graph(self, normalized: tf.Tensor, layer: Layer) -> tf.Tensor:
         """Pure-TF ``[batch, C]`` maximum over time of each map of ``layer`` for a deconvnet-input waveform."""
-        return tf.reduce_max(self.deconvnet.forward(tf.expand_dims(normalized, -1), self._name(layer))[0], axis=1)
+        return tf.reduce_max(self.deconvnet.forward(add_channel_axis(normalized), self._name(layer))[0], axis=1)
 
     def activations_graph(self, waveform: tf.Tensor, layer: Layer) -> tf.Tensor:
         """``layer``'s output ``[batch, time_L, channels_L]`` for a raw ``[batch, time]`` waveform."""
