@@ -20,8 +20,9 @@ exact overlapping windows (``export/edge_windows.py``, numpy only, says how):
 ``peak_activations_l{L}``
     ``waveform`` as above -> ``activations`` float32 ``[1, C_L]`` (each map's maximum over time).
 
-``T`` is fixed (``length=8000``: 1 s, the fast variant: XNNPACK plans fixed shapes
-fully, 3-5x faster here) or dynamic (``length=None``: any ``T >= min_length(L)``;
+``T`` is fixed (``length=8000``: 1 s) or dynamic (``length=None``: any ``T >= min_length(L)``,
+1.16-1.29x the fixed model's time at full width: the graph keeps its shape parameters
+constant so XNNPACK takes the same ops as for a fixed length, see ``tfsonify.layers``;
 call ``resize_tensor_input``/signature runners with the clip's length). Long clips
 run exactly with the dynamic variant, or with the fixed variant as overlapping windows
 (``export/edge_windows.py``); a clip shorter than ``T`` must be padded, which changes
