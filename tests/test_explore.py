@@ -419,7 +419,10 @@ def wait_for(driver, script: str, timeout: float = 180.0):
             return value
         if time.monotonic() > deadline:
             state = driver.execute_script("return [...document.querySelectorAll('.error')].map(e => e.textContent).join(' | ')")
-            raise AssertionError(f"timed out waiting for: {script}; page errors: {state!r}")
+            player = driver.execute_script(
+                "const p = document.querySelector('#player'); return p && {src: p.dataset.src, ready: p.readyState, "
+                "network: p.networkState, time: p.currentTime, paused: p.paused, error: p.error && p.error.message};")
+            raise AssertionError(f"timed out waiting for: {script}; page errors: {state!r}; player: {player!r}")
         time.sleep(0.1)
 
 
@@ -521,6 +524,8 @@ def test_page_compares_two_models(setup, browser):
     names = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".panel .model-name")]
     assert names == ["A · supervised.keras", "B · other.keras"]
     driver.find_element(By.XPATH, "//div[@id='sources']/button[text()='B: Sonification']").click()
+    # play once B's sound is the player's source (a play() before the switch is undone by the new source)
+    wait_for(driver, "return document.querySelector('#player').dataset.src.includes('/api/models/1/')")
     driver.execute_script("document.querySelector('#player').play()")
     wait_for(driver, PLAYING.replace("arguments[0]", repr("/api/models/1/")))
     errors = console_errors(driver)
