@@ -12,14 +12,13 @@ transposed convolution's taps. ``tfsonify.layers`` / ``tfsonify.deconvnet`` use 
 from __future__ import annotations
 
 import os
-import statistics
-import time
 
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
+from _timing import timed  # noqa: E402
 
 C = 64
 
@@ -97,16 +96,6 @@ CASES = [
 ]
 
 
-def median_ms(fn, repeats: int = 50) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
-
-
 def run(chain, length: int, dynamic: bool) -> float:
     from ai_edge_litert.interpreter import Interpreter
 
@@ -123,7 +112,7 @@ def run(chain, length: int, dynamic: bool) -> float:
         interpreter.set_tensor(index, x)
         interpreter.invoke()
 
-    return median_ms(call)
+    return 1000 * timed(call, 50)
 
 
 def main() -> None:
