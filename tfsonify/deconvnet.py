@@ -52,7 +52,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfsonify.layers import MaxPool1DWithSwitches, PeakNormalization, max_pool_with_switches, max_unpool, time_shape, conv1d, add_channel_axis, drop_channel_axis
+from tfsonify.layers import (MaxPool1DWithSwitches, PeakNormalization, add_channel_axis, conv1d, drop_channel_axis,
+                             max_pool_with_switches, max_unpool, time_shape)
 
 __all__ = ["SUPPORTED_LAYERS", "DeconvNet", "LayerInfo", "is_input_scaling"]
 

@@ -115,14 +115,11 @@ def max_pool_with_switches(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     n, time, channels = x.shape
     if time is None and n is not None and channels is not None:
         first, second = _window_samples(x)
-    elif None not in (n, time, channels):  # [n, h, 2C] halves: SPLIT, which XNNPACK runs (UNPACK it does not)
-        first, second = tf.split(tf.reshape(x[:, : time // 2 * 2], [n, time // 2, 2 * channels]), 2, axis=-1)
-    else:
-        batch = tf.shape(x)[0]
-        half = tf.shape(x)[1] // 2
-        channels = x.shape[-1] if x.shape[-1] is not None else tf.shape(x)[2]
-        pairs = tf.reshape(x[:, : 2 * half, :], tf.stack([batch, half, 2, channels]))
-        first, second = tf.unstack(pairs, num=2, axis=2)
+    else:  # the halves of [n, h, 2C]: SPLIT, which XNNPACK runs (UNPACK it does not)
+        half = tf.shape(x)[1] // 2 if time is None else time // 2
+        doubled = 2 * (tf.shape(x)[2] if channels is None else channels)
+        pairs = tf.reshape(x[:, : 2 * half], time_shape(x, half, None if time is None else half, channels=doubled))
+        first, second = tf.split(pairs, 2, axis=-1)
     switches = tf.cast(first >= second, x.dtype)
     return tf.maximum(first, second), switches
 
