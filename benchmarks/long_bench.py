@@ -63,7 +63,7 @@ def case_api(minutes: float, windowed: bool) -> dict:
     import tfsonify
 
     sonifier = tfsonify.Sonifier(model())
-    window = tfsonify.long_clips.DEFAULT_WINDOW_SECONDS if windowed else None
+    window = tfsonify.engine.long_clips.DEFAULT_WINDOW_SECONDS if windowed else None
     sonifier.sonify_top(clip(0.1), 11, 3, window_seconds=window)  # build the graphs
     x = clip(minutes)
     start = time.perf_counter()
@@ -164,7 +164,7 @@ def main() -> int:
         return 0
 
     print("full-width CNN12 (random weights), block 11, top 3 maps; each case in its own process\n")
-    from tfsonify.long_clips import DEFAULT_WINDOW_SECONDS
+    from tfsonify.engine.long_clips import DEFAULT_WINDOW_SECONDS
 
     began = time.perf_counter()
     short, long_ = ("1", "3") if args.quick else ("10", "60")

@@ -5,7 +5,7 @@ converted with a fixed ``[1, T]`` and a dynamic ``[1, None]`` input and timed on
 Each block is 4 repeats of one operation on a ``[1, T, C]`` float32 tensor (C = 64, T = 8001: odd, as the
 lengths between CNN12's pools often are; the ``even only`` rows use T = 8000). The first rows are the ways
 to take the two samples of each max-pool window; then the unpool's interleave; then the overlap-add of a
-transposed convolution's taps. ``tfsonify.layers`` / ``tfsonify.deconvnet`` use the starred variants.
+transposed convolution's taps. ``tfsonify.layers`` / ``tfsonify.engine.walk`` use the starred variants.
 
     python3 benchmarks/tflite_ops_bench.py
 """
@@ -78,7 +78,7 @@ def _overlap_add_chain(total):
 
 
 def _pairwise(parts):
-    from tfsonify.deconvnet import _sum
+    from tfsonify.engine.walk import _sum
 
     return _sum(parts)
 

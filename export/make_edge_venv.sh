@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create (once) a virtualenv WITHOUT TensorFlow holding only what export/edge_demo.py needs:
+# Create (once) a virtualenv WITHOUT TensorFlow holding only what tfsonify/edge/demo.py needs:
 # ai-edge-litert, numpy, soundfile (from PyPI, at the versions in requirements/lock.txt). Prints the venv's python. Idempotent and cached:
 # re-running only checks the imports and that it was built from the current lock. Location: $TFSONIFY_EDGE_VENV or
 # .venv-edge/ beside the project's .venv (a fresh clone gets a fresh one).

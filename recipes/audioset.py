@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfsonify.audio import AUDIO_EXTENSIONS
+from tfsonify.io.audio import AUDIO_EXTENSIONS
 
 from tfsonify.train.experiment import Config, add_config_arguments, config_from_args, run_experiment
 

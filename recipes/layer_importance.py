@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tfsonify.config import add_config_arguments, config_from_args
+from tfsonify.train.config import add_config_arguments, config_from_args
 from tfsonify.data.readers import DATASET_FORMATS, decode_dataset
 from tfsonify.data.splits import select_train_meta, split_holdout
 from tfsonify.train.layer_importance import parse_blocks
@@ -107,9 +107,9 @@ def run_one(encoder, blocks: int, mode: str, train, test, args, out_dir: Path) -
 def main(argv=None) -> int:
     args = parse_args(argv)
     from tfsonify.models.cnn12 import CNN12
-    from tfsonify.render import check_writable_dir
+    from tfsonify.io.render import check_writable_dir
     from tfsonify.train.layer_importance import plot_sweep, write_table
-    from tfsonify.checkpoint import cnn12_of
+    from tfsonify.models.checkpoint import cnn12_of
     from tfsonify.models.heads import check_mode, encoder_copy
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]

@@ -25,7 +25,7 @@ import time
 
 from dataclasses import dataclass, field
 
-from tfsonify.config import add_config_arguments, config_from_args
+from tfsonify.train.config import add_config_arguments, config_from_args
 from tfsonify.data.readers import DATASET_FORMATS
 
 
@@ -99,11 +99,11 @@ def main(argv=None) -> int:
     import tfsonify.train as train
     from tfsonify.progress import progress
     from tfsonify.data.augment import Augmenter
-    from tfsonify.checkpoint import save_model
+    from tfsonify.models.checkpoint import save_model
     from tfsonify.data.readers import decode_dataset
     from tfsonify.data.splits import split_holdout
     from tfsonify.models.contrastive import ContrastiveModel, check_temperature
-    from tfsonify.render import check_writable_dir
+    from tfsonify.io.render import check_writable_dir
     from tfsonify.train.callbacks import TimeLimit
     from tfsonify.train.patches import contrastive_dataset
     from tfsonify.train.supervised import fit

@@ -56,8 +56,8 @@ def main() -> int:
     import matplotlib.pyplot as plt
 
     import tfsonify
-    from tfsonify.audio import atomic_path
-    from tfsonify.render import log_spectrogram
+    from tfsonify.io.audio import atomic_path
+    from tfsonify.io.render import log_spectrogram
 
     clip, description = input_clip(args)
     model = tfsonify.pretrained_crepe(args.size)

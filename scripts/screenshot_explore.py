@@ -46,7 +46,7 @@ def synthesise_clips(folder: Path, rate: int = 8000) -> None:
     """A few short clips: spoken words over a beat (espeak-ng), or tones and a chirp without it."""
     import soundfile
 
-    from tfsonify.audio import load_audio
+    from tfsonify.io.audio import load_audio
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)

@@ -4,7 +4,7 @@ The deconvnet output for map f of block L equals the gradient, with respect to t
 peak-normalised input, of ``sum_t A_L[f, t] * stop_gradient(A_L[f, t])`` when every
 ReLU's backward pass is replaced by ``relu(upstream)``. This module computes that
 with ``tf.GradientTape``, ``tf.custom_gradient`` and TF's own ``max_pool1d``, sharing
-no code with ``tfsonify.sonifier``.
+no code with ``tfsonify.engine.sonifier``.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ import pytest
 import soundfile
 
 import tfsonify
-from tfsonify.audio import resample
+from tfsonify.io.audio import resample
 
 
 def _tone(rate, seconds=0.5, freq=440.0):
@@ -70,7 +70,7 @@ def test_atomic_files_get_the_mode_open_would_give(tmp_path, umask):
     import os
     import stat
 
-    from tfsonify.audio import atomic_path, write_wav
+    from tfsonify.io.audio import atomic_path, write_wav
 
     previous = os.umask(umask)
     try:

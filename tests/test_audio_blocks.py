@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from tfsonify.audio_blocks import MAX_RATIO, WavWriter, audio_info, read_blocks, read_whole, resample_whole
+from tfsonify.io.blocks import MAX_RATIO, WavWriter, audio_info, read_blocks, read_whole, resample_whole
 
 
 @pytest.fixture(scope="module")

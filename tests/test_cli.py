@@ -157,7 +157,7 @@ def test_quiet_native_logs_keeps_errors_and_user_settings(monkeypatch):
 def _filtered(chunks: list[bytes]) -> bytes:
     import threading
 
-    from tfsonify.native_log_filter import filter_stream
+    from tfsonify.commands.native_log_filter import filter_stream
 
     source_read, source_write = os.pipe()
     sink_read, sink_write = os.pipe()

@@ -1,4 +1,4 @@
-"""tfsonify.config: every dataclass field is a flag, with types from the annotations."""
+"""tfsonify.train.config: every dataclass field is a flag, with types from the annotations."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from tfsonify.config import add_config_arguments, config_from_args
+from tfsonify.train.config import add_config_arguments, config_from_args
 
 
 @dataclasses.dataclass

@@ -9,7 +9,7 @@ import pytest
 
 import tfsonify
 from tfsonify.models.contrastive import ContrastiveModel
-from tfsonify.checkpoint import cnn12_of
+from tfsonify.models.checkpoint import cnn12_of
 from tfsonify.models.heads import ENCODER_LAYERS, encoder_copy, truncated_classifier
 from tfsonify.train.layer_importance import plot_sweep, write_table
 from tfsonify.train.linear_eval import classifier_from_checkpoint, encoder_weights

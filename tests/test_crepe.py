@@ -241,7 +241,7 @@ def test_full_tracks_fluidsynth_notes(full, notes):
 
 
 def test_pitch_at_other_rates_and_silence(tiny):
-    from tfsonify.audio import resample
+    from tfsonify.io.audio import resample
 
     clip = tone(261.63, 0.3)
     hz8k, _ = crepe_pitch(tiny, resample(clip, SR, 8000), hop=512, sample_rate=8000)

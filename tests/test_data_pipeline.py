@@ -4,7 +4,7 @@ import pytest
 import soundfile
 import tensorflow as tf
 
-from tfsonify.audio import load_audio
+from tfsonify.io.audio import load_audio
 from tfsonify.data import pipeline
 from tfsonify.data.augment import Augmenter
 from tfsonify.data.pipeline import (ClipList, DataWarning, decode_clips, evaluation_dataset, pad_batch,

@@ -8,7 +8,7 @@ import tensorflow as tf
 import tfsonify
 from oracle import keras_gradient_sonification
 from tiny import randomise_weights
-from tfsonify.deconvnet import DeconvNet
+from tfsonify.engine.walk import DeconvNet
 
 L = keras.layers
 

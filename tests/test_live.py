@@ -1,4 +1,4 @@
-"""Live I/O (tfsonify/live.py) and ``tfsonify listen``: a file at real-time pace into a WAV, microphone errors."""
+"""Live I/O (tfsonify/io/live.py) and ``tfsonify listen``: a file at real-time pace into a WAV, microphone errors."""
 from __future__ import annotations
 
 import sys
@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from tfsonify import live, long_clips
-from tfsonify.audio_blocks import read_whole
+from tfsonify.engine import long_clips
+from tfsonify.io import live
+from tfsonify.io.blocks import read_whole
 from tfsonify.cli import main
 
 

@@ -1,4 +1,4 @@
-"""Long clips as exact windows in the library (tfsonify/long_clips.py through Sonifier's public methods).
+"""Long clips as exact windows in the library (tfsonify/engine/long_clips.py through Sonifier's public methods).
 
 Reference: the same Sonifier in one pass over the whole clip (``window_seconds=None``). A numpy deconvnet with
 a strided conv and an overlapping pool (a geometry CNN12 does not have) runs the same functions through the
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tfsonify import long_clips, windows
+from tfsonify.engine import long_clips, windows
 
 LENGTH = 20011  # prime: a multiple of no stride
 WINDOW_SECONDS = {1: 0.4, 5: 0.5, 8: 0.6, 11: 0.75}  # 3-12 windows per clip

@@ -1,4 +1,4 @@
-"""``tfsonify sonify`` on a multi-minute stereo 44.1 kHz file (tfsonify/long_files.py) writes what the in-memory
+"""``tfsonify sonify`` on a multi-minute stereo 44.1 kHz file (tfsonify/engine/long_files.py) writes what the in-memory
 path computes: the whole file resampled at once, then one pass of the Sonifier over the whole clip."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from tfsonify.audio_blocks import read_whole
+from tfsonify.io.blocks import read_whole
 from tfsonify.cli import main
 
 MINUTES = 3

@@ -1,5 +1,5 @@
 """One saving battery for every serialisable model family and custom layer (keras-hub's run_model_saving_test):
-build -> save -> load through tfsonify.checkpoint -> identical outputs and config. Plus the release fixtures: .keras
+build -> save -> load through tfsonify.models.checkpoint -> identical outputs and config. Plus the release fixtures: .keras
 files written by tfsonify 0.1.0 (before the classes moved to tfsonify.models) still load and give the same outputs."""
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ FAMILIES = {
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_saving_round_trip(family, tmp_path):
-    from tfsonify.checkpoint import load_checkpoint, save_model
+    from tfsonify.models.checkpoint import load_checkpoint, save_model
 
     model = FAMILIES[family]()
     waves = _waves(length=1024) if family.startswith("crepe") else _waves()  # CREPE takes 1024-sample frames
@@ -116,7 +116,7 @@ def test_saving_round_trip(family, tmp_path):
 
 
 def test_save_model_refuses_other_suffixes(tmp_path):
-    from tfsonify.checkpoint import save_model
+    from tfsonify.models.checkpoint import save_model
 
     with pytest.raises(ValueError, match=r"\.keras file"):
         save_model(_cnn12_encoder(), tmp_path / "model.h5")
@@ -126,7 +126,7 @@ def test_save_model_refuses_other_suffixes(tmp_path):
 def test_release_fixtures_load_with_identical_outputs():
     """.keras files saved by tfsonify 0.1.0 (CNN12 in tfsonify/cnn12.py, ContrastiveModel in tfsonify.train.contrastive)."""
     import tfsonify
-    from tfsonify.checkpoint import cnn12_of, load_checkpoint
+    from tfsonify.models.checkpoint import cnn12_of, load_checkpoint
     from tfsonify.models import CNN12, ContrastiveModel
 
     expected = np.load(FIXTURES / "release-v0.1.0-outputs.npz")

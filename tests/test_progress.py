@@ -67,7 +67,7 @@ def test_cli_long_file_path_logs_lines(tmp_path, capfd):
 
     from tests.tiny import tiny_cnn12
     from tfsonify import Sonifier
-    from tfsonify.long_files import sonify_file
+    from tfsonify.engine.long_files import sonify_file
 
     rng = np.random.default_rng(0)
     soundfile.write(tmp_path / "in.wav", rng.normal(0, 0.1, 8000).astype(np.float32), 8000)

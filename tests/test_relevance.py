@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfsonify.relevance import (cumulative_frequency_response, guided_backprop, input_frequency_response, output_logits,
+from tfsonify.explain.relevance import (cumulative_frequency_response, guided_backprop, input_frequency_response, output_logits,
                                 short_time_spectral_relevance, spectral_relevance)
 from tiny import randomise_weights, tiny_cnn12
 
@@ -111,7 +111,7 @@ def test_first_layer_responses_match_their_equations(classifier):
 # --- any supported model: the same walk as the sonifier, the guided ReLU rule ------------------------------------
 import keras  # noqa: E402
 
-from tfsonify.deconvnet import is_input_scaling  # noqa: E402
+from tfsonify.engine.walk import is_input_scaling  # noqa: E402
 
 L = keras.layers
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfsonify import long_clips
+from tfsonify.engine import long_clips
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -114,12 +114,8 @@ def edge(tmp_path_factory, tiny_model):
 
     path = tmp_path_factory.mktemp("edge") / "s11.tflite"
     path.write_bytes(convert(tiny_model, length=8000, layers=[11], top_k=2))
-    sys.path.insert(0, str(REPO / "export"))
-    try:
-        import edge_demo
-        import edge_windows
-    finally:
-        sys.path.pop(0)
+    from tfsonify.edge import demo as edge_demo
+    from tfsonify.edge import windows as edge_windows
     return path, edge_windows, edge_demo
 
 

@@ -187,11 +187,7 @@ def test_cli_export_tflite_fails_fast_on_unwritable_folder(tmp_path, monkeypatch
 
 
 def test_edge_demo_resampler_is_band_limited():
-    sys.path.insert(0, str(REPO / "export"))
-    try:
-        import edge_demo
-    finally:
-        sys.path.pop(0)
+    from tfsonify.edge import demo as edge_demo
     from scipy.signal import resample_poly
 
     t = np.arange(44100) / 44100.0
@@ -218,7 +214,8 @@ def test_edge_demo_runs_without_tensorflow(fixed_model, sonifier, one_second, tm
     model_path.write_bytes(fixed_model)
     soundfile.write(clip_path, one_second, 8000, subtype="FLOAT")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    run = subprocess.run([python, str(REPO / "export" / "edge_demo.py"), str(model_path), str(clip_path),
+    env["PYTHONPATH"] = str(REPO)  # the package from this checkout; the venv has no TensorFlow
+    run = subprocess.run([python, "-m", "tfsonify.edge", str(model_path), str(clip_path),
                           "--layer", "11", "--top", "2", "--out", str(out)], capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stderr[-2000:]
     assert f"on {os.cpu_count()} thread(s)" in run.stdout
@@ -227,7 +224,7 @@ def test_edge_demo_runs_without_tensorflow(fixed_model, sonifier, one_second, tm
         written, rate = soundfile.read(out / f"l11_rank{rank}_f{int(features[rank])}.wav", dtype="float32")
         assert rate == 8000
         np.testing.assert_allclose(written, sounds[rank], atol=1e-4)
-    bad = subprocess.run([python, str(REPO / "export" / "edge_demo.py"), str(model_path), str(clip_path),
+    bad = subprocess.run([python, "-m", "tfsonify.edge", str(model_path), str(clip_path),
                           "--layer", "5", "--out", str(out)], capture_output=True, text=True, timeout=300, env=env)
     assert bad.returncode == 2 and "exported layers: [2, 11]" in bad.stderr
 
@@ -386,7 +383,7 @@ def test_matmul_transposes_equal_conv1d_transpose(sonifier, one_second):
     """The exporter's backward (matmul + overlap-add on the forward filter's layout) equals conv1d_transpose in TF."""
     import tensorflow as tf
 
-    from tfsonify.deconvnet import matmul_transposes
+    from tfsonify.engine.walk import matmul_transposes
 
     wave = tf.constant(one_second[None])
     for layer in (2, 11):
@@ -406,7 +403,7 @@ def test_constant_kernels_equal_the_chosen_map_path(sonifier, one_second):
     """int8 export's tracing (whole constant kernels, top block on all channels) gives the same sonifications."""
     import tensorflow as tf
 
-    from tfsonify.deconvnet import constant_kernels, matmul_transposes
+    from tfsonify.engine.walk import constant_kernels, matmul_transposes
 
     wave = tf.constant(one_second[None])
     for layer in (3, 11):

@@ -1,4 +1,4 @@
-"""Long clips on a fixed-length TFLite model as exact overlapping windows (export/edge_windows.py).
+"""Long clips on a fixed-length TFLite model as exact overlapping windows (tfsonify/edge/windows.py).
 
 The reference is the TF ``Sonifier`` run once over the whole clip.
 """
@@ -20,11 +20,7 @@ CLIP = 20000  # 2.5 s: 3 windows at block 5, 5 at block 11
 
 @pytest.fixture(scope="module")
 def edge_windows():
-    sys.path.insert(0, str(REPO / "export"))
-    try:
-        import edge_windows
-    finally:
-        sys.path.pop(0)
+    from tfsonify.edge import windows as edge_windows
     return edge_windows
 
 
@@ -151,11 +147,7 @@ def test_bad_inputs_raise(edge_windows, lite):
 def test_edge_demo_windows_long_clips(edge_windows, windowed_model, sonifier, long_clip, tmp_path):
     import soundfile
 
-    sys.path.insert(0, str(REPO / "export"))
-    try:
-        import edge_demo
-    finally:
-        sys.path.pop(0)
+    from tfsonify.edge import demo as edge_demo
     model_path, clip_path, out = tmp_path / "s.tflite", tmp_path / "long.wav", tmp_path / "out"
     model_path.write_bytes(windowed_model)
     soundfile.write(clip_path, long_clip, 8000, subtype="FLOAT")
@@ -168,7 +160,7 @@ def test_edge_demo_windows_long_clips(edge_windows, windowed_model, sonifier, lo
 
 
 def test_edge_windows_imports_no_tensorflow():
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import edge_windows, edge_demo; "
+    code = ("import tfsonify.edge.windows, tfsonify.edge.demo, sys; "
             "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)")
-    run = subprocess.run([sys.executable, "-c", code, str(REPO / "export")], capture_output=True, text=True, timeout=120)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]

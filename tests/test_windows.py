@@ -1,4 +1,4 @@
-"""The window planner and the stream engine (tfsonify/windows.py, numpy only), on a local numpy 'deconvnet'.
+"""The window planner and the stream engine (tfsonify/engine/windows.py, numpy only), on a local numpy 'deconvnet'.
 
 ``local_raw`` has exactly the locality of a deconvnet: step ``i`` sees ``x[S*i : S*i+R]`` through a ReLU unit and
 writes a fixed pattern back onto those samples only. Windowed and streamed outputs must equal one pass over
@@ -6,7 +6,6 @@ the whole signal for any geometry (strides that are not powers of 2, stride 1, s
 """
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -14,18 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tfsonify.engine import windows
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("windows_under_test", REPO / "tfsonify" / "windows.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-windows = _load()
 GEOMETRIES = [(8, 2), (162, 32), (2370, 256), (10, 3), (5, 1), (12, 12), (37, 4)]
 
 
@@ -277,9 +267,7 @@ def test_stream_arguments_are_checked():
 
 
 def test_windows_imports_without_tensorflow():
-    code = ("import importlib.util, sys; spec = importlib.util.spec_from_file_location('w', sys.argv[1]); "
-            "m = importlib.util.module_from_spec(spec); sys.modules['w'] = m; spec.loader.exec_module(m); "
-            "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules or 'tfsonify' in sys.modules)")
-    run = subprocess.run([sys.executable, "-c", code, str(REPO / "tfsonify" / "windows.py")], capture_output=True,
-                         text=True, timeout=60)
+    code = ("import sys; import tfsonify.engine.windows; "
+            "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr[-2000:]

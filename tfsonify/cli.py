@@ -54,13 +54,13 @@ def quiet_native_logs(filter_stderr: bool = False) -> None:
     """Quieter TensorFlow C++ logs, errors kept (user values win).
 
     ``TF_CPP_MIN_LOG_LEVEL=2`` (3 would hide real errors too; effective only if TensorFlow is not imported
-    yet). With ``filter_stderr`` (a real CLI run), :mod:`tfsonify.native_log_filter` also drops oneDNN's ``E0000 ... util.cc] oneDNN supports DT_BOOL only
+    yet). With ``filter_stderr`` (a real CLI run), :mod:`tfsonify.commands.native_log_filter` also drops oneDNN's ``E0000 ... util.cc] oneDNN supports DT_BOOL only
     on platforms with AVX-512`` notice, which is logged at ERROR level on every CPU without AVX-512
     (``TF_ENABLE_ONEDNN_OPTS=0`` would silence it too, but also turns off oneDNN's kernels).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if filter_stderr:  # works after TensorFlow's import too (`import tfsonify` loads it): C++ writes to fd 2
-        from tfsonify import native_log_filter
+        from tfsonify.commands import native_log_filter
 
         native_log_filter.install()
 

@@ -48,7 +48,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from tfsonify import audio
+from tfsonify.io import audio
 from tfsonify.analysis.clip_batches import check_layers
 from tfsonify.analysis.sonify_dataset import (DEAD_LETTER, MANIFEST, SonifyDatasetResult, clip_problem,
                                               equal_length_groups, manifest_entries, shard_name)

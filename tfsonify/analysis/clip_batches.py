@@ -123,7 +123,7 @@ def equal_length_batches(clips: Iterable, batch_size: int, layer: int | str, ski
 def as_sonifier(model_or_sonifier):
     """A :class:`tfsonify.Sonifier` for a Sonifier, a CNN12, or a model holding one as ``.encoder`` (contrastive)."""
     from tfsonify.models.cnn12 import CNN12
-    from tfsonify.sonifier import Sonifier
+    from tfsonify.engine.sonifier import Sonifier
 
     if isinstance(model_or_sonifier, Sonifier):
         return model_or_sonifier

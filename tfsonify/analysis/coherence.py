@@ -127,7 +127,7 @@ class CoherenceResult:
     sample_rate: int = 8000
 
     def to_json(self, path: str | os.PathLike) -> None:
-        from tfsonify.audio import atomic_path
+        from tfsonify.io.audio import atomic_path
 
         with atomic_path(path, suffix=".json") as temporary:
             temporary.write_text(json.dumps(asdict(self), indent=1))
@@ -228,7 +228,7 @@ def plot_coherence(results: Mapping[str, CoherenceResult], path: str | os.PathLi
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tfsonify.audio import atomic_path
+    from tfsonify.io.audio import atomic_path
 
     if not results:
         raise ValueError("plot_coherence needs at least one model's result")

@@ -20,9 +20,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfsonify.analysis.topk import top_activating_inputs
-from tfsonify.checkpoint import cnn12_of
+from tfsonify.models.checkpoint import cnn12_of
 from tfsonify.models.cnn12 import CNN12, NUM_BLOCKS
-from tfsonify.render import log_spectrogram
+from tfsonify.io.render import log_spectrogram
 from tfsonify.validation import check_int
 
 __all__ = ["conv_widths", "EvolutionResult", "feature_evolution", "plot_evolution_strip",
@@ -69,7 +69,7 @@ def feature_evolution(checkpoints: Sequence, clips: Sequence, maps: Iterable[tup
     Raises:
         ValueError: a checkpoint of a different width, unknown map indices, too few clips.
     """
-    from tfsonify.sonifier import Sonifier
+    from tfsonify.engine.sonifier import Sonifier
 
     if len(checkpoints) == 0:
         raise ValueError("feature_evolution needs at least one checkpoint")
@@ -112,7 +112,7 @@ def plot_evolution_strip(result: EvolutionResult, index: int, path: str | os.Pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tfsonify.audio import atomic_path
+    from tfsonify.io.audio import atomic_path
 
     layer, feature = result.maps[index]
     panels = [("input", result.inputs[index])] + list(zip(result.labels, result.sonifications[index]))
@@ -178,7 +178,7 @@ class SonificationLogger(keras.callbacks.Callback):
         self._writer = None
 
     def _sonifier(self):
-        from tfsonify.sonifier import Sonifier
+        from tfsonify.engine.sonifier import Sonifier
 
         model = cnn12_of(self._target if self._target is not None else self.model)
         return Sonifier(model)

@@ -140,7 +140,7 @@ def load_demo_mixtures(root, limit: int | None = None, sample_rate: int = 8000) 
     """
     from pathlib import Path
 
-    from tfsonify.audio import load_audio
+    from tfsonify.io.audio import load_audio
     from tfsonify.data.demo import read_demo
 
     root = Path(root)

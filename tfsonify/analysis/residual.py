@@ -161,7 +161,7 @@ def residual_experiment(model, clips: Iterable, labels: Sequence | np.ndarray | 
     Returns:
         :class:`ResidualResult`.
     """
-    from tfsonify.sonifier import Sonifier
+    from tfsonify.engine.sonifier import Sonifier
 
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}; received {metric!r}")

@@ -114,7 +114,7 @@ def read_shards(location: str | os.PathLike, prefix: str, suffix: str = ".jsonl"
 
 
 def _write_jsonl(path, records: Iterable[dict]) -> None:
-    from tfsonify.audio import atomic_path
+    from tfsonify.io.audio import atomic_path
 
     with atomic_path(path, suffix=".jsonl") as temporary:
         with open(temporary, "w", encoding="utf-8") as handle:
@@ -174,7 +174,7 @@ def sonify_dataset(sonifier, clips: Iterable[tuple[str, np.ndarray | Callable[[]
     """
     from tfsonify import min_length, write_wav
     from tfsonify.analysis.clip_batches import check_layers
-    from tfsonify.render import check_writable_dir
+    from tfsonify.io.render import check_writable_dir
 
     layers = check_layers(layers)
     top = check_top(sonifier, layers, top)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfsonify.audio import AUDIO_EXTENSIONS
+from tfsonify.io.audio import AUDIO_EXTENSIONS
 from tfsonify.commands import beam_options, load_model, progress
 
 
@@ -29,7 +29,7 @@ def audio_files(paths: list[str]) -> list[Path]:
 
 
 def load_clips(paths: list[str], sample_rate: int) -> tuple[list[str], list[np.ndarray]]:
-    from tfsonify.audio import load_audio
+    from tfsonify.io.audio import load_audio
 
     files = audio_files(paths)
     with progress(f"reading {len(files)} clip(s)"):
@@ -149,8 +149,8 @@ def register(subparsers) -> None:
 def _write_json(out: str | None, name: str, data) -> None:
     if out is None:
         return
-    from tfsonify.audio import atomic_path
-    from tfsonify.render import check_writable_dir
+    from tfsonify.io.audio import atomic_path
+    from tfsonify.io.render import check_writable_dir
 
     folder = check_writable_dir(out)
     with atomic_path(folder / name, suffix=".json") as temporary:
@@ -159,8 +159,8 @@ def _write_json(out: str | None, name: str, data) -> None:
 
 def run_coherence(args: argparse.Namespace) -> int:
     from tfsonify.analysis.coherence import layer_coherence, plot_coherence
-    from tfsonify.render import check_writable_dir
-    from tfsonify.sonifier import Sonifier
+    from tfsonify.io.render import check_writable_dir
+    from tfsonify.engine.sonifier import Sonifier
 
     out = check_writable_dir(args.out)
     results = {}
@@ -213,8 +213,8 @@ def run_residual(args: argparse.Namespace) -> int:
 
 def run_invariance(args: argparse.Namespace) -> int:
     from tfsonify.analysis.invariance import pool_period, time_invariance
-    from tfsonify.audio import load_audio
-    from tfsonify.sonifier import Sonifier
+    from tfsonify.io.audio import load_audio
+    from tfsonify.engine.sonifier import Sonifier
 
     sonifier = Sonifier(load_model(args.model, any_model=True))
     waveform = load_audio(args.clip, sonifier.sample_rate)
@@ -234,8 +234,8 @@ def run_invariance(args: argparse.Namespace) -> int:
 
 def run_evolution(args: argparse.Namespace) -> int:
     from tfsonify.analysis.evolution import feature_evolution, plot_evolution_strip
-    from tfsonify.audio import write_wav
-    from tfsonify.render import check_writable_dir
+    from tfsonify.io.audio import write_wav
+    from tfsonify.io.render import check_writable_dir
 
     out = check_writable_dir(args.out)
     maps = []
@@ -267,13 +267,13 @@ def run_evolution(args: argparse.Namespace) -> int:
 
 def run_topk(args: argparse.Namespace) -> int:
     from tfsonify.analysis.topk import sonify_top_inputs, top_activating_inputs
-    from tfsonify.render import check_writable_dir, write_sonifications
-    from tfsonify.sonifier import Sonifier
+    from tfsonify.io.render import check_writable_dir, write_sonifications
+    from tfsonify.engine.sonifier import Sonifier
 
     out = check_writable_dir(args.out)
     if args.runner:  # stream on a Beam runner; only the few top clips are read again here to sonify them
         from tfsonify.analysis.beam import clip_reader, local_model, run_topk as run_on_beam
-        from tfsonify.checkpoint import cnn12_of
+        from tfsonify.models.checkpoint import cnn12_of
 
         sonifier = Sonifier(cnn12_of(local_model(args.model)))
         with progress(f"top {args.k} per map on {args.runner}"):
@@ -307,7 +307,7 @@ def run_topk(args: argparse.Namespace) -> int:
 
 def run_mixture(args: argparse.Namespace) -> int:
     from tfsonify.analysis.mixture import load_demo_mixtures, mixture_check
-    from tfsonify.sonifier import Sonifier
+    from tfsonify.engine.sonifier import Sonifier
 
     sonifier = Sonifier(load_model(args.model))
     with progress(f"reading mixtures from {args.demo}"):
@@ -327,10 +327,10 @@ def run_relevance(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tfsonify.audio import atomic_path, load_audio, write_wav
-    from tfsonify.relevance import (cumulative_frequency_response, guided_backprop, short_time_spectral_relevance,
+    from tfsonify.io.audio import atomic_path, load_audio, write_wav
+    from tfsonify.explain.relevance import (cumulative_frequency_response, guided_backprop, short_time_spectral_relevance,
                                     spectral_relevance)
-    from tfsonify.render import check_writable_dir, log_spectrogram
+    from tfsonify.io.render import check_writable_dir, log_spectrogram
 
     out = check_writable_dir(args.out)
     model = load_model(args.model, any_model=True)

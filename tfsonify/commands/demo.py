@@ -106,10 +106,10 @@ def sonify_mixture(model, data_dir: Path, out_dir: Path, top: int) -> list[dict]
 
     Each goes to ``out_dir/sonifications/<role>/`` (``correct`` or ``misclassified``); returns their entries.
     """
-    from tfsonify.audio import load_audio, write_wav
+    from tfsonify.io.audio import load_audio, write_wav
     from tfsonify.data.demo import read_demo
-    from tfsonify.render import write_sonifications
-    from tfsonify.sonifier import Sonifier
+    from tfsonify.io.render import write_sonifications
+    from tfsonify.engine.sonifier import Sonifier
 
     mixtures = read_demo(data_dir, "mixtures")
     waveforms = [load_audio(path, model.sample_rate) for path in mixtures.paths]
@@ -147,8 +147,8 @@ def sonify_mixture(model, data_dir: Path, out_dir: Path, top: int) -> list[dict]
 def run(args: argparse.Namespace) -> int:
     import keras
 
-    from tfsonify.checkpoint import save_model
-    from tfsonify.render import check_writable_dir
+    from tfsonify.models.checkpoint import save_model
+    from tfsonify.io.render import check_writable_dir
 
     _check_args(args)
     started = time.perf_counter()

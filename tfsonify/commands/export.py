@@ -68,7 +68,7 @@ def run_tflite(args: argparse.Namespace) -> int:
     layers = None
     if args.layers:
         layers = [int(part) if part.strip().isdigit() else part.strip() for part in args.layers.split(",") if part.strip()]
-    from tfsonify.render import check_writable_dir
+    from tfsonify.io.render import check_writable_dir
 
     check_writable_dir(Path(args.out).parent)  # before loading and converting (tens of seconds)
     model = load_model(args.model, any_model=True)

@@ -24,7 +24,7 @@ def register(subparsers) -> None:
 
 
 def run_crepe(args: argparse.Namespace) -> int:
-    from tfsonify.checkpoint import save_model
+    from tfsonify.models.checkpoint import save_model
     from tfsonify.models.crepe import CREPE
     from tfsonify.models.crepe_weights import crepe_asset, load_crepe_weights
 

@@ -38,11 +38,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give --out FILE.wav and/or --play (otherwise the sonification goes nowhere)")
     if args.block_size < 1:
         raise ValueError(f"--block-size must be a positive number of samples; received {args.block_size}")
-    from tfsonify import live, long_clips
-    from tfsonify.audio_blocks import read_whole
-    from tfsonify.checkpoint import cnn12_of, load_checkpoint
-    from tfsonify.render import check_writable_dir
-    from tfsonify.sonifier import Sonifier
+    from tfsonify.engine import long_clips
+    from tfsonify.io import live
+    from tfsonify.io.blocks import read_whole
+    from tfsonify.models.checkpoint import cnn12_of, load_checkpoint
+    from tfsonify.io.render import check_writable_dir
+    from tfsonify.engine.sonifier import Sonifier
 
     if args.out is not None:
         from pathlib import Path

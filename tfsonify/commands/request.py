@@ -24,9 +24,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tfsonify.audio import load_audio
+    from tfsonify.io.audio import load_audio
     from tfsonify.commands import progress
-    from tfsonify.render import check_writable_dir, write_sonifications
+    from tfsonify.io.render import check_writable_dir, write_sonifications
     from tfsonify.serving.client import Client, ServingRequestError
 
     if args.top < 1:

@@ -37,10 +37,10 @@ def _layer(text: str) -> int | str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tfsonify.long_clips import DEFAULT_WINDOW_SECONDS
-    from tfsonify.long_files import sonify_file
-    from tfsonify.render import check_writable_dir
-    from tfsonify.sonifier import Sonifier
+    from tfsonify.engine.long_clips import DEFAULT_WINDOW_SECONDS
+    from tfsonify.engine.long_files import sonify_file
+    from tfsonify.io.render import check_writable_dir
+    from tfsonify.engine.sonifier import Sonifier
 
     if args.top is not None and args.top < 1:
         raise ValueError(f"--top must be >= 1 (the number of most active maps to sonify); received {args.top}")

@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfsonify.audio import SAMPLE_RATE, load_audio, write_wav
+from tfsonify.io.audio import SAMPLE_RATE, load_audio, write_wav
 from tfsonify.data import sources
 from tfsonify.data.pipeline import ClipList
 

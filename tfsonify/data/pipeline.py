@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tfsonify.audio import load_audio
+from tfsonify.io.audio import load_audio
 from tfsonify.validation import preview
 from tfsonify.data import augment as aug
 
@@ -438,7 +438,7 @@ def decode_clips(clips: ClipList, sample_rate: int = 8000, cache_dir: str | os.P
     samples = np.concatenate(pieces)
     kept = np.asarray(kept, np.int64)
     if cache_files is not None:
-        from tfsonify.audio import atomic_path
+        from tfsonify.io.audio import atomic_path
 
         with atomic_path(cache_files[0], suffix=".npy") as temporary:
             with open(temporary, "wb") as handle:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfsonify.audio import AUDIO_EXTENSIONS
+from tfsonify.io.audio import AUDIO_EXTENSIONS
 from tfsonify.data.demo import read_demo
 from tfsonify.data.pipeline import ClipList, DecodedClips, decode_clips, warn
 from tfsonify.validation import preview

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfsonify.audio import load_audio
+from tfsonify.io.audio import load_audio
 
 __all__ = ["require_debian", "speak", "drum_samples", "mix_at_snr"]
 
@@ -121,7 +121,7 @@ def pico_speak_many(requests: list[tuple[str, str, float, float]], sample_rate: 
     import json
     import sys
 
-    from tfsonify.audio import resample
+    from tfsonify.io.audio import resample
 
     if not pico_available():
         raise RuntimeError("py-nanotts is not installed; install it with: python3 -m pip install py-nanotts")

@@ -176,7 +176,7 @@ class ClipLibrary:
             ClipError: unknown id (404), the file moved out of its root or vanished (404), or it is not decodable
                 audio, empty or too long (422); messages name the clip as the page shows it, never its full path.
         """
-        from tfsonify.audio import load_audio, resample
+        from tfsonify.io.audio import load_audio, resample
 
         rate = int(sample_rate or self.sample_rate)
         clip = self.get(clip_id)

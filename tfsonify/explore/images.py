@@ -31,14 +31,14 @@ width on the way, never as a whole ``[freq, frame]`` array."""
 def spectrogram_db(waveform: np.ndarray, sample_rate: int, nperseg: int = 256, columns: int | None = MAX_COLUMNS,
                    chunk_frames: int = 8192) -> np.ndarray:
     """Log-magnitude spectrogram of mono ``[time]``: float32 ``[freq, frame]`` in dB (low frequencies first),
-    Hann window of ``nperseg`` samples, 75 % overlap (as :func:`tfsonify.render.log_spectrogram`).
+    Hann window of ``nperseg`` samples, 75 % overlap (as :func:`tfsonify.io.render.log_spectrogram`).
 
     A clip longer than :data:`LONG_SAMPLES` with more frames than ``columns`` is computed ``chunk_frames`` frames
     at a time and returned max-pooled to ``columns`` columns with the bins :func:`spectrogram_png` would use, so
     the image is the same as from the whole spectrogram and memory stays at one chunk (each frame depends only on
     its own ``nperseg`` samples).
     """
-    from tfsonify.render import log_spectrogram
+    from tfsonify.io.render import log_spectrogram
 
     waveform = np.asarray(waveform, np.float32)
     hop = nperseg - nperseg * 3 // 4

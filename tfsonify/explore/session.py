@@ -76,7 +76,7 @@ class ModelSession:
         import keras
 
         import tfsonify
-        from tfsonify.checkpoint import sonifiable_of
+        from tfsonify.models.checkpoint import sonifiable_of
 
         if not isinstance(model, keras.Model):
             path = Path(model)
@@ -163,12 +163,12 @@ class ModelSession:
 
         Returns ``{"acts": float32 [rows, maps], "maxima": float32 [maps] (exact, over the whole clip), "steps": int
         (the layer's real steps), "pooled": bool, "times": (first, step) in seconds}``. A clip that fits in one
-        window of :data:`tfsonify.long_clips.DEFAULT_WINDOW_SECONDS` gives its exact frames (``rows == steps``); a
-        longer one runs window by window (:func:`tfsonify.long_clips.activation_windows`) and each map is
+        window of :data:`tfsonify.engine.long_clips.DEFAULT_WINDOW_SECONDS` gives its exact frames (``rows == steps``); a
+        longer one runs window by window (:func:`tfsonify.engine.long_clips.activation_windows`) and each map is
         max-pooled over ``ceil(steps / columns)``-step bins as it goes (``rows == min(steps, columns)``), so a
         one-hour clip at block 1 never holds its 14 M x 64 frames.
         """
-        from tfsonify import long_clips, windows
+        from tfsonify.engine import long_clips, windows
 
         self.check_length(waveform, layer_id)
         info, block = self.layer(layer_id), self._block(layer_id)

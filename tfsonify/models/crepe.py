@@ -267,7 +267,7 @@ def crepe_pitch(model: keras.Model, waveform: np.ndarray, hop: int = 160, *, sam
     Args:
         model: a :class:`CREPE` (e.g. from :func:`pretrained_crepe` or a ``.keras`` file).
         waveform: float ``[time]`` at ``sample_rate`` Hz (resampled to 16 kHz with
-            :func:`tfsonify.audio.resample` if different).
+            :func:`tfsonify.io.audio.resample` if different).
         hop: samples between frames at 16 kHz (160 = 10 ms), whatever ``sample_rate`` is.
         fmin, fmax: pitch range in Hz searched by the decoder (torchcrepe's defaults 50 and 2006).
         decoder: ``"weighted_argmax"`` (default) or ``"argmax"``; see :func:`decode_salience`.
@@ -280,7 +280,7 @@ def crepe_pitch(model: keras.Model, waveform: np.ndarray, hop: int = 160, *, sam
     """
     waveform = _check_pitch_args(model, waveform, sample_rate, hop, fmin, fmax, decoder, batch_size, center)
     if sample_rate != SAMPLE_RATE:
-        from tfsonify.audio import resample
+        from tfsonify.io.audio import resample
 
         waveform = resample(waveform, int(sample_rate), SAMPLE_RATE)
     frames = crepe_frames(waveform, int(hop), center)

@@ -31,7 +31,7 @@ def encoder_copy(model: keras.Model) -> CNN12:
 
     Args:
         model: a :class:`CNN12` (with or without a head) or a :class:`~tfsonify.models.contrastive.ContrastiveModel`
-            (its ``encoder``); open a file with :func:`tfsonify.checkpoint.cnn12_of` first.
+            (its ``encoder``); open a file with :func:`tfsonify.models.checkpoint.cnn12_of` first.
 
     Returns:
         A :class:`CNN12` with ``num_classes=None`` (waveform float32 ``[batch, time]`` at 8 kHz -> embedding

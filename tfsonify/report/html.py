@@ -13,10 +13,10 @@ import soundfile
 
 from tfsonify.analysis.coherence import layer_coherence, plot_coherence, top_k_coherence
 from tfsonify.analysis.residual import residual_experiment
-from tfsonify.audio import atomic_path
-from tfsonify.checkpoint import sonifiable_of
+from tfsonify.io.audio import atomic_path
+from tfsonify.models.checkpoint import sonifiable_of
 from tfsonify.models.cnn12 import CNN12
-from tfsonify.render import check_writable_dir, plot_pair
+from tfsonify.io.render import check_writable_dir, plot_pair
 
 __all__ = ["build_report", "write_pcm16"]
 
@@ -64,7 +64,7 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
             head, embedding cosine otherwise) with its random-segment control (CNN12 only; other models get a note).
     """
     from tfsonify.analysis.clip_batches import as_clip, check_layers, describe_layer
-    from tfsonify.sonifier import Sonifier
+    from tfsonify.engine.sonifier import Sonifier
 
     if not clips:
         raise ValueError("the report needs at least one clip")

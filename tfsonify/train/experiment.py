@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfsonify.config import add_config_arguments, config_from_args
+from tfsonify.train.config import add_config_arguments, config_from_args
 
 __all__ = ["Config", "add_config_arguments", "config_from_args", "run_experiment", "print_results"]
 
@@ -91,7 +91,7 @@ def run_experiment(name: str, config: Config, train, evaluation: dict, out_dir: 
     """
     import keras
 
-    from tfsonify.checkpoint import save_model
+    from tfsonify.models.checkpoint import save_model
     from tfsonify.models.cnn12 import CNN12
     from tfsonify.data.augment import Augmenter
     from tfsonify.data.pipeline import training_dataset

@@ -16,8 +16,8 @@ import keras
 
 from tfsonify.models.cnn12 import NUM_BLOCKS
 
-from tfsonify.render import check_writable_dir
-from tfsonify.audio import atomic_path
+from tfsonify.io.render import check_writable_dir
+from tfsonify.io.audio import atomic_path
 
 __all__ = ["parse_blocks", "write_table", "plot_sweep"]
 

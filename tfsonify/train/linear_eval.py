@@ -26,8 +26,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tfsonify.checkpoint import cnn12_of, save_model
-from tfsonify.config import add_config_arguments, config_from_args
+from tfsonify.models.checkpoint import cnn12_of, save_model
+from tfsonify.train.config import add_config_arguments, config_from_args
 from tfsonify.data.readers import DATASET_FORMATS, decode_dataset
 from tfsonify.data.splits import select_train_meta, split_holdout
 from tfsonify.models.cnn12 import CNN12
@@ -54,7 +54,7 @@ def classifier_from_checkpoint(
     width_multiplier: float = 1.0,
     dropout: float | None = None,
 ) -> CNN12:
-    """:func:`~tfsonify.models.heads.classifier_from_encoder` on the encoder of ``source`` (a ``.keras`` path or a model, opened by :func:`tfsonify.checkpoint.cnn12_of`), or on a random encoder.
+    """:func:`~tfsonify.models.heads.classifier_from_encoder` on the encoder of ``source`` (a ``.keras`` path or a model, opened by :func:`tfsonify.models.checkpoint.cnn12_of`), or on a random encoder.
 
     ``source=None`` gives the randomly initialised baseline of the same ``width_multiplier`` (the
     reference linear evaluation is compared against).
@@ -277,7 +277,7 @@ def evaluate_source(name: str, source, train, test, args, out: Path, chosen, lea
 def run_linear_eval(args: argparse.Namespace) -> int:
     """Linear evaluation or fine-tuning as ``recipes/linear_eval.py`` / ``finetune.py`` run it (see their docs)."""
     import tfsonify.train as train_lib
-    from tfsonify.render import check_writable_dir
+    from tfsonify.io.render import check_writable_dir
 
     out = check_writable_dir(args.out)
     decoded = decode_dataset(args.data, args.format, out / "cache")

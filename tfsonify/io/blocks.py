@@ -20,7 +20,7 @@ import numpy as np
 import soundfile
 import soxr
 
-from tfsonify.audio import atomic_path
+from tfsonify.io.audio import atomic_path
 
 __all__ = ["AudioInfo", "MAX_RATIO", "audio_info", "check_rates", "read_blocks", "resample_whole", "read_whole",
            "WavWriter"]

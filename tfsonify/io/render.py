@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 from scipy.signal import spectrogram
 
-from tfsonify.audio import atomic_path, write_wav
+from tfsonify.io.audio import atomic_path, write_wav
 
 __all__ = ["log_spectrogram", "plot_pair", "check_writable_dir", "write_sonifications"]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import keras
 
-from tfsonify.audio import atomic_path
+from tfsonify.io.audio import atomic_path
 from tfsonify import models  # noqa: F401  (registers every serialisable class for load_model)
 from tfsonify.models.cnn12 import CNN12
 

@@ -2,18 +2,18 @@
 
 :func:`sonify_file` is what ``tfsonify sonify`` runs:
 
-1. **decode** the file block by block (:func:`tfsonify.audio_blocks.read_blocks`: soundfile, downmix,
+1. **decode** the file block by block (:func:`tfsonify.io.blocks.read_blocks`: soundfile, downmix,
    soxr streaming resampling to the model's rate), writing ``input.wav`` incrementally and taking the
    whole clip's peak on the way;
 2. per layer, **top maps** (with ``top``) or the requested maps' peak activations: one pass over the
-   exact windows of :mod:`tfsonify.windows` reading ``input.wav`` (maximum over windows of per-window maxima);
+   exact windows of :mod:`tfsonify.engine.windows` reading ``input.wav`` (maximum over windows of per-window maxima);
 3. **reconstruct**: a second pass writes each map's stitched raw reconstruction to a temporary file
    and tracks its peak;
 4. **scale** each raw file once to unit peak times ``max|x|`` into ``L05_f0012.wav`` (atomic: temporary
    file, then rename), then the spectrogram PNG (the first 30 s of the clip) and ``manifest.json`` last.
 
 Memory: a few decode blocks plus one window of the network, whatever the file's length. The result equals
-the in-memory path (:func:`tfsonify.audio_blocks.read_whole` then ``Sonifier.sonify_top``/``sonify``).
+the in-memory path (:func:`tfsonify.io.blocks.read_whole` then ``Sonifier.sonify_top``/``sonify``).
 Hooks used: ``sonifier.raw_reconstruction``, ``peak_activations``, ``geometry``, ``sample_rate``,
 ``num_features``.
 """
@@ -28,11 +28,11 @@ from typing import Sequence
 import numpy as np
 import soundfile
 
-from tfsonify import long_clips, windows
-from tfsonify.audio import atomic_path
+from tfsonify.engine import long_clips, windows
+from tfsonify.io.audio import atomic_path
 from tfsonify.progress import audio_bar
-from tfsonify.audio_blocks import WavWriter, audio_info, read_blocks
-from tfsonify.render import check_writable_dir, describe_layer, layer_key, plot_pair, sonification_stem
+from tfsonify.io.blocks import WavWriter, audio_info, read_blocks
+from tfsonify.io.render import check_writable_dir, describe_layer, layer_key, plot_pair, sonification_stem
 
 __all__ = ["decode_to_wav", "sonify_file", "WavWindows"]
 
@@ -65,7 +65,7 @@ def decode_to_wav(path: str | os.PathLike, wav_path: str | os.PathLike, sample_r
 
 class WavWindows:
     """Windows of a mono float WAV divided by ``peak`` on reading (the model's input divisor,
-    :func:`tfsonify.long_clips.input_divisor`): ``read(start, stop) -> float32 [stop - start]``."""
+    :func:`tfsonify.engine.long_clips.input_divisor`): ``read(start, stop) -> float32 [stop - start]``."""
 
     def __init__(self, path: str | os.PathLike, peak: np.float32):
         self.path, self.scale = Path(path), np.float32(peak) if peak > 0 else np.float32(1)
@@ -125,7 +125,7 @@ def sonify_file(sonifier, path: str | os.PathLike, out_dir: str | os.PathLike, l
 
     Returns:
         The manifest (also written to ``out_dir/manifest.json``, in the format of
-        :func:`tfsonify.render.write_sonifications`).
+        :func:`tfsonify.io.render.write_sonifications`).
 
     Raises:
         ValueError: a bad layer, map, ``top`` or ``window_seconds`` (checked before decoding), an unreadable,

@@ -3,7 +3,7 @@
 * :func:`guided_backprop` - relevance ``f[n] = d y_c / d x_n`` of one output unit (or of one feature map's
   sum over time) with respect to the deconvnet's input waveform, where every ReLU passes back only positive
   gradients at positive inputs (Springenberg et al.'s guided backpropagation). It runs on the same layer walk
-  as the sonifier (:class:`tfsonify.deconvnet.DeconvNet`: one recorded forward pass, max-unpooling with its
+  as the sonifier (:class:`tfsonify.engine.walk.DeconvNet`: one recorded forward pass, max-unpooling with its
   switches, transposed convolutions with the layers' own kernels); the ReLU rule is the one difference
   (deconvnet ``relu(upstream)``, guided ``upstream`` where the ReLU's input and ``upstream`` are > 0). The
   layers after the walk (the *read-out*: temporal pooling, ``Flatten``, ``Dense``, ``BatchNormalization``,
@@ -30,8 +30,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfsonify.deconvnet import DeconvNet
-from tfsonify.sonifier import Sonifier, check_clip
+from tfsonify.engine.walk import DeconvNet
+from tfsonify.engine.sonifier import Sonifier, check_clip
 
 __all__ = [
     "Readout",

@@ -43,9 +43,9 @@ exactly samples ``[S*i, S*i + R)``):
    the windows' steps cover all of the clip's steps, so the maximum over windows of the
    windows' per-map maxima is the full clip's per-map maximum: top-``k`` is exact.
 
-The window arithmetic and stitching live in ``tfsonify/windows.py`` (numpy only), the one planner the
+The window arithmetic and stitching live in ``tfsonify/engine/windows.py`` (numpy only), the one planner the
 TensorFlow library uses too; this file loads it by path (a copy of ``windows.py`` beside this file, else
-``../tfsonify/windows.py``), so no TensorFlow is imported. This file adds CNN12's geometry (``R``, ``S`` per
+``../tfsonify/engine/windows.py``), so no TensorFlow is imported. This file adds CNN12's geometry (``R``, ``S`` per
 block, a test keeps it equal to ``tfsonify.models.cnn12``) and the LiteRT runners, including a live stream
 (:func:`litert_stream`).
 
@@ -54,32 +54,12 @@ For ``W = 8000``: block 11 (``S = 256``, ``R = 2370``) ``M = 2114``, ``E = 7746`
 """
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from tfsonify.engine import windows  # the one planner (numpy only; tfsonify imports TensorFlow lazily)
 
-def _load_planner():
-    """``tfsonify/windows.py`` as a module, without importing the ``tfsonify`` package (which imports TensorFlow)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "windows.py", here.parent / "tfsonify" / "windows.py"):
-        if candidate.is_file():
-            name = "tfsonify_windows_standalone"
-            if name in sys.modules:
-                return sys.modules[name]
-            spec = importlib.util.spec_from_file_location(name, candidate)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-            return module
-    raise ImportError(f"edge_windows needs tfsonify/windows.py: copy it beside {Path(__file__).name} or keep the "
-                      f"repository layout (looked in {here} and {here.parent / 'tfsonify'})")
-
-
-windows = _load_planner()
 WindowPlan = windows.WindowPlan
 WindowedStream = windows.WindowedStream
 windowed_reconstruction = windows.windowed_reconstruction

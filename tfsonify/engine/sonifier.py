@@ -1,6 +1,6 @@
 """Sonification by a deconvnet that shares the model's kernels (paper §3.2, Figure B.2).
 
-Any raw-waveform Keras CNN the graph-walking :class:`tfsonify.deconvnet.DeconvNet` supports (CNN12,
+Any raw-waveform Keras CNN the graph-walking :class:`tfsonify.engine.walk.DeconvNet` supports (CNN12,
 CREPE, your own Conv1D/Conv2D stack). For CNN12's block ``L`` (or any layer by name) and map ``f``:
 
 1. forward pass, storing every block's output and its max-pool switches;
@@ -20,9 +20,9 @@ Two exact savings over the paper's pseudocode: the forward pass stops at block
 (forward and transposed) only for the selected maps, not for all of its channels.
 
 Long clips: the public methods run a clip longer than ``window_seconds`` (default ``"auto"``: clips over
-:data:`tfsonify.long_clips.ONE_PASS_SECONDS` in windows of :data:`tfsonify.long_clips.DEFAULT_WINDOW_SECONDS`)
+:data:`tfsonify.engine.long_clips.ONE_PASS_SECONDS` in windows of :data:`tfsonify.engine.long_clips.DEFAULT_WINDOW_SECONDS`)
 as exact overlapping windows with bounded memory
-(:mod:`tfsonify.long_clips`, planned by :mod:`tfsonify.windows`), through four hooks:
+(:mod:`tfsonify.engine.long_clips`, planned by :mod:`tfsonify.engine.windows`), through four hooks:
 :meth:`Sonifier.raw_reconstruction` (unscaled deconvnet output of an already-scaled clip),
 :meth:`Sonifier.peak_activations`, :meth:`Sonifier.geometry` (receptive field and total stride in input samples)
 and ``Sonifier.sample_rate``. :meth:`Sonifier.stream` sonifies live audio block by block.
@@ -36,9 +36,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfsonify import long_clips
+from tfsonify.engine import long_clips
 from tfsonify.models.cnn12 import NUM_BLOCKS, check_layer, min_length
-from tfsonify.deconvnet import DeconvNet, LayerInfo
+from tfsonify.engine.walk import DeconvNet, LayerInfo
 from tfsonify.layers import add_channel_axis
 
 __all__ = ["BlockState", "Sonifier", "validate_waveform"]
@@ -100,7 +100,7 @@ class Sonifier:
     """Sonify feature maps of a raw-waveform Keras CNN.
 
     Args:
-        model: any model :class:`tfsonify.deconvnet.DeconvNet` supports: a :class:`tfsonify.CNN12` (with or
+        model: any model :class:`tfsonify.engine.walk.DeconvNet` supports: a :class:`tfsonify.CNN12` (with or
             without head), CREPE, or your own Functional/Sequential Conv1D/Conv2D stack with one waveform
             input ``[batch, time]`` or ``[batch, time, 1]``. Kernels are read from the model's variables
             at call time, so a later ``fit`` or ``load_weights`` is seen without rebuilding.
@@ -147,7 +147,7 @@ class Sonifier:
 
     def layers(self) -> list[LayerInfo]:
         """The sonifiable layers in graph order: name, class, block index, channels, receptive field and
-        stride (input samples) and minimum input length (see :class:`tfsonify.deconvnet.LayerInfo`)."""
+        stride (input samples) and minimum input length (see :class:`tfsonify.engine.walk.LayerInfo`)."""
         return self.deconvnet.layers()
 
     def num_features(self, layer: Layer) -> int:
@@ -304,7 +304,7 @@ class Sonifier:
     def activations(self, waveform, layer: Layer, window_seconds: float | str | None = long_clips.AUTO) -> np.ndarray:
         """Block ``layer``'s output, float32 ``[time_L, channels_L]`` or ``[batch, time_L, channels_L]``.
 
-        Clips longer than ``window_seconds`` (None: never) run as exact windows (:mod:`tfsonify.long_clips`).
+        Clips longer than ``window_seconds`` (None: never) run as exact windows (:mod:`tfsonify.engine.long_clips`).
         """
         batch = self.validate(waveform, layer)
         if long_clips.needs_windows(self, batch.shape[1], layer, window_seconds):
@@ -365,7 +365,7 @@ class Sonifier:
             With neither, the most active map of each clip is sonified (output shaped
             like ``waveform``).
             window_seconds: clips longer than this (None: never; ``"auto"``: clips over 30 s, in 5 s windows) run
-                as exact overlapping windows with bounded memory (:mod:`tfsonify.long_clips`): the same result as
+                as exact overlapping windows with bounded memory (:mod:`tfsonify.engine.long_clips`): the same result as
                 one pass.
 
         Returns:
@@ -431,7 +431,7 @@ class Sonifier:
         Feed float ``[n]`` blocks of any size at :attr:`sample_rate` to ``stream.process(block)``; each call returns
         ``[F, n]`` sonified samples delayed by ``stream.latency`` samples (margin ``R - S`` plus ``hop - 1``);
         ``stream.flush()`` returns the rest. Input is divided by ``reference_peak``; see
-        :class:`tfsonify.windows.WindowedStream` for the output scaling and :func:`tfsonify.long_clips.calibrate`
+        :class:`tfsonify.engine.windows.WindowedStream` for the output scaling and :func:`tfsonify.engine.long_clips.calibrate`
         for taking both peaks from a recording (then the stream equals :meth:`sonify` of it).
         """
         chosen = self._check_features(list(np.atleast_1d(features)), layer)

@@ -23,7 +23,7 @@ Hence a window of the clip gives the whole clip's result exactly on a span when
 
 This module only does the arithmetic and the stitching; the network runs behind callables
 (``raw(window) -> [F, n]``), so the same code serves the TensorFlow :class:`tfsonify.Sonifier`
-(:mod:`tfsonify.long_clips`) and a LiteRT model with no TensorFlow installed (``export/edge_windows.py``
+(:mod:`tfsonify.engine.long_clips`) and a LiteRT model with no TensorFlow installed (``tfsonify/edge/windows.py``
 loads this file by path). Nothing here depends on a particular model: ``R`` and ``S`` are arguments.
 """
 from __future__ import annotations
@@ -141,7 +141,7 @@ def plan_windows(clip_length: int, window_length: int, receptive_field: int, str
             windows than ``W`` does (the same count, less overlap). Without it the last window starts at
             ``T - W`` and can repeat almost a whole window: a 10 s clip in 5 s windows ran three full
             windows (1.5x the work); balanced, three windows of about 3.4 s. A fixed-length model
-            (``export/edge_windows.py``) needs ``balanced=False``.
+            (``tfsonify/edge/windows.py``) needs ``balanced=False``.
 
     Returns:
         A :class:`WindowPlan` (one window when ``T`` fits in it).

@@ -3,7 +3,7 @@
 A 10-minute clip through the full-width CNN12 at block 11 in one pass peaks at ~5 GB (every block's
 activations and switches of the whole clip are alive at once). Here the clip runs as windows of
 ``window_seconds`` (default :data:`AUTO`: clips over :data:`ONE_PASS_SECONDS` in windows of
-:data:`DEFAULT_WINDOW_SECONDS`) planned by :mod:`tfsonify.windows` with
+:data:`DEFAULT_WINDOW_SECONDS`) planned by :mod:`tfsonify.engine.windows` with
 exactly the whole-clip semantics:
 
 - the clip is divided once by its own peak ``max|x|`` (windows are not re-normalised);
@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from tfsonify import windows
+from tfsonify.engine import windows
 
 __all__ = ["AUTO", "DEFAULT_WINDOW_SECONDS", "ONE_PASS_SECONDS", "window_samples", "needs_windows", "plan", "sonify", "sonify_top",
            "top_features", "activations", "activation_windows", "calibrate", "stream", "normalised_reader", "input_divisor"]
@@ -91,7 +91,7 @@ def needs_windows(sonifier, num_samples: int, layer: int, window_seconds: float 
 
 
 def plan(sonifier, num_samples: int, layer: int, window_seconds: float | str) -> windows.WindowPlan:
-    """The :class:`tfsonify.windows.WindowPlan` of a ``num_samples`` clip at block ``layer``."""
+    """The :class:`tfsonify.engine.windows.WindowPlan` of a ``num_samples`` clip at block ``layer``."""
     field, stride = sonifier.geometry(layer)
     return windows.plan_windows(num_samples, window_samples(sonifier, layer, window_seconds), field, stride, balanced=True)
 
@@ -263,7 +263,7 @@ def calibrate(sonifier, clip, layer: int, features: Sequence[int],
 
 def stream(sonifier, layer: int, features: Sequence[int], reference_peak: float, reconstruction_peak=None,
            hop: int | None = None) -> windows.WindowedStream:
-    """A :class:`tfsonify.windows.WindowedStream` of maps ``features`` of block ``layer`` on ``sonifier``.
+    """A :class:`tfsonify.engine.windows.WindowedStream` of maps ``features`` of block ``layer`` on ``sonifier``.
 
     Args:
         features: map indices of block ``layer`` (validated by the caller).

@@ -1,13 +1,13 @@
 """Live sonification I/O: a file at real-time pace or the microphone into a stream, out to a WAV and/or speakers.
 
-The sonification itself is :class:`tfsonify.windows.WindowedStream` (``Sonifier.stream``); this module feeds
+The sonification itself is :class:`tfsonify.engine.windows.WindowedStream` (``Sonifier.stream``); this module feeds
 it and drains it:
 
 - :func:`file_blocks`: a file read in blocks (soundfile + soxr streaming resampling), optionally paced to real
   time (each block is released when its audio time has passed, as a recorder would deliver it);
 - :func:`microphone_blocks`: PortAudio input through ``sounddevice`` (optional extra ``tfsonify[live]``;
   Debian/Ubuntu also need ``libportaudio2``), resampled from the device rate with soxr;
-- :func:`run_stream`: blocks through the stream into a :class:`tfsonify.audio_blocks.WavWriter` (aligned with
+- :func:`run_stream`: blocks through the stream into a :class:`tfsonify.io.blocks.WavWriter` (aligned with
   the input: the stream's latency is dropped) and/or a ``sounddevice`` output (as produced, delayed by the
   latency); returns timing figures.
 """
@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import soxr
 
-from tfsonify.audio_blocks import WavWriter, audio_info, read_blocks
+from tfsonify.io.blocks import WavWriter, audio_info, read_blocks
 
 __all__ = ["StreamReport", "file_blocks", "microphone_blocks", "open_player", "run_stream", "import_sounddevice"]
 

@@ -5,7 +5,7 @@ Needs only ``ai-edge-litert``, ``numpy`` and ``soundfile``. Runs a ``.tflite`` w
 ``tfsonify export tflite MODEL.keras --out sonifier.tflite [--length 8000 | --length 0]`` on
 all CPU cores (XNNPACK):
 
-    python3 export/edge_demo.py sonifier.tflite clip.wav --layer 5 --top 3 --out sounds/
+    python3 -m tfsonify.edge sonifier.tflite clip.wav --layer 5 --top 3 --out sounds/
 
 The clip is downmixed to mono and resampled to 8 kHz (windowed-sinc, numpy). A
 dynamic-length model (``--length 0`` at export) takes the whole clip. A fixed-length
@@ -34,7 +34,7 @@ import numpy as np
 import soundfile
 from ai_edge_litert.interpreter import Interpreter
 
-import edge_windows  # beside this script; numpy only
+from tfsonify.edge import windows as edge_windows  # numpy only
 
 SAMPLE_RATE = 8000
 
