@@ -78,9 +78,9 @@ def _overlap_add_chain(total):
 
 
 def _pairwise(parts):
-    from tfsonify.engine.walk import _sum
+    from tfsonify.engine.ops import pairwise_sum
 
-    return _sum(parts)
+    return pairwise_sum(parts)
 
 
 CASES = [

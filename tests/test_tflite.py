@@ -383,19 +383,19 @@ def test_matmul_transposes_equal_conv1d_transpose(sonifier, one_second):
     """The exporter's backward (matmul + overlap-add on the forward filter's layout) equals conv1d_transpose in TF."""
     import tensorflow as tf
 
-    from tfsonify.engine.walk import matmul_transposes
+    from tfsonify import Sonifier
+    from tfsonify.engine.lowering import TFLITE
 
+    lite = Sonifier(sonifier.model, lowering=TFLITE)
     wave = tf.constant(one_second[None])
     for layer in (2, 11):
         for feature in (0, 3):
             selected = [tf.zeros([1], tf.int32), tf.constant([feature])]
             reference = sonifier.sonify_selected_graph(wave, layer, *selected).numpy()
-            with matmul_transposes():
-                rewritten = sonifier.sonify_selected_graph(wave, layer, *selected).numpy()
+            rewritten = lite.sonify_selected_graph(wave, layer, *selected).numpy()
             np.testing.assert_allclose(rewritten, reference, atol=1e-5)
         _, _, reference = sonifier.sonify_top_graph(wave, layer, 3)
-        with matmul_transposes():
-            _, _, rewritten = sonifier.sonify_top_graph(wave, layer, 3)
+        _, _, rewritten = lite.sonify_top_graph(wave, layer, 3)
         np.testing.assert_allclose(rewritten.numpy(), reference.numpy(), atol=1e-5)
 
 
@@ -403,14 +403,15 @@ def test_constant_kernels_equal_the_chosen_map_path(sonifier, one_second):
     """int8 export's tracing (whole constant kernels, top block on all channels) gives the same sonifications."""
     import tensorflow as tf
 
-    from tfsonify.engine.walk import constant_kernels, matmul_transposes
+    from tfsonify import Sonifier
+    from tfsonify.engine.lowering import TFLITE_INT8
 
+    int8 = Sonifier(sonifier.model, lowering=TFLITE_INT8)
     wave = tf.constant(one_second[None])
     for layer in (3, 11):
         selected = [tf.zeros([2], tf.int32), tf.constant([0, 1]), tf.constant([5, 2])]
         reference = sonifier.sonify_selected_graph(wave, layer, *selected).numpy()
-        with matmul_transposes(), constant_kernels():
-            rewritten = sonifier.sonify_selected_graph(wave, layer, *selected).numpy()
+        rewritten = int8.sonify_selected_graph(wave, layer, *selected).numpy()
         np.testing.assert_allclose(rewritten, reference, atol=1e-5)
 
 

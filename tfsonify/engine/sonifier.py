@@ -38,6 +38,7 @@ import tensorflow as tf
 
 from tfsonify.engine import long_clips
 from tfsonify.models.cnn12 import NUM_BLOCKS, check_layer, min_length
+from tfsonify.engine.lowering import TENSORFLOW, Lowering
 from tfsonify.engine.walk import DeconvNet, LayerInfo
 from tfsonify.layers import add_channel_axis
 
@@ -108,6 +109,8 @@ class Sonifier:
             CREPE: 16000), else 8000.
         jit_compile: compile the graphs with XLA (as on TPU). On CPU the plain graph is as fast; XLA is
             offered for parity checks and accelerators.
+        lowering: how the graphs are written (:mod:`tfsonify.engine.lowering`; the TFLite exporter passes
+            ``TFLITE`` or ``TFLITE_INT8``; the default suits TensorFlow's runtime).
 
     Raises:
         ValueError: when the model has an unsupported layer on the way to a conv, several inputs or no
@@ -127,8 +130,9 @@ class Sonifier:
     (8000,)
     """
 
-    def __init__(self, model: keras.Model, sample_rate: int | None = None, jit_compile: bool = False):
-        self.deconvnet = DeconvNet(model)
+    def __init__(self, model: keras.Model, sample_rate: int | None = None, jit_compile: bool = False,
+                 lowering: Lowering = TENSORFLOW):
+        self.deconvnet = DeconvNet(model, lowering)
         self.model = model
         self.jit_compile = bool(jit_compile)
         rate = getattr(model, "sample_rate", 8000) if sample_rate is None else sample_rate

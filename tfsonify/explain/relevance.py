@@ -30,6 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfsonify.engine.rules import ConvRule
 from tfsonify.engine.walk import DeconvNet
 from tfsonify.engine.sonifier import Sonifier, check_clip
 
@@ -343,11 +344,11 @@ def short_time_spectral_relevance(relevance: np.ndarray, sample_rate: int = 8000
 def _first_layer_filters(model) -> np.ndarray:
     """``[n_f, kW]`` float64 filters of the first convolution on the waveform (CNN12's ``conv1``, CREPE's ``conv1``)."""
     deconvnet = _state(model).deconvnet
-    first = next((step for step in deconvnet.steps if step.kind == "conv"), None)
+    first = next((step for step in deconvnet.steps if isinstance(step, ConvRule)), None)
     kernel = np.asarray(first.kernel())  # [kW, 1, n_f] (a Conv2D-as-1-D's singleton axis dropped)
-    if first.params["dilation"] != 1 or kernel.shape[1] != 1:
+    if first.dilation != 1 or kernel.shape[1] != 1:
         raise ValueError(f"the first-layer responses need an undilated conv on the 1-channel waveform; layer "
-                         f"{first.name!r} has dilation {first.params['dilation']} and {kernel.shape[1]} input channels")
+                         f"{first.name!r} has dilation {first.dilation} and {kernel.shape[1]} input channels")
     return kernel[:, 0, :].T.astype(np.float64)
 
 

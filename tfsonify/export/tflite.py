@@ -43,7 +43,6 @@ the top block runs on all its channels, since int8 ``CONV_2D`` needs a constant,
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -54,7 +53,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfsonify.io.audio import atomic_path
-from tfsonify.engine.walk import constant_kernels, matmul_transposes
+from tfsonify.engine.lowering import TFLITE, TFLITE_INT8
 from tfsonify.export.savedmodel import store_weights_once
 from tfsonify.export.tflite_weights import share_weights
 from tfsonify.engine.sonifier import Sonifier
@@ -231,7 +230,9 @@ def convert(model: keras.Model, length: int | None = 8000, layers: Sequence[int 
     Raises:
         ValueError: for a bad length/layer/top_k or if the conversion needed non-builtin ops.
     """
-    sonifier = Sonifier(model)
+    # backward convs read the forward filter's layout, so share_weights can keep one copy of each kernel;
+    # int8: every filter a constant (the quantiser gives a computed filter a zero point CONV_2D refuses)
+    sonifier = Sonifier(model, lowering=TFLITE_INT8 if quantize == "int8" else TFLITE)
     layers = _layers(sonifier, layers)
     if length is not None:
         deepest = max(layers, key=sonifier.min_length)
@@ -251,11 +252,7 @@ def convert(model: keras.Model, length: int | None = 8000, layers: Sequence[int 
 
     archive = keras.export.ExportArchive()
     keys = []
-    # traced (in add_endpoint and write_out) with backward convs reading the forward filter's layout,
-    # so share_weights can keep one copy of each kernel
-    # int8: every filter a constant (the quantiser gives a computed filter a zero point CONV_2D refuses)
-    kernels = constant_kernels() if quantize == "int8" else contextlib.nullcontext()
-    with tempfile.TemporaryDirectory(prefix="tfsonify-tflite-") as folder, matmul_transposes(), kernels:
+    with tempfile.TemporaryDirectory(prefix="tfsonify-tflite-") as folder:
         _add_endpoints(archive, keys, sonifier, layers, length, top_k, wave_spec, feature_spec)
         store_weights_once(archive)
         archive.write_out(folder, verbose=False)

@@ -4,7 +4,7 @@ The sonifier runs every conv kernel twice: forward (``CONV_2D``, filter ``[C_out
 and backward (the transposed convolution). TFLite's ops contract their constant operand over its
 *last* axis, so the converter stores the backward kernel a second time, transposed: as
 ``TRANSPOSE_CONV``'s ``[C_in, 1, k, C_out]`` filter, or — when the deconvnet is traced inside
-:func:`tfsonify.engine.walk.matmul_transposes`, which writes the backward as ``g @ W`` with
+the :data:`tfsonify.engine.lowering.TFLITE` lowering, which writes the backward as ``g @ W`` with
 ``W = [C_out, k * C_in]`` (the forward filter's bytes) — as ``FULLY_CONNECTED``'s ``W^T``
 (its constant-rhs ``BATCH_MATMUL`` → ``FULLY_CONNECTED`` rewrite). :func:`share_weights` undoes that:
 
