@@ -148,10 +148,11 @@ def compared(*args: str, repeat: int = 1) -> list[tuple[str, dict]]:
 
 
 def extract(ref: str, folder: Path) -> Path:
-    """``git archive REF`` of this repository unpacked into ``folder/REF`` (the tfsonify of that commit)."""
+    """``git archive REF`` of this repository (or of ``$LONG_BENCH_GIT``, when this copy is itself an extract) unpacked
+    into ``folder/REF`` (the tfsonify of that commit)."""
     target = folder / ref
     target.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], check=True, capture_output=True).stdout
+    archive = subprocess.run(["git", "-C", os.environ.get("LONG_BENCH_GIT", str(REPO)), "archive", ref], check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
     return target
 
