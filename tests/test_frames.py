@@ -274,7 +274,7 @@ def test_cli_one_pass_on_crepe(crepe_file, tmp_path, sonifier):
     (["--layer", "conv4", "--top", "999"], r"top must be an integer in 1\.\.16"),
     (["--layer", "nope", "--top", "1"], "nope"),
     (["--layer", "conv4", "--feature", "16"], "feature index 16 is outside"),
-    (["--layer", "conv4", "--window-seconds", "abc"], "auto"),
+    (["--layer", "conv4", "--feature", "-1"], "feature index -1 is outside"),
 ])
 def test_cli_refusals_write_nothing(crepe_file, tmp_path, capsys, extra, message):
     out = tmp_path / "refused" / "out"
@@ -295,8 +295,8 @@ def test_cli_too_short_writes_nothing(tmp_path, tiny_model, capsys):
     existing = tmp_path / "existing"
     existing.mkdir()
     (existing / "keep.txt").write_text("mine")
-    truncated = tmp_path / "cut.wav"
-    soundfile.write(truncated, np.random.default_rng(0).normal(0, 0.1, 40000).astype(np.float32), 8000)
-    truncated.write_bytes(truncated.read_bytes()[:60000])
+    whole, truncated = tmp_path / "whole.flac", tmp_path / "cut.flac"
+    soundfile.write(whole, np.random.default_rng(0).normal(0, 0.1, 80000).astype(np.float32), 8000, subtype="PCM_24")
+    truncated.write_bytes(whole.read_bytes()[: whole.stat().st_size // 4])
     assert _cli(truncated, "--model", tmp_path / "tiny.keras", "--layer", "5", "--out", existing) == 2
     assert sorted(p.name for p in existing.iterdir()) == ["keep.txt"]  # no input.wav left behind

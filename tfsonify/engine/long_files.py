@@ -96,7 +96,10 @@ def check_request(sonifier, path, layers: Sequence, features: Sequence[int] | No
         if features is not None:
             sonifier.check_features(list(features), layer)
         else:
-            sonifier.check_k(top, layer)
+            width = sonifier.num_features(layer)
+            if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or not 1 <= top <= width:
+                raise ValueError(f"top must be an integer in 1..{width} ({describe_layer(layer)}'s maps); "
+                                 f"received {top!r}")
         long_clips.choose(sonifier, max(expected, 1), layer, window_seconds)  # validates window_seconds
         needed = sonifier.min_length(layer)
         if expected < needed:

@@ -23,6 +23,7 @@ import numpy as np
 from scipy.signal import spectrogram
 
 from tfsonify.io.audio import atomic_path, write_wav
+from tfsonify.io.manifest import layer_key, manifest_entry, output_folder, write_manifest  # noqa: F401 (re-exported)
 
 __all__ = ["log_spectrogram", "plot_pair", "check_writable_dir", "check_output_dir", "output_folder", "manifest_entry",
            "write_manifest", "write_sonifications"]
@@ -87,74 +88,6 @@ def check_output_dir(out_dir: str | os.PathLike) -> Path:
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"output folder {str(out_dir)!r} cannot be created: {str(parent)!r} is not a writable directory")
     return out_dir
-
-
-class output_folder:
-    """``with output_folder(DIR) as folder:`` creates ``DIR`` if needed; if the block raises, every file registered
-    with :meth:`created` that did not exist before is removed, and so are the folders this created (when empty):
-    a failed request leaves the folder as it found it (files replaced in an existing folder stay replaced)."""
-
-    def __init__(self, out_dir: str | os.PathLike):
-        self.path = Path(out_dir)
-        self._made: list[Path] = []
-        self._files: list[Path] = []
-
-    def __enter__(self) -> "output_folder":
-        missing, parent = [], self.path
-        while not parent.exists():
-            missing.append(parent)
-            parent = parent.parent
-        check_writable_dir(self.path)
-        self._made = missing  # deepest first
-        return self
-
-    def created(self, path: str | os.PathLike) -> Path:
-        """Register a file about to be written (removed on failure if it is new)."""
-        path = Path(path)
-        if not path.exists():
-            self._files.append(path)
-        return path
-
-    def __exit__(self, exc_type, exc, traceback):
-        if exc_type is not None:
-            for path in self._files:
-                path.unlink(missing_ok=True)
-            for folder in self._made:
-                try:
-                    folder.rmdir()
-                except OSError:
-                    break
-        return False
-
-
-def manifest_entry(layer: int | str, feature: int, activation: float, wav: str, spectrogram: str | None = None) -> dict:
-    """One sonification as the manifest lists it: ``{"layer", "feature", "activation", "wav"[, "spectrogram"]}``."""
-    entry = {"layer": layer_key(layer), "feature": int(feature), "activation": float(activation), "wav": wav}
-    if spectrogram is not None:
-        entry["spectrogram"] = spectrogram
-    return entry
-
-
-def write_manifest(out_dir: str | os.PathLike, entries: Sequence[dict], sample_rate: int, source: str = "",
-                   extra: dict | None = None, input_name: str = "input.wav") -> dict:
-    """Write ``out_dir/manifest.json`` atomically and return it: the existing manifest (an earlier run in the same
-    folder) updated with ``sample_rate`` (Hz), ``input``, ``source`` and ``extra``, its entries for the same
-    ``(layer, feature)`` replaced by ``entries`` (:func:`manifest_entry`), others kept in order."""
-    out_dir = Path(out_dir)
-    manifest_path = out_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    manifest.update({"sample_rate": int(sample_rate), "input": input_name, "source": str(source), **(extra or {})})
-    replaced = {(e["layer"], e["feature"]) for e in entries}
-    kept = [e for e in manifest.get("sonifications", []) if (e["layer"], e["feature"]) not in replaced]
-    manifest["sonifications"] = kept + list(entries)
-    with atomic_path(manifest_path, suffix=".json") as temporary:
-        temporary.write_text(json.dumps(manifest, indent=2))
-    return manifest
-
-
-def layer_key(layer: int | str) -> int | str:
-    """A layer as the manifests store it: a block index as int, a layer name as str."""
-    return layer if isinstance(layer, str) else int(layer)
 
 
 def describe_layer(layer: int | str) -> str:
