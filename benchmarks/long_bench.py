@@ -6,11 +6,16 @@ reports its own peak RSS (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) and wal
 - API, 10 and 60 minutes: ``Sonifier.sonify_top(x, 11, 3)`` windowed (default 5 s windows); at 10 minutes also
   in one pass (``window_seconds=None``) for the throughput ratio (that case needs ~10 GB of memory);
 - CLI, 60 minutes: ``tfsonify sonify`` on a 44.1 kHz stereo FLAC (decoded and resampled in blocks);
-- streams on ONE thread: ``Sonifier.stream`` (TensorFlow) and ``edge_windows.litert_stream`` (LiteRT, fixed
-  8000-sample model) at blocks 5 and 11, 60 s of audio in 512-sample blocks: real-time factor and latency.
+- streams on ONE thread: ``Sonifier.stream`` (TensorFlow) and ``tfsonify.edge.windows.litert_stream`` (LiteRT,
+  fixed 8000-sample model) at blocks 5 and 11, 60 s of audio in 512-sample blocks: real-time factor and latency.
+
+``--compare REF`` runs every case on the git commit ``REF`` (extracted with ``git archive`` into a temporary folder)
+and on this checkout, alternated (REF, this, REF, this ... ``--repeat`` times), each in a fresh process: on a shared
+machine the load changes during a run, so compare the ratios of neighbouring runs, not absolute times.
 
     python benchmarks/long_bench.py            # everything; the two 60-minute cases dominate (see the README)
     python benchmarks/long_bench.py --quick    # 1- and 3-minute API cases, a 1-minute CLI case, 20 s streams
+    python benchmarks/long_bench.py --compare 2e2d4b5 --no-one-pass   # before/after in one run
 """
 from __future__ import annotations
 
@@ -26,7 +31,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # this checkout's tfsonify
+TREE = Path(os.environ.get("LONG_BENCH_TREE", REPO))  # the tfsonify a case imports (--compare sets it)
+sys.path.insert(0, str(TREE))
 RATE = 8000
 
 
@@ -61,9 +67,10 @@ def rss_gb() -> float:
 
 def case_api(minutes: float, windowed: bool) -> dict:
     import tfsonify
+    from tfsonify.engine.long_clips import DEFAULT_WINDOW_SECONDS
 
     sonifier = tfsonify.Sonifier(model())
-    window = tfsonify.engine.long_clips.DEFAULT_WINDOW_SECONDS if windowed else None
+    window = DEFAULT_WINDOW_SECONDS if windowed else None
     sonifier.sonify_top(clip(0.1), 11, 3, window_seconds=window)  # build the graphs
     x = clip(minutes)
     start = time.perf_counter()
@@ -108,9 +115,9 @@ def case_stream_tf(layer: int, seconds: float = 60.0) -> dict:
 
 
 def case_stream_lite(tflite: str, layer: int, seconds: float = 60.0) -> dict:
-    sys.path.insert(0, str(REPO / "export"))
-    import edge_windows
     from ai_edge_litert.interpreter import Interpreter
+
+    from tfsonify.edge import windows as edge_windows
 
     x = clip(seconds / 60)
     interpreter = Interpreter(model_path=tflite, num_threads=1)
@@ -120,14 +127,34 @@ def case_stream_lite(tflite: str, layer: int, seconds: float = 60.0) -> dict:
             "tensorflow_loaded": "tensorflow" in sys.modules}
 
 
-def run_case(*args: str) -> dict:
-    """One case in a fresh interpreter; its JSON result (peak RSS is the subprocess's own)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    result = subprocess.run([sys.executable, __file__, "--case", *args], capture_output=True, text=True, cwd=REPO,
+TREES: list[tuple[str, Path]] = [("this", REPO)]  # (label, tfsonify checkout); --compare puts REF first
+
+
+def run_case(*args: str, tree: Path = REPO) -> dict:
+    """One case in a fresh interpreter importing ``tree``'s tfsonify; its JSON result (peak RSS is the subprocess's
+    own)."""
+    env = {**os.environ, "LONG_BENCH_TREE": str(tree),
+           "PYTHONPATH": str(tree) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    result = subprocess.run([sys.executable, __file__, "--case", *args], capture_output=True, text=True, cwd=tree,
                             env=env)
     if result.returncode != 0:
-        raise RuntimeError(f"case {args} failed:\n{result.stderr[-3000:]}")
+        raise RuntimeError(f"case {args} on {tree} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def compared(*args: str, repeat: int = 1) -> list[tuple[str, dict]]:
+    """``run_case(*args)`` on every tree of :data:`TREES`, alternated ``repeat`` times: ``[(label, result), ...]``."""
+    return [(label, run_case(*args, tree=tree)) for _ in range(repeat) for label, tree in TREES]
+
+
+def extract(ref: str, folder: Path) -> Path:
+    """``git archive REF`` of this repository (or of ``$LONG_BENCH_GIT``, when this copy is itself an extract) unpacked
+    into ``folder/REF`` (the tfsonify of that commit)."""
+    target = folder / ref
+    target.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", os.environ.get("LONG_BENCH_GIT", str(REPO)), "archive", ref], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
 
 
 def write_flac(path: Path, minutes: float) -> None:
@@ -148,6 +175,10 @@ def write_flac(path: Path, minutes: float) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1- and 3-minute API cases, a 1-minute CLI FLAC, 20 s streams")
+    parser.add_argument("--compare", metavar="REF", help="also run git commit REF, alternated with this checkout")
+    parser.add_argument("--repeat", type=int, default=1, help="alternations per case (with --compare)")
+    parser.add_argument("--no-one-pass", dest="one_pass", action="store_false",
+                        help="skip the one-pass API case (10 minutes in one pass needs ~10 GB)")
     parser.add_argument("--case", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
@@ -160,6 +191,7 @@ def main() -> int:
             out = case_stream_tf(int(rest[0]), float(rest[1]))
         else:
             out = case_stream_lite(rest[0], int(rest[1]), float(rest[2]))
+        out["load"] = os.getloadavg()[0]
         print(json.dumps(out))
         return 0
 
@@ -167,21 +199,29 @@ def main() -> int:
     from tfsonify.engine.long_clips import DEFAULT_WINDOW_SECONDS
 
     began = time.perf_counter()
-    short, long_ = ("1", "3") if args.quick else ("10", "60")
-    print(f"({'QUICK: ' if args.quick else ''}API cases at {short} and {long_} minutes; windows of "
-          f"{DEFAULT_WINDOW_SECONDS:g} s)")
-    whole = run_case("api", short, "whole")
-    windowed = run_case("api", short, "windowed")
-    rows = [(f"API {short} min, one pass", whole), (f"API {short} min, {DEFAULT_WINDOW_SECONDS:g} s windows", windowed),
-            (f"API {long_} min, {DEFAULT_WINDOW_SECONDS:g} s windows", run_case("api", long_, "windowed"))]
-    for name, r in rows:
-        print(f"{name:34s} {r['seconds']:8.1f} s  {r['throughput']:7.1f} audio s/s  peak RSS {r['rss_gb']:.2f} GB"
-              f"{'  (target < 1.5 GB)' if name.startswith(f'API {long_}') else ''}", flush=True)
-    print(f"windowed / one-pass throughput at {short} min: {100 * windowed['throughput'] / whole['throughput']:.0f} % "
-          f"(target >= 90 %)", flush=True)
-
     with tempfile.TemporaryDirectory(prefix="long-bench-") as folder:
         folder = Path(folder)
+        if args.compare:
+            TREES.insert(0, (args.compare, extract(args.compare, folder / "trees")))
+            print(f"trees, alternated x{args.repeat}: " + ", ".join(f"{label} ({tree})" for label, tree in TREES))
+            print(f"load average at start: {os.getloadavg()[0]:.1f} (1 min) on {os.cpu_count()} cores\n")
+        short, long_ = ("1", "3") if args.quick else ("10", "60")
+        print(f"({'QUICK: ' if args.quick else ''}API cases at {short} and {long_} minutes; windows of "
+              f"{DEFAULT_WINDOW_SECONDS:g} s)", flush=True)
+
+        def show(name, runs, target=""):
+            for label, r in runs:
+                rate = f"{r['throughput']:7.1f} audio s/s" if "throughput" in r else ""
+                print(f"{name:30s} [{label:>8s}] {r['seconds']:8.1f} s  {rate}  peak RSS {r['rss_gb']:.2f} GB{target}  "
+                      f"(load {r.get('load', float('nan')):.1f})", flush=True)
+            _ratios(name, runs)
+
+        if args.one_pass:
+            show(f"API {short} min, one pass", compared("api", short, "whole", repeat=args.repeat))
+        show(f"API {short} min, {DEFAULT_WINDOW_SECONDS:g} s windows", compared("api", short, "windowed", repeat=args.repeat))
+        show(f"API {long_} min, {DEFAULT_WINDOW_SECONDS:g} s windows", compared("api", long_, "windowed", repeat=args.repeat),
+             "  (target < 1.5 GB)")
+
         minutes = 1 if args.quick else 60
         flac, model_path = folder / "long.flac", folder / "cnn12.keras"
         started = time.perf_counter()
@@ -189,9 +229,13 @@ def main() -> int:
         print(f"\nwrote a {minutes}-min 44.1 kHz stereo FLAC ({flac.stat().st_size / 1e6:.0f} MB) in "
               f"{time.perf_counter() - started:.0f} s")
         model().save(model_path)
-        cli = run_case("cli", str(flac), str(model_path), str(folder / "out"))
-        print(f"CLI tfsonify sonify {minutes} min FLAC     {cli['seconds']:8.1f} s  "
-              f"{minutes * 60 / cli['seconds']:7.1f} audio s/s  peak RSS {cli['rss_gb']:.2f} GB (target < 1.5 GB)", flush=True)
+        runs = []
+        for index in range(args.repeat):
+            for label, tree in TREES:
+                result = run_case("cli", str(flac), str(model_path), str(folder / f"out-{index}-{label}"), tree=tree)
+                result["throughput"] = minutes * 60 / result["seconds"]
+                runs.append((label, result))
+        show(f"CLI sonify {minutes} min FLAC", runs, "  (target < 1.5 GB)")
 
         seconds = 20 if args.quick else 60
         print(f"\nstreams, ONE thread, {seconds} s of audio in 512-sample blocks")
@@ -200,13 +244,29 @@ def main() -> int:
         tflite = folder / "cnn12.tflite"
         export_tflite(model(), tflite, length=8000, layers=[5, 11], top_k=3)
         for layer in (5, 11):
-            tf_result = run_case("stream_tf", str(layer), str(seconds))
-            lite = run_case("stream_lite", str(tflite), str(layer), str(seconds))
-            print(f"block {layer:2d}: TensorFlow {tf_result['rtf']:6.1f}x real time (latency {tf_result['latency_ms']:.0f} ms, "
-                  f"hop {tf_result['hop']})   LiteRT {lite['rtf']:6.1f}x real time (latency {lite['latency_ms']:.0f} ms, "
-                  f"hop {lite['hop']}; TensorFlow imported: {lite['tensorflow_loaded']})", flush=True)
-    print(f"\ntotal {time.perf_counter() - began:.0f} s")
+            for kind, extra in (("stream_tf", ()), ("stream_lite", (str(tflite),))):
+                runs = compared(kind, *extra, str(layer), str(seconds), repeat=args.repeat)
+                for label, r in runs:
+                    print(f"block {layer:2d} {kind:11s} [{label:>8s}] {r['rtf']:6.1f}x real time (latency "
+                          f"{r['latency_ms']:.0f} ms, hop {r['hop']}"
+                          f"{'; TensorFlow imported: ' + str(r['tensorflow_loaded']) if 'tensorflow_loaded' in r else ''})"
+                          f"  (load {r.get('load', float('nan')):.1f})", flush=True)
+                _ratios(f"block {layer} {kind}", runs, key="rtf", higher=True)
+    print(f"\ntotal {time.perf_counter() - began:.0f} s; load average at the end {os.getloadavg()[0]:.1f}")
     return 0
+
+
+def _ratios(name: str, runs: list[tuple[str, dict]], key: str = "seconds", higher: bool = False) -> None:
+    """With two trees: this / REF of neighbouring runs (time ratios > 1 = this is slower; for ``higher`` keys such
+    as a real-time factor, REF / this), their median, and the peak RSS ratio."""
+    if len(TREES) < 2:
+        return
+    pairs = [(runs[i][1], runs[i + 1][1]) for i in range(0, len(runs) - 1, 2)]
+    ratios = [(old[key] / new[key]) if higher else (new[key] / old[key]) for old, new in pairs]
+    rss = [new["rss_gb"] / old["rss_gb"] for old, new in pairs if "rss_gb" in old]
+    print(f"{'':30s} time ratio this/{TREES[0][0]}: " + ", ".join(f"{r:.3f}" for r in ratios)
+          + f" (median {sorted(ratios)[len(ratios) // 2]:.3f})"
+          + (f"; peak RSS ratio median {sorted(rss)[len(rss) // 2]:.3f}" if rss else ""), flush=True)
 
 
 if __name__ == "__main__":

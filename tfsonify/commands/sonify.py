@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from tfsonify.commands import load_model, progress
 
@@ -25,8 +26,11 @@ def register(subparsers) -> None:
     choice.add_argument("--top", type=int, default=None, help="sonify the K most active maps (default 1)")
     parser.add_argument("--out", required=True, help="output folder (created if missing)")
     parser.add_argument("--no-plots", action="store_true", help="skip the spectrogram PNGs")
-    parser.add_argument("--window-seconds", type=float, default=None,
-                        help="exact window length in seconds (default 5; memory is bounded by one window)")
+    parser.add_argument("--window-seconds", type=_window_seconds, default="auto", metavar="SECONDS|auto|0",
+                        help="auto (default): the engine picks: one pass for clips up to 30 s, exact 5 s windows "
+                             "beyond (memory bounded by one window), the model's own frames for a fixed-frame model "
+                             "(CREPE), one pass for a model with a custom input scaling; SECONDS: exact windows of "
+                             "that length; 0: the whole clip in one pass (memory grows with the clip)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     parser.set_defaults(func=run)
 
@@ -36,20 +40,31 @@ def _layer(text: str) -> int | str:
     return int(text) if text.strip().isdigit() else text
 
 
+def _window_seconds(text: str) -> float | str | None:
+    """``--window-seconds`` value: ``auto``, ``0`` (one pass: None) or a positive number of seconds."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, 0 (one pass) or auto; received {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0 (0: one pass) or auto; received {text!r}")
+    return None if value == 0 else value
+
+
 def run(args: argparse.Namespace) -> int:
-    from tfsonify.engine.long_clips import DEFAULT_WINDOW_SECONDS
     from tfsonify.engine.long_files import sonify_file
-    from tfsonify.io.render import check_writable_dir
+    from tfsonify.io.render import check_output_dir
     from tfsonify.engine.sonifier import Sonifier
 
     if args.top is not None and args.top < 1:
         raise ValueError(f"--top must be >= 1 (the number of most active maps to sonify); received {args.top}")
-    out_dir = check_writable_dir(args.out)
+    check_output_dir(args.out)  # nothing is created before the whole request is checked
     model = load_model(args.model, any_model=True)  # a contrastive checkpoint: its CNN12 encoder
     sonifier = Sonifier(model)
-    window = DEFAULT_WINDOW_SECONDS if args.window_seconds is None else args.window_seconds
-    manifest = sonify_file(sonifier, args.input, out_dir, args.layer, features=args.feature, top=args.top,
-                           window_seconds=window, plots=not args.no_plots, progress=not args.no_progress,
+    manifest = sonify_file(sonifier, args.input, args.out, args.layer, features=args.feature, top=args.top,
+                           window_seconds=args.window_seconds, plots=not args.no_plots, progress=not args.no_progress,
                            extra={"model": str(args.model)})
-    print(f"wrote {len(manifest['sonifications'])} sonification(s) to {out_dir}/ (manifest.json)")
+    print(f"wrote {len(manifest['sonifications'])} sonification(s) to {Path(args.out)}/ (manifest.json)")
     return 0

@@ -13,7 +13,8 @@ model (default, 1 s) runs a longer clip as exact overlapping windows
 (``edge_windows.py`` beside this script: the same maps and sounds as one pass over
 the whole clip); a shorter clip is zero-padded to ``T`` samples (which changes the
 maps near the padded end). Writes ``input.wav`` and
-``l{L}_rank{r}_f{F}.wav`` (float32 WAV at 8 kHz) and prints one line per map.
+``l{L}_rank{r}_f{F}.wav`` (float32 WAV at 8 kHz) and ``manifest.json`` (the library's one manifest format,
+:func:`tfsonify.io.manifest.write_manifest`) and prints one line per map; a run that fails leaves nothing it created.
 
 Live mode (fixed-length model): ``--stream --feature F`` feeds the clip block by block (``--block-size``
 samples, as a recorder delivers them) through an exact windowed stream (``edge_windows.litert_stream``)
@@ -35,6 +36,7 @@ import soundfile
 from ai_edge_litert.interpreter import Interpreter
 
 from tfsonify.edge import windows as edge_windows  # numpy only
+from tfsonify.io.manifest import manifest_entry, output_folder, write_manifest  # stdlib only
 
 SAMPLE_RATE = 8000
 
@@ -143,7 +145,6 @@ def main(argv: list[str] | None = None) -> int:
             windowed = False
     if fixed != -1 and not windowed:
         clip = clip[:fixed] if len(clip) >= fixed else np.pad(clip, (0, fixed - len(clip)))
-    os.makedirs(args.out, exist_ok=True)
     start = time.perf_counter()
     try:
         if windowed:
@@ -161,11 +162,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     elapsed = time.perf_counter() - start
     count = len(features) if args.top is None else min(args.top, len(features))
-    write_wav(os.path.join(args.out, "input.wav"), clip)
-    for rank in range(count):
-        name = f"l{args.layer}_rank{rank}_f{int(features[rank])}.wav"
-        write_wav(os.path.join(args.out, name), sounds[rank])
-        print(f"{name}\tfeature {int(features[rank])}\tpeak activation {float(activations[rank]):.4f}")
+    entries = []
+    try:
+        with output_folder(args.out) as folder:
+            write_wav(str(folder.created(folder.path / "input.wav")), clip)
+            for rank in range(count):
+                name = f"l{args.layer}_rank{rank}_f{int(features[rank])}.wav"
+                write_wav(str(folder.created(folder.path / name)), sounds[rank])
+                entries.append(manifest_entry(args.layer, int(features[rank]), float(activations[rank]), name))
+            write_manifest(folder.path, entries, SAMPLE_RATE, args.input,
+                           {"model": args.model, "runtime": "litert", "mode": mode})
+    except (ValueError, OSError) as error:
+        print(f"edge_demo: error: {error}", file=sys.stderr)
+        return 2
+    for entry in entries:
+        print(f"{entry['wav']}\tfeature {entry['feature']}\tpeak activation {entry['activation']:.4f}")
     print(f"block {args.layer}: {count} map(s) of a {len(clip) / SAMPLE_RATE:.2f} s clip in {elapsed * 1000:.1f} ms "
           f"on {args.threads} thread(s) ({mode} model)")
     return 0

@@ -43,11 +43,11 @@ exactly samples ``[S*i, S*i + R)``):
    the windows' steps cover all of the clip's steps, so the maximum over windows of the
    windows' per-map maxima is the full clip's per-map maximum: top-``k`` is exact.
 
-The window arithmetic and stitching live in ``tfsonify/engine/windows.py`` (numpy only), the one planner the
-TensorFlow library uses too; this file loads it by path (a copy of ``windows.py`` beside this file, else
-``../tfsonify/engine/windows.py``), so no TensorFlow is imported. This file adds CNN12's geometry (``R``, ``S`` per
-block, a test keeps it equal to ``tfsonify.models.cnn12``) and the LiteRT runners, including a live stream
-(:func:`litert_stream`).
+The window arithmetic, stitching, top-k and the rescale are the library's one long-clip engine
+(:mod:`tfsonify.engine.windows` plans, :mod:`tfsonify.engine.stitch` runs them with an array source and sink; both
+numpy only, so no TensorFlow is imported). This file is the LiteRT adapter: CNN12's geometry (``R``, ``S`` per
+block, a test keeps it equal to ``tfsonify.models.cnn12``) and the window runners of an interpreter, including a
+live stream (:func:`litert_stream`).
 
 For ``W = 8000``: block 11 (``S = 256``, ``R = 2370``) ``M = 2114``, ``E = 7746``, a hop of
 3328 samples; block 5 (``S = 32``, ``R = 162``) ``M = 130``, ``E = 7970``, a hop of 7680.
@@ -58,7 +58,7 @@ from typing import Callable
 
 import numpy as np
 
-from tfsonify.engine import windows  # the one planner (numpy only; tfsonify imports TensorFlow lazily)
+from tfsonify.engine import stitch, windows  # the one planner and stitcher (numpy only; no TensorFlow)
 
 WindowPlan = windows.WindowPlan
 WindowedStream = windows.WindowedStream
@@ -119,14 +119,13 @@ def plan_windows(clip_length: int, window_length: int, layer: int) -> WindowPlan
     return windows.plan_windows(clip_length, window_length, field, size)
 
 
-def _normalise(clip: np.ndarray) -> tuple[np.ndarray, np.float32]:
+def _source(clip: np.ndarray) -> stitch.ArraySource:
     array = np.asarray(clip, dtype=np.float32)
     if array.ndim != 1 or array.size == 0:
         raise ValueError(f"clip must be a non-empty mono float32 array [time]; received shape {array.shape}")
     if not np.all(np.isfinite(array)):
         raise ValueError(f"clip contains {int(array.size - np.count_nonzero(np.isfinite(array)))} NaN or Inf samples")
-    peak = np.float32(np.max(np.abs(array)))
-    return (array / peak if peak > 0 else array).astype(np.float32), peak
+    return stitch.ArraySource(array)
 
 
 def sonify_windowed(clip: np.ndarray, layer: int, window_length: int,
@@ -142,18 +141,16 @@ def sonify_windowed(clip: np.ndarray, layer: int, window_length: int,
 
     Returns:
         float32 ``[len(features), T]``, each scaled to unit peak times ``max|x|`` (the
-        ``sonify_l{L}`` / ``Sonifier.sonify`` convention); a silent clip gives zeros.
+        ``sonify_l{L}`` / ``Sonifier.sonify`` convention, :func:`tfsonify.engine.stitch.scale_rows`); a silent clip
+        gives zeros.
     """
-    normalised, peak = _normalise(clip)
-    plan = plan_windows(normalised.size, window_length, layer)
+    source = _source(clip)
+    plan = plan_windows(source.length, window_length, layer)
     chosen = [int(feature) for feature in np.atleast_1d(features)]
-    sounds = np.zeros((len(chosen), normalised.size), np.float32)
-    for row, feature in enumerate(chosen):
-        stitched = windowed_reconstruction(normalised, plan, lambda window, feature=feature: raw(window, feature))
-        top = np.float32(np.max(np.abs(stitched)))
-        if top > 0:
-            sounds[row] = stitched / top * peak
-    return sounds
+    sink = stitch.ArraySink(len(chosen), source.length)
+    read = stitch.divided(source.read, source.peak if source.peak > 0 else 1)
+    stitch.reconstruct(plan, read, lambda window: np.stack([raw(window, feature) for feature in chosen]), sink)
+    return sink.finish(source.peak)
 
 
 def top_features_windowed(clip: np.ndarray, layer: int, window_length: int,
@@ -171,13 +168,12 @@ def top_features_windowed(clip: np.ndarray, layer: int, window_length: int,
         ``(features [k] int32, activations [k] float32)`` by decreasing activation (ties: lower index first,
         as ``tf.math.top_k``).
     """
-    normalised, _ = _normalise(clip)
-    plan = plan_windows(normalised.size, window_length, layer)
-    best = windows.max_over_windows(plan, lambda start, stop: normalised[start:stop], activations)
+    source = _source(clip)
+    plan = plan_windows(source.length, window_length, layer)
+    best = stitch.maxima(plan, stitch.divided(source.read, source.peak if source.peak > 0 else 1), activations)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= best.size:
         raise ValueError(f"k must be an integer in 1..{best.size} (block {layer}'s maps); received {k!r}")
-    order = np.argsort(-best, kind="stable")[:k]
-    return order.astype(np.int32), best[order]
+    return stitch.top_k(best, k)
 
 
 def litert_functions(interpreter, layer: int) -> tuple[int, Callable, Callable]:

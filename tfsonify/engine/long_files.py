@@ -2,41 +2,44 @@
 
 :func:`sonify_file` is what ``tfsonify sonify`` runs:
 
+0. **check** the whole request first (layers, maps, ``top``, ``window_seconds``, the file's header and length,
+   the output folder): a refused request writes nothing;
 1. **decode** the file block by block (:func:`tfsonify.io.blocks.read_blocks`: soundfile, downmix,
    soxr streaming resampling to the model's rate), writing ``input.wav`` incrementally and taking the
    whole clip's peak on the way;
-2. per layer, **top maps** (with ``top``) or the requested maps' peak activations: one pass over the
-   exact windows of :mod:`tfsonify.engine.windows` reading ``input.wav`` (maximum over windows of per-window maxima);
-3. **reconstruct**: a second pass writes each map's stitched raw reconstruction to a temporary file
-   and tracks its peak;
-4. **scale** each raw file once to unit peak times ``max|x|`` into ``L05_f0012.wav`` (atomic: temporary
-   file, then rename), then the spectrogram PNG (the first 30 s of the clip) and ``manifest.json`` last.
+2. per layer, the path :func:`tfsonify.engine.long_clips.choose` picks (exact windows, the frames of a fixed-frame
+   model, or one window for a clip that fits) over a :class:`tfsonify.engine.stitch.WavSource` of ``input.wav``:
+   **top maps** (with ``top``) or the requested maps' maxima (:func:`tfsonify.engine.stitch.maxima`);
+3. **reconstruct** into a :class:`tfsonify.engine.stitch.WavSink` (raw temporary files, peaks tracked), which
+   **scales** each once (:func:`tfsonify.engine.stitch.scale_rows`) into ``L05_f0012.wav`` (atomic), then the
+   spectrogram PNG (the first 30 s of the clip) and ``manifest.json`` last
+   (:func:`tfsonify.io.render.write_manifest`, the one manifest writer).
+
+A model the windows cannot reproduce (a custom input scaling on a variable-length model) runs each layer in one
+pass over the decoded clip (memory grows with the clip), as ``window_seconds=None`` does.
 
 Memory: a few decode blocks plus one window of the network, whatever the file's length. The result equals
 the in-memory path (:func:`tfsonify.io.blocks.read_whole` then ``Sonifier.sonify_top``/``sonify``).
-Hooks used: ``sonifier.raw_reconstruction``, ``peak_activations``, ``geometry``, ``sample_rate``,
-``num_features``.
+Hooks used: those of :mod:`tfsonify.engine.long_clips`, plus ``check_features``, ``check_k``, ``min_length`` and
+the one-pass ``sonify_top`` / ``sonify`` / ``top_features``.
 """
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import soundfile
 
-from tfsonify.engine import long_clips, windows
-from tfsonify.io.audio import atomic_path
+from tfsonify.engine import long_clips, stitch
 from tfsonify.progress import audio_bar
 from tfsonify.io.blocks import WavWriter, audio_info, read_blocks
-from tfsonify.io.render import check_writable_dir, describe_layer, layer_key, plot_pair, sonification_stem
+from tfsonify.io.render import (check_output_dir, describe_layer, manifest_entry, output_folder, plot_pair,
+                                sonification_stem, write_manifest)
 
-__all__ = ["decode_to_wav", "sonify_file", "WavWindows"]
+__all__ = ["decode_to_wav", "sonify_file", "check_request", "WavWindows"]
 
-SCALE_BLOCK = 1 << 20  # samples per block when scaling the raw reconstructions
 PLOT_SECONDS = 30.0  # a long clip's spectrogram PNG shows its first 30 s
 
 
@@ -63,157 +66,154 @@ def decode_to_wav(path: str | os.PathLike, wav_path: str | os.PathLike, sample_r
     return count, peak
 
 
-class WavWindows:
-    """Windows of a mono float WAV divided by ``peak`` on reading (the model's input divisor,
+class WavWindows(stitch.WavSource):
+    """A :class:`tfsonify.engine.stitch.WavSource` whose reads are divided by ``peak`` (the model's input divisor,
     :func:`tfsonify.engine.long_clips.input_divisor`): ``read(start, stop) -> float32 [stop - start]``."""
 
     def __init__(self, path: str | os.PathLike, peak: np.float32):
-        self.path, self.scale = Path(path), np.float32(peak) if peak > 0 else np.float32(1)
-
-    def __enter__(self) -> "WavWindows":
-        self._file = soundfile.SoundFile(str(self.path))
-        return self
+        super().__init__(path, peak)
+        self.scale = np.float32(peak) if peak > 0 else np.float32(1)
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        self._file.seek(start)
-        return self._file.read(stop - start, dtype="float32") / self.scale
-
-    def __exit__(self, *exc):
-        self._file.close()
-        return False
+        return super().read(start, stop) / self.scale
 
 
-def _plan(sonifier, samples: int, layer: int | str, window_seconds: float | None) -> windows.WindowPlan:
-    field, stride = sonifier.geometry(layer)
-    if samples < field:
-        raise ValueError(f"the clip has {samples} samples at {sonifier.sample_rate} Hz but {describe_layer(layer)} needs at least "
-                         f"{field} (pad or use a longer clip, or a shallower layer)")
-    if not long_clips.needs_windows(sonifier, samples, layer, window_seconds):
-        return windows.single_window_plan(samples, field, stride)
-    return long_clips.plan(sonifier, samples, layer, window_seconds)
+def check_request(sonifier, path, layers: Sequence, features: Sequence[int] | None, top: int | None,
+                  window_seconds) -> int:
+    """Check a whole file request before anything is written; returns the expected clip length in samples.
 
-
-def _check_request(sonifier, layer: int | str, features: Sequence[int] | None, top: int | None) -> None:
-    width = sonifier.num_features(layer)
-    if features is not None:
-        bad = [f for f in features if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or not 0 <= f < width]
-        if bad or not features:
-            raise ValueError(f"feature {bad[0] if bad else '(none)'} is outside {describe_layer(layer)}'s {width} maps "
-                             f"(valid: 0..{width - 1})")
-    elif isinstance(top, bool) or not isinstance(top, (int, np.integer)) or not 1 <= top <= width:
-        raise ValueError(f"top must be an integer in 1..{width} ({describe_layer(layer)}'s maps); received {top!r}")
+    Raises:
+        ValueError: one line naming the layer, map, ``top``, ``window_seconds``, the unreadable file or the
+            minimum length (in samples and seconds at the model's rate).
+    """
+    if not layers:
+        raise ValueError("no layer to sonify")
+    info = audio_info(path)  # readable, with a header
+    rate = sonifier.sample_rate
+    expected = int(round(info.frames * rate / info.sample_rate))
+    for layer in layers:
+        sonifier.geometry(layer)  # validates the layer (names the model's layers otherwise)
+        if features is not None:
+            sonifier.check_features(list(features), layer)
+        else:
+            width = sonifier.num_features(layer)
+            if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or not 1 <= top <= width:
+                raise ValueError(f"top must be an integer in 1..{width} ({describe_layer(layer)}'s maps); "
+                                 f"received {top!r}")
+        long_clips.choose(sonifier, max(expected, 1), layer, window_seconds)  # validates window_seconds
+        needed = sonifier.min_length(layer)
+        if expected < needed:
+            raise ValueError(f"the clip has {expected} samples at {rate} Hz ({expected / rate:.3f} s) but "
+                             f"{describe_layer(layer)} needs at least {needed} ({needed / rate:.3f} s): use a longer "
+                             f"clip or a shallower layer")
+    return expected
 
 
 def sonify_file(sonifier, path: str | os.PathLike, out_dir: str | os.PathLike, layers: Sequence[int],
                 features: Sequence[int] | None = None, top: int | None = None,
-                window_seconds: float | None = long_clips.DEFAULT_WINDOW_SECONDS, plots: bool = True,
+                window_seconds: float | str | None = long_clips.AUTO, plots: bool = True,
                 progress: bool = True, extra: dict | None = None) -> dict:
     """Sonify ``path`` into ``out_dir`` (``input.wav``, ``L{L:02d}_f{F:04d}.wav`` [+ ``.png``], ``manifest.json``).
 
     Args:
         sonifier: a :class:`tfsonify.Sonifier`.
         path: any soundfile-readable audio file (downmixed, resampled to ``sonifier.sample_rate`` with soxr).
-        layers: blocks to sonify.
+        layers: blocks (or layer names) to sonify.
         features: map indices (the same for every layer), or None to sonify the ``top`` most active maps
             (default 1).
-        window_seconds: window length of the exact windows (None: the whole clip in one pass; memory grows
-            with the clip).
+        window_seconds: :data:`tfsonify.engine.long_clips.AUTO` (default: the engine picks, see
+            :func:`tfsonify.engine.long_clips.choose`), a window length in seconds, or None (the whole clip in one
+            pass; memory grows with the clip).
         plots: write a spectrogram PNG per map (of the first 30 s of a longer clip).
         progress: progress on stderr (audio seconds done and the rate in audio seconds per second): tqdm bars on a
             terminal, plain lines every 10 s otherwise.
         extra: more manifest fields.
 
     Returns:
-        The manifest (also written to ``out_dir/manifest.json``, in the format of
-        :func:`tfsonify.io.render.write_sonifications`).
+        The manifest (also written to ``out_dir/manifest.json``, by :func:`tfsonify.io.render.write_manifest`).
 
     Raises:
-        ValueError: a bad layer, map, ``top`` or ``window_seconds`` (checked before decoding), an unreadable,
-            empty, truncated or too short file, or an unwritable ``out_dir``. Files already complete stay;
-            none is left half-written.
+        ValueError: a bad layer, map, ``top``, ``window_seconds``, a file too short for a layer or unreadable
+            (checked before anything is written), a truncated file, or an unwritable ``out_dir``. A request that
+            fails leaves nothing it created (no ``input.wav``, no folder it made); files already complete in an
+            existing folder stay, none is left half-written.
     """
     top = 1 if features is None and top is None else top
-    for layer in layers:
-        sonifier.geometry(layer)  # validates the layer
-        _check_request(sonifier, layer, None if features is None else list(features), top)
-        long_clips.window_samples(sonifier, layer, window_seconds)
-    out_dir = check_writable_dir(out_dir)
+    check_request(sonifier, path, layers, features, top, window_seconds)
+    check_output_dir(out_dir)
     rate = sonifier.sample_rate
-    input_path = out_dir / "input.wav"
-    samples, peak = decode_to_wav(path, input_path, rate, progress)
-    manifest_path = out_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    manifest.update({"sample_rate": int(rate), "input": "input.wav", "source": str(path), **(extra or {})})
-    entries = manifest.get("sonifications", [])
-    for layer in layers:
-        layout = _plan(sonifier, samples, layer, window_seconds)
-        with WavWindows(input_path, long_clips.input_divisor(sonifier, peak)) as source:
-            # pass 1: per-map maxima over the whole clip (exact: max over windows of the windows' maxima)
+    with output_folder(out_dir) as folder:
+        out_dir = folder.path
+        input_path = folder.created(out_dir / "input.wav")
+        samples, peak = decode_to_wav(path, input_path, rate, progress)
+        entries = []
+        for layer in layers:
+            if samples < sonifier.min_length(layer):  # the decoder's length can differ from the header's by a sample
+                raise ValueError(f"the clip has {samples} samples at {rate} Hz but {describe_layer(layer)} needs at "
+                                 f"least {sonifier.min_length(layer)}")
+            entries += _sonify_layer(sonifier, folder, input_path, samples, peak, layer, features, top,
+                                     window_seconds, plots, progress)
+        return write_manifest(out_dir, entries, rate, str(path), extra)
+
+
+def _sonify_layer(sonifier, folder: output_folder, input_path: Path, samples: int, peak, layer, features, top,
+                  window_seconds, plots: bool, progress: bool) -> list[dict]:
+    """One layer of :func:`sonify_file`: its manifest entries (WAVs and PNGs written)."""
+    rate, out_dir = sonifier.sample_rate, folder.path
+    path = long_clips.choose(sonifier, samples, layer, window_seconds)
+    if path == long_clips.ONE_PASS and getattr(sonifier, "input_scaling", "peak") not in ("peak", None):
+        # windows cannot reproduce this model's input scaling: the decoded clip in one pass
+        import soundfile
+
+        clip = soundfile.read(str(input_path), dtype="float32")[0]
+        if features is None:
+            chosen, activation, sounds = sonifier.sonify_top(clip, layer, top, window_seconds=None)
+        else:
+            chosen = np.asarray(list(features), np.int32)
+            sounds = sonifier.sonify(clip, layer, features=chosen, window_seconds=None)
+            scores = sonifier.peak_activations(sonifier.scaled_input(clip), layer)
+            activation = scores[chosen]
+        stems = [sonification_stem(layer, f) for f in chosen]
+        for stem, sound in zip(stems, sounds):
+            with WavWriter(folder.created(out_dir / f"{stem}.wav"), rate) as writer:
+                writer.write(sound)
+        plan = long_clips.layout(sonifier, samples, layer, None)
+    else:
+        plan = long_clips.layout(sonifier, samples, layer, window_seconds)
+        with stitch.WavSource(input_path, peak) as source:
+            read, peaks, raw_of = long_clips.runners(sonifier, plan, layer, source)
+            # pass 1: per-map maxima over the whole clip (exact: max over windows or frames)
             with _bar(samples, rate, f"{describe_layer(layer)}: activations", progress) as bar:
-                spans = iter(layout.keep)
-
-                def peaks(window):
-                    begin, end = next(spans)
-                    scores = sonifier.peak_activations(window, layer)
-                    bar.update(end - begin)
-                    return scores
-
-                best = windows.max_over_windows(layout, source.read, peaks)
+                best = stitch.maxima(plan, read, peaks, bar.update)
             if features is None:
-                chosen = np.argsort(-best, kind="stable")[:top].astype(np.int32)  # ties: lower index, as top_k
+                chosen, activation = stitch.top_k(best, top)
             else:
                 chosen = np.asarray(list(features), np.int32)
-            # pass 2: stitched raw reconstructions to temporary files, tracking each map's peak
-            with tempfile.TemporaryDirectory(prefix=".tfsonify-raw-", dir=out_dir) as scratch:
-                raw_paths = [Path(scratch) / f"{int(f)}.f32" for f in chosen]
-                handles = [open(p, "wb") for p in raw_paths]
-                tops = np.zeros(len(chosen), np.float32)
-                try:
-                    with _bar(samples, rate, f"{describe_layer(layer)}: sonifying {len(chosen)} map(s)", progress) as bar:
-                        def write(begin, span):
-                            nonlocal tops
-                            for handle, row in zip(handles, span):
-                                handle.write(np.ascontiguousarray(row, np.float32).tobytes())
-                            if span.size:
-                                tops = np.maximum(tops, np.abs(span).max(axis=1))
-                            bar.update(span.shape[1])
-
-                        windows.stitch_reconstruction(layout, source.read,
-                                                      lambda window: sonifier.raw_reconstruction(window, layer, chosen),
-                                                      write)
-                finally:
-                    for handle in handles:
-                        handle.close()
-                # pass 3: scale once (unit peak times max|x|) into the final WAVs, atomically
-                replaced = {int(f) for f in chosen}  # a re-run of a map in the same folder replaces its entry
-                entries = [e for e in entries if e["layer"] != layer_key(layer) or e["feature"] not in replaced]
-                for feature, activation, raw_path, map_top in zip(chosen, best[chosen], raw_paths, tops):
-                    stem = sonification_stem(layer, feature)
-                    with WavWriter(out_dir / f"{stem}.wav", rate) as writer, open(raw_path, "rb") as raw_file:
-                        while True:
-                            block = np.fromfile(raw_file, np.float32, SCALE_BLOCK)
-                            if block.size == 0:
-                                break
-                            writer.write(block / map_top * peak if map_top > 0 else np.zeros_like(block))
-                    entry = {"layer": layer_key(layer), "feature": int(feature), "activation": float(activation),
-                             "wav": f"{stem}.wav"}
-                    if plots:
-                        entry["spectrogram"] = _plot(out_dir, stem, input_path, layout, layer, int(feature),
-                                                     float(activation), rate)
-                    entries.append(entry)
-    manifest["sonifications"] = entries
-    with atomic_path(manifest_path, suffix=".json") as temporary:
-        temporary.write_text(json.dumps(manifest, indent=2))
-    return manifest
+                activation = best[chosen]
+            stems = [sonification_stem(layer, f) for f in chosen]
+            # pass 2: raw reconstructions to temporary files, then each scaled once into its WAV
+            with _bar(samples, rate, f"{describe_layer(layer)}: sonifying {len(chosen)} map(s)", progress) as bar, \
+                    stitch.WavSink([folder.created(out_dir / f"{stem}.wav") for stem in stems], rate, out_dir,
+                                   bar.update) as sink:
+                stitch.reconstruct(plan, read, raw_of(chosen), sink)
+                sink.finish(source.peak)
+    entries = []
+    for feature, score, stem in zip(chosen, activation, stems):
+        picture = _plot(folder, stem, input_path, samples, layer, int(feature), float(score), rate) if plots else None
+        entries.append(manifest_entry(layer, feature, score, f"{stem}.wav", picture))
+    return entries
 
 
-def _plot(out_dir: Path, stem: str, input_path: Path, layout: windows.WindowPlan, layer: int | str, feature: int,
+def _plot(folder: output_folder, stem: str, input_path: Path, samples: int, layer: int | str, feature: int,
           activation: float, rate: int) -> str:
     """The spectrogram PNG of input and sonification, over the first :data:`PLOT_SECONDS` (the whole clip if shorter)."""
-    length = min(layout.clip_length, int(PLOT_SECONDS * rate))
+    import soundfile
+
+    out_dir = folder.path
+    length = min(samples, int(PLOT_SECONDS * rate))
     waveform, _ = soundfile.read(str(input_path), frames=length, dtype="float32")
     sound, _ = soundfile.read(str(out_dir / f"{stem}.wav"), frames=length, dtype="float32")
-    part = "" if length == layout.clip_length else f", first {length / rate:.0f} s of {layout.clip_length / rate:.0f} s"
-    plot_pair(out_dir / f"{stem}.png", waveform, sound, rate,
+    part = "" if length == samples else f", first {length / rate:.0f} s of {samples / rate:.0f} s"
+    plot_pair(folder.created(out_dir / f"{stem}.png"), waveform, sound, rate,
               f"{describe_layer(layer)}, map {feature} (max activation {activation:.3g}{part})")
     return f"{stem}.png"

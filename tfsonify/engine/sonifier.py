@@ -278,6 +278,9 @@ class Sonifier:
             elif kind == "raw":
                 fn = lambda w, b, f: self.raw_reconstruction_graph(w, layer, b, f)  # noqa: E731
                 signature = [wave, ints, ints]
+            elif kind == "scale":
+                fn = lambda w: self.deconvnet.scale_input(w)[..., 0]  # noqa: E731
+                signature = [wave]
             elif kind == "peaks":
                 fn = lambda w: self.peak_activations_graph(w, layer)  # noqa: E731
                 signature = [wave]
@@ -289,6 +292,14 @@ class Sonifier:
         return self._graphs[key]
 
     # ------------------------------------------------------------- public API
+    def check_features(self, features: Sequence[int], layer: Layer) -> np.ndarray:
+        """Map indices of ``layer`` as int32 ``[F]``; ``ValueError`` naming the first bad one (and the valid range)."""
+        return self._check_features(features, layer)
+
+    def check_k(self, k: int, layer: Layer) -> int:
+        """A number of top maps, ``1 <= k <= channels`` of ``layer``; ``ValueError`` otherwise."""
+        return self._check_k(k, layer)
+
     def _check_features(self, features: Sequence[int], layer: Layer) -> np.ndarray:
         width = self.num_features(layer)
         array = np.asarray(features)
@@ -309,9 +320,10 @@ class Sonifier:
         """Block ``layer``'s output, float32 ``[time_L, channels_L]`` or ``[batch, time_L, channels_L]``.
 
         Clips longer than ``window_seconds`` (None: never) run as exact windows (:mod:`tfsonify.engine.long_clips`).
+        A fixed-frame model's activations are of one pass over the whole clip (its layers' time steps, not frames).
         """
         batch = self.validate(waveform, layer)
-        if long_clips.needs_windows(self, batch.shape[1], layer, window_seconds):
+        if long_clips.choose(self, batch.shape[1], layer, window_seconds) == long_clips.WINDOWS:
             out = long_clips.activations(self, batch, layer, window_seconds)
             return out[0] if np.ndim(waveform) == 1 else out
         out = self._graph("activations", layer)(tf.constant(batch)).numpy()
@@ -330,7 +342,7 @@ class Sonifier:
         """
         batch = self.validate(waveform, layer)
         k = self._check_k(k, layer)
-        if long_clips.needs_windows(self, batch.shape[1], layer, window_seconds):
+        if long_clips.choose(self, batch.shape[1], layer, window_seconds) != long_clips.ONE_PASS:
             indices, scores = long_clips.top_features(self, batch, layer, k, window_seconds)
             return (indices[0], scores[0]) if np.ndim(waveform) == 1 else (indices, scores)
         scores, indices = tf.math.top_k(tf.reduce_max(self._graph("activations", layer)(tf.constant(batch)), axis=1), k=k)
@@ -347,7 +359,7 @@ class Sonifier:
         """
         batch = self.validate(waveform, layer)
         k = self._check_k(k, layer)
-        if long_clips.needs_windows(self, batch.shape[1], layer, window_seconds):
+        if long_clips.choose(self, batch.shape[1], layer, window_seconds) != long_clips.ONE_PASS:
             features, scores, sounds = long_clips.sonify_top(self, batch, layer, k, window_seconds)
         else:
             features, scores, sounds = (t.numpy() for t in self._graph("top", layer)(tf.constant(batch),
@@ -370,7 +382,9 @@ class Sonifier:
             like ``waveform``).
             window_seconds: clips longer than this (None: never; ``"auto"``: clips over 30 s, in 5 s windows) run
                 as exact overlapping windows with bounded memory (:mod:`tfsonify.engine.long_clips`): the same result as
-                one pass.
+                one pass. A fixed-frame model (CREPE) is run on frames as its tracker cuts them, overlap-added
+                (:mod:`tfsonify.engine.frames`), unless ``window_seconds=None``; a model with a custom input scaling
+                in one pass (:func:`tfsonify.engine.long_clips.choose`).
 
         Returns:
             float32 sonification(s) in ``[-max|x|, max|x|]``; a silent clip gives zeros.
@@ -383,7 +397,7 @@ class Sonifier:
             return sounds[0] if np.ndim(waveform) == 1 else sounds
         chosen = self._check_features([feature] if feature is not None else features, layer)
         clips = batch.shape[0]
-        if long_clips.needs_windows(self, batch.shape[1], layer, window_seconds):
+        if long_clips.choose(self, batch.shape[1], layer, window_seconds) != long_clips.ONE_PASS:
             sounds = long_clips.sonify(self, batch, layer, chosen, window_seconds)
             sounds = sounds[:, 0] if feature is not None else sounds
             return sounds[0] if np.ndim(waveform) == 1 else sounds
@@ -417,6 +431,14 @@ class Sonifier:
         out = self._graph("raw", layer)(tf.constant(batch), tf.constant(batch_index), tf.constant(rows)).numpy()
         out = out.reshape(clips, chosen.size, -1)
         return out[0] if np.ndim(normalised) == 1 else out
+
+    def scaled_input(self, waveform) -> np.ndarray:
+        """The deconvnet's input for raw clips: float32 ``[batch, time]`` through the model's input-scaling layers
+        (``PeakNormalization``, CREPE's per-frame standardisation; unchanged without any), float32 ``[batch, time]``.
+        """
+        batch = np.asarray(waveform, np.float32)
+        return self._graph("scale", 1)(
+            tf.constant(batch.reshape(-1, batch.shape[-1]))).numpy().reshape(batch.shape)
 
     def peak_activations(self, normalised, layer: Layer) -> np.ndarray:
         """Each map's maximum over time of ``layer`` for an already-scaled clip (as :meth:`raw_reconstruction`).

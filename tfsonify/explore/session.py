@@ -164,29 +164,19 @@ class ModelSession:
         Returns ``{"acts": float32 [rows, maps], "maxima": float32 [maps] (exact, over the whole clip), "steps": int
         (the layer's real steps), "pooled": bool, "times": (first, step) in seconds}``. A clip that fits in one
         window of :data:`tfsonify.engine.long_clips.DEFAULT_WINDOW_SECONDS` gives its exact frames (``rows == steps``); a
-        longer one runs window by window (:func:`tfsonify.engine.long_clips.activation_windows`) and each map is
-        max-pooled over ``ceil(steps / columns)``-step bins as it goes (``rows == min(steps, columns)``), so a
+        longer one runs window by window (:func:`tfsonify.engine.long_clips.pooled_activations`, the engine's) and each
+        map is max-pooled over ``ceil(steps / columns)``-step bins as it goes (``rows == min(steps, columns)``), so a
         one-hour clip at block 1 never holds its 14 M x 64 frames.
         """
-        from tfsonify.engine import long_clips, windows
+        from tfsonify.engine import long_clips
 
         self.check_length(waveform, layer_id)
         info, block = self.layer(layer_id), self._block(layer_id)
-        window = long_clips.DEFAULT_WINDOW_SECONDS
         first_time = (info.receptive_field - 1) / 2.0 / self.sample_rate
-        if not long_clips.needs_windows(self.sonifier, waveform.size, block, window):
-            acts = self.activations(waveform, layer_id)
-            return {"acts": acts, "maxima": acts.max(axis=0), "steps": int(acts.shape[0]), "pooled": False,
-                    "times": (first_time, info.stride / self.sample_rate)}
-        steps = windows.output_length(waveform.size, info.receptive_field, info.stride)
-        rows = min(steps, int(columns))
-        pooled = np.full((rows, info.maps), -np.inf, np.float32)
-        for first, frames in long_clips.activation_windows(self.sonifier, waveform, block, window):
-            bins = np.arange(first, first + frames.shape[0], dtype=np.int64) * rows // steps
-            starts = np.flatnonzero(np.r_[True, np.diff(bins) > 0])
-            pooled[bins[starts]] = np.maximum(pooled[bins[starts]], np.maximum.reduceat(frames, starts, axis=0))
-        return {"acts": pooled, "maxima": pooled.max(axis=0), "steps": int(steps), "pooled": rows < steps,
-                "times": (first_time, info.stride * steps / rows / self.sample_rate)}
+        acts, steps = long_clips.pooled_activations(self.sonifier, waveform, block, columns,
+                                                     long_clips.DEFAULT_WINDOW_SECONDS)
+        return {"acts": acts, "maxima": acts.max(axis=0), "steps": int(steps), "pooled": acts.shape[0] < steps,
+                "times": (first_time, info.stride * steps / acts.shape[0] / self.sample_rate)}
 
     def sonify(self, waveform: np.ndarray, layer_id: str, features: Sequence[int]) -> np.ndarray:
         """Sonifications of maps ``features`` of the layer: float32 ``[len(features), time]`` at :attr:`sample_rate`."""

@@ -7,7 +7,10 @@ Output folder layout written by :func:`write_sonifications`::
     DIR/L05_f0012.png             log-magnitude spectrograms: input above, sonification below
     DIR/manifest.json             layer, feature, activation, file names, sample rate
 
-Every file is written atomically (temporary file, then rename); the manifest last.
+Every file is written atomically (temporary file, then rename); the manifest last. :func:`write_manifest` is the
+one writer of ``manifest.json`` (the in-memory :func:`write_sonifications` and the file-by-file
+:func:`tfsonify.engine.long_files.sonify_file` both call it), and :class:`output_folder` the one guard that leaves
+nothing behind when a request fails part-way (no ``input.wav``, no empty folder it created).
 """
 from __future__ import annotations
 
@@ -20,8 +23,10 @@ import numpy as np
 from scipy.signal import spectrogram
 
 from tfsonify.io.audio import atomic_path, write_wav
+from tfsonify.io.manifest import layer_key, manifest_entry, output_folder, write_manifest  # noqa: F401 (re-exported)
 
-__all__ = ["log_spectrogram", "plot_pair", "check_writable_dir", "write_sonifications"]
+__all__ = ["log_spectrogram", "plot_pair", "check_writable_dir", "check_output_dir", "output_folder", "manifest_entry",
+           "write_manifest", "write_sonifications"]
 
 
 def log_spectrogram(waveform: np.ndarray, sample_rate: int, nperseg: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -68,9 +73,21 @@ def check_writable_dir(out_dir: str | os.PathLike) -> Path:
     return out_dir
 
 
-def layer_key(layer: int | str) -> int | str:
-    """A layer as the manifests store it: a block index as int, a layer name as str."""
-    return layer if isinstance(layer, str) else int(layer)
+def check_output_dir(out_dir: str | os.PathLike) -> Path:
+    """``ValueError`` if ``out_dir`` could not be created or written, *without creating it* (requests are checked
+    before anything is written): an existing writable directory, or a missing one whose nearest existing parent
+    is a writable directory."""
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        if not out_dir.is_dir() or not os.access(out_dir, os.W_OK | os.X_OK):
+            raise ValueError(f"output folder {str(out_dir)!r} is not a writable directory")
+        return out_dir
+    parent = out_dir.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"output folder {str(out_dir)!r} cannot be created: {str(parent)!r} is not a writable directory")
+    return out_dir
 
 
 def describe_layer(layer: int | str) -> str:
@@ -107,23 +124,18 @@ def write_sonifications(
     If ``manifest.json`` already exists (an earlier layer in the same folder), the new
     entries are appended to it.
     """
-    out_dir = check_writable_dir(out_dir)
     sonifications = np.asarray(sonifications, np.float32).reshape(len(features), -1)
-    write_wav(out_dir / "input.wav", waveform, sample_rate)
-    manifest_path = out_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    manifest.update({"sample_rate": int(sample_rate), "input": "input.wav", "source": str(source), **(extra or {})})
-    layer = layer_key(layer)
-    entries = [e for e in manifest.get("sonifications", []) if e["layer"] != layer or e["feature"] not in set(map(int, features))]
-    for feature, activation, sound in zip(features, activations, sonifications):
-        stem = sonification_stem(layer, feature)
-        write_wav(out_dir / f"{stem}.wav", sound, sample_rate)
-        entry = {"layer": layer, "feature": int(feature), "activation": float(activation), "wav": f"{stem}.wav"}
-        if plots:
-            plot_pair(out_dir / f"{stem}.png", waveform, sound, sample_rate, f"{describe_layer(layer)}, map {feature} (max activation {activation:.3g})")
-            entry["spectrogram"] = f"{stem}.png"
-        entries.append(entry)
-    manifest["sonifications"] = entries
-    with atomic_path(manifest_path, suffix=".json") as temporary:
-        temporary.write_text(json.dumps(manifest, indent=2))
-    return manifest
+    with output_folder(out_dir) as folder:
+        out_dir = folder.path
+        write_wav(folder.created(out_dir / "input.wav"), waveform, sample_rate)
+        entries = []
+        for feature, activation, sound in zip(features, activations, sonifications):
+            stem = sonification_stem(layer, feature)
+            write_wav(folder.created(out_dir / f"{stem}.wav"), sound, sample_rate)
+            picture = None
+            if plots:
+                picture = f"{stem}.png"
+                plot_pair(folder.created(out_dir / picture), waveform, sound, sample_rate,
+                          f"{describe_layer(layer)}, map {feature} (max activation {activation:.3g})")
+            entries.append(manifest_entry(layer, feature, activation, f"{stem}.wav", picture))
+        return write_manifest(out_dir, entries, sample_rate, source, extra)

@@ -1,0 +1,105 @@
+"""The sonification folder's ``manifest.json`` and the guard that leaves nothing behind (stdlib only).
+
+Used by :mod:`tfsonify.io.render` (the in-memory writer), :mod:`tfsonify.engine.long_files` (files of any length)
+and the TensorFlow-free edge runtime (:mod:`tfsonify.edge.demo`), so every surface writes the same manifest::
+
+    {"sample_rate": Hz, "input": "input.wav", "source": str, ...extra,
+     "sonifications": [{"layer": 5 or "conv4", "feature": int, "activation": float, "wav": str[, "spectrogram": str]}]}
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["layer_key", "manifest_entry", "write_manifest", "output_folder"]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def layer_key(layer: int | str) -> int | str:
+    """A layer as the manifests store it: a block index as int, a layer name as str."""
+    return layer if isinstance(layer, str) else int(layer)
+
+
+class output_folder:
+    """``with output_folder(DIR) as folder:`` creates ``DIR`` if needed; if the block raises, every file registered
+    with :meth:`created` that did not exist before is removed, and so are the folders this created (when empty):
+    a failed request leaves the folder as it found it (files replaced in an existing folder stay replaced)."""
+
+    def __init__(self, out_dir: str | os.PathLike):
+        self.path = Path(out_dir)
+        self._made: list[Path] = []
+        self._files: list[Path] = []
+
+    def __enter__(self) -> "output_folder":
+        missing, parent = [], self.path
+        while not parent.exists():
+            missing.append(parent)
+            parent = parent.parent
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ValueError(f"output folder {str(self.path)!r} cannot be created: {error.strerror}") from None
+        if not os.access(self.path, os.W_OK | os.X_OK):
+            raise ValueError(f"output folder {str(self.path)!r} is not a writable directory")
+        self._made = missing  # deepest first
+        return self
+
+    def created(self, path: str | os.PathLike) -> Path:
+        """Register a file about to be written (removed on failure if it is new)."""
+        path = Path(path)
+        if not path.exists():
+            self._files.append(path)
+        return path
+
+    def __exit__(self, exc_type, exc, traceback):
+        if exc_type is not None:
+            for path in self._files:
+                path.unlink(missing_ok=True)
+            for folder in self._made:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+        return False
+
+
+def manifest_entry(layer: int | str, feature: int, activation: float, wav: str, spectrogram: str | None = None) -> dict:
+    """One sonification as the manifest lists it: ``{"layer", "feature", "activation", "wav"[, "spectrogram"]}``."""
+    entry = {"layer": layer_key(layer), "feature": int(feature), "activation": float(activation), "wav": wav}
+    if spectrogram is not None:
+        entry["spectrogram"] = spectrogram
+    return entry
+
+
+def write_manifest(out_dir: str | os.PathLike, entries: Sequence[dict], sample_rate: int, source: str = "",
+                   extra: dict | None = None, input_name: str = "input.wav") -> dict:
+    """Write ``out_dir/manifest.json`` atomically and return it: the existing manifest (an earlier run in the same
+    folder) updated with ``sample_rate`` (Hz), ``input``, ``source`` and ``extra``, its entries for the same
+    ``(layer, feature)`` replaced by ``entries`` (:func:`manifest_entry`), others kept in order."""
+    out_dir = Path(out_dir)
+    manifest_path = out_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest.update({"sample_rate": int(sample_rate), "input": input_name, "source": str(source), **(extra or {})})
+    replaced = {(e["layer"], e["feature"]) for e in entries}
+    kept = [e for e in manifest.get("sonifications", []) if (e["layer"], e["feature"]) not in replaced]
+    manifest["sonifications"] = kept + list(entries)
+    handle, temporary = tempfile.mkstemp(prefix=".manifest-", suffix=".json", dir=out_dir)
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(json.dumps(manifest, indent=2))
+        os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, manifest_path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return manifest
+
+
