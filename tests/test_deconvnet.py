@@ -390,3 +390,80 @@ def test_sees_updated_weights_and_keras_round_trip(models, tmp_path):
         assert np.abs(sonifier.sonify(clip, "bn2", feature=1) - before).max() > 1e-3
     finally:
         bn.gamma.assign(old)
+
+
+class Gain(L.Layer):
+    """A user's layer: a fixed per-channel gain (no rule is registered for it)."""
+
+    def __init__(self, gain, **kwargs):
+        super().__init__(**kwargs)
+        self.gain = np.asarray(gain, np.float32)
+
+    def call(self, inputs):
+        return inputs * self.gain
+
+
+def _gain_model(gain_layer):
+    x = keras.Input((None,))
+    h = L.Conv1D(3, 5, activation="relu", name="c1")(L.Reshape((-1, 1))(x))
+    h = gain_layer(h)
+    h = L.Conv1D(4, 3, activation="relu", name="c2")(h)
+    return keras.Model(x, h)
+
+
+def test_a_custom_layer_is_one_rule_class_and_one_registration(clip):
+    """The README's "bring your own layer" example: refused naming the layer, then one Rule subclass
+    registered for it, and the deconvnet through it equals the same model with Keras' Rescaling."""
+    from tfsonify.engine import rules
+
+    gain = [0.5, 2.0, 1.5]
+
+    class PrivateGain(Gain):  # a class of this test's own, so the registration reaches no other test
+        pass
+
+    model = _gain_model(PrivateGain(gain, name="gain"))
+    randomise_weights(model, seed=3)
+    with pytest.raises(ValueError, match=r"'gain' \(PrivateGain\).*no deconvnet rule"):
+        DeconvNet(model)
+
+    @rules.register_rule(PrivateGain)
+    class GainRule(rules.Rule):
+        per_channel = True
+
+        def forward(self, inputs, channels=None):
+            gain = self.layer.gain if channels is None else tf.gather(self.layer.gain, channels)
+            return inputs[0] * gain, None
+
+        def backward(self, upstream, state, take, kernels=None, relu=None):
+            gain = tf.constant(self.layer.gain)
+            if kernels is not None:  # single-map rows of the top block
+                return [upstream * tf.reshape(tf.gather(gain, kernels), [-1, 1, 1])]
+            return [upstream * gain]
+
+    reference = _gain_model(L.Rescaling(np.asarray(gain, np.float32), name="gain"))
+    reference.set_weights(model.get_weights())
+    ours, theirs = tfsonify.Sonifier(model), tfsonify.Sonifier(reference)
+    assert [i.name for i in ours.layers()] == [i.name for i in theirs.layers()]
+    for layer in ("c2", "gain"):
+        np.testing.assert_allclose(ours.sonify(clip[:4000], layer, 1), theirs.sonify(clip[:4000], layer, 1), atol=1e-5)
+
+
+def test_relu_rules_are_objects(models):
+    """The ReLU rule is an object; its name finds the built-in one; a wrong name lists the valid ones."""
+    from tfsonify.engine import relu_rules
+
+    deconvnet = DeconvNet(models["convs"])
+    x = tf.constant(np.random.default_rng(0).standard_normal((1, 400, 1)).astype("float32"))
+    output, states = deconvnet.forward(x, "same_d3")
+    upstream = tf.ones_like(output)
+    for rule in (relu_rules.DECONVNET, relu_rules.GUIDED, relu_rules.GRADIENT):
+        by_object = deconvnet.backward_full("same_d3", upstream, states, rule=rule)
+        by_name = deconvnet.backward_full("same_d3", upstream, states, rule=rule.name)
+        np.testing.assert_array_equal(by_object.numpy(), by_name.numpy())
+    guided = deconvnet.backward_full("same_d3", upstream, states, rule=relu_rules.GUIDED).numpy()
+    plain = deconvnet.backward_full("same_d3", upstream, states, rule=relu_rules.GRADIENT).numpy()
+    assert not np.allclose(guided, plain)
+    with pytest.raises(ValueError, match="'deconvnet', 'guided', 'gradient'; received 'smooth'"):
+        relu_rules.relu_rule("smooth")
+    with pytest.raises(ValueError, match="lowering must be"):
+        DeconvNet(models["convs"], lowering="tflite")
