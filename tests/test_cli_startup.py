@@ -59,13 +59,20 @@ def test_parsing_imports_nothing_heavy(argv, status):
         assert "error:" in err and "Traceback" not in err
 
 
+def test_demo_help_imports_no_tensorflow():
+    """``tfsonify demo --help`` shows the demo's defaults (tfsonify.train.demo_config: numpy, no TensorFlow)."""
+    out, err = _probe(["demo", "--help"])
+    assert out["status"] == 0, err
+    assert out["modules"] == [], f"demo --help imported {out['modules']}"
+
+
 def test_every_command_module_is_light_at_import():
     """Importing a command module (what building its parser needs) loads nothing heavy: only run() does."""
     from tfsonify.cli import COMMANDS
 
     code = ("import importlib, json, sys; [importlib.import_module(m) for m in json.loads(sys.argv[1])]; "
             "print(json.dumps(sorted(m for m in json.loads(sys.argv[2]) if m in sys.modules)))")
-    modules = [module for name, module, _ in COMMANDS if name != "demo"]  # demo's defaults live in tfsonify.train
+    modules = [module for _, module, _ in COMMANDS]
     result = subprocess.run([sys.executable, "-c", code, json.dumps(modules), json.dumps(list(HEAVY) + ["numpy"])],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -30,7 +30,7 @@ def register(subparsers) -> None:
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
     parser.add_argument("--data", default=None, help="demo dataset folder (default: OUT/data; built if missing)")
-    from tfsonify.train.demo import DEMO_CONFIG  # TensorFlow: `tfsonify demo --help` waits for it (tfsonify.train)
+    from tfsonify.train.demo_config import DEMO_CONFIG  # numpy, no TensorFlow
 
     config = DEMO_CONFIG
     parser.add_argument("--width", type=float, default=config.width,
