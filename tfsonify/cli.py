@@ -1,7 +1,16 @@
 """``tfsonify`` command line: thin subcommands that parse, call the library and print.
 
-Each subcommand lives in ``tfsonify/commands/<name>.py`` with ``register(subparsers)``
-that adds its parser and sets ``func``; add new ones to ``COMMANDS``.
+Each subcommand lives in ``tfsonify/commands/<name>.py`` with ``register(subparsers)`` that adds its parser and sets
+``func``; add new ones to :data:`COMMANDS` (name, module, one-line help).
+
+Lazy and quiet:
+
+- only the chosen command's module is imported and its parser built (``tfsonify --help`` builds none: the listing
+  comes from :data:`COMMANDS`); a command module imports nothing heavy at module level (TensorFlow, Keras, scipy,
+  numpy, serving) -- its ``run()`` does -- so ``--help`` and argument errors never wait for TensorFlow;
+- before a command runs, :mod:`tfsonify.commands.native_log_filter` takes over file descriptor 2 and drops the
+  native log lines TensorFlow and LiteRT print while they load (``TF_CPP_MIN_LOG_LEVEL`` does not hide them);
+  ``--verbose`` (anywhere before a bare ``--``) keeps stderr raw and TensorFlow's own log level.
 """
 from __future__ import annotations
 
@@ -11,20 +20,29 @@ import os
 import sys
 from typing import Callable, NoReturn
 
+#: (command, module, one-line help): the listing of ``tfsonify --help`` (tests check it against each ``register``)
 COMMANDS = [
-    "tfsonify.commands.sonify",
-    "tfsonify.commands.listen",
-    "tfsonify.commands.demo",
-    "tfsonify.commands.build_demo_data",
-    "tfsonify.commands.export",
-    "tfsonify.commands.serve",
-    "tfsonify.commands.request",
-    "tfsonify.commands.analyze",
-    "tfsonify.commands.sonify_dataset",
-    "tfsonify.commands.report",
-    "tfsonify.commands.import_model",
-    "tfsonify.commands.explore",
+    ("sonify", "tfsonify.commands.sonify",
+     "sonify feature maps of a raw-waveform Keras CNN (CNN12, CREPE, your own) for one audio file"),
+    ("listen", "tfsonify.commands.listen",
+     "live sonification of one feature map: a file at real-time pace or the microphone"),
+    ("demo", "tfsonify.commands.demo", "build the demo data, train a small CNN12, evaluate, sonify"),
+    ("build-demo-data", "tfsonify.commands.build_demo_data", "build the keyword demo dataset from Debian audio packages"),
+    ("export", "tfsonify.commands.export", "export a CNN12 for TF Serving (SavedModel) or LiteRT (TFLite)"),
+    ("serve", "tfsonify.commands.serve", "serve exported SavedModels over TF Serving's REST and gRPC APIs"),
+    ("request", "tfsonify.commands.request", "sonify an audio file through a TF Serving / tfsonify serve endpoint"),
+    ("analyze", "tfsonify.commands.analyze", "coherence, residual, invariance, evolution, top-k and mixture analyses"),
+    ("sonify-dataset", "tfsonify.commands.sonify_dataset",
+     "sonify the most active map(s) of every clip of a dataset (WAVs + manifest)"),
+    ("report", "tfsonify.commands.report",
+     "write a self-contained HTML report (audio players, spectrograms, coherence, residual table)"),
+    ("import", "tfsonify.commands.import_model", "import a pretrained model (CREPE) as a .keras file"),
+    ("explore", "tfsonify.commands.explore",
+     "interactive page: pick a clip, a layer and a map; see and hear its sonification"),
 ]
+VERBOSE = "--verbose"
+NEEDS_TENSORFLOW = ("tensorflow", "keras", "scipy", "matplotlib", "tensorboard")
+"""Packages of the ``[tf]`` extra: a command that misses one says which extra to install."""
 
 
 def run_script(main: Callable[[], int | None], prog: str) -> NoReturn:
@@ -41,44 +59,94 @@ def run_script(main: Callable[[], int | None], prog: str) -> NoReturn:
     sys.exit(status)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tfsonify", description="Listen to what raw-waveform CNNs (CNN12) have learned.")
+def _listing_help() -> dict[str, str | None]:
+    return {name: help for name, _, help in COMMANDS}
+
+
+def build_parser(command: str | None = "*") -> argparse.ArgumentParser:
+    """The ``tfsonify`` parser with the full parser of ``command`` ("*": every command; None: the listing only).
+
+    Commands not built appear in ``tfsonify --help`` with their one-line help; choosing one rebuilds the parser with
+    it (:func:`main` does this before parsing), so their options are never parsed by a stand-in.
+    """
+    parser = argparse.ArgumentParser(prog="tfsonify",
+                                     description="Listen to what raw-waveform CNNs (CNN12, CREPE, your own) have learned.")
+    parser.add_argument(VERBOSE, action="store_true",
+                        help="show TensorFlow's and LiteRT's native log lines (hidden by default; may also follow the "
+                             "command)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for name in COMMANDS:
-        importlib.import_module(name).register(subparsers)
+    for name, module, help in COMMANDS:
+        if command == "*" or command == name:
+            importlib.import_module(module).register(subparsers)
+        else:
+            subparsers.add_parser(name, help=help, add_help=False)
     return parser
+
+
+def _split_verbose(argv: list[str]) -> tuple[list[str], bool]:
+    """``--verbose`` anywhere before a bare ``--`` (a global flag the user may also type after the command)."""
+    cut = argv.index("--") if "--" in argv else len(argv)
+    head = argv[:cut]
+    return [a for a in head if a != VERBOSE] + argv[cut:], VERBOSE in head
+
+
+def _chosen(argv: list[str]) -> str | None:
+    """The command named in ``argv`` (its first word that is not an option), if it is one."""
+    names = {name for name, _, _ in COMMANDS}
+    for word in argv:
+        if word == "--":
+            return None
+        if not word.startswith("-"):
+            return word if word in names else None
+    return None
 
 
 def quiet_native_logs(filter_stderr: bool = False) -> None:
     """Quieter TensorFlow C++ logs, errors kept (user values win).
 
-    ``TF_CPP_MIN_LOG_LEVEL=2`` (3 would hide real errors too; effective only if TensorFlow is not imported
-    yet). With ``filter_stderr`` (a real CLI run), :mod:`tfsonify.commands.native_log_filter` also drops oneDNN's ``E0000 ... util.cc] oneDNN supports DT_BOOL only
-    on platforms with AVX-512`` notice, which is logged at ERROR level on every CPU without AVX-512
-    (``TF_ENABLE_ONEDNN_OPTS=0`` would silence it too, but also turns off oneDNN's kernels).
+    ``TF_CPP_MIN_LOG_LEVEL=2`` (3 would hide real errors too; effective only if TensorFlow is not imported yet). With
+    ``filter_stderr`` (a real CLI run), :mod:`tfsonify.commands.native_log_filter` also drops the native lines no log
+    level hides (absl's pre-initialisation warning, the CUDA probes, oneDNN's notices, LiteRT's delegate line).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if filter_stderr:  # works after TensorFlow's import too (`import tfsonify` loads it): C++ writes to fd 2
+    if filter_stderr:  # before TensorFlow's import: `import tfsonify` and the command modules load none
         from tfsonify.commands import native_log_filter
 
         native_log_filter.install()
 
 
+def _missing_extra(error: ModuleNotFoundError) -> str | None:
+    top = (error.name or "").split(".")[0]
+    if top in NEEDS_TENSORFLOW:
+        return f"this command needs {top}, which is not installed: pip install 'tfsonify[tf]'"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    quiet_native_logs(filter_stderr=argv is None)  # argv None: run as the `tfsonify` program
+    program = argv is None  # run as the `tfsonify` program (not from Python): stderr may be filtered
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    argv, verbose = _split_verbose(argv)
     from tfsonify.commands import beam_options
 
-    parser = build_parser()
-    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    parser = build_parser(_chosen(argv))
     argv, pipeline_args = beam_options.split_pipeline_args(argv)  # `... --runner R -- --beam_flag=value`
     args = parser.parse_args(argv)
+    args.verbose = args.verbose or verbose
     beam_options.finish(parser, args, pipeline_args)
+    if not args.verbose:
+        quiet_native_logs(filter_stderr=program)
     try:
         return int(args.func(args) or 0)
     except ValueError as error:
         print(f"tfsonify {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as error:
+        message = _missing_extra(error)
+        if message is None:
+            raise
+        print(f"tfsonify {args.command}: error: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ Dataflow. Three analyses, each giving the same numbers as its single-process cou
 
 Inputs (:class:`ReadClips`): file patterns (``fileio.MatchAll`` + ``ReadMatches``, any Beam filesystem:
 local, ``gs://``, ``s3://``, ``hdfs://``), a :class:`tfsonify.data.pipeline.ClipList`, or in-memory
-``(name, waveform)`` pairs. Files are decoded like :func:`tfsonify.load_audio` (downmix, polyphase resampling to
+``(name, waveform)`` pairs. Files are decoded like :func:`tfsonify.load_audio` (downmix, soxr resampling to
 the model's rate). Inference runs through ``RunInference`` with :class:`SonifierModelHandler`, which loads the
 ``.keras`` checkpoint once per worker (``tfsonify.load_checkpoint`` + ``cnn12_of`` + ``Sonifier``) and gets
 batches from Beam's ``BatchElements``; a batch is split into runs of equal-length clips for the model.

@@ -5,15 +5,13 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
-from tfsonify.io.audio import AUDIO_EXTENSIONS
 from tfsonify.commands import beam_options, load_model, progress
-
 
 
 def audio_files(paths: list[str]) -> list[Path]:
     """Expand files and folders (recursively, sorted) into audio file paths; ``ValueError`` if none."""
+    from tfsonify.io.audio import AUDIO_EXTENSIONS
+
     files: list[Path] = []
     for name in paths:
         path = Path(name)
@@ -266,6 +264,7 @@ def run_evolution(args: argparse.Namespace) -> int:
 
 
 def run_topk(args: argparse.Namespace) -> int:
+    import numpy as np
     from tfsonify.analysis.topk import sonify_top_inputs, top_activating_inputs
     from tfsonify.io.render import check_writable_dir, write_sonifications
     from tfsonify.engine.sonifier import Sonifier
@@ -322,6 +321,7 @@ def run_mixture(args: argparse.Namespace) -> int:
 
 
 def run_relevance(args: argparse.Namespace) -> int:
+    import numpy as np
     import matplotlib
 
     matplotlib.use("Agg")

@@ -20,11 +20,7 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
-
 from tfsonify.commands import progress
-from tfsonify.data.demo import ensure_demo_data
-from tfsonify.train.demo import DEMO_CONFIG, evaluate, train_keywords
 
 LAYERS = (1, 4, 8, 11)
 
@@ -34,6 +30,8 @@ def register(subparsers) -> None:
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
     parser.add_argument("--data", default=None, help="demo dataset folder (default: OUT/data; built if missing)")
+    from tfsonify.train.demo_config import DEMO_CONFIG  # numpy, no TensorFlow
+
     config = DEMO_CONFIG
     parser.add_argument("--width", type=float, default=config.width,
                         help=f"CNN12 width multiplier (default {config.width:g})")
@@ -106,6 +104,8 @@ def sonify_mixture(model, data_dir: Path, out_dir: Path, top: int) -> list[dict]
 
     Each goes to ``out_dir/sonifications/<role>/`` (``correct`` or ``misclassified``); returns their entries.
     """
+    import numpy as np
+
     from tfsonify.io.audio import load_audio, write_wav
     from tfsonify.data.demo import read_demo
     from tfsonify.io.render import write_sonifications
@@ -147,6 +147,8 @@ def sonify_mixture(model, data_dir: Path, out_dir: Path, top: int) -> list[dict]
 def run(args: argparse.Namespace) -> int:
     import keras
 
+    from tfsonify.data.demo import ensure_demo_data
+    from tfsonify.train.demo import evaluate, train_keywords
     from tfsonify.models.checkpoint import save_model
     from tfsonify.io.render import check_writable_dir
 

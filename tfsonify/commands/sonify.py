@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tfsonify.commands import load_model, progress
+from tfsonify.commands import load_model
 
 
 def register(subparsers) -> None:

@@ -3,7 +3,7 @@
 Data flows one way::
 
     reader (readers.py) -> ClipList (paths, labels, class names, per-clip metadata)
-        -> decode_clips(): soundfile + resample_poly to 8 kHz, ONE pass, unreadable files skipped,
+        -> decode_clips(): load_audio (soundfile + soxr) to 8 kHz, ONE pass, unreadable files skipped,
            reported by path and counted; optional packed-array cache on disk (``cache_dir``)
         -> DecodedClips (packed float32 samples + offsets)  -- epochs never decode again
         -> training_dataset() / evaluation_dataset(): tf.data with random crops, augmentation,
@@ -350,7 +350,7 @@ def _cache_key(clips: ClipList, sample_rate: int) -> str:
 def decode_clips(clips: ClipList, sample_rate: int = 8000, cache_dir: str | os.PathLike | None = None,
                  decoder: Callable[[Path, int], np.ndarray] = load_audio, workers: int = 2,
                  verbose: bool = True) -> DecodedClips:
-    """Decode every clip once (soundfile + ``resample_poly`` to ``sample_rate``) into a packed array.
+    """Decode every clip once (:func:`tfsonify.load_audio`: soundfile + soxr to ``sample_rate``) into a packed array.
 
     Unreadable clips (corrupt, empty, not audio, NaN samples) are skipped; each is reported by path in a
     :class:`DataWarning` with the total count, and listed in ``DecodedClips.skipped``. A file shared by several

@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """On-device sonification with LiteRT alone (no TensorFlow): WAV in, WAVs of the top maps out.
 
-Needs only ``ai-edge-litert``, ``numpy`` and ``soundfile``. Runs a ``.tflite`` written by
-``tfsonify export tflite MODEL.keras --out sonifier.tflite [--length 8000 | --length 0]`` on
+Needs only ``ai-edge-litert``, ``numpy``, ``soundfile`` and ``soxr`` (``pip install 'tfsonify[lite]'``).
+Runs a ``.tflite`` written by ``tfsonify export tflite MODEL.keras --out sonifier.tflite [--length 8000 | --length 0]`` on
 all CPU cores (XNNPACK):
 
     python3 -m tfsonify.edge sonifier.tflite clip.wav --layer 5 --top 3 --out sounds/
 
-The clip is downmixed to mono and resampled to 8 kHz (windowed-sinc, numpy). A
-dynamic-length model (``--length 0`` at export) takes the whole clip. A fixed-length
+The clip is downmixed to mono and resampled to 8 kHz by :func:`tfsonify.load_audio` (soxr): the very
+samples the CLI and the API read. A dynamic-length model (``--length 0`` at export) takes the whole clip. A fixed-length
 model (default, 1 s) runs a longer clip as exact overlapping windows
 (``edge_windows.py`` beside this script: the same maps and sounds as one pass over
 the whole clip); a shorter clip is zero-padded to ``T`` samples (which changes the
@@ -25,7 +25,6 @@ raw reconstruction seen so far.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import tempfile
@@ -36,48 +35,20 @@ import soundfile
 from ai_edge_litert.interpreter import Interpreter
 
 from tfsonify.edge import windows as edge_windows  # numpy only
+from tfsonify.io import audio  # numpy, soundfile, soxr: the one decoder and resampler
 from tfsonify.io.manifest import manifest_entry, output_folder, write_manifest  # stdlib only
 
 SAMPLE_RATE = 8000
 
 
-def resample(waveform: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RATE, zeros: int = 16) -> np.ndarray:
-    """Band-limited resampling of mono float32 ``[time]`` by Kaiser-windowed sinc interpolation.
-
-    The low-pass cut-off is the lower Nyquist frequency (anti-aliasing when downsampling);
-    ``zeros`` sinc zero crossings on each side set the filter length.
-    """
-    if source_rate == target_rate:
-        return waveform.astype(np.float32)
-    ratio = target_rate / source_rate
-    cutoff = min(1.0, ratio)  # in units of the source Nyquist
-    half_width = int(math.ceil(zeros / cutoff))
-    out_length = int(math.floor(len(waveform) * ratio))
-    positions = np.arange(out_length) / ratio  # output sample times in source samples
-    padded = np.pad(waveform.astype(np.float64), half_width + 1)
-    out = np.empty(out_length, np.float64)
-    offsets = np.arange(-half_width, half_width + 1)
-    window_beta = 8.0
-    for start in range(0, out_length, 4096):  # chunks bound the [chunk, taps] matrix
-        times = positions[start:start + 4096]
-        base = np.floor(times).astype(np.int64)
-        taps = base[:, None] + offsets[None, :]  # source indices
-        distance = times[:, None] - taps
-        kernel = cutoff * np.sinc(cutoff * distance) * np.kaiser(2 * half_width + 1, window_beta)[None, :]
-        kernel *= np.abs(distance) <= half_width
-        out[start:start + len(times)] = np.sum(padded[taps + half_width + 1] * kernel, axis=1)
-    return out.astype(np.float32)
+def resample(waveform: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Mono float32 ``[time]`` resampled with the package's one resampler (soxr VHQ, :func:`tfsonify.io.audio.resample`)."""
+    return audio.resample(waveform, source_rate, target_rate)
 
 
 def read_clip(path: str) -> np.ndarray:
-    """Mono float32 ``[time]`` at 8 kHz."""
-    try:
-        data, rate = soundfile.read(path, dtype="float32", always_2d=True)
-    except (RuntimeError, soundfile.LibsndfileError) as error:
-        raise ValueError(f"cannot read audio file {path!r}: {error}") from None
-    if data.shape[0] == 0:
-        raise ValueError(f"audio file {path!r} is empty")
-    return resample(data.mean(axis=1), rate)
+    """Mono float32 ``[time]`` at 8 kHz, decoded exactly as :func:`tfsonify.load_audio` (and the CLI) decode it."""
+    return audio.load_audio(path, SAMPLE_RATE)
 
 
 def write_wav(path: str, waveform: np.ndarray) -> None:

@@ -58,13 +58,17 @@ class Clip:
 
 
 def decode_bytes(data: bytes, name: str) -> tuple[np.ndarray, int]:
-    """Decode an uploaded file's bytes: ``(mono float32 [time], sample rate in Hz)``.
+    """Decode an uploaded file's bytes: ``(mono float32 [time], sample rate in Hz)``, as :func:`tfsonify.load_audio`
+    decodes and downmixes (soundfile, :func:`tfsonify.io.audio.downmix`); :meth:`ClipLibrary.load` resamples it with
+    the same resampler (:func:`tfsonify.io.audio.resample`), so an upload gives the samples of the same file on disk.
 
     Raises:
         ClipError: the bytes are not audio that libsndfile decodes (WAV, FLAC, OGG Vorbis/Opus, MP3, AIFF), are
             empty, or hold NaN/Inf samples.
     """
     import soundfile
+
+    from tfsonify.io.audio import downmix
 
     if not data:
         raise ClipError(f"upload {name!r} is empty")
@@ -77,7 +81,7 @@ def decode_bytes(data: bytes, name: str) -> tuple[np.ndarray, int]:
                         f"decoder said: {str(error)[:200]}", 415) from None
     if samples.shape[0] == 0:
         raise ClipError(f"upload {name!r} holds no samples")
-    mono = samples.mean(axis=1)
+    mono = downmix(samples)
     if not np.all(np.isfinite(mono)):
         raise ClipError(f"upload {name!r} contains NaN or Inf samples")
     return mono, int(rate)
@@ -181,7 +185,10 @@ class ClipLibrary:
         rate = int(sample_rate or self.sample_rate)
         clip = self.get(clip_id)
         if clip.waveform is not None:
-            return resample(clip.waveform, clip.rate, rate)
+            try:
+                return resample(clip.waveform, clip.rate, rate)
+            except ValueError as error:  # a rate beyond the resampler's range
+                raise ClipError(f"upload {clip.name!r}: {error}") from None
         if clip.error:
             raise ClipError(clip.error)
         real = clip.path.resolve()

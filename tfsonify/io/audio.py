@@ -1,10 +1,16 @@
 """Audio I/O: read any soundfile-supported file (WAV, FLAC, OGG, MP3), downmix, resample, write.
 
+One decoder and one resampler for the whole package: soundfile (libsndfile) decodes, channels are averaged
+(:func:`downmix`), and soxr (libsoxr, ``VHQ``) resamples: one shot here (:func:`resample`), block by block in
+:func:`tfsonify.io.blocks.read_blocks` (a :func:`resample_stream`), whose output equals the one-shot result to the
+last bit. ``load_audio``, the CLI, explorer uploads, the data pipeline, Beam's reader and the edge runtime all read
+through these functions, so every surface sonifies the same samples. numpy, soundfile and soxr only (no TensorFlow,
+no scipy): the edge runtime imports this module.
+
 Waveforms are float32 numpy arrays in [-1, 1] (full scale), ``[time]`` mono.
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 import tempfile
@@ -12,31 +18,68 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-from scipy.signal import resample_poly
+import soxr
 
-__all__ = ["SAMPLE_RATE", "AUDIO_EXTENSIONS", "load_audio", "decode_audio", "resample", "write_wav", "atomic_path"]
+__all__ = ["SAMPLE_RATE", "AUDIO_EXTENSIONS", "MAX_RATIO", "QUALITY", "load_audio", "decode_audio", "downmix",
+           "resample", "resample_stream", "check_rates", "write_wav", "atomic_path"]
 
 #: The project's default rate in Hz: CNN12's (the paper's 8 kHz); other models carry their own ``sample_rate``.
 SAMPLE_RATE = 8000
 #: File name suffixes (lower case) read as audio wherever folders are scanned; soundfile decodes every one.
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+#: Largest resampling factor either way (e.g. 8 kHz from 31.25 Hz ... 2.048 MHz sources).
+MAX_RATIO = 256
+#: soxr's quality recipe: very high quality (28-bit precision, linear phase)
+QUALITY = "VHQ"
+
+
+def check_rates(source_rate: int, target_rate: int) -> None:
+    """``ValueError`` unless both rates are positive and within a factor :data:`MAX_RATIO` of each other."""
+    if source_rate <= 0 or target_rate <= 0:
+        raise ValueError(f"sample rates must be positive; received {source_rate} Hz -> {target_rate} Hz")
+    ratio = max(source_rate / target_rate, target_rate / source_rate)
+    if ratio > MAX_RATIO:
+        raise ValueError(f"cannot resample {source_rate} Hz to {target_rate} Hz: a factor of {ratio:.0f}; tfsonify "
+                         f"resamples by at most {MAX_RATIO}x either way ({target_rate / MAX_RATIO:g}.."
+                         f"{target_rate * MAX_RATIO:g} Hz sources for {target_rate} Hz)")
+
+
+def downmix(data: np.ndarray) -> np.ndarray:
+    """``[frames, channels]`` -> mono float32 ``[frames]``: the channels' average (a mono file passes unchanged)."""
+    return data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
 
 
 def resample(waveform: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    """Polyphase resampling (``scipy.signal.resample_poly``) along the last axis; float32 out."""
-    if source_rate <= 0 or target_rate <= 0:
-        raise ValueError(f"sample rates must be positive; received {source_rate} Hz -> {target_rate} Hz")
+    """soxr resampling (``VHQ``) along the last axis (``[time]`` or ``[..., time]``); float32 out.
+
+    Equal to the last bit to what :func:`resample_stream` gives block by block (whatever the blocks).
+    """
+    source_rate, target_rate = int(source_rate), int(target_rate)
+    check_rates(source_rate, target_rate)
+    waveform = np.asarray(waveform, dtype=np.float32)
     if source_rate == target_rate:
-        return np.asarray(waveform, dtype=np.float32)
-    divisor = math.gcd(int(source_rate), int(target_rate))
-    return resample_poly(waveform, target_rate // divisor, source_rate // divisor, axis=-1).astype(np.float32)
+        return waveform
+    if waveform.ndim == 1:
+        return soxr.resample(np.ascontiguousarray(waveform), source_rate, target_rate, quality=QUALITY)
+    rows = waveform.reshape(-1, waveform.shape[-1])  # soxr takes [frames, channels]: one channel per row
+    out = soxr.resample(np.ascontiguousarray(rows.T), source_rate, target_rate, quality=QUALITY).T
+    return np.ascontiguousarray(out).reshape(*waveform.shape[:-1], out.shape[-1])
+
+
+def resample_stream(source_rate: int, target_rate: int) -> "soxr.ResampleStream | None":
+    """A mono float32 :class:`soxr.ResampleStream` with :func:`resample`'s settings (None when the rates are equal):
+    ``resample_chunk(block, last=False)`` per block, then ``resample_chunk(empty, last=True)`` for the tail."""
+    check_rates(int(source_rate), int(target_rate))
+    if int(source_rate) == int(target_rate):
+        return None
+    return soxr.ResampleStream(int(source_rate), int(target_rate), 1, dtype="float32", quality=QUALITY)
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Read an audio file as mono float32 ``[time]`` at ``sample_rate`` Hz.
 
-    Multi-channel files are downmixed by averaging the channels; other rates are
-    resampled with ``scipy.signal.resample_poly``.
+    Multi-channel files are downmixed by averaging the channels; other rates are resampled with soxr
+    (:func:`resample`): the very samples the CLI writes as ``input.wav`` for the same file.
 
     Raises:
         ValueError: the file is missing, not audio or corrupt, or holds no samples
@@ -50,10 +93,11 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
 
 def decode_audio(source, name: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """An audio file (a path or a binary file object, e.g. ``io.BytesIO`` of its bytes) as mono float32 ``[time]``
-    at ``sample_rate`` Hz: channels averaged, other rates resampled (``resample``).
+    at ``sample_rate`` Hz: channels averaged (:func:`downmix`), other rates resampled (:func:`resample`).
 
     Raises:
-        ValueError: not audio or corrupt, no samples, or NaN/Inf samples (the message names ``name``).
+        ValueError: not audio or corrupt, no samples, NaN/Inf samples, or a rate too far from ``sample_rate``
+            (the message names ``name``).
     """
     try:
         data, source_rate = soundfile.read(source, dtype="float32", always_2d=True)
@@ -62,10 +106,13 @@ def decode_audio(source, name: str, sample_rate: int = SAMPLE_RATE) -> np.ndarra
         raise ValueError(f"cannot read {name!r} as audio (expected WAV, FLAC, OGG or MP3): {reason}") from None
     if data.shape[0] == 0:
         raise ValueError(f"audio file {name!r} is empty (0 samples)")
-    mono = data.mean(axis=1)
+    mono = downmix(data)
     if not np.all(np.isfinite(mono)):
         raise ValueError(f"audio file {name!r} contains NaN or Inf samples")
-    return resample(mono, int(source_rate), int(sample_rate))
+    try:
+        return resample(mono, int(source_rate), int(sample_rate))
+    except ValueError as error:
+        raise ValueError(f"audio file {name!r}: {error}") from None
 
 
 def _umask() -> int:

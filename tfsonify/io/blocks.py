@@ -1,11 +1,10 @@
 """Audio files in blocks: read, downmix and resample with bounded memory; write WAVs incrementally.
 
-Reading uses soundfile (libsndfile: WAV, FLAC, OGG, MP3) block by block; resampling uses soxr's
-stateful :class:`soxr.ResampleStream` (libsoxr, VHQ), whose blockwise output equals its one-shot
-:func:`soxr.resample` of the whole signal (tested: identical to float tolerance), so a file of any length
-resamples in a few MB and gives the same samples as resampling it whole (:func:`resample_whole`).
-soxr was chosen over a hand-written polyphase filter because it is a maintained, widely used
-streaming resampler with a one-shot reference to test against.
+Reading uses soundfile (libsndfile: WAV, FLAC, OGG, MP3) block by block; downmixing and resampling are
+:mod:`tfsonify.io.audio`'s (:func:`~tfsonify.io.audio.downmix`, soxr's stateful :class:`soxr.ResampleStream` from
+:func:`~tfsonify.io.audio.resample_stream`), whose blockwise output equals the one-shot
+:func:`tfsonify.io.audio.resample` of the whole signal to the last bit (tested), so a file of any length resamples
+in a few MB and gives exactly the samples :func:`tfsonify.load_audio` gives.
 
 Waveforms are float32 mono ``[time]`` in [-1, 1] (full scale).
 """
@@ -18,16 +17,12 @@ from typing import Iterator
 
 import numpy as np
 import soundfile
-import soxr
 
-from tfsonify.io.audio import atomic_path
+from tfsonify.io.audio import MAX_RATIO, QUALITY, atomic_path, check_rates, downmix, load_audio, resample, \
+    resample_stream
 
-__all__ = ["AudioInfo", "MAX_RATIO", "audio_info", "check_rates", "read_blocks", "resample_whole", "read_whole",
+__all__ = ["AudioInfo", "MAX_RATIO", "QUALITY", "audio_info", "check_rates", "read_blocks", "resample_whole", "read_whole",
            "WavWriter"]
-
-#: Largest resampling factor either way (e.g. 8 kHz from 31.25 Hz ... 2.048 MHz sources).
-MAX_RATIO = 256
-QUALITY = "VHQ"
 
 
 @dataclass(frozen=True)
@@ -62,24 +57,10 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     return AudioInfo(path, int(info.frames), int(info.samplerate), int(info.channels))
 
 
-def check_rates(source_rate: int, target_rate: int) -> None:
-    """``ValueError`` unless both rates are positive and within a factor :data:`MAX_RATIO` of each other."""
-    if source_rate <= 0 or target_rate <= 0:
-        raise ValueError(f"sample rates must be positive; received {source_rate} Hz -> {target_rate} Hz")
-    ratio = max(source_rate / target_rate, target_rate / source_rate)
-    if ratio > MAX_RATIO:
-        raise ValueError(f"cannot resample {source_rate} Hz to {target_rate} Hz: a factor of {ratio:.0f}; tfsonify "
-                         f"resamples by at most {MAX_RATIO}x either way ({target_rate / MAX_RATIO:g}.."
-                         f"{target_rate * MAX_RATIO:g} Hz sources for {target_rate} Hz)")
-
-
 def resample_whole(waveform: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    """One-shot soxr resampling (VHQ) of mono ``[time]``; what :func:`read_blocks` produces block by block."""
-    check_rates(int(source_rate), int(target_rate))
-    waveform = np.ascontiguousarray(waveform, np.float32)
-    if source_rate == target_rate:
-        return waveform
-    return soxr.resample(waveform, source_rate, target_rate, quality=QUALITY).astype(np.float32, copy=False)
+    """One-shot resampling of mono ``[time]`` (:func:`tfsonify.io.audio.resample`); what :func:`read_blocks`
+    produces block by block."""
+    return resample(np.ascontiguousarray(waveform, np.float32), source_rate, target_rate)
 
 
 def read_blocks(path: str | os.PathLike, sample_rate: int, block_seconds: float = 10.0,
@@ -96,8 +77,7 @@ def read_blocks(path: str | os.PathLike, sample_rate: int, block_seconds: float 
     info = info or audio_info(path)
     check_rates(info.sample_rate, int(sample_rate))
     block = max(1, int(block_seconds * info.sample_rate))
-    stream = None if info.sample_rate == sample_rate else \
-        soxr.ResampleStream(info.sample_rate, int(sample_rate), 1, dtype="float32", quality=QUALITY)
+    stream = resample_stream(info.sample_rate, int(sample_rate))
     done = 0
     try:
         with soundfile.SoundFile(str(info.path)) as handle:
@@ -105,7 +85,7 @@ def read_blocks(path: str | os.PathLike, sample_rate: int, block_seconds: float 
                 data = handle.read(block, dtype="float32", always_2d=True)
                 if data.shape[0] == 0:
                     break
-                mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+                mono = downmix(data)
                 if not np.all(np.isfinite(mono)):
                     first = done + int(np.argmin(np.isfinite(mono)))
                     raise ValueError(f"audio file {str(info.path)!r} contains NaN or Inf samples (first at "
@@ -126,16 +106,11 @@ def read_blocks(path: str | os.PathLike, sample_rate: int, block_seconds: float 
 
 
 def read_whole(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
-    """The whole file as mono float32 ``[time]`` at ``sample_rate`` (the in-memory counterpart of :func:`read_blocks`)."""
+    """The whole file as mono float32 ``[time]`` at ``sample_rate``: :func:`tfsonify.load_audio` after the header
+    checks of :func:`audio_info` (the in-memory counterpart of :func:`read_blocks`, equal to its blocks joined)."""
     info = audio_info(path)
-    try:
-        data, rate = soundfile.read(str(info.path), dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError) as error:
-        raise _cannot_read(info.path, error) from None
-    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
-    if not np.all(np.isfinite(mono)):
-        raise ValueError(f"audio file {str(info.path)!r} contains NaN or Inf samples")
-    return resample_whole(mono, int(rate), int(sample_rate))
+    check_rates(info.sample_rate, int(sample_rate))
+    return load_audio(info.path, sample_rate)
 
 
 class WavWriter:

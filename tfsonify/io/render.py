@@ -14,7 +14,6 @@ nothing behind when a request fails part-way (no ``input.wav``, no empty folder 
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Sequence

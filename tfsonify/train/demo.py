@@ -18,26 +18,10 @@ from tfsonify.data.demo import read_demo
 from tfsonify.data.pipeline import decode_clips, training_dataset
 from tfsonify.models.cnn12 import CNN12
 from tfsonify.progress import progress
-from tfsonify.train.experiment import Config
+from tfsonify.train.demo_config import DEMO_CONFIG  # TensorFlow-free: `tfsonify demo --help` reads it
 from tfsonify.train.supervised import compile_classifier, evaluate_clips, fit
 
 __all__ = ["DEMO_CONFIG", "DemoAugment", "train_keywords", "evaluate"]
-
-#: The demo's hyper-parameters (the ``tfsonify demo`` flags default to these; ``recipes/demo.py`` trains with them).
-DEMO_CONFIG = Config(
-    multi_label=False,
-    width=0.25,
-    dropout=0.1,
-    per_replica_batch_size=16,
-    epochs=30,
-    warmup_epochs=1,
-    base_learning_rate=2e-3,
-    base_batch_size=16,
-    crop_seconds=None,  # 1 s clips
-    mixup_alpha=None,
-    jit_compile="false",
-)
-
 
 class DemoAugment:
     """Speed perturbation (0.85-1.15) then the paper's gain / Gaussian noise / time-mask chain, per batch."""
