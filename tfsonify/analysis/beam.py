@@ -19,7 +19,7 @@ Inputs (:class:`ReadClips`): file patterns (``fileio.MatchAll`` + ``ReadMatches`
 local, ``gs://``, ``s3://``, ``hdfs://``), a :class:`tfsonify.data.pipeline.ClipList`, or in-memory
 ``(name, waveform)`` pairs. Files are decoded like :func:`tfsonify.load_audio` (downmix, polyphase resampling to
 the model's rate). Inference runs through ``RunInference`` with :class:`SonifierModelHandler`, which loads the
-``.keras`` checkpoint once per worker (``tfsonify.load_checkpoint`` + ``cnn12_of`` + ``Sonifier``) and gets
+``.keras`` checkpoint once per worker (``tfsonify.load_checkpoint`` + ``sonifiable_of`` + ``Sonifier``, any model at its stored rate) and gets
 batches from Beam's ``BatchElements``; a batch is split into runs of equal-length clips for the model.
 
 Failures never stop a pipeline: a clip that cannot be decoded, holds NaN/Inf, or is shorter than the shallowest
