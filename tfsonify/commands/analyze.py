@@ -201,7 +201,10 @@ def run_residual(args: argparse.Namespace) -> int:
             labels = json.loads(Path(args.labels).read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise ValueError(f"cannot read --labels {args.labels!r} as a JSON list: {error}") from None
-    metric = args.metric or ("agreement" if getattr(model, "num_classes", None) else "cosine")
+    from tfsonify.models.metadata import class_names_of
+
+    has_head = bool(getattr(model, "num_classes", None) or class_names_of(model))  # CNN12's head or stored class names
+    metric = args.metric or ("agreement" if has_head else "cosine")
     with progress(f"residual experiment ({metric}) on {len(clips)} clip(s)"):
         result = residual_experiment(model, clips, labels, parse_layers(args.layers), metric=metric, control=not args.no_control,
                                      seed=args.seed, batch_size=args.batch_size)

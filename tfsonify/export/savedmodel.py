@@ -224,14 +224,14 @@ def build_archive(model: keras.Model, sample_rate: int | None = None,
         archive.add_endpoint("serving_default", serving_default, input_signature=[model_spec])
 
     if has_head:
-        names = None if class_names is None else tf.constant(list(class_names), tf.string)
+        label_names = None if class_names is None else tf.constant(list(class_names), tf.string)
 
         def classify(waveform):
             scores = model(waveform, training=False)
             classes = tf.argmax(scores, axis=-1, output_type=tf.int32)
             outputs = {"scores": scores, "classes": classes}
-            if names is not None:
-                outputs["labels"] = tf.gather(names, classes)
+            if label_names is not None:
+                outputs["labels"] = tf.gather(label_names, classes)
             return outputs
 
         head_spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32, name="waveform")
