@@ -30,6 +30,11 @@ def tag(layer) -> str:
     return str(layer) if isinstance(layer, str) else f"L{layer:02d}"
 
 
+STREAM_GAP = ("the long-clip engine's Sonifier.stream (engine/long_clips.stream) does not apply input_divisor's check: "
+              "a stream of a custom input-scaling model (CREPE's per-frame standardisation) runs, inexactly, where "
+              "long_clips.calibrate and windowed sonify refuse it (issue 23, point 2/3)")
+
+
 @pytest.fixture(scope="module", params=[entry.name for entry in ZOO])
 def zoo(request, tmp_path_factory):
     """The saved model, its clips (three 0.6 s clips and one too short for the deep layer) and its Sonifier."""
@@ -65,7 +70,9 @@ def test_checkpoint_carries_geometry_rate_and_labels(zoo):
 
 
 # ------------------------------------------------------------------------------------------------ Sonifier
-def test_sonifier_sonify_top_k_and_stream(zoo):
+def test_sonifier_sonify_top_k_and_stream(zoo, request):
+    if not zoo.entry.windows:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=STREAM_GAP))
     s, wave, layer = zoo.sonifier, zoo.wave, zoo.layer
     sound = s.sonify(wave, layer, feature=0)
     assert sound.shape == wave.shape and np.all(np.isfinite(sound))
@@ -99,7 +106,9 @@ def test_cli_sonify(zoo, tmp_path, request):
     np.testing.assert_allclose(sound, expected, atol=1e-4)
 
 
-def test_cli_listen(zoo, tmp_path, capsys):
+def test_cli_listen(zoo, tmp_path, capsys, request):
+    if not zoo.entry.windows:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=STREAM_GAP))
     out = tmp_path / "live.wav"
     feature = int(zoo.sonifier.sonify_top(zoo.wave, zoo.layer, 1)[0][0])  # a live map (random weights leave dead ones)
     code = run("listen", "--model", zoo.path, "--layer", zoo.layer, "--feature", feature, "--input", zoo.wav, "--fast",
