@@ -65,7 +65,8 @@ def test_topk_evolution_report_and_errors(workspace, capsys):
     assert "3 usable clip(s) for block 11 but k=4" in capsys.readouterr().err
     assert run("analyze", "evolution", w / "clips", "--checkpoints", w / "wide.keras", w / "a.keras", "--map", "2:1",
                "--out", w / "evo2") == 2
-    assert "all checkpoints must come from one model width" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "layer 'conv1' has 8 maps, the final checkpoint's 'conv1' 4; all checkpoints must come from one architecture" in err
     assert run("report", w / "a.keras", w / "clips", "--layers", "11", "--top", "1", "--out", w / "rep") == 0
     assert (w / "rep" / "index.html").is_file()
     assert run("analyze", "coherence", w / "missing", "--model", w / "a.keras", "--out", w / "x") == 2
@@ -128,8 +129,9 @@ def test_analyses_and_report_on_a_user_model(workspace, capsys):
     assert run("report", w / "user.keras", w / "clips", "--layers", "2,top", "--top", "1",
                "--out", w / "ureport") == 0
     page = (w / "ureport" / "index.html").read_text()
-    assert "Block 2" in page and "Layer top" in page and "not a CNN12" in page
+    assert "Block 2" in page and "Layer top" in page and "Residual experiment" in page
     report = json.loads((w / "ureport" / "report.json").read_text())
+    assert report["residual"]["metric"] == "cosine" and report["residual"]["layers"] == [2, "top"]  # no head known
     assert set(report["layers"]) == {"2", "top"} and len(report["layers"]["top"]["maps"]) == 4
     for name in report["layers"]["top"]["maps"]:
         assert (w / "ureport" / name["wav"]).is_file()

@@ -40,7 +40,7 @@ def test_feature_evolution_fixes_maps_and_clips_from_the_final_checkpoint(tmp_pa
 def test_checkpoints_of_another_width_are_a_clear_error(clips):
     from tfsonify.analysis.evolution import feature_evolution
 
-    with pytest.raises(ValueError, match=r"checkpoint 0 .* conv widths \[8, 8, 16.*final checkpoint has \[4, 4, 8"):
+    with pytest.raises(ValueError, match=r"checkpoint 0 .*layer .conv1. has 8 maps, the final checkpoint.s .conv1. 4; all checkpoints must come from one architecture"):
         feature_evolution([_model(1, width=0.125), _model(2)], clips, [(2, 0)])
     with pytest.raises(ValueError, match="does not exist"):
         feature_evolution([_model(2)], clips, [(2, 99)])

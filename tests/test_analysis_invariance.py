@@ -7,8 +7,9 @@ import pytest
 from tfsonify.analysis.invariance import pool_period, time_invariance
 
 
-def test_pool_period():
-    assert [pool_period(layer) for layer in (1, 3, 8, 9, 11)] == [2, 8, 256, 256, 256]
+def test_pool_period(tiny_model):
+    """CNN12's stride: 2 ** (pooled blocks up to the layer), read from the walk of the model, not a table."""
+    assert [pool_period(layer, tiny_model) for layer in (1, 3, 8, 9, 11)] == [2, 8, 256, 256, 256]
 
 
 @pytest.mark.parametrize("layer", [3, 9])
@@ -19,7 +20,7 @@ def test_aligned_shifts_are_exact_and_misaligned_are_not(tiny_model, layer):
     rng = np.random.default_rng(0)
     x = rng.normal(0, 0.3, 7000).astype("float32")
     x[5000] = 2.0  # the peak survives every shift, so peak normalisation is unchanged
-    period = pool_period(layer)
+    period = pool_period(layer, sonifier)
     checks = time_invariance(sonifier, x, layer, shifts=[period, 2 * period, period + 1, 3])
     assert [c.aligned for c in checks] == [True, True, False, False]
     assert all(c.peak_kept for c in checks)

@@ -19,7 +19,7 @@ Inputs (:class:`ReadClips`): file patterns (``fileio.MatchAll`` + ``ReadMatches`
 local, ``gs://``, ``s3://``, ``hdfs://``), a :class:`tfsonify.data.pipeline.ClipList`, or in-memory
 ``(name, waveform)`` pairs. Files are decoded like :func:`tfsonify.load_audio` (downmix, soxr resampling to
 the model's rate). Inference runs through ``RunInference`` with :class:`SonifierModelHandler`, which loads the
-``.keras`` checkpoint once per worker (``tfsonify.load_checkpoint`` + ``cnn12_of`` + ``Sonifier``) and gets
+``.keras`` checkpoint once per worker (``tfsonify.load_checkpoint`` + ``sonifiable_of`` + ``Sonifier``, any model at its stored rate) and gets
 batches from Beam's ``BatchElements``; a batch is split into runs of equal-length clips for the model.
 
 Failures never stop a pipeline: a clip that cannot be decoded, holds NaN/Inf, or is shorter than the shallowest
@@ -49,7 +49,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, Predi
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from tfsonify.io import audio
-from tfsonify.analysis.clip_batches import check_layers
+from tfsonify.analysis.clip_batches import check_layers, describe_layer
 from tfsonify.analysis.sonify_dataset import (DEAD_LETTER, MANIFEST, SonifyDatasetResult, clip_problem,
                                               equal_length_groups, manifest_entries, shard_name)
 
@@ -221,7 +221,7 @@ class clip_reader:
     """Random access to clips by position in ``names`` (paths or URLs), each read when indexed (for
     :func:`tfsonify.analysis.topk.sonify_top_inputs` on :func:`load_topk`'s names): float32 ``[time]``."""
 
-    def __init__(self, names: Sequence[str], sample_rate: int = 8000):
+    def __init__(self, names: Sequence[str], sample_rate: int):
         self.names, self.sample_rate = list(names), int(sample_rate)
 
     def __len__(self) -> int:
@@ -236,8 +236,8 @@ class clip_reader:
 class _DecodeClip(beam.DoFn):
     """A ``ReadableFile``, a ``(path, segment)`` or a ``(name, waveform)`` -> ``(name, float32 [time])`` or a dead letter."""
 
-    def __init__(self, sample_rate: int, min_samples: int, min_layer: int):
-        self.sample_rate, self.min_samples, self.min_layer = int(sample_rate), int(min_samples), int(min_layer)
+    def __init__(self, sample_rate: int, min_samples: int, min_layer: int | str):
+        self.sample_rate, self.min_samples, self.min_layer = int(sample_rate), int(min_samples), min_layer
 
     def process(self, element):
         if isinstance(element, fileio.ReadableFile):
@@ -275,15 +275,14 @@ class ReadClips(beam.PTransform):
             files ending in .wav .flac .ogg .mp3 are read), a :class:`tfsonify.data.pipeline.ClipList`
             (its ``segments`` are cut), or a list of ``(name, waveform)`` pairs (mono float32 at ``sample_rate``).
         sample_rate: the model's rate (Hz); files are resampled to it.
-        min_layer: the shallowest block analysed; shorter clips go to the dead letter.
+        min_layer: the shallowest block index or layer name analysed (for the dead letter's reason).
+        min_samples: the fewest samples it needs (``Sonifier.min_length(min_layer)``); shorter clips go to the
+            dead letter.
     """
 
-    def __init__(self, source, sample_rate: int = 8000, min_layer: int = 1):
+    def __init__(self, source, sample_rate: int, min_layer: int | str, min_samples: int):
         super().__init__()
-        from tfsonify import min_length
-
-        self.source, self.sample_rate, self.min_layer = source, int(sample_rate), int(min_layer)
-        self.min_samples = min_length(self.min_layer)
+        self.source, self.sample_rate, self.min_layer, self.min_samples = source, int(sample_rate), min_layer, int(min_samples)
 
     def expand(self, pbegin):
         source = self.source
@@ -314,13 +313,14 @@ class ReadClips(beam.PTransform):
 
 
 # -------------------------------------------------------------------------------------------- inference
-def coherence_batch(sonifier, batch: np.ndarray, layers: Sequence[int], k: int = 5, nperseg: int = 256) -> list[dict]:
+def coherence_batch(sonifier, batch: np.ndarray, layers: Sequence[int | str], k: int = 5, nperseg: int = 256) -> list[dict]:
     """Per clip of an equal-length ``[batch, time]`` batch: ``{layer: top-k coherence or None (silent)}``.
 
-    Blocks the clips are too short for are absent; the score is the one :func:`layer_coherence` averages.
+    Layers the clips are too short for are absent; the score is the one :func:`layer_coherence` averages.
     """
-    from tfsonify import min_length
     from tfsonify.analysis.coherence import top_k_coherence
+
+    min_length = sonifier.min_length
 
     silent = np.max(np.abs(batch), axis=1) == 0.0
     rows: list[dict] = [{} for _ in range(batch.shape[0])]
@@ -362,7 +362,9 @@ def _sonifier(model_path: str, jit_compile: bool = False):
     analysis, and holds one copy of the weights. The key includes the file's size and modification time, so a
     checkpoint rewritten at the same path is loaded again; the last :data:`_SONIFIERS_KEPT` models are kept.
     """
-    from tfsonify import Sonifier, cnn12_of, load_checkpoint
+    from tfsonify import Sonifier
+    from tfsonify.models.checkpoint import load_checkpoint, sonifiable_of
+    from tfsonify.models.metadata import sample_rate_of
 
     try:
         metadata = FileSystems.match([str(model_path)])[0].metadata_list[0]
@@ -372,7 +374,8 @@ def _sonifier(model_path: str, jit_compile: bool = False):
     key = (str(model_path), stamp, bool(jit_compile))
     with _SONIFIERS_LOCK:
         if key not in _SONIFIERS:
-            sonifier = Sonifier(cnn12_of(load_checkpoint(local_model(model_path))), jit_compile=bool(jit_compile))
+            model = sonifiable_of(load_checkpoint(local_model(model_path)))  # any model the deconvnet walks
+            sonifier = Sonifier(model, sample_rate=sample_rate_of(model), jit_compile=bool(jit_compile))
             while len(_SONIFIERS) >= _SONIFIERS_KEPT:
                 _SONIFIERS.pop(next(iter(_SONIFIERS)))
             _SONIFIERS[key] = sonifier
@@ -383,14 +386,15 @@ class SonifierModelHandler(ModelHandler):
     """``RunInference`` handler: a tfsonify ``.keras`` checkpoint loaded once per worker as a :class:`tfsonify.Sonifier`.
 
     Beam's TensorFlow handler cannot load Keras 3 models with custom layers; this one calls
-    :func:`tfsonify.load_checkpoint` (CNN12 or ContrastiveModel, whose encoder is used).
+    :func:`tfsonify.load_checkpoint` (any model the deconvnet walks; a ContrastiveModel's encoder is used), at the
+    sample rate stored with it.
 
     Args:
         model_path: the ``.keras`` file (any Beam filesystem; remote files are copied to a local temporary file).
         task: ``"maxima"`` (per-map ``max_t A_L`` per block: ``{layer: float32 [channels]}``), ``"coherence"``
             (``{layer: score or None}``) or ``"sonify"`` (``{layer: (features [top], activations [top],
             sonifications [top, time])}``); blocks a clip is too short for are absent.
-        layers: blocks 1..11.
+        layers: block indices or layer names of the model.
         batch_size: most clips per ``BatchElements`` batch.
         top: maps per clip for ``"sonify"``; ``k``/``nperseg``: coherence settings.
         tf_threads: if set, TensorFlow's intra- and inter-op thread pools of each worker (e.g. 1 to measure
@@ -585,17 +589,27 @@ def _topk_summary(per_layer: list, dead: int, k: int) -> dict:
     return {"k": k, "clips": names, "layers": layers}
 
 
-def topk_pipeline(pipeline, source, model_path: str, out: str, layers: Sequence[int] | None = None, k: int = 3,
-                  batch_size: int = 8, sample_rate: int = 8000, tf_threads: int | None = None, label: str = "TopK"):
+def _reading(model_path: str, layers, sample_rate: int | None):
+    """``(layers checked against the model, its sample rate or the given one, the shallowest layer, its minimum
+    length)``, from the model loaded once in this process (:func:`_sonifier`)."""
+    sonifier = _sonifier(model_path)
+    layers = check_layers(layers, sonifier)
+    shallowest = min(layers, key=sonifier.min_length)
+    rate = sonifier.sample_rate if sample_rate is None else int(sample_rate)
+    return layers, rate, shallowest, sonifier.min_length(shallowest)
+
+
+def topk_pipeline(pipeline, source, model_path: str, out: str, layers: Sequence[int | str] | None = None, k: int = 3,
+                  batch_size: int = 8, sample_rate: int | None = None, tf_threads: int | None = None, label: str = "TopK"):
     """Add the top-k pipeline to ``pipeline``: writes ``out/topk.json`` and ``out/dead_letter-00000-of-00001.jsonl``.
 
     ``topk.json`` = ``{"k", "clips": sorted names of the clips in some top-k, "layers": {"L": {"ids" [channels][k]
     (indices into "clips", -1 = empty), "scores" [channels][k], "clips" (scored), "skipped" (too short for the
     block, including dead-lettered too-short clips)}}}``. Read it back with :func:`load_topk`.
     """
-    layers = check_layers(layers)
+    layers, sample_rate, shallowest, needed = _reading(model_path, layers, sample_rate)
     handler = SonifierModelHandler(model_path, "maxima", layers, batch_size, tf_threads=tf_threads)
-    reads = pipeline | f"{label}Read" >> ReadClips(source, sample_rate, layers[0])
+    reads = pipeline | f"{label}Read" >> ReadClips(source, sample_rate, shallowest, needed)
     dead_letters: list = []
     maxima = _infer(reads["clips"], handler, dead_letters)
     per_layer = (maxima
@@ -626,7 +640,7 @@ def load_topk(out: str) -> BeamTopK:
     from tfsonify.analysis.topk import TopKResult
 
     summary = _read_json(_join(out, "topk.json"))
-    layers = {int(layer): r for layer, r in summary["layers"].items()}
+    layers = {int(layer) if layer.isdigit() else layer: r for layer, r in summary["layers"].items()}
     result = TopKResult(k=summary["k"], ids={layer: np.asarray(r["ids"], np.int64) for layer, r in layers.items()},
                         scores={layer: np.asarray(r["scores"], np.float32) for layer, r in layers.items()},
                         clips={layer: r["clips"] for layer, r in layers.items()},
@@ -702,16 +716,16 @@ def _coherence_summary(rows: list, dead_short: int, layers, k, nperseg, sample_r
     return summary
 
 
-def coherence_pipeline(pipeline, source, model_path: str, out: str, label: str = "model", layers: Sequence[int] | None = None,
-                       k: int = 5, nperseg: int = 256, batch_size: int = 8, sample_rate: int = 8000, level: float = 0.95,
+def coherence_pipeline(pipeline, source, model_path: str, out: str, label: str = "model", layers: Sequence[int | str] | None = None,
+                       k: int = 5, nperseg: int = 256, batch_size: int = 8, sample_rate: int | None = None, level: float = 0.95,
                        tf_threads: int | None = None, score_shards: int = 1):
     """Add the coherence pipeline: writes ``out/coherence_<label>.json`` (the :class:`CoherenceResult` fields;
     ``scores`` left empty), every clip's score to ``out/coherence_<label>_scores-SSSSS-of-NNNNN.jsonl``
     (``{"clip", "layer", "score"}``) and the dead letter. Read it back with :func:`load_coherence`."""
-    layers = check_layers(layers)
+    layers, sample_rate, shallowest, needed = _reading(model_path, layers, sample_rate)
     name = f"Coherence_{label}"
     handler = SonifierModelHandler(model_path, "coherence", layers, batch_size, k=k, nperseg=nperseg, tf_threads=tf_threads)
-    reads = pipeline | f"{name}Read" >> ReadClips(source, sample_rate, layers[0])
+    reads = pipeline | f"{name}Read" >> ReadClips(source, sample_rate, shallowest, needed)
     dead_letters: list = []
     scores = _infer(reads["clips"], handler, dead_letters)
     _ = (scores
@@ -746,7 +760,7 @@ def load_coherence(out: str, label: str = "model"):
 class _WriteSonifications(beam.DoFn):
     """``(name, {layer: (features, activations, sounds)})`` -> WAVs written atomically; yields manifest rows."""
 
-    def __init__(self, out: str, sample_rate: int, layers: Sequence[int]):
+    def __init__(self, out: str, sample_rate: int, layers: Sequence[int | str]):
         self.out, self.sample_rate, self.layers = str(out), int(sample_rate), list(layers)
 
     def process(self, element):
@@ -761,7 +775,7 @@ class _WriteSonifications(beam.DoFn):
             rows = manifest_entries(name, layer, features, activations)
             for row, sound in zip(rows, sounds):
                 if not np.all(np.isfinite(sound)):
-                    yield _dead(name, f"block {layer} map {row['feature']}: sonification has NaN or Inf samples")
+                    yield _dead(name, f"{describe_layer(layer)} map {row['feature']}: sonification has NaN or Inf samples")
                     continue
                 buffer = io.BytesIO()
                 soundfile.write(buffer, np.asarray(sound, np.float32), self.sample_rate, subtype="FLOAT", format="WAV")
@@ -770,14 +784,14 @@ class _WriteSonifications(beam.DoFn):
                 yield row
 
 
-def sonify_dataset_pipeline(pipeline, source, model_path: str, out: str, layers: Sequence[int] | None = None, top: int = 1,
-                            batch_size: int = 8, sample_rate: int = 8000, tf_threads: int | None = None,
+def sonify_dataset_pipeline(pipeline, source, model_path: str, out: str, layers: Sequence[int | str] | None = None, top: int = 1,
+                            batch_size: int = 8, sample_rate: int | None = None, tf_threads: int | None = None,
                             manifest_shards: int = 1, label: str = "Sonify"):
     """Add the batch sonification: WAVs, ``manifest-SSSSS-of-NNNNN.jsonl`` and the dead letter under ``out``,
     laid out as :mod:`tfsonify.analysis.sonify_dataset` (whose single-process path writes the same files)."""
-    layers = check_layers(layers)
+    layers, sample_rate, shallowest, needed = _reading(model_path, layers, sample_rate)
     handler = SonifierModelHandler(model_path, "sonify", layers, batch_size, top=top, tf_threads=tf_threads)
-    reads = pipeline | f"{label}Read" >> ReadClips(source, sample_rate, layers[0])
+    reads = pipeline | f"{label}Read" >> ReadClips(source, sample_rate, shallowest, needed)
     dead_letters: list = []
     sonified = _infer(reads["clips"], handler, dead_letters)
     written = sonified | f"{label}Write" >> beam.ParDo(_WriteSonifications(out, sample_rate, layers)).with_outputs(
@@ -795,7 +809,7 @@ def _model_facts(model_path: str, layers, top: int | None = None):
 
     sonifier = _sonifier(model_path)
     if top is not None:
-        check_top(sonifier, check_layers(layers), top)
+        check_top(sonifier, check_layers(layers, sonifier), top)
     return sonifier
 
 
@@ -814,15 +828,13 @@ def run_topk(source, model_path: str, out: str, layers: Sequence[int] | None = N
     Raises:
         ValueError: bad model or arguments, or fewer usable clips than ``k`` for a block (as the single-process path).
     """
-    from tfsonify import min_length
-
     sonifier = _model_facts(model_path, layers)
     _run(lambda p: topk_pipeline(p, source, model_path, out, layers, k, batch_size, sonifier.sample_rate, tf_threads), options)
     loaded = load_topk(out)
     for layer, seen in loaded.result.clips.items():
         if seen < k:
-            raise ValueError(f"the dataset has {seen} usable clip(s) for block {layer} but k={k} are needed per map "
-                             f"({loaded.result.skipped[layer]} clip(s) were skipped as shorter than {min_length(layer)} "
+            raise ValueError(f"the dataset has {seen} usable clip(s) for {describe_layer(layer)} but k={k} are needed per map "
+                             f"({loaded.result.skipped[layer]} clip(s) were skipped as shorter than {sonifier.min_length(layer)} "
                              f"samples, {len(loaded.dead_letter)} in the dead letter); use a smaller k or more clips")
     return loaded
 
@@ -845,7 +857,7 @@ def run_sonify_dataset(source, model_path: str, out: str, layers: Sequence[int] 
                        manifest_shards: int = 1) -> SonifyDatasetResult:
     """Run :func:`sonify_dataset_pipeline` to completion; summarise what it wrote."""
     sonifier = _model_facts(model_path, layers, top)
-    layers = check_layers(layers)
+    layers = check_layers(layers, sonifier)
     _run(lambda p: sonify_dataset_pipeline(p, source, model_path, out, layers, top, batch_size, sonifier.sample_rate,
                                            tf_threads, manifest_shards), options)
     rows = read_records(out, MANIFEST)

@@ -6,7 +6,6 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from tfsonify.models.cnn12 import min_length
 from tfsonify.validation import check_int
 
 __all__ = ["Skipped", "as_clip", "equal_length_batches", "check_layers", "layer_min_length"]
@@ -33,27 +32,13 @@ class Skipped:
         return ", ".join(parts) if parts else "none"
 
 
-def check_layers(layers: Iterable[int | str] | None, num_blocks: int = 11, sonifier=None) -> list:
-    """Validate the layers an analysis runs on; returns them unique, in graph order.
+def check_layers(layers: Iterable[int | str] | None, sonifier) -> list:
+    """Validate the layers an analysis runs on against ``sonifier``'s model; returns them unique, in graph order.
 
-    Without ``sonifier`` (CNN12): block indices 1..``num_blocks``; ``None`` means all of them. With a
-    :class:`tfsonify.Sonifier` (any model): block indices 1..N of its model or layer names from
-    :meth:`tfsonify.Sonifier.layers` (a digit string counts as an index, as the CLI passes them); ``None``
-    means all of its blocks. Each layer is kept as given (an index stays an int, a name a str).
+    ``layers``: block indices 1..N of the :class:`tfsonify.Sonifier`'s model (any model the deconvnet walks) or
+    layer names from :meth:`tfsonify.Sonifier.layers` (a digit string counts as an index, as the CLI passes them);
+    ``None`` means all of its blocks. Each layer is kept as given (an index stays an int, a name a str).
     """
-    if sonifier is not None:
-        return _check_model_layers(layers, sonifier)
-    if layers is None:
-        return list(range(1, num_blocks + 1))
-    chosen = sorted({layer for layer in layers})
-    if not chosen:
-        raise ValueError("layers must name at least one block in 1..11; received an empty list")
-    for layer in chosen:
-        check_int("layers", layer, 1, num_blocks, detail=" (block indices)")
-    return [int(layer) for layer in chosen]
-
-
-def _check_model_layers(layers, sonifier) -> list:
     infos = sonifier.layers()
     if layers is None:
         blocks = [info.block for info in infos if info.block is not None]
@@ -73,9 +58,9 @@ def _check_model_layers(layers, sonifier) -> list:
     return [chosen[name] for name in sorted(chosen, key=order.__getitem__)]
 
 
-def layer_min_length(layer, sonifier=None) -> int:
-    """Fewest samples ``layer`` needs: ``sonifier.min_length(layer)`` (any model), else CNN12's ``min_length``."""
-    return min_length(layer) if sonifier is None else sonifier.min_length(layer)
+def layer_min_length(layer, sonifier) -> int:
+    """Fewest samples ``layer`` needs: ``sonifier.min_length(layer)`` (the deconvnet's walk of the model)."""
+    return sonifier.min_length(layer)
 
 
 def describe_layer(layer) -> str:
@@ -94,7 +79,7 @@ def as_clip(clip, index: int) -> np.ndarray:
 
 
 def equal_length_batches(clips: Iterable, batch_size: int, layer: int | str, skipped: Skipped,
-                         sonifier=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                         sonifier) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Group consecutive usable clips of equal length into ``[batch, time]`` float32 batches.
 
     Clips shorter than ``layer``'s minimum length (:func:`layer_min_length`) are skipped and counted in ``skipped.too_short``.
@@ -121,13 +106,14 @@ def equal_length_batches(clips: Iterable, batch_size: int, layer: int | str, ski
 
 
 def as_sonifier(model_or_sonifier):
-    """A :class:`tfsonify.Sonifier` for a Sonifier, a CNN12, or a model holding one as ``.encoder`` (contrastive)."""
-    from tfsonify.models.cnn12 import CNN12
+    """A :class:`tfsonify.Sonifier` for a Sonifier, or for a model: its sonifiable part
+    (:func:`tfsonify.models.checkpoint.sonifiable_of`: a contrastive model's encoder, else the model), at the rate
+    stored with it (:func:`tfsonify.models.metadata.sample_rate_of`)."""
     from tfsonify.engine.sonifier import Sonifier
+    from tfsonify.models.checkpoint import sonifiable_of
+    from tfsonify.models.metadata import sample_rate_of
 
     if isinstance(model_or_sonifier, Sonifier):
         return model_or_sonifier
-    encoder = getattr(model_or_sonifier, "encoder", None)
-    if not isinstance(model_or_sonifier, CNN12) and isinstance(encoder, CNN12):
-        return Sonifier(encoder)
-    return Sonifier(model_or_sonifier)
+    model = sonifiable_of(model_or_sonifier)
+    return Sonifier(model, sample_rate=sample_rate_of(model))

@@ -38,13 +38,13 @@ __all__ = [
 ]
 
 
-def magnitude_squared_coherence(x: np.ndarray, y: np.ndarray, sample_rate: int = 8000,
+def magnitude_squared_coherence(x: np.ndarray, y: np.ndarray, sample_rate: float = 1.0,
                                 nperseg: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Welch magnitude-squared coherence of two equal-length signals (``scipy.signal.coherence``'s estimate).
 
     Args:
         x, y: float ``[time]`` or ``[batch, time]`` (coherence along the last axis), same shape.
-        sample_rate: Hz, only sets the frequency axis.
+        sample_rate: Hz, only sets the frequency axis (default 1.0: frequencies in cycles per sample).
         nperseg: Welch segment length in samples (shortened to the signal length if longer).
 
     Returns:
@@ -77,8 +77,9 @@ def magnitude_squared_coherence(x: np.ndarray, y: np.ndarray, sample_rate: int =
     return np.fft.rfftfreq(nperseg, 1.0 / sample_rate), np.clip(coherence, 0.0, 1.0)
 
 
-def top_k_coherence(x: np.ndarray, y: np.ndarray, k: int = 5, sample_rate: int = 8000, nperseg: int = 256) -> np.ndarray:
-    """Mean of the ``k`` most coherent frequencies of ``x`` and ``y`` (the summand of Eq. 3).
+def top_k_coherence(x: np.ndarray, y: np.ndarray, k: int = 5, sample_rate: float = 1.0, nperseg: int = 256) -> np.ndarray:
+    """Mean of the ``k`` most coherent frequencies of ``x`` and ``y`` (the summand of Eq. 3); the value does not
+    depend on ``sample_rate`` (Hz; it only labels the frequencies).
 
     Returns a float (for ``[time]`` inputs) or ``[batch]`` float64 array, in [0, 1].
     """
@@ -124,7 +125,7 @@ class CoherenceResult:
     scores: list[list[float]] = field(repr=False)
     k: int = 5
     nperseg: int = 256
-    sample_rate: int = 8000
+    sample_rate: int | None = None
 
     def to_json(self, path: str | os.PathLike) -> None:
         from tfsonify.io.audio import atomic_path

@@ -20,8 +20,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfsonify.analysis.topk import top_activating_inputs
-from tfsonify.models.checkpoint import cnn12_of
-from tfsonify.models.cnn12 import CNN12, NUM_BLOCKS
+from tfsonify.models.checkpoint import sonifiable_of
+from tfsonify.models.metadata import sample_rate_of
 from tfsonify.io.render import log_spectrogram
 from tfsonify.validation import check_int
 
@@ -29,9 +29,12 @@ __all__ = ["conv_widths", "EvolutionResult", "feature_evolution", "plot_evolutio
            "spectrogram_image", "SonificationLogger"]
 
 
-def conv_widths(model: keras.Model) -> list[int]:
-    """Filters of ``conv1`` ... ``conv11``."""
-    return [int(model.get_layer(f"conv{i}").filters) for i in range(1, NUM_BLOCKS + 1)]
+def conv_widths(model: keras.Model) -> list[tuple[str, int]]:
+    """``(layer name, maps)`` of every sonifiable layer of ``model`` in graph order (CNN12: ``conv1`` ... ``conv11``
+    and their pools), as the deconvnet walks it; two checkpoints of one architecture give equal lists."""
+    from tfsonify.engine.walk import DeconvNet
+
+    return [(info.name, int(info.channels)) for info in DeconvNet(model).layers()]
 
 
 @dataclass
@@ -45,14 +48,16 @@ class EvolutionResult:
         sonifications: per map, float32 ``[checkpoints, time]``.
         activations: per map, ``[checkpoints]`` max activation of the map on the clip.
         labels: one label per checkpoint.
+        sample_rate: the models' rate in Hz (of the final checkpoint).
     """
 
-    maps: list[tuple[int, int]]
+    maps: list[tuple[int | str, int]]
     clip_ids: list[int]
     inputs: list[np.ndarray]
     sonifications: list[np.ndarray]
     activations: list[np.ndarray]
     labels: list[str]
+    sample_rate: int
 
 
 def feature_evolution(checkpoints: Sequence, clips: Sequence, maps: Iterable[tuple[int, int]],
@@ -61,9 +66,9 @@ def feature_evolution(checkpoints: Sequence, clips: Sequence, maps: Iterable[tup
 
     Args:
         checkpoints: ``.keras`` paths or models in training order (the last one picks the clips);
-            every one must have the same conv widths.
+            every one must have the same sonifiable layers and widths (any model the deconvnet walks).
         clips: random-access dataset of mono float32 ``[time]`` waveforms at the model's rate.
-        maps: ``(layer, feature)`` pairs.
+        maps: ``(layer, feature)`` pairs; ``layer`` a block index or a layer name.
         labels: names of the checkpoints (default file stems or ``ckpt{i}``).
 
     Raises:
@@ -73,28 +78,33 @@ def feature_evolution(checkpoints: Sequence, clips: Sequence, maps: Iterable[tup
 
     if len(checkpoints) == 0:
         raise ValueError("feature_evolution needs at least one checkpoint")
-    maps = [(int(layer), int(feature)) for layer, feature in maps]
+    maps = [(layer if isinstance(layer, str) else int(layer), int(feature)) for layer, feature in maps]
     if not maps:
         raise ValueError("maps must list at least one (layer, feature) pair")
-    models = [cnn12_of(checkpoint) for checkpoint in checkpoints]
+    models = [sonifiable_of(checkpoint) for checkpoint in checkpoints]
     final = models[-1]
     reference = conv_widths(final)
     for index, model in enumerate(models):
         widths = conv_widths(model)
         if widths != reference:
             name = checkpoints[index] if isinstance(checkpoints[index], (str, os.PathLike)) else model.name
-            raise ValueError(f"checkpoint {index} ({name}) has conv widths {widths}, but the final checkpoint has "
-                             f"{reference}: all checkpoints must come from one model width")
+            where = next(((mine, theirs) for mine, theirs in zip(widths, reference) if mine != theirs), None)
+            detail = (f"layer {where[0][0]!r} has {where[0][1]} maps, the final checkpoint's {where[1][0]!r} {where[1][1]}"
+                      if where else f"{len(widths)} sonifiable layers, the final checkpoint {len(reference)}")
+            raise ValueError(f"checkpoint {index} ({name}): {detail}; all checkpoints must come from one architecture "
+                             "and width")
     if labels is None:
         labels = [Path(c).stem if isinstance(c, (str, os.PathLike)) else f"ckpt{i}" for i, c in enumerate(checkpoints)]
     if len(labels) != len(models):
         raise ValueError(f"got {len(labels)} labels for {len(models)} checkpoints")
     final_sonifier = Sonifier(final)
     for layer, feature in maps:
-        if not 1 <= layer <= NUM_BLOCKS or not 0 <= feature < final_sonifier.num_features(layer):
-            raise ValueError(f"map (layer {layer}, feature {feature}) does not exist; block {layer} has "
-                             f"{final_sonifier.num_features(layer) if 1 <= layer <= NUM_BLOCKS else 0} maps")
-    best = top_activating_inputs(final_sonifier, clips, sorted({layer for layer, _ in maps}), k=1, batch_size=batch_size)
+        count = final_sonifier.num_features(layer)  # ValueError naming a layer the model does not have
+        if not 0 <= feature < count:
+            what = f"layer {layer!r}" if isinstance(layer, str) else f"block {layer}"
+            raise ValueError(f"map (layer {layer}, feature {feature}) does not exist; {what} has {count} maps")
+    best = top_activating_inputs(final_sonifier, clips, list(dict.fromkeys(layer for layer, _ in maps)), k=1,
+                                 batch_size=batch_size)
     clip_ids = [int(best.ids[layer][feature, 0]) for layer, feature in maps]
     inputs = [np.asarray(clips[i], np.float32) for i in clip_ids]
     sonifiers = [Sonifier(model) for model in models]
@@ -102,11 +112,12 @@ def feature_evolution(checkpoints: Sequence, clips: Sequence, maps: Iterable[tup
     for (layer, feature), waveform in zip(maps, inputs):
         sounds.append(np.stack([s.sonify(waveform, layer, feature=feature) for s in sonifiers]))
         activations.append(np.array([float(s.activations(waveform, layer)[:, feature].max()) for s in sonifiers], np.float32))
-    return EvolutionResult(maps, clip_ids, inputs, sounds, activations, list(labels))
+    return EvolutionResult(maps, clip_ids, inputs, sounds, activations, list(labels), final_sonifier.sample_rate)
 
 
-def plot_evolution_strip(result: EvolutionResult, index: int, path: str | os.PathLike, sample_rate: int = 8000) -> str:
-    """One PNG strip for map ``result.maps[index]``: the input's log spectrogram, then one per checkpoint."""
+def plot_evolution_strip(result: EvolutionResult, index: int, path: str | os.PathLike, sample_rate: int | None = None) -> str:
+    """One PNG strip for map ``result.maps[index]``: the input's log spectrogram, then one per checkpoint
+    (``sample_rate`` in Hz, default ``result.sample_rate``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -114,6 +125,7 @@ def plot_evolution_strip(result: EvolutionResult, index: int, path: str | os.Pat
 
     from tfsonify.io.audio import atomic_path
 
+    sample_rate = result.sample_rate if sample_rate is None else sample_rate
     layer, feature = result.maps[index]
     panels = [("input", result.inputs[index])] + list(zip(result.labels, result.sonifications[index]))
     figure, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.4), sharey=True, constrained_layout=True)
@@ -128,21 +140,26 @@ def plot_evolution_strip(result: EvolutionResult, index: int, path: str | os.Pat
             axis.text(0.5, 0.5, "silent\n(dead map)", color="white", ha="center", va="center", transform=axis.transAxes, fontsize=8)
     axes[0].set_ylabel("kHz")
     activations = ", ".join(f"{a:.3g}" for a in result.activations[index])
-    figure.suptitle(f"block {layer}, map {feature}: clip {result.clip_ids[index]}; max activation per checkpoint {activations}", fontsize=9)
+    figure.suptitle(f"{f'layer {layer}' if isinstance(layer, str) else f'block {layer}'}, map {feature}: clip {result.clip_ids[index]}; max activation per checkpoint {activations}", fontsize=9)
     with atomic_path(path, suffix=".png") as temporary:
         figure.savefig(temporary, dpi=80, format="png")
     plt.close(figure)
     return str(path)
 
 
-def spectrogram_image(waveform: np.ndarray, sample_rate: int = 8000, dynamic_range_db: float = 80.0) -> np.ndarray:
-    """A log spectrogram as an RGB image ``[freq, frames, 3]`` uint8, low frequencies at the bottom (magma colours)."""
+def spectrogram_image(waveform: np.ndarray, sample_rate: int, dynamic_range_db: float = 80.0) -> np.ndarray:
+    """A log spectrogram (``waveform`` float32 ``[time]`` at ``sample_rate`` Hz) as an RGB image ``[freq, frames, 3]`` uint8, low frequencies at the bottom (magma colours)."""
     from matplotlib import colormaps
 
     _, _, db = log_spectrogram(np.asarray(waveform, np.float32), sample_rate)
     top = db.max()
     scaled = np.clip((db - (top - dynamic_range_db)) / dynamic_range_db, 0.0, 1.0)[::-1]
     return (colormaps["magma"](scaled)[..., :3] * 255).astype(np.uint8)
+
+
+def _tag(layer: int | str) -> str:
+    """``L05`` for block 5, the name for a named layer (file and summary tags)."""
+    return str(layer) if isinstance(layer, str) else f"L{int(layer):02d}"
 
 
 class SonificationLogger(keras.callbacks.Callback):
@@ -162,17 +179,18 @@ class SonificationLogger(keras.callbacks.Callback):
     """
 
     def __init__(self, log_dir: str | os.PathLike, clips: dict[str, np.ndarray], maps: Iterable[tuple[int, int | None]],
-                 every_n_epochs: int = 1, model: keras.Model | None = None, sample_rate: int = 8000):
+                 every_n_epochs: int = 1, model: keras.Model | None = None, sample_rate: int | None = None):
         super().__init__()
         check_int("every_n_epochs", every_n_epochs, minimum=1)
         if not clips:
             raise ValueError("clips must name at least one waveform")
         self.clips = {str(name): np.asarray(wave, np.float32) for name, wave in clips.items()}
-        self.maps = [(int(layer), None if feature is None else int(feature)) for layer, feature in maps]
+        self.maps = [(layer if isinstance(layer, str) else int(layer), None if feature is None else int(feature))
+                     for layer, feature in maps]
         if not self.maps:
             raise ValueError("maps must list at least one (layer, feature) pair")
         self.every_n_epochs = every_n_epochs
-        self.sample_rate = int(sample_rate)
+        self.sample_rate = None if sample_rate is None else int(sample_rate)  # None: the model's own
         self.log_dir = Path(log_dir) / "sonifications"
         self._target = model
         self._writer = None
@@ -180,8 +198,8 @@ class SonificationLogger(keras.callbacks.Callback):
     def _sonifier(self):
         from tfsonify.engine.sonifier import Sonifier
 
-        model = cnn12_of(self._target if self._target is not None else self.model)
-        return Sonifier(model)
+        model = sonifiable_of(self._target if self._target is not None else self.model)
+        return Sonifier(model, sample_rate=self.sample_rate or sample_rate_of(model))
 
     def log(self, step: int) -> None:
         """Write the sonifications for training step/epoch ``step`` now."""
@@ -195,13 +213,13 @@ class SonificationLogger(keras.callbacks.Callback):
                         continue
                     if feature is None:
                         chosen, _, sound = sonifier.sonify_top(waveform, layer, 1)
-                        tag, sound = f"{name}/L{layer:02d}_top", sound[0]
+                        tag, sound = f"{name}/{_tag(layer)}_top", sound[0]
                     else:
                         sound = sonifier.sonify(waveform, layer, feature=feature)
-                        tag = f"{name}/L{layer:02d}_f{feature:04d}"
+                        tag = f"{name}/{_tag(layer)}_f{feature:04d}"
                     peak = max(float(np.max(np.abs(sound))), 1e-9)
-                    tf.summary.audio(tag, (sound / peak)[None, :, None], self.sample_rate, step=step)
-                    tf.summary.image(tag + "_spectrogram", spectrogram_image(sound, self.sample_rate)[None], step=step)
+                    tf.summary.audio(tag, (sound / peak)[None, :, None], sonifier.sample_rate, step=step)
+                    tf.summary.image(tag + "_spectrogram", spectrogram_image(sound, sonifier.sample_rate)[None], step=step)
         self._writer.flush()
 
     def on_epoch_end(self, epoch, logs=None):

@@ -20,19 +20,15 @@ from typing import Iterable
 import numpy as np
 
 from tfsonify.analysis.clip_batches import as_sonifier, describe_layer
-from tfsonify.models.cnn12 import BLOCKS, check_layer
 
 __all__ = ["pool_period", "ShiftCheck", "time_invariance"]
 
 
-def pool_period(layer: int | str, sonifier=None) -> int:
+def pool_period(layer: int | str, sonifier) -> int:
     """Input samples between output steps of ``layer``: shifts that are multiples of this keep every pool and
-    stride aligned. CNN12 (no ``sonifier``): ``2 ** (number of pooled blocks among 1..layer)``; any model: the
-    layer's total stride (:meth:`tfsonify.Sonifier.geometry`, ``LayerInfo.stride``)."""
-    if sonifier is not None:
-        return int(sonifier.geometry(layer)[1])
-    check_layer(layer)
-    return 2 ** sum(spec.pooled for spec in BLOCKS[:layer])
+    stride aligned. The layer's total stride (:meth:`tfsonify.Sonifier.geometry`, ``LayerInfo.stride``; CNN12:
+    ``2 ** (number of pooled blocks among 1..layer)``); ``sonifier`` a :class:`tfsonify.Sonifier` or a model."""
+    return int(as_sonifier(sonifier).geometry(layer)[1])
 
 
 @dataclass

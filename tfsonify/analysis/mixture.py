@@ -24,13 +24,13 @@ from scipy import signal
 
 from tfsonify.analysis.clip_batches import as_sonifier, as_clip, check_layers
 from tfsonify.analysis.coherence import magnitude_squared_coherence
-from tfsonify.models.cnn12 import min_length
 
 __all__ = ["weighted_coherence", "speech_selectivity", "MapScore", "MixtureResult", "mixture_check", "load_demo_mixtures"]
 
 
-def weighted_coherence(y: np.ndarray, part: np.ndarray, sample_rate: int = 8000, nperseg: int = 256) -> np.ndarray:
-    """``W(y, part)``: coherence of ``y`` with ``part`` weighted by ``part``'s Welch power spectrum.
+def weighted_coherence(y: np.ndarray, part: np.ndarray, sample_rate: float = 1.0, nperseg: int = 256) -> np.ndarray:
+    """``W(y, part)``: coherence of ``y`` with ``part`` weighted by ``part``'s Welch power spectrum (independent of
+    ``sample_rate``, which only labels frequencies).
 
     Args:
         y: float ``[time]`` or ``[n, time]``; ``part``: float ``[time]`` (broadcast over ``n``).
@@ -49,7 +49,7 @@ def weighted_coherence(y: np.ndarray, part: np.ndarray, sample_rate: int = 8000,
 
 
 def speech_selectivity(y: np.ndarray, mixture: np.ndarray, speech: np.ndarray, background: np.ndarray,
-                       sample_rate: int = 8000, nperseg: int = 256) -> np.ndarray:
+                       sample_rate: float = 1.0, nperseg: int = 256) -> np.ndarray:
     """The mixture-relative selectivity ``score(y)`` of the module docstring (scalar or ``[n]``)."""
     baseline = weighted_coherence(mixture, speech, sample_rate, nperseg) - weighted_coherence(mixture, background, sample_rate, nperseg)
     return weighted_coherence(y, speech, sample_rate, nperseg) - weighted_coherence(y, background, sample_rate, nperseg) - baseline
@@ -59,7 +59,7 @@ def speech_selectivity(y: np.ndarray, mixture: np.ndarray, speech: np.ndarray, b
 class MapScore:
     """A map's mean selectivity over the mixtures where it was a candidate (``count`` of them)."""
 
-    layer: int
+    layer: int | str
     feature: int
     score: float
     count: int
@@ -69,7 +69,7 @@ class MapScore:
 class MixtureResult:
     """Per block, maps sorted by decreasing mean selectivity; ``skipped`` mixtures were too short or silent."""
 
-    best: dict[int, list[MapScore]]
+    best: dict[int | str, list[MapScore]]
     mixtures: int
     skipped: int
 
@@ -77,7 +77,8 @@ class MixtureResult:
         rows = [f"{self.mixtures} mixtures ({self.skipped} skipped); score > 0: keeps more speech than the mixture does"]
         for layer, scores in self.best.items():
             listed = ", ".join(f"map {m.feature}: {m.score:+.3f} (n={m.count})" for m in scores[:top])
-            rows.append(f"block {layer:>2}: {listed or 'no map scored'}")
+            what = f"layer {layer}" if isinstance(layer, str) else f"block {layer:>2}"
+            rows.append(f"{what}: {listed or 'no map scored'}")
         return "\n".join(rows)
 
 
@@ -97,7 +98,8 @@ def mixture_check(sonifier, mixtures: Iterable[tuple[np.ndarray, np.ndarray, np.
         :class:`MixtureResult`.
     """
     sonifier = as_sonifier(sonifier)
-    layers = check_layers(layers)
+    layers = check_layers(layers, sonifier)
+    min_length = sonifier.min_length
     totals: dict[int, dict[int, list[float]]] = {layer: {} for layer in layers}
     used = skipped = 0
     for index, triple in enumerate(mixtures):
@@ -131,12 +133,13 @@ def mixture_check(sonifier, mixtures: Iterable[tuple[np.ndarray, np.ndarray, np.
     return MixtureResult(best, used, skipped)
 
 
-def load_demo_mixtures(root, limit: int | None = None, sample_rate: int = 8000) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def load_demo_mixtures(root, limit: int | None = None, *, sample_rate: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """``(mixture, speech, background)`` triples from a demo dataset built by ``tfsonify build-demo-data``.
 
     Args:
         root: the demo data folder (with ``manifest.json``).
         limit: keep at most this many mixtures (in manifest order).
+        sample_rate: the model's rate in Hz (the files are resampled to it), e.g. ``Sonifier.sample_rate``.
     """
     from pathlib import Path
 

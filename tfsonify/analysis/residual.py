@@ -23,8 +23,9 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from tfsonify.analysis.clip_batches import as_clip, check_layers
-from tfsonify.models.cnn12 import min_length
+from tfsonify.analysis.clip_batches import as_clip, check_layers, describe_layer
+from tfsonify.models.checkpoint import sonifiable_of
+from tfsonify.models.metadata import sample_rate_of
 
 __all__ = ["average_precision", "mean_average_precision", "score", "random_segment_removal", "ResidualResult", "residual_experiment"]
 
@@ -146,11 +147,13 @@ def residual_experiment(model, clips: Iterable, labels: Sequence | np.ndarray | 
     """Run the residual experiment for the given blocks.
 
     Args:
-        model: a :class:`tfsonify.CNN12` (classifier head for accuracy/mAP/agreement; any output for cosine).
+        model: any model the deconvnet walks (a classifier head for accuracy/mAP/agreement; any output for
+            cosine): CNN12, a contrastive model (its encoder is sonified, the whole model scored), your own CNN.
         clips: mono float32 ``[time]`` waveforms at the model's rate. Clips shorter than the deepest
-            requested block needs are skipped (counted), together with their labels.
+            requested layer needs are skipped (counted), together with their labels; a model with a fixed
+            input length (CREPE: 1024 samples) scores only clips of exactly that length.
         labels: int ``[N]`` for ``"accuracy"``, binary ``[N, classes]`` for ``"map"``; ignored otherwise.
-        layers: blocks to test (default all 11).
+        layers: block indices or layer names to test (default every block of the model).
         metric: one of ``accuracy``, ``map``, ``agreement``, ``cosine``.
         control: also run the equal-energy random-segment control.
         seed: seed of the control's random segment starts.
@@ -165,17 +168,19 @@ def residual_experiment(model, clips: Iterable, labels: Sequence | np.ndarray | 
 
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}; received {metric!r}")
-    layers = check_layers(layers)
     if metric in ("accuracy", "map") and labels is None:
         raise ValueError(f"metric {metric!r} needs labels; use metric='agreement' to compare with the clean predictions")
-    needed = min_length(layers[-1])
+    sonifier = Sonifier(sonifiable_of(model), sample_rate=sample_rate_of(model))
+    layers = check_layers(layers, sonifier)
+    needed = max(sonifier.min_length(layer) for layer in layers)
+    fixed = model.inputs[0].shape[1] if getattr(model, "inputs", None) else None
     kept, kept_labels, skipped = [], [], 0
     label_list = None if labels is None or metric not in ("accuracy", "map") else list(np.asarray(labels))
     for index, clip in enumerate(clips):
         clip = as_clip(clip, index)
         if label_list is not None and index >= len(label_list):
             raise ValueError(f"got more clips than labels ({len(label_list)})")
-        if clip.size < needed or np.max(np.abs(clip)) == 0.0:
+        if clip.size < needed or np.max(np.abs(clip)) == 0.0 or (fixed is not None and clip.size != fixed):
             skipped += 1
             continue
         kept.append(clip)
@@ -184,10 +189,13 @@ def residual_experiment(model, clips: Iterable, labels: Sequence | np.ndarray | 
     if label_list is not None and len(kept) + skipped != len(label_list):
         raise ValueError(f"got {len(kept) + skipped} clips but {len(label_list)} labels; they must match")
     if not kept:
-        raise ValueError(f"no usable clip: {skipped} skipped (shorter than {needed} samples, which block {layers[-1]} needs, or silent)")
+        if fixed is not None:
+            raise ValueError(f"no usable clip: {skipped} skipped (model {model.name!r} takes inputs of exactly "
+                             f"{fixed} samples, so the residual experiment scores only clips of that length, or silent)")
+        raise ValueError(f"no usable clip: {skipped} skipped (shorter than {needed} samples, which "
+                         f"{describe_layer(max(layers, key=sonifier.min_length))} needs, or silent)")
     kept_labels = np.asarray(kept_labels) if label_list is not None else None
     if sonify_fn is None:
-        sonifier = Sonifier(model)
         sonify_fn = lambda batch, layer: sonifier.sonify_top(batch, layer, 1)[2][:, 0]  # noqa: E731
     clean = _predict(model, kept, batch_size)
     baseline = score(metric, clean, kept_labels, clean)

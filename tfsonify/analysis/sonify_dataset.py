@@ -44,9 +44,17 @@ def clip_slug(name: str) -> str:
     return f"{safe}-{hashlib.sha1(str(name).encode('utf-8')).hexdigest()[:10]}"
 
 
-def sonification_path(name: str, layer: int, rank: int, feature: int) -> str:
-    """Relative POSIX path of the WAV of ``feature`` (the ``rank``-th most active map of block ``layer``) of a clip."""
-    return f"wav/{clip_slug(name)}/L{int(layer):02d}_r{int(rank)}_f{int(feature):04d}.wav"
+def layer_tag(layer: int | str) -> str:
+    """``L05`` for block 5; a layer name as itself, non-alphanumerics (but ``-_``) as ``_`` (file names)."""
+    if isinstance(layer, str):
+        return "".join(c if c.isalnum() or c in "-_" else "_" for c in layer)
+    return f"L{int(layer):02d}"
+
+
+def sonification_path(name: str, layer: int | str, rank: int, feature: int) -> str:
+    """Relative POSIX path of the WAV of ``feature`` (the ``rank``-th most active map of block or layer ``layer``)
+    of a clip."""
+    return f"wav/{clip_slug(name)}/{layer_tag(layer)}_r{int(rank)}_f{int(feature):04d}.wav"
 
 
 def shard_name(prefix: str, shard: int = 0, shards: int = 1, suffix: str = ".jsonl") -> str:
@@ -54,13 +62,13 @@ def shard_name(prefix: str, shard: int = 0, shards: int = 1, suffix: str = ".jso
     return f"{prefix}-{shard:05d}-of-{shards:05d}{suffix}"
 
 
-def clip_problem(waveform: np.ndarray, min_samples: int, min_layer: int) -> str | None:
+def clip_problem(waveform: np.ndarray, min_samples: int, min_layer: int | str) -> str | None:
     """Why a decoded clip cannot be analysed (a dead-letter reason), or None if it can.
 
     Args:
         waveform: the decoded clip (should be float32 ``[time]``).
-        min_samples: fewest samples the shallowest requested block needs (``tfsonify.min_length(min_layer)``).
-        min_layer: that block, for the message.
+        min_samples: fewest samples the shallowest requested layer needs (``Sonifier.min_length(min_layer)``).
+        min_layer: that block index or layer name, for the message.
     """
     array = np.asarray(waveform)
     if array.ndim != 1 or array.size == 0:
@@ -68,7 +76,8 @@ def clip_problem(waveform: np.ndarray, min_samples: int, min_layer: int) -> str 
     if not np.all(np.isfinite(array)):
         return "contains NaN or Inf samples"
     if array.size < min_samples:
-        return f"too short: {array.size} samples, block {min_layer} needs at least {min_samples}"
+        what = f"layer {min_layer!r}" if isinstance(min_layer, str) else f"block {min_layer}"
+        return f"too short: {array.size} samples, {what} needs at least {min_samples}"
     return None
 
 
@@ -81,25 +90,24 @@ def equal_length_groups(items: Sequence[tuple[object, np.ndarray]]) -> Iterator[
             start = end
 
 
-def sonify_batch(sonifier, batch: np.ndarray, layers: Sequence[int], top: int) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The ``top`` most active maps of each clip and their sonifications, per block the clips are long enough for.
+def sonify_batch(sonifier, batch: np.ndarray, layers: Sequence[int | str], top: int) -> dict:
+    """The ``top`` most active maps of each clip and their sonifications, per layer the clips are long enough for.
 
     Args:
-        batch: float32 ``[batch, time]`` equal-length clips.
-        layers: blocks 1..11.
+        sonifier: a :class:`tfsonify.Sonifier` of any supported model.
+        batch: float32 ``[batch, time]`` equal-length clips at ``sonifier.sample_rate``.
+        layers: block indices or layer names of the model.
         top: maps per clip and block (``1 <= top <=`` the block's maps).
 
     Returns:
         ``{layer: (features int32 [batch, top], activations float32 [batch, top], sonifications float32 [batch, top, time])}``.
     """
-    from tfsonify import min_length
-
-    return {layer: sonifier.sonify_top(batch, layer, top) for layer in layers if batch.shape[1] >= min_length(layer)}
+    return {layer: sonifier.sonify_top(batch, layer, top) for layer in layers if batch.shape[1] >= sonifier.min_length(layer)}
 
 
-def manifest_entries(name: str, layer: int, features: np.ndarray, activations: np.ndarray) -> list[dict]:
+def manifest_entries(name: str, layer: int | str, features: np.ndarray, activations: np.ndarray) -> list[dict]:
     """Manifest rows for one clip and block: ``clip, layer, rank, feature, activation, wav`` (relative path)."""
-    return [{"clip": str(name), "layer": int(layer), "rank": rank, "feature": int(feature), "activation": float(activation),
+    return [{"clip": str(name), "layer": layer if isinstance(layer, str) else int(layer), "rank": rank, "feature": int(feature), "activation": float(activation),
              "wav": sonification_path(name, layer, rank, int(feature))}
             for rank, (feature, activation) in enumerate(zip(features, activations))]
 
@@ -165,18 +173,19 @@ def sonify_dataset(sonifier, clips: Iterable[tuple[str, np.ndarray | Callable[[]
             zero-argument callable returning it (e.g. a file reader); a callable raising ``ValueError`` sends the
             clip to the dead letter with the error as reason. Consecutive equal-length clips are batched.
         out: local output folder (created if missing), laid out as in the module docstring.
-        layers: blocks (default all 11).
-        top: maps per clip and block.
+        layers: block indices or layer names (default every block of the model).
+        top: maps per clip and layer.
         batch_size: clips per forward pass.
 
     Returns:
         :class:`SonifyDatasetResult`; also writes the manifest and dead-letter shards.
     """
-    from tfsonify import min_length, write_wav
+    from tfsonify import write_wav
     from tfsonify.analysis.clip_batches import check_layers
     from tfsonify.io.render import check_writable_dir
 
-    layers = check_layers(layers)
+    layers = check_layers(layers, sonifier)
+    shallowest = min(layers, key=sonifier.min_length)
     top = check_top(sonifier, layers, top)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer; received {batch_size!r}")
@@ -208,7 +217,7 @@ def sonify_dataset(sonifier, clips: Iterable[tuple[str, np.ndarray | Callable[[]
         except ValueError as error:
             result.dead_letter.append({"clip": str(name), "reason": f"unreadable: {error}"})
             continue
-        problem = clip_problem(waveform, min_length(layers[0]), layers[0])
+        problem = clip_problem(waveform, sonifier.min_length(shallowest), shallowest)
         if problem:
             result.dead_letter.append({"clip": str(name), "reason": problem})
             continue

@@ -108,7 +108,7 @@ def register(subparsers) -> None:
     p = commands.add_parser("evolution", help="sonify fixed maps at every checkpoint (§3.4, Fig. 5)")
     p.add_argument("clips", nargs="+", help="audio files or folders to pick each map's best clip from")
     p.add_argument("--checkpoints", nargs="+", required=True, help=".keras checkpoints in training order (last picks the clips)")
-    p.add_argument("--map", action="append", required=True, help="LAYER:FEATURE; repeat")
+    p.add_argument("--map", action="append", required=True, help="LAYER:FEATURE (block index or layer name); repeat")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--out", required=True, help="folder for one strip PNG and WAVs per map")
     p.set_defaults(func=run_evolution)
@@ -124,7 +124,7 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_topk)
 
     p = commands.add_parser("relevance", help="guided-backprop and spectral relevance of an output unit (Muckenhirn et al.)")
-    p.add_argument("clip", help="one audio file (at least 2370 samples at the model's rate)")
+    p.add_argument("clip", help="one audio file at least as long as the model's receptive field")
     p.add_argument("--model", required=True)
     p.add_argument("--unit", type=int, default=None, help="output unit, or with --layer the map (default the largest)")
     p.add_argument("--layer", type=_layer_arg, default=None,
@@ -189,15 +189,20 @@ def run_coherence(args: argparse.Namespace) -> int:
 def run_residual(args: argparse.Namespace) -> int:
     from tfsonify.analysis.residual import residual_experiment
 
-    model = load_model(args.model)
-    _, clips = load_clips(args.clips, int(getattr(model, "sample_rate", 8000)))
+    from tfsonify.models.metadata import sample_rate_of
+
+    model = load_model(args.model, any_model=True)
+    _, clips = load_clips(args.clips, sample_rate_of(model))
     labels = None
     if args.labels:
         try:
             labels = json.loads(Path(args.labels).read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise ValueError(f"cannot read --labels {args.labels!r} as a JSON list: {error}") from None
-    metric = args.metric or ("agreement" if getattr(model, "num_classes", None) else "cosine")
+    from tfsonify.models.metadata import class_names_of
+
+    has_head = bool(getattr(model, "num_classes", None) or class_names_of(model))  # CNN12's head or stored class names
+    metric = args.metric or ("agreement" if has_head else "cosine")
     with progress(f"residual experiment ({metric}) on {len(clips)} clip(s)"):
         result = residual_experiment(model, clips, labels, parse_layers(args.layers), metric=metric, control=not args.no_control,
                                      seed=args.seed, batch_size=args.batch_size)
@@ -236,26 +241,30 @@ def run_evolution(args: argparse.Namespace) -> int:
     from tfsonify.io.render import check_writable_dir
 
     out = check_writable_dir(args.out)
+    from tfsonify.analysis.sonify_dataset import layer_tag
+    from tfsonify.models.metadata import sample_rate_of
+
     maps = []
     for text in args.map:
-        try:
-            layer, feature = (int(v) for v in text.split(":"))
-        except ValueError:
-            raise ValueError(f"--map must be LAYER:FEATURE like 5:12; received {text!r}") from None
-        maps.append((layer, feature))
+        layer, _, feature = text.rpartition(":")
+        if not layer or not feature.isdigit():
+            raise ValueError(f"--map must be LAYER:FEATURE like 5:12 or conv4:3; received {text!r}")
+        maps.append((_layer_arg(layer), int(feature)))
     for path in args.checkpoints:
         if not Path(path).is_file():
             raise ValueError(f"checkpoint {path!r} does not exist")
-    names, clips = load_clips(args.clips, 8000)
+    final = load_model(args.checkpoints[-1], any_model=True)  # its rate reads the clips
+    names, clips = load_clips(args.clips, sample_rate_of(final))
     with progress(f"sonifying {len(maps)} map(s) at {len(args.checkpoints)} checkpoint(s)"):
-        result = feature_evolution(list(args.checkpoints), clips, maps, batch_size=args.batch_size)
+        result = feature_evolution(list(args.checkpoints[:-1]) + [final], clips, maps, batch_size=args.batch_size,
+                                   labels=[Path(path).stem for path in args.checkpoints])
     manifest = []
     for i, (layer, feature) in enumerate(result.maps):
-        stem = f"L{layer:02d}_f{feature:04d}"
+        stem = f"{layer_tag(layer)}_f{feature:04d}"
         plot_evolution_strip(result, i, out / f"{stem}_evolution.png")
-        write_wav(out / f"{stem}_input.wav", result.inputs[i])
+        write_wav(out / f"{stem}_input.wav", result.inputs[i], result.sample_rate)
         for label, sound in zip(result.labels, result.sonifications[i]):
-            write_wav(out / f"{stem}_{label}.wav", sound)
+            write_wav(out / f"{stem}_{label}.wav", sound, result.sample_rate)
         manifest.append({"layer": layer, "feature": feature, "clip": names[result.clip_ids[i]], "checkpoints": result.labels,
                          "activations": result.activations[i].tolist(), "strip": f"{stem}_evolution.png"})
     _write_json(str(out), "evolution.json", manifest)
@@ -271,10 +280,9 @@ def run_topk(args: argparse.Namespace) -> int:
 
     out = check_writable_dir(args.out)
     if args.runner:  # stream on a Beam runner; only the few top clips are read again here to sonify them
-        from tfsonify.analysis.beam import clip_reader, local_model, run_topk as run_on_beam
-        from tfsonify.models.checkpoint import cnn12_of
+        from tfsonify.analysis.beam import _sonifier as beam_sonifier, clip_reader, run_topk as run_on_beam
 
-        sonifier = Sonifier(cnn12_of(local_model(args.model)))
+        sonifier = beam_sonifier(args.model)  # the driver's copy the pipeline checks arguments with
         with progress(f"top {args.k} per map on {args.runner}"):
             beam_result = run_on_beam(beam_options.clip_patterns(args.clips), args.model, str(out), parse_layers(args.layers),
                                       args.k, args.batch_size, beam_options.options(args))
@@ -308,9 +316,12 @@ def run_mixture(args: argparse.Namespace) -> int:
     from tfsonify.analysis.mixture import load_demo_mixtures, mixture_check
     from tfsonify.engine.sonifier import Sonifier
 
-    sonifier = Sonifier(load_model(args.model))
+    from tfsonify.models.metadata import sample_rate_of
+
+    model = load_model(args.model, any_model=True)
+    sonifier = Sonifier(model, sample_rate=sample_rate_of(model))
     with progress(f"reading mixtures from {args.demo}"):
-        mixtures = load_demo_mixtures(args.demo, args.limit, sonifier.sample_rate)
+        mixtures = load_demo_mixtures(args.demo, args.limit, sample_rate=sonifier.sample_rate)
     with progress(f"scoring {len(mixtures)} mixture(s)"):
         result = mixture_check(sonifier, mixtures, parse_layers(args.layers), candidates=args.candidates,
                                min_count=args.min_count)
@@ -333,8 +344,10 @@ def run_relevance(args: argparse.Namespace) -> int:
     from tfsonify.io.render import check_writable_dir, log_spectrogram
 
     out = check_writable_dir(args.out)
+    from tfsonify.models.metadata import sample_rate_of
+
     model = load_model(args.model, any_model=True)
-    rate = int(getattr(model, "sample_rate", 8000))
+    rate = sample_rate_of(model)
     waveform = load_audio(args.clip, rate)
     fixed = model.inputs[0].shape[1]
     if args.layer is None and fixed is not None and waveform.size > fixed:  # e.g. CREPE's 1024-sample frame

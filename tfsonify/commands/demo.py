@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         data_dir, out_dir, width=args.width, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, warmup_epochs=args.warmup_epochs, seed=args.seed,
         dropout=args.dropout, mixup_alpha=args.mixup, verbose=2 if args.quiet else "auto")
-    save_model(model, out_dir / "model.keras")
+    save_model(model, out_dir / "model.keras", class_names=list(splits["train"].class_names))  # shown by every surface
     with progress("evaluating on whole held-out clips"):
         results = evaluate(model, splits, data_dir)
     titles = {"train": "training voices (seen)", "heldout_voice": "held-out voice variants (never trained on)",

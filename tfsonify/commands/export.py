@@ -8,8 +8,9 @@ from tfsonify.commands import load_model, progress
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("export", help="export a CNN12 for TF Serving (SavedModel) or LiteRT (TFLite)",
-                                   description="Export a trained CNN12 and its sonifier for deployment.")
+    parser = subparsers.add_parser("export", help="export a model for TF Serving (SavedModel) or LiteRT (TFLite)",
+                                   description="Export a trained model (CNN12, CREPE or your own Keras CNN) and its "
+                                   "sonifier for deployment, with its geometry, sample rate and class names.")
     kinds = parser.add_subparsers(dest="kind", metavar="FORMAT")
     kinds.required = True
 
@@ -17,7 +18,8 @@ def register(subparsers) -> None:
                              description="Signatures: serving_default, classify (with a head), sonify (runtime per-row "
                              "layer and feature), sonify_top_k. Also writes models.config and batching.config beside "
                              "models/NAME unless they exist.")
-    saved.add_argument("model", help="a .keras file holding a tfsonify CNN12 (or a ContrastiveModel: its encoder is exported)")
+    saved.add_argument("model", help="a .keras file holding a tfsonify CNN12 (or a ContrastiveModel: its encoder is "
+                                     "exported) or any model the deconvnet supports")
     saved.add_argument("--out", required=True, help="model base path models/NAME (created if missing)")
     saved.add_argument("--version", type=int, default=None, help="version number (default: next free integer)")
     saved.add_argument("--base-path", default=None,
@@ -30,8 +32,9 @@ def register(subparsers) -> None:
     lite.add_argument("model", help="a .keras file holding a tfsonify CNN12 (or a ContrastiveModel: its encoder is "
                                     "exported) or any model the deconvnet supports")
     lite.add_argument("--out", required=True, help="output .tflite file")
-    lite.add_argument("--length", type=int, default=8000,
-                      help="fixed clip length in samples (default 8000 = 1 s at 8 kHz; 3-5x faster on LiteRT); 0 = dynamic")
+    lite.add_argument("--length", type=int, default=None,
+                      help="fixed clip length in samples (default: the model's fixed input length, else 1 s at its "
+                           "sample rate; 3-5x faster on LiteRT); 0 = dynamic")
     lite.add_argument("--layers", default=None,
                       help="comma-separated block indices and/or layer names to export, e.g. 5,11 or conv2,conv4 "
                            "(default every block; CNN12: 1..11)")
@@ -63,7 +66,7 @@ def run_savedmodel(args: argparse.Namespace) -> int:
 def run_tflite(args: argparse.Namespace) -> int:
     from tfsonify.export.tflite import export_tflite
 
-    if args.length < 0:
+    if args.length is not None and args.length < 0:
         raise ValueError(f"--length must be a positive number of samples or 0 for dynamic; received {args.length}")
     layers = None
     if args.layers:
@@ -72,11 +75,12 @@ def run_tflite(args: argparse.Namespace) -> int:
 
     check_writable_dir(Path(args.out).parent)  # before loading and converting (tens of seconds)
     model = load_model(args.model, any_model=True)
-    length = args.length or None
+    length = "auto" if args.length is None else (args.length or None)
     quantize = "fp16" if args.fp16 else args.quantize
     if args.fp16 and args.quantize not in ("none", "fp16"):
         raise ValueError(f"--fp16 conflicts with --quantize {args.quantize}; give one of them")
-    with progress(f"converting to TFLite ({'dynamic' if length is None else length} samples, weights {quantize})"):
+    with progress(f"converting to TFLite ({'dynamic' if length is None else 'default' if length == 'auto' else length} "
+                  f"samples, weights {quantize})"):
         path = export_tflite(model, args.out, length=length, layers=layers, top_k=args.top, quantize=quantize)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, builtin ops only)")
     return 0

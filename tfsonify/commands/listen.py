@@ -15,8 +15,9 @@ def register(subparsers) -> None:
         "raw reconstruction seen so far, or fixed by --calibrate FILE (then a stream of FILE equals "
         "`tfsonify sonify FILE --feature F`).",
     )
-    parser.add_argument("--model", required=True, help="a .keras file holding a tfsonify CNN12")
-    parser.add_argument("--layer", type=int, required=True, help="block 1..11")
+    parser.add_argument("--model", required=True, help="a .keras file: a tfsonify CNN12 (or ContrastiveModel), CREPE or "
+                        "your own Keras CNN (read at the sample rate stored with it)")
+    parser.add_argument("--layer", type=_layer_arg, required=True, help="block index (1..N) or layer name")
     parser.add_argument("--feature", type=int, required=True, help="map index (0-based)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--input", help="audio file streamed at real-time pace (see --fast)")
@@ -33,6 +34,15 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def _layer_arg(text: str) -> int | str:
+    """``--layer``: a block index or a layer name."""
+    return int(text) if text.isdigit() else text
+
+
+def _describe(layer: int | str) -> str:
+    return f"layer {layer!r}" if isinstance(layer, str) else f"block {layer}"
+
+
 def run(args: argparse.Namespace) -> int:
     if args.out is None and not args.play:
         raise ValueError("give --out FILE.wav and/or --play (otherwise the sonification goes nowhere)")
@@ -41,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     from tfsonify.engine import long_clips
     from tfsonify.io import live
     from tfsonify.io.blocks import read_whole
-    from tfsonify.models.checkpoint import cnn12_of, load_checkpoint
+    from tfsonify.commands import load_model
+    from tfsonify.models.metadata import sample_rate_of
     from tfsonify.io.render import check_writable_dir
     from tfsonify.engine.sonifier import Sonifier
 
@@ -51,7 +62,12 @@ def run(args: argparse.Namespace) -> int:
         check_writable_dir(Path(args.out).parent)
     if args.mic:
         live.import_sounddevice()  # fail before loading the model
-    sonifier = Sonifier(cnn12_of(load_checkpoint(args.model)))
+    model = load_model(args.model, any_model=True)
+    sonifier = Sonifier(model, sample_rate=sample_rate_of(model))
+    sonifier.num_features(args.layer)  # a layer the model does not have: one line naming its layers, before streaming
+    if args.feature < 0 or args.feature >= sonifier.num_features(args.layer):
+        raise ValueError(f"--feature must be in 0..{sonifier.num_features(args.layer) - 1} "
+                         f"(the maps of {_describe(args.layer)}); received {args.feature}")
     rate = sonifier.sample_rate
     reconstruction_peak, reference = None, 1.0 if args.reference_peak is None else args.reference_peak
     if args.calibrate:
@@ -65,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         blocks = live.microphone_blocks(rate, args.block_size, seconds=args.seconds)
     player = live.open_player(rate) if args.play else None
-    print(f"block {args.layer}, map {args.feature}: latency {stream.latency} samples "
+    print(f"{_describe(args.layer)}, map {args.feature}: latency {stream.latency} samples "
           f"({1000 * stream.latency / rate:.0f} ms), hop {stream.hop}; {'Ctrl-C to stop' if args.mic else args.input}",
           file=sys.stderr)
     try:

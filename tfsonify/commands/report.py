@@ -30,8 +30,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top < 1:
         raise ValueError(f"--top must be at least 1; received {args.top}")
+    from tfsonify.models.metadata import sample_rate_of
+
     model = load_model(args.model, any_model=True)
-    names, clips = load_clips(args.clips, int(getattr(model, "sample_rate", 8000)))
+    names, clips = load_clips(args.clips, sample_rate_of(model))
     labels = {}
     for name in names:  # unique, readable names
         stem = Path(name).stem

@@ -13,8 +13,9 @@ def register(subparsers) -> None:
         "OUT/wav/<clip>-<hash>/L05_r0_f0012.wav, listed in OUT/manifest-00000-of-00001.jsonl; clips that cannot be used "
         "are listed with their reason in OUT/dead_letter-00000-of-00001.jsonl. A rerun replaces the earlier files.")
     parser.add_argument("clips", nargs="+", help="audio files, folders (recursive) or, with --runner, file patterns/URLs")
-    parser.add_argument("--model", required=True, help="a .keras file holding a tfsonify CNN12 (or ContrastiveModel)")
-    parser.add_argument("--layers", default=None, help="blocks, e.g. 1,4,8-11 (default all 11)")
+    parser.add_argument("--model", required=True, help="a .keras file: a tfsonify CNN12 (or ContrastiveModel), CREPE or "
+                        "your own Keras CNN")
+    parser.add_argument("--layers", default=None, help="blocks or layer names, e.g. 1,4,8-11 or conv4 (default every block)")
     parser.add_argument("--top", type=int, default=1, help="most active maps sonified per clip and block (default 1)")
     parser.add_argument("--batch-size", type=int, default=8, help="clips per forward pass (default 8)")
     parser.add_argument("--manifest-shards", type=int, default=1, help="with --runner: manifest shards (default 1)")
@@ -37,17 +38,20 @@ def run(args: argparse.Namespace) -> int:
             result = run_sonify_dataset(beam_options.clip_patterns(args.clips), args.model, args.out, layers, args.top,
                                         args.batch_size, options, manifest_shards=args.manifest_shards)
     else:
-        from tfsonify import Sonifier, cnn12_of, load_audio, load_checkpoint
+        from tfsonify import Sonifier, load_audio
         from tfsonify.analysis.sonify_dataset import sonify_dataset
+        from tfsonify.commands import load_model
         from tfsonify.commands.analyze import audio_files
+        from tfsonify.models.metadata import sample_rate_of
 
-        with progress(f"loading model {args.model}"):
-            sonifier = Sonifier(cnn12_of(load_checkpoint(args.model)))
+        model = load_model(args.model, any_model=True)
+        sonifier = Sonifier(model, sample_rate=sample_rate_of(model))
         files = audio_files(args.clips)
         clips = ((str(f), (lambda f=f: load_audio(f, sonifier.sample_rate))) for f in files)
         with progress(f"sonifying {len(files)} clip(s)"):
             result = sonify_dataset(sonifier, clips, args.out, layers, args.top, args.batch_size)
-    skipped = ", ".join(f"block {layer}: {n}" for layer, n in result.skipped.items() if n) or "none"
+    skipped = ", ".join(f"{'layer' if isinstance(layer, str) else 'block'} {layer}: {n}"
+                        for layer, n in result.skipped.items() if n) or "none"
     print(f"wrote {result.wavs} sonification(s) of {result.clips} clip(s) to {args.out}/ (manifest); "
           f"skipped as too short: {skipped}; dead letter: {len(result.dead_letter)} clip(s)")
     for record in result.dead_letter[:10]:

@@ -69,7 +69,9 @@ class ModelSession:
     Args:
         model: a path to a tfsonify ``.keras`` file, or a Keras model (CNN12 or ContrastiveModel).
         name: shown in the page (default: the file name, or the model's name).
-        labels: class names for the model's head (ignored without a head; must match its size).
+        labels: class names for the model's head (must match its size); default the names stored with the model
+            (:func:`tfsonify.models.metadata.class_names_of`; a model with stored names but no ``num_classes``
+            attribute has a head of that many classes).
     """
 
     def __init__(self, model, name: str | None = None, labels: Sequence[str] | None = None):
@@ -77,6 +79,7 @@ class ModelSession:
 
         import tfsonify
         from tfsonify.models.checkpoint import sonifiable_of
+        from tfsonify.models.metadata import class_names_of, sample_rate_of
 
         if not isinstance(model, keras.Model):
             path = Path(model)
@@ -85,9 +88,11 @@ class ModelSession:
         self.model = model
         self.network = sonifiable_of(model)  # a CNN12 (a contrastive model's encoder) or any supported model
         self.name = name or self.network.name
-        self.sonifier = tfsonify.Sonifier(self.network)
+        self.sonifier = tfsonify.Sonifier(self.network, sample_rate=sample_rate_of(self.network))
         self.sample_rate = int(self.sonifier.sample_rate)
-        self.num_classes = getattr(self.network, "num_classes", None)
+        stored = class_names_of(self.network)
+        labels = stored if labels is None else labels
+        self.num_classes = getattr(self.network, "num_classes", None) or (len(stored) if stored else None)
         self.multi_label = bool(getattr(self.network, "multi_label", False))
         if labels is not None and self.num_classes is not None and len(labels) != self.num_classes:
             raise ValueError(f"{len(labels)} labels given for model {self.name!r}, whose head has {self.num_classes} classes")
@@ -148,6 +153,9 @@ class ModelSession:
         waveform = waveform[:int(PREVIEW_SECONDS * self.sample_rate)]  # a long clip: its first 30 s
         if waveform.shape[-1] < self._layers[-1].min_samples:
             return None
+        fixed = self.network.inputs[0].shape[1]
+        if fixed is not None and waveform.shape[-1] != fixed:
+            return None  # a fixed-length model (CREPE: 1024 samples) scores frames, not a whole clip
         scores = np.asarray(self.network(np.asarray(waveform, np.float32)[None], training=False))[0]
         order = np.argsort(-scores)[:5]
         names = self.labels or [f"class {i}" for i in range(self.num_classes)]

@@ -10,12 +10,14 @@ batching work; the waveform is float32 ``[batch, time]`` at the model's rate, 8 
 for CNN12, 16 kHz for CREPE, raw amplitude; every clip of one request has the same ``time``):
 
 ``serving_default``
-    CNN12: ``waveform`` -> ``embedding`` float32 ``[batch, embedding_dim]`` (plus ``scores``
+    A model with an embedding (an ``encoder()`` method giving the model up to its embedding, as CNN12):
+    ``waveform`` -> ``embedding`` float32 ``[batch, embedding_dim]`` (plus ``scores``
     ``[batch, num_classes]`` when the model has a classifier head). Any other model:
     ``waveform`` (its input shape, e.g. CREPE ``[batch, 1024]``) -> ``output``, the model's output.
-``classify`` (only for models with a head)
+``classify`` (only for models with a head: a ``num_classes`` attribute, as CNN12's, or class names stored
+    with the model, :func:`tfsonify.models.checkpoint.save_model`)
     ``waveform`` -> ``scores`` float32 ``[batch, num_classes]``, ``classes`` int32 ``[batch]``
-    (arg-max class).
+    (arg-max class) and, when the class names are known, ``labels`` string ``[batch]`` (its name).
 ``sonify``
     ``waveform``, ``layer`` int32 ``[batch]``, ``feature`` int32 ``[batch]`` ->
     ``sonification`` float32 ``[batch, time]``: map ``feature[i]`` of block ``layer[i]``
@@ -72,7 +74,8 @@ __all__ = [
 ]
 
 METADATA_FILE = "assets.extra/tfsonify.json"
-"""Per-version JSON with the sample rate, per-layer map counts and minimum lengths."""
+"""Per-version JSON: the sample rate, per-layer names, map counts, receptive fields, strides and minimum lengths,
+class names (or null), and the whole :class:`tfsonify.models.metadata.ModelMetadata` record under ``"model_metadata"``."""
 
 
 def next_version(model_dir: str | os.PathLike) -> int:
@@ -87,18 +90,28 @@ def exported_layers(sonifier: Sonifier) -> list:
     return [info for info in sonifier.layers() if info.block is not None]
 
 
-def _is_cnn12(model: keras.Model) -> bool:
-    return hasattr(model, "encoder") and any(layer.name == "embedding" for layer in model.layers)
+def _embedding_model(model: keras.Model) -> keras.Model | None:
+    """The model up to its embedding when ``model`` offers one (an ``encoder()`` method, as CNN12), else None."""
+    method = getattr(type(model), "encoder", None)
+    return model.encoder() if callable(method) else None
 
 
-def _has_head(model: keras.Model) -> bool:
-    return _is_cnn12(model) and any(layer.name == "classifier" for layer in model.layers)
+def _num_classes(model: keras.Model, class_names) -> int | None:
+    """Classes of the model's head: its ``num_classes`` attribute (CNN12), else the stored class names, else None."""
+    count = getattr(model, "num_classes", None)
+    if count:
+        return int(count)
+    return len(class_names) if class_names else None
 
 
-def _model_metadata(model: keras.Model, sonifier: Sonifier) -> dict:
-    has_head = _has_head(model)
+def _model_metadata(model: keras.Model, sonifier: Sonifier, class_names) -> dict:
+    from tfsonify.models.metadata import describe
+
+    num_classes = _num_classes(model, class_names)
     layers = exported_layers(sonifier)
     fixed = model.inputs[0].shape[1]
+    embedding = _embedding_model(model)
+    record = describe(model, sample_rate=sonifier.sample_rate, class_names=class_names)
     return {
         "format": "tfsonify-savedmodel/1",
         "model": model.name,
@@ -110,11 +123,13 @@ def _model_metadata(model: keras.Model, sonifier: Sonifier) -> dict:
         "min_length": [info.min_length for info in layers],
         "receptive_field": [info.receptive_field for info in layers],
         "stride": [info.stride for info in layers],
-        "num_classes": int(model.get_layer("classifier").units) if has_head else None,
-        "embedding_dim": int(model.get_layer("embedding").units) if _is_cnn12(model) else None,
+        "num_classes": num_classes,
+        "class_names": None if class_names is None else list(class_names),
+        "embedding_dim": None if embedding is None else int(embedding.outputs[0].shape[-1]),
         "output_shape": [None if d is None else int(d) for d in model.outputs[0].shape[1:]],
-        "signatures": ["serving_default"] + (["classify"] if has_head else []) + ["sonify", "sonify_top_k"]
+        "signatures": ["serving_default"] + (["classify"] if num_classes else []) + ["sonify", "sonify_top_k"]
         + list(WAV_SIGNATURES),
+        "model_metadata": record.to_dict(),
     }
 
 
@@ -162,15 +177,23 @@ def _row_checks(waveform: tf.Tensor, layer: tf.Tensor, other: tf.Tensor, other_n
     ]
 
 
-def build_archive(model: keras.Model, sample_rate: int | None = None) -> keras.export.ExportArchive:
+def build_archive(model: keras.Model, sample_rate: int | None = None,
+                  class_names: list[str] | None = None) -> keras.export.ExportArchive:
     """An :class:`keras.export.ExportArchive` with the signatures described in the module docstring.
 
     Args:
         model: a :class:`tfsonify.CNN12` (with or without classifier head) or any model
             :class:`tfsonify.Sonifier` supports.
-        sample_rate: the model's rate in Hz (default as :class:`tfsonify.Sonifier`).
+        sample_rate: the model's rate in Hz (default: stored with the model,
+            :func:`tfsonify.models.metadata.sample_rate_of`).
+        class_names: names of the head's classes (default: stored with the model, if any).
     """
-    sonifier = Sonifier(model, sample_rate=sample_rate)
+    from tfsonify.models.metadata import check_class_names, class_names_of, sample_rate_of
+
+    sonifier = Sonifier(model, sample_rate=sample_rate_of(model) if sample_rate is None else sample_rate)
+    class_names = class_names_of(model) if class_names is None else list(class_names)
+    class_names = check_class_names(class_names, getattr(model, "num_classes", None) or model.outputs[0].shape[-1],
+                                    model.name)
     layers = exported_layers(sonifier)
     num_layers = len(layers)
     if not num_layers:
@@ -180,13 +203,12 @@ def build_archive(model: keras.Model, sample_rate: int | None = None) -> keras.e
     channels = tf.constant([info.channels for info in layers], tf.int32)
     wave_spec = tf.TensorSpec([None, None], tf.float32, name="waveform")
     row_spec = lambda name: tf.TensorSpec([None], tf.int32, name=name)  # noqa: E731
-    has_head = _has_head(model)
-    cnn12 = _is_cnn12(model)
-    encoder = model.encoder() if has_head else model
+    has_head = bool(_num_classes(model, class_names))
+    encoder = _embedding_model(model)
 
     archive = keras.export.ExportArchive()
 
-    if cnn12:
+    if encoder is not None:
         def serving_default(waveform):
             outputs = {"embedding": encoder(waveform, training=False)}
             if has_head:
@@ -202,11 +224,18 @@ def build_archive(model: keras.Model, sample_rate: int | None = None) -> keras.e
         archive.add_endpoint("serving_default", serving_default, input_signature=[model_spec])
 
     if has_head:
+        label_names = None if class_names is None else tf.constant(list(class_names), tf.string)
+
         def classify(waveform):
             scores = model(waveform, training=False)
-            return {"scores": scores, "classes": tf.argmax(scores, axis=-1, output_type=tf.int32)}
+            classes = tf.argmax(scores, axis=-1, output_type=tf.int32)
+            outputs = {"scores": scores, "classes": classes}
+            if label_names is not None:
+                outputs["labels"] = tf.gather(label_names, classes)
+            return outputs
 
-        archive.add_endpoint("classify", classify, input_signature=[wave_spec])
+        head_spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32, name="waveform")
+        archive.add_endpoint("classify", classify, input_signature=[head_spec])
 
     def sonify(waveform, layer, feature):
         checks = _checks_in_order(
@@ -263,7 +292,7 @@ def build_archive(model: keras.Model, sample_rate: int | None = None) -> keras.e
     archive.add_endpoint("sonify_top_k", sonify_top_k, input_signature=[wave_spec, row_spec("layer"), row_spec("k")])
     add_wav_endpoints(archive, sonify, sonify_top_k, sonifier.sample_rate)  # sonify_wav, sonify_top_k_wav
     store_weights_once(archive)
-    archive._tfsonify_metadata = _model_metadata(model, sonifier)  # read by export_saved_model
+    archive._tfsonify_metadata = _model_metadata(model, sonifier, class_names)  # read by export_saved_model
     return archive
 
 
@@ -283,7 +312,7 @@ def store_weights_once(archive: keras.export.ExportArchive) -> None:
 
 
 def export_saved_model(model: keras.Model, model_dir: str | os.PathLike, version: int | None = None,
-                       _before_rename=None, sample_rate: int | None = None) -> Path:
+                       _before_rename=None, sample_rate: int | None = None, class_names: list[str] | None = None) -> Path:
     """Export ``model`` as ``model_dir/VERSION/`` (TF Serving layout), atomically.
 
     Args:
@@ -291,6 +320,7 @@ def export_saved_model(model: keras.Model, model_dir: str | os.PathLike, version
         model_dir: ``models/NAME``; created if missing.
         version: integer version; default: one more than the largest existing one.
         _before_rename: test hook called with the temporary path just before the rename.
+        sample_rate, class_names: as :func:`build_archive` (default: stored with the model).
 
     Returns:
         The path of the new version folder.
@@ -305,7 +335,7 @@ def export_saved_model(model: keras.Model, model_dir: str | os.PathLike, version
     final = model_dir / str(version)
     if final.exists():
         raise ValueError(f"version folder {final} exists already; choose another version or omit it")
-    archive = build_archive(model, sample_rate=sample_rate)
+    archive = build_archive(model, sample_rate=sample_rate, class_names=class_names)
     temporary = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir))
     try:
         archive.write_out(str(temporary / "model"), verbose=False)

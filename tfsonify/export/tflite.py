@@ -3,7 +3,7 @@
 One ``.tflite`` file holds, for every exported block ``L``:
 
 ``sonify_l{L}``
-    ``waveform`` float32 ``[1, T]`` (8 kHz, raw amplitude), ``feature`` int32 ``[1]``
+    ``waveform`` float32 ``[1, T]`` (the model's rate, e.g. 8 kHz for CNN12; raw amplitude), ``feature`` int32 ``[1]``
     (runtime map index) -> ``sonification`` float32 ``[1, T]``.
 ``top_k_l{L}``
     ``waveform`` float32 ``[1, T]`` -> ``features`` int32 ``[1, K]``, ``activations``
@@ -20,7 +20,7 @@ exact overlapping windows (``tfsonify/edge/windows.py``, numpy only, says how):
 ``peak_activations_l{L}``
     ``waveform`` as above -> ``activations`` float32 ``[1, C_L]`` (each map's maximum over time).
 
-``T`` is fixed (``length=8000``: 1 s) or dynamic (``length=None``: any ``T >= min_length(L)``,
+``T`` is fixed (default ``length="auto"``: the model's fixed input length, else 1 s at its rate) or dynamic (``length=None``: any ``T >= min_length(L)``,
 1.16-1.29x the fixed model's time at full width: the graph keeps its shape parameters
 constant so XNNPACK takes the same ops as for a fixed length, see ``tfsonify.layers``;
 call ``resize_tensor_input``/signature runners with the clip's length). Long clips
@@ -33,6 +33,11 @@ different shapes, and LiteRT's control flow (``WHILE``/``IF``) would block XNNPA
 delegation. The converted model is checked to contain builtin ops only (no Flex,
 no custom ops) by reading its operator codes with LiteRT's flatbuffer schema.
 
+The file also holds the model's geometry (per layer: name, block, channels, receptive field, stride, minimum
+length), sample rate, class names, ``T``, ``K`` and the signature suffix of each exported layer as the flatbuffer
+metadata entry ``tfsonify`` (JSON; :func:`add_metadata`), read without TensorFlow by
+:func:`tfsonify.edge.metadata.read_metadata`.
+
 Weights are frozen from the Keras variables through a SavedModel written by
 :class:`keras.export.ExportArchive` and stored once in the file: the backward convolutions are
 traced as matmuls reading the forward ``CONV_2D`` filter's layout and the converter's transposed
@@ -43,6 +48,7 @@ the top block runs on all its channels, since int8 ``CONV_2D`` needs a constant,
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -56,6 +62,7 @@ from tfsonify.io.audio import atomic_path
 from tfsonify.engine.lowering import TFLITE, TFLITE_INT8
 from tfsonify.export.savedmodel import store_weights_once
 from tfsonify.export.tflite_weights import share_weights
+from tfsonify.edge.metadata import signature_suffix  # one naming rule for the exporter and the edge runtime
 from tfsonify.engine.sonifier import Sonifier
 from tfsonify.validation import check_int
 
@@ -100,7 +107,7 @@ def raw_reconstruction_graph(sonifier: Sonifier, normalized: tf.Tensor, layer: i
 
     Args:
         sonifier: the :class:`Sonifier` holding the model's kernels.
-        normalized: float32 ``[1, time]`` (8 kHz), already scaled by the clip's global peak.
+        normalized: float32 ``[1, time]`` (the model's rate), already scaled by the clip's global peak.
         layer: a layer name or block index (Python value).
         feature: int32 ``[1]``, the map of ``layer``.
 
@@ -122,11 +129,6 @@ def _layers(sonifier: Sonifier, layers: Sequence[int | str] | None) -> list[int 
     return blocks + names
 
 
-def signature_suffix(layer: int | str) -> str:
-    """``l{L}`` for block ``L``, the layer name (non-alphanumerics as ``_``) for a named layer."""
-    if isinstance(layer, str):
-        return "".join(c if c.isalnum() else "_" for c in layer)
-    return f"l{int(layer)}"
 
 
 def _add_endpoints(archive, keys: list[str], sonifier: Sonifier, layers, length, top_k: int, wave_spec, feature_spec) -> None:
@@ -162,8 +164,13 @@ def _add_endpoints(archive, keys: list[str], sonifier: Sonifier, layers, length,
 QUANTIZATIONS = ("none", "fp16", "dynamic", "int8")
 
 
-def speech_clips(count: int = 8, length: int = 8000, seed: int = 0) -> list[np.ndarray]:
-    """``count`` real speech clips for a representative dataset: espeak-ng keywords, float32 ``[length]`` at 8 kHz.
+DEFAULT_CLIP_LENGTH = 8000
+"""Samples of :func:`speech_clips` by default: 1 s at espeak-ng's 8 kHz resampling in :mod:`tfsonify.data.sources`."""
+
+
+def speech_clips(count: int = 8, length: int = DEFAULT_CLIP_LENGTH, seed: int = 0) -> list[np.ndarray]:
+    """``count`` real speech clips for a representative dataset: espeak-ng keywords, float32 ``[length]`` at 8 kHz
+    (int8 calibration; the demo data's rate).
 
     Words and voices cycle through :data:`tfsonify.data.demo.KEYWORDS` and ``ESPEAK_ACCENTS``; each
     word sits at a random offset (``seed``) in a silent clip of ``length`` samples.
@@ -191,7 +198,7 @@ def _quantize(converter, quantize: str, keys: list[str], length: int | None, rep
     if quantize == "fp16":
         converter.target_spec.supported_types = [tf.float16]
     elif quantize == "int8":
-        clips = list(representative) if representative is not None else speech_clips(8, length or 8000)
+        clips = list(representative) if representative is not None else speech_clips(8, length or DEFAULT_CLIP_LENGTH)
 
         def dataset():
             for clip in clips:
@@ -206,13 +213,48 @@ def _quantize(converter, quantize: str, keys: list[str], length: int | None, rep
         converter.representative_dataset = dataset
 
 
-def convert(model: keras.Model, length: int | None = 8000, layers: Sequence[int | str] | None = None,
+def add_metadata(tflite_model: bytes, record: dict) -> bytes:
+    """``tflite_model`` with ``record`` (JSON) as the flatbuffer metadata entry ``tfsonify``
+    (:data:`tfsonify.edge.metadata.METADATA_NAME`; read back by :func:`tfsonify.edge.metadata.read_metadata`)."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    from tfsonify.edge.metadata import METADATA_NAME
+
+    flat = schema.ModelT.InitFromPackedBuf(bytearray(tflite_model), 0)
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(json.dumps(record).encode("utf-8"), np.uint8)
+    flat.buffers = list(flat.buffers or []) + [buffer]
+    entry = schema.MetadataT()
+    entry.name = METADATA_NAME
+    entry.buffer = len(flat.buffers) - 1
+    flat.metadata = [m for m in (flat.metadata or []) if (m.name or b"") not in (METADATA_NAME, METADATA_NAME.encode())] + [entry]
+    builder = flatbuffers.Builder(max(1024, len(tflite_model) + 4096))
+    builder.Finish(flat.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _record(model: keras.Model, sonifier: Sonifier, layers, length: int | None, top_k: int) -> dict:
+    """The tfsonify record stored in the ``.tflite`` file (see :mod:`tfsonify.edge.metadata`)."""
+    from tfsonify.edge.metadata import FORMAT
+    from tfsonify.models.metadata import describe
+
+    record = describe(model, sample_rate=sonifier.sample_rate).to_dict()
+    record.update({"format": FORMAT, "length": length, "top_k": int(top_k),
+                   "signatures": {str(layer): signature_suffix(layer) for layer in layers}})
+    return record
+
+
+def convert(model: keras.Model, length: int | None | str = "auto", layers: Sequence[int | str] | None = None,
             top_k: int = DEFAULT_TOP_K, fp16: bool = False, quantize: str = "none", representative=None) -> bytes:
-    """Convert the sonifier of ``model`` to a builtin-only TFLite flatbuffer.
+    """Convert the sonifier of ``model`` to a builtin-only TFLite flatbuffer, with the model's geometry, sample
+    rate and class names as its ``tfsonify`` metadata (:func:`tfsonify.edge.metadata.read_metadata`).
 
     Args:
-        model: a :class:`tfsonify.CNN12` or any model :class:`tfsonify.Sonifier` supports.
-        length: fixed clip length ``T`` in samples (8000 = 1 s at 8 kHz), or None for dynamic.
+        model: a :class:`tfsonify.CNN12` or any model :class:`tfsonify.Sonifier` supports (its rate is the one
+            stored with it, :func:`tfsonify.models.metadata.sample_rate_of`).
+        length: fixed clip length ``T`` in samples, ``"auto"`` (the model's fixed input length if it has one, as
+            CREPE's 1024, else 1 s at its rate: 8000 for CNN12), or None for dynamic.
         layers: block indices and/or layer names to export (default every block; CNN12: 1..11). Signatures
             are suffixed ``l{L}`` for block ``L`` and with the layer name for a name (``sonify_conv4``).
         top_k: ``K`` of the ``top_k_l{L}`` signatures (capped at each block's width).
@@ -230,10 +272,16 @@ def convert(model: keras.Model, length: int | None = 8000, layers: Sequence[int 
     Raises:
         ValueError: for a bad length/layer/top_k or if the conversion needed non-builtin ops.
     """
+    from tfsonify.models.metadata import sample_rate_of
+
     # backward convs read the forward filter's layout, so share_weights can keep one copy of each kernel;
     # int8: every filter a constant (the quantiser gives a computed filter a zero point CONV_2D refuses)
-    sonifier = Sonifier(model, lowering=TFLITE_INT8 if quantize == "int8" else TFLITE)
+    sonifier = Sonifier(model, sample_rate=sample_rate_of(model),
+                        lowering=TFLITE_INT8 if quantize == "int8" else TFLITE)
     layers = _layers(sonifier, layers)
+    if length == "auto":
+        fixed = model.inputs[0].shape[1]
+        length = int(fixed) if fixed is not None else sonifier.sample_rate
     if length is not None:
         deepest = max(layers, key=sonifier.min_length)
         needed = sonifier.min_length(deepest)
@@ -265,7 +313,7 @@ def convert(model: keras.Model, length: int | None = 8000, layers: Sequence[int 
             raise ValueError(f"TFLite conversion with builtin ops only failed: {error}") from None
     flatbuffer = share_weights(flatbuffer)
     assert_builtin_only(flatbuffer)
-    return flatbuffer
+    return add_metadata(flatbuffer, _record(model, sonifier, layers, length, top_k))
 
 
 def export_tflite(model: keras.Model, path: str | os.PathLike, **kwargs) -> Path:

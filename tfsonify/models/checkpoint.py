@@ -11,6 +11,15 @@ training code all go through these two functions.
     model = load_checkpoint("runs/simclr/contrastive.keras")   # ContrastiveModel
     encoder = cnn12_of(model)                                   # its CNN12 encoder
     encoder = cnn12_of("runs/simclr/contrastive.keras")         # the same, from the path
+
+Geometry travels with the file: :func:`save_model` stores a :class:`tfsonify.models.metadata.ModelMetadata`
+(layer names, receptive fields, strides, minimum lengths, sample rate, class names) in the archive and
+:func:`load_checkpoint` attaches it to the loaded model (``tfsonify.models.metadata.metadata_of(model)``; a model
+without a ``sample_rate`` attribute gets the stored one), so any model, not only a tfsonify class, keeps its rate
+and labels::
+
+    save_model(my_cnn, "mine.keras", sample_rate=16000, class_names=["yes", "no"])
+    load_checkpoint("mine.keras").sample_rate                   # 16000
 """
 from __future__ import annotations
 
@@ -19,9 +28,12 @@ from pathlib import Path
 
 import keras
 
+from typing import Sequence
+
 from tfsonify.io.audio import atomic_path
 from tfsonify import models  # noqa: F401  (registers every serialisable class for load_model)
 from tfsonify.models.cnn12 import CNN12
+from tfsonify.models.metadata import attach, describe, read_archive_metadata, write_archive_metadata
 
 __all__ = ["load_checkpoint", "cnn12_of", "sonifiable_of", "save_model"]
 
@@ -43,10 +55,14 @@ def load_checkpoint(path: str | os.PathLike, what: str = "model") -> keras.Model
     if path.suffix != ".keras":
         raise ValueError(f"{what} must be a .keras file (a whole saved model, not weights); received {str(path)!r}")
     try:
-        return keras.saving.load_model(path, compile=False)
+        model = keras.saving.load_model(path, compile=False)
     except Exception as error:  # keras raises many types for corrupt archives
         raise ValueError(f"cannot load {what} {str(path)!r} (expected a .keras file saved from a tfsonify model): "
                          f"{error}") from None
+    stored = read_archive_metadata(path)  # ValueError for a malformed record
+    if stored is not None:
+        attach(model, stored)
+    return model
 
 
 def cnn12_of(source: str | os.PathLike | keras.Model, what: str = "model") -> CNN12:
@@ -83,14 +99,26 @@ def sonifiable_of(source: str | os.PathLike | keras.Model, what: str = "model") 
         return model
 
 
-def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
-    """``model.save`` to the ``.keras`` file ``path`` atomically: a temporary file beside it, renamed on success.
+def save_model(model: keras.Model, path: str | os.PathLike, *, sample_rate: int | None = None,
+               class_names: Sequence[str] | None = None) -> Path:
+    """``model.save`` to the ``.keras`` file ``path`` atomically (a temporary file beside it, renamed on success),
+    with the model's :class:`~tfsonify.models.metadata.ModelMetadata` in the archive.
+
+    Args:
+        model: any Keras model (its sonifiable layers are described when the deconvnet can walk it).
+        path: the ``.keras`` file.
+        sample_rate: the model's input rate in Hz (default: its stored metadata or ``sample_rate`` attribute).
+        class_names: one name per output unit of the model's head (default: the stored ones, if any); checked
+            against the output width.
 
     An interrupted or failed save leaves ``path`` as it was (never half-written). Returns ``path``.
     """
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"a model is saved to a .keras file; received {str(path)!r}")
+    metadata = describe(model, sample_rate=sample_rate, class_names=class_names)  # checks before writing
     with atomic_path(path, suffix=".keras", suffix_last=True) as temporary:
         model.save(temporary)
+        write_archive_metadata(temporary, metadata)
+    attach(model, metadata)
     return path

@@ -15,7 +15,7 @@ from tfsonify.analysis.coherence import layer_coherence, plot_coherence, top_k_c
 from tfsonify.analysis.residual import residual_experiment
 from tfsonify.io.audio import atomic_path
 from tfsonify.models.checkpoint import sonifiable_of
-from tfsonify.models.cnn12 import CNN12
+from tfsonify.models.metadata import class_label, class_names_of, sample_rate_of
 from tfsonify.io.render import check_writable_dir, plot_pair
 
 __all__ = ["build_report", "write_pcm16"]
@@ -46,8 +46,30 @@ def _audio(src: str) -> str:
     return f'<audio controls preload="metadata" src="{html.escape(src)}"></audio>'
 
 
-def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathLike, layers: Iterable[int] | None = None,
-                 top: int = 3, title: str = "", coherence_k: int = 5, residual: bool = True) -> Path:
+def _has_head(model, class_names) -> bool:
+    """Whether ``model``'s output is class scores: class names stored with it, or a tfsonify head (``num_classes``)."""
+    return bool(class_names) or bool(getattr(model, "num_classes", None))
+
+
+def predictions(model, waves: list[np.ndarray], class_names, needed: int) -> list[dict | None]:
+    """Per clip, the head's top class ``{"class", "label", "score"}`` (None for a clip the model cannot take whole:
+    shorter than ``needed`` samples, its deepest layer's minimum, or not its fixed input length). ``waves`` float32
+    ``[time]`` at the model's rate."""
+    fixed = model.inputs[0].shape[1]
+    result = []
+    for wave in waves:
+        if (fixed is not None and wave.size != fixed) or wave.size < needed:
+            result.append(None)
+            continue
+        scores = np.asarray(model(wave[None].astype(np.float32), training=False))[0]
+        best = int(np.argmax(scores))
+        result.append({"class": best, "label": class_label(class_names, best), "score": float(scores[best])})
+    return result
+
+
+def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathLike, layers: Iterable[int | str] | None = None,
+                 top: int = 3, title: str = "", coherence_k: int = 5, residual: bool = True,
+                 class_names: list[str] | None = None) -> Path:
     """Write the report folder and return the path of ``index.html``.
 
     Args:
@@ -61,7 +83,10 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
         title: page title (default the model's name).
         coherence_k: frequencies averaged in the coherence score (5 in the paper).
         residual: run the residual experiment (agreement with the clean prediction for a model with a
-            head, embedding cosine otherwise) with its random-segment control (CNN12 only; other models get a note).
+            head, output cosine otherwise) with its random-segment control; a model it cannot score (e.g. a fixed
+            input length none of the clips has) gets a note saying why.
+        class_names: names of the head's classes (default the ones stored with the model,
+            :func:`tfsonify.models.metadata.class_names_of`); the clips table shows each clip's predicted class.
     """
     from tfsonify.analysis.clip_batches import as_clip, check_layers, describe_layer
     from tfsonify.engine.sonifier import Sonifier
@@ -69,7 +94,8 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
     if not clips:
         raise ValueError("the report needs at least one clip")
     model = sonifiable_of(model)  # a contrastive model's CNN12 encoder; any other model as it is
-    sonifier = Sonifier(model)
+    sonifier = Sonifier(model, sample_rate=sample_rate_of(model))
+    class_names = class_names_of(model) if class_names is None else list(class_names)
     layers = check_layers(layers, sonifier=sonifier)
     min_length = sonifier.min_length
     out_dir = check_writable_dir(out_dir)
@@ -82,9 +108,12 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
     title = title or f"tfsonify report: {model.name}"
     data: dict = {"title": title, "sample_rate": rate, "clips": [], "layers": {}}
 
+    needed = max(info.min_length for info in sonifier.layers())
+    predicted = predictions(model, waves, class_names, needed) if _has_head(model, class_names) else [None] * len(waves)
     for index, (name, wave) in enumerate(zip(names, waves)):
         write_pcm16(media / f"c{index:02d}_input.wav", wave, rate)
-        data["clips"].append({"name": name, "samples": int(wave.size), "wav": f"media/c{index:02d}_input.wav"})
+        data["clips"].append({"name": name, "samples": int(wave.size), "wav": f"media/c{index:02d}_input.wav",
+                              "prediction": predicted[index]})
 
     sections = []
     for layer in layers:
@@ -127,14 +156,17 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
         f"{coherence.high[i]:.3f}]</td><td class=num>{coherence.clips[i]}</td></tr>" for i, layer in enumerate(coherence.layers))
 
     residual_html = ""
-    if residual and not isinstance(model, CNN12):
-        residual_html = ("<h2 id=residual>Residual experiment</h2><p>Not run: the residual experiment compares CNN12's "
-                         f"embedding or class prediction; {html.escape(model.name)} is not a CNN12.</p>")
-    elif residual:
-        metric = "agreement" if getattr(model, "num_classes", None) else "cosine"
-        usable = [w for w in waves if w.size >= min_length(layers[-1])]
+    if residual:
+        metric = "agreement" if _has_head(model, class_names) else "cosine"
+        deepest = max(layers, key=min_length)
+        usable = [w for w in waves if w.size >= min_length(deepest)]
+        result, why = None, f"No clip is long enough for {html.escape(describe_layer(deepest))}."
         if usable:
-            result = residual_experiment(model, usable, layers=layers, metric=metric)
+            try:
+                result = residual_experiment(model, usable, layers=layers, metric=metric)
+            except ValueError as error:  # e.g. a fixed-length model and clips of other lengths
+                why = f"Not run: {html.escape(str(error))}."
+        if result is not None:
             data["residual"] = {"metric": metric, "baseline": result.baseline, "layers": result.layers, "residual": result.residual,
                                 "control": result.control, "energy_ratio": result.energy_ratio, "clips": result.clips}
             residual_rows = "".join(
@@ -146,26 +178,32 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
             residual_html = (f"<h2 id=residual>Residual experiment</h2><p>Metric: {explain}; baseline {result.baseline:.3f} "
                              f"over {result.clips} clip(s). <i>Residual</i> removes the sonification of the block's most active map "
                              "from the input (paper §4.1); <i>control</i> zeroes a random segment of the same energy.</p>"
-                             "<table><tr><th>block</th><th>residual</th><th>drop</th><th>control</th><th>control drop</th>"
+                             "<table><tr><th>layer</th><th>residual</th><th>drop</th><th>control</th><th>control drop</th>"
                              f"<th>E<sub>s</sub>/E<sub>x</sub></th></tr>{residual_rows}</table>")
         else:
-            residual_html = f"<h2 id=residual>Residual experiment</h2><p>No clip is long enough for block {layers[-1]}.</p>"
+            residual_html = f"<h2 id=residual>Residual experiment</h2><p>{why}</p>"
 
-    clip_rows = "".join(f"<tr><td>{html.escape(c['name'])}</td><td class=num>{c['samples'] / rate:.2f} s</td><td>{_audio(c['wav'])}</td></tr>"
-                        for c in data["clips"])
+    def prediction_cell(clip) -> str:
+        p = clip["prediction"]
+        return "<td></td>" if p is None else f"<td>{html.escape(p['label'])} {100 * p['score']:.0f} %</td>"
+
+    head = "<th>prediction</th>" if any(c["prediction"] for c in data["clips"]) else ""
+    clip_rows = "".join(f"<tr><td>{html.escape(c['name'])}</td><td class=num>{c['samples'] / rate:.2f} s</td><td>{_audio(c['wav'])}</td>"
+                        f"{prediction_cell(c) if head else ''}</tr>" for c in data["clips"])
     nav = " ".join(f'<a href="#L{html.escape(str(layer))}">{html.escape(describe_layer(layer))}</a>' for layer in layers)
     page = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
             f"<meta name=viewport content='width=device-width,initial-scale=1'><style>{STYLE}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><p class=note>Model {html.escape(model.name)}, width multiplier "
-            f"{getattr(model, 'width_multiplier', '?')}, {rate} Hz. For every block, the {top} most active maps of each clip "
+            f"<h1>{html.escape(title)}</h1><p class=note>Model {html.escape(model.name)}"
+            + (f", width multiplier {model.width_multiplier}" if hasattr(model, "width_multiplier") else "")
+            + f", {rate} Hz" + (f", classes {html.escape(', '.join(class_names))}" if class_names else "") + f". For every block, the {top} most active maps of each clip "
             "(largest activation over time) are sonified with the deconvnet (paper §3.2).</p>"
             f"<nav>{nav} <a href=#coherence>coherence</a> <a href=#residual>residual</a></nav>"
-            f"<h2>Clips</h2><table><tr><th>clip</th><th>length</th><th>listen</th></tr>{clip_rows}</table>"
+            f"<h2>Clips</h2><table><tr><th>clip</th><th>length</th><th>listen</th>{head}</tr>{clip_rows}</table>"
             + "".join(sections)
             + f"<h2 id=coherence>Coherence per layer</h2><p>Mean top-{coherence_k} magnitude-squared coherence between each clip and "
             "the sonification of its most active map (paper §4.2.1), 95 % t-interval over clips.</p>"
             f"<img src=\"media/coherence.png\" alt=\"coherence per layer\" style=\"max-width:600px\">"
-            f"<table><tr><th>block</th><th>M<sub>c</sub></th><th>95 % CI</th><th>clips</th></tr>{coherence_rows}</table>"
+            f"<table><tr><th>layer</th><th>M<sub>c</sub></th><th>95 % CI</th><th>clips</th></tr>{coherence_rows}</table>"
             + residual_html + "</body></html>")
     with atomic_path(out_dir / "report.json", suffix=".json") as temporary:
         temporary.write_text(json.dumps(data, indent=1))
