@@ -191,7 +191,7 @@ class Explained:
         if isinstance(index, str):
             if index != "top":
                 raise ValueError(f"target index must be an int, an int array [n] or 'top'; received {index!r}")
-            scores = self.graph("all_scores", target)(tf.constant(z)).numpy()
+            scores = self.run_all(target, z)
             return np.argmax(scores, axis=1).astype(np.int32)
         values = np.asarray(index)
         if values.dtype.kind not in "iu" or values.ndim > 1 or (values.ndim == 1 and values.size != n):
@@ -280,6 +280,12 @@ class Explained:
         parts = [fn(tf.constant(z[s : s + batch_size]), tf.constant(index[s : s + batch_size])).numpy()
                  for s in range(0, z.shape[0], batch_size)]
         return np.concatenate(parts, axis=0)
+
+
+    def run_all(self, target: Target, z: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """``[n, width]`` every unit's logit (or every map's sum over time) of ``z`` ``[n, T]``, in batches."""
+        fn = self.graph("all_scores", target)
+        return np.concatenate([fn(tf.constant(z[s : s + batch_size])).numpy() for s in range(0, z.shape[0], batch_size)])
 
 
 _CACHE: "weakref.WeakKeyDictionary[keras.Model, Explained]" = weakref.WeakKeyDictionary()
