@@ -22,7 +22,8 @@ method                      domain   definition (all batched in TensorFlow)
                                      ``steps`` Gauss-Legendre nodes on [0, 1] (default 32; captum's default rule)
                                      or ``rule="riemann_trapezoid"``; the steps run batched
 ``smoothgrad``              wave     mean gradient over ``samples`` (16) noisy copies ``z + N(0, s^2)``,
-                                     ``s = noise * (max z - min z)`` per clip (``noise`` 0.15, Smilkov et al.)
+                                     ``s = noise * (max z - min z)`` per clip (``noise`` 0.15, Smilkov et al.);
+                                     the noise is seeded by ``seed`` and the clip's samples
 ``occlusion``               wave     time windows of ``window`` samples (default ``T // 16``) every ``stride``
                                      (``window // 2``) set to 0; each sample gets the mean score drop of the
                                      windows covering it (captum's ``Occlusion`` on ``[n, T]``)
@@ -37,6 +38,7 @@ method                      domain   definition (all batched in TensorFlow)
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -171,9 +173,11 @@ def _integrated_gradients(state, target, z, index, spectral, steps: int = 32, ru
 def _smoothgrad(state, target, z, index, spectral, samples: int = 16, noise: float = 0.15, seed: int = 0):
     if not isinstance(samples, (int, np.integer)) or samples < 1 or not noise >= 0:
         raise ValueError(f"smoothgrad needs samples >= 1 and noise >= 0; received samples={samples!r}, noise={noise!r}")
-    rng = np.random.default_rng(seed)
     sigma = noise * (z.max(axis=1) - z.min(axis=1))
-    noisy = z[None] + rng.standard_normal((samples,) + z.shape).astype(np.float32) * sigma[None, :, None]
+    # each clip's noise comes from (seed, the clip's bytes): the same clip gets the same noise in any batch
+    draws = np.stack([np.random.default_rng([int(seed), zlib.crc32(clip.tobytes())]).standard_normal((samples, z.shape[1]))
+                      for clip in z], axis=1).astype(np.float32)
+    noisy = z[None] + draws * sigma[None, :, None]
     grads = state.run("backward", target, noisy.reshape(-1, z.shape[1]).astype(np.float32), np.tile(index, samples))
     return grads.reshape(samples, *z.shape).mean(axis=0)
 

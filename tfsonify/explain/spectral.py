@@ -7,6 +7,7 @@ The STFT is a Hann-windowed ``tf.signal.stft`` of the clip zero-padded by ``n_ff
 """
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,17 +103,20 @@ def nmf(magnitude: np.ndarray, components: int, iterations: int = 200, seed: int
 
     Args:
         magnitude: float32 ``[n, frames, bins]`` (non-negative).
-        components: ``K``; iterations: update rounds; seed: of the uniform initialisation.
+        components: ``K``; iterations: update rounds; seed: of the uniform initialisation (with each clip's bytes).
 
     Returns:
         ``(W [n, bins, K], H [n, K, frames])`` float32, non-negative.
     """
     v = tf.constant(np.transpose(magnitude, (0, 2, 1)), tf.float32)  # [n, bins, frames]
     n, bins, frames = v.shape
-    rng = np.random.default_rng(seed)
-    scale = float(np.sqrt(max(float(np.mean(magnitude)), 1e-12) / components))
-    w0 = tf.constant(rng.uniform(0.1, 1.0, (n, bins, components)).astype(np.float32) * scale)
-    h0 = tf.constant(rng.uniform(0.1, 1.0, (n, components, frames)).astype(np.float32) * scale)
+    w0, h0 = [], []
+    for clip in magnitude:  # per clip, seeded by (seed, its bytes): the same clip gets the same NMF in any batch
+        rng = np.random.default_rng([int(seed), zlib.crc32(np.ascontiguousarray(clip).tobytes())])
+        scale = float(np.sqrt(max(float(np.mean(clip)), 1e-12) / components))
+        w0.append(rng.uniform(0.1, 1.0, (bins, components)) * scale)
+        h0.append(rng.uniform(0.1, 1.0, (components, frames)) * scale)
+    w0, h0 = tf.constant(np.stack(w0), tf.float32), tf.constant(np.stack(h0), tf.float32)
     w, h = _nmf_loop(v, w0, h0, tf.constant(int(iterations)))
     return w.numpy(), h.numpy()
 
