@@ -24,6 +24,7 @@ COMMANDS = [
     "tfsonify.commands.report",
     "tfsonify.commands.import_model",
     "tfsonify.commands.explore",
+    "tfsonify.commands.evaluate",
 ]
 
 
