@@ -39,6 +39,8 @@ COMMANDS = [
     ("import", "tfsonify.commands.import_model", "import a pretrained model (CREPE) as a .keras file"),
     ("explore", "tfsonify.commands.explore",
      "interactive page: pick a clip, a layer and a map; see and hear its sonification"),
+    ("evaluate", "tfsonify.commands.evaluate",
+     "measure how faithful each explanation method is to the model (deletion/insertion, mixtures, sanity checks)"),
 ]
 VERBOSE = "--verbose"
 NEEDS_TENSORFLOW = ("tensorflow", "keras", "scipy", "matplotlib", "tensorboard")
