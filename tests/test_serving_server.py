@@ -20,7 +20,7 @@ def exported(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(exported):
-    from tfsonify.serving.repository import ModelRepository
+    from tfsonify.serving.lifecycle import ModelRepository
     from tfsonify.serving.server import Server
 
     running = Server(ModelRepository(exported["models_dir"]), port=0, grpc_port=0, max_body_bytes=MAX_BODY, grace=2).start()
@@ -241,7 +241,7 @@ def test_cli_request_writes_wavs(server, exported, sonifier, wave, tmp_path):
 def test_graceful_stop_frees_ports(exported):
     import socket
 
-    from tfsonify.serving.repository import ModelRepository
+    from tfsonify.serving.lifecycle import ModelRepository
     from tfsonify.serving.server import Server
 
     server = Server(ModelRepository(exported["models_dir"] / "cnn", warmup=False), port=0, grpc_port=None, grace=1).start()

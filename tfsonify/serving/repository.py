@@ -20,7 +20,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tfsonify.export.savedmodel import read_metadata
 from tfsonify.export.wav_graph import WAV_INPUT, encode_wav_files, parse_wav_header
 
-__all__ = ["LoadedVersion", "ModelRepository", "ServingError", "load_version"]
+__all__ = ["LoadedVersion", "ServingError", "load_version"]
 
 _NUMPY = {tf.float32: np.float32, tf.int32: np.int32, tf.int64: np.int64, tf.float64: np.float64}
 
@@ -256,15 +256,6 @@ def _warm_up(version: LoadedVersion) -> None:
         inputs = {name: (wave if name == "waveform" else per_row[name]) for name in specs if name in per_row or name == "waveform"}
         if set(inputs) == set(specs):
             version.run(signature, version.check_inputs(signature, inputs))
-
-
-def __getattr__(name: str):
-    """``ModelRepository`` lives in :mod:`tfsonify.serving.lifecycle` (it polls and swaps versions)."""
-    if name == "ModelRepository":
-        from tfsonify.serving.lifecycle import ModelRepository
-
-        return ModelRepository
-    raise AttributeError(name)
 
 
 def _versions(base: Path) -> list[Path]:

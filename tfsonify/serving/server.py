@@ -38,7 +38,8 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
                                      model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc)
 from tensorflow.core.protobuf import error_codes_pb2  # tensorflow.error.Code, as in TF Serving's StatusProto
 
-from tfsonify.serving.repository import ModelRepository, ServingError
+from tfsonify.serving.lifecycle import ModelRepository
+from tfsonify.serving.repository import ServingError
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "build_app", "parse_predict_body", "Server"]
 
