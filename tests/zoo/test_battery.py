@@ -30,9 +30,7 @@ def tag(layer) -> str:
     return str(layer) if isinstance(layer, str) else f"L{layer:02d}"
 
 
-STREAM_GAP = ("the long-clip engine's Sonifier.stream (engine/long_clips.stream) does not apply input_divisor's check: "
-              "a stream of a custom input-scaling model (CREPE's per-frame standardisation) runs, inexactly, where "
-              "long_clips.calibrate and windowed sonify refuse it (issue 23, point 2/3)")
+STREAM_REFUSAL = "live streams need a model of any input length"  # CREPE: fixed 1024-sample frames
 
 
 @pytest.fixture(scope="module", params=[entry.name for entry in ZOO])
@@ -70,9 +68,7 @@ def test_checkpoint_carries_geometry_rate_and_labels(zoo):
 
 
 # ------------------------------------------------------------------------------------------------ Sonifier
-def test_sonifier_sonify_top_k_and_stream(zoo, request):
-    if not zoo.entry.windows:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=STREAM_GAP))
+def test_sonifier_sonify_top_k_and_stream(zoo):
     s, wave, layer = zoo.sonifier, zoo.wave, zoo.layer
     sound = s.sonify(wave, layer, feature=0)
     assert sound.shape == wave.shape and np.all(np.isfinite(sound))
@@ -80,7 +76,7 @@ def test_sonifier_sonify_top_k_and_stream(zoo, request):
     assert sounds.shape == (2, wave.size) and activations[0] >= activations[1]
     np.testing.assert_allclose(sounds[0], s.sonify(wave, layer, feature=int(features[0])), atol=1e-5)
     if not zoo.entry.windows:
-        with pytest.raises(ValueError, match="scales its input with a custom layer"):
+        with pytest.raises(ValueError, match=STREAM_REFUSAL):
             s.stream(layer, [0], reference_peak=1.0)
         return
     stream = s.stream(layer, [int(features[0])], reference_peak=1.0)
@@ -96,11 +92,7 @@ def test_cli_sonify(zoo, tmp_path, request, capsys):
             "`tfsonify sonify --top` (engine/long_files.sonify_file) differs from Sonifier.sonify_top on these models "
             "(strided: activation 0.463 vs 0.481 for map 2, max error 0.8; samplecnn: the last ~140 samples), while "
             "--feature F and the API's windows agree exactly")))
-    out = tmp_path / "out"
-    if not zoo.entry.windows:  # refused in one line today; issue 23 point 2 (frames) is to make it work
-        assert run("sonify", zoo.wav, "--model", zoo.path, "--layer", zoo.layer, "--top", 2, "--out", out) == 2
-        assert "scales its input with a custom layer" in capsys.readouterr().err
-        return
+    out = tmp_path / "out"  # CREPE: framed as its tracker frames (engine/frames.py), as the API does
     assert run("sonify", zoo.wav, "--model", zoo.path, "--layer", zoo.layer, "--top", 2, "--out", out, "--no-plots") == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["sample_rate"] == zoo.rate and len(manifest["sonifications"]) == 2
@@ -110,15 +102,13 @@ def test_cli_sonify(zoo, tmp_path, request, capsys):
     np.testing.assert_allclose(sound, expected, atol=1e-4)
 
 
-def test_cli_listen(zoo, tmp_path, capsys, request):
-    if not zoo.entry.windows:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=STREAM_GAP))
+def test_cli_listen(zoo, tmp_path, capsys):
     out = tmp_path / "live.wav"
     feature = int(zoo.sonifier.sonify_top(zoo.wave, zoo.layer, 1)[0][0])  # a live map (random weights leave dead ones)
     code = run("listen", "--model", zoo.path, "--layer", zoo.layer, "--feature", feature, "--input", zoo.wav, "--fast",
                "--out", out)
     if not zoo.entry.windows:
-        assert code == 2 and "scales its input with a custom layer" in capsys.readouterr().err and not out.exists()
+        assert code == 2 and STREAM_REFUSAL in capsys.readouterr().err and not out.exists()
         return
     assert code == 0
     sound, rate = soundfile.read(out, dtype="float32")
@@ -252,7 +242,7 @@ def test_sonify_dataset(zoo, tmp_path, runner):
 # ------------------------------------------------------------------------------------------------ serving
 def test_savedmodel_serve_request(zoo, tmp_path):
     from tfsonify.export.savedmodel import read_metadata
-    from tfsonify.serving.repository import ModelRepository
+    from tfsonify.serving.lifecycle import ModelRepository
     from tfsonify.serving.server import Server
 
     models = tmp_path / "models"
@@ -267,7 +257,8 @@ def test_savedmodel_serve_request(zoo, tmp_path):
         assert run("request", url, zoo.wav, "--layer", block, "--top", 1, "--sample-rate", zoo.rate, "--out",
                    tmp_path / "req", "--no-plots") == 0
         manifest = json.loads((tmp_path / "req" / "manifest.json").read_text())
-        features = zoo.sonifier.sonify_top(zoo.wave, zoo.layer, 1)[0]
+        # a SavedModel sonifies the clip in one pass (a fixed-frame model too: no framing in the graph)
+        features = zoo.sonifier.sonify_top(zoo.wave, zoo.layer, 1, window_seconds=None)[0]
         assert [e["feature"] for e in manifest["sonifications"]] == [int(features[0])]
         if zoo.entry.class_names:
             instance = zoo.wave[:, None] if len(zoo.model.inputs[0].shape) == 3 else zoo.wave  # the model's input shape
