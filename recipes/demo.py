@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 
 from tfsonify.train.demo import DEMO_CONFIG
-from tfsonify.train.experiment import add_config_arguments, config_from_args, run_experiment
+from tfsonify.train.experiment import parse_config_args, run_experiment
 
 # === Config === the demo's hyper-parameters, written once in tfsonify.train.demo (sized for 2 CPU cores)
 CONFIG = DEMO_CONFIG
@@ -25,9 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=None, help="demo dataset folder (default OUT/data; built if missing)")
     parser.add_argument("--out", default="runs/demo")
-    add_config_arguments(parser, CONFIG)
-    args = parser.parse_args(argv)
-    config = config_from_args(args, CONFIG)
+    args, config = parse_config_args(parser, CONFIG, argv)
 
     from tfsonify.data.demo import ensure_demo_data, read_demo
     from tfsonify.data.pipeline import decode_clips

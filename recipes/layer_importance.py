@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tfsonify.train.config import add_config_arguments, config_from_args
+from tfsonify.train.config import parse_config_args
 from tfsonify.data.readers import DATASET_FORMATS, decode_dataset
 from tfsonify.data.splits import select_train_meta, split_holdout
 from tfsonify.train.layer_importance import parse_blocks
@@ -69,11 +69,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--train-meta", metavar="COLUMN=V1,V2",
                         help="train only on clips with these metadata values (e.g. split=train for the demo data)")
     parser.add_argument("--out", default="runs/layer_importance")
-    add_config_arguments(parser, CONFIG)
-    args = parser.parse_args(argv)
-    if not args.checkpoint and not args.random:
-        parser.error("give at least one --checkpoint NAME=PATH or --random")
-    args.config = config_from_args(args, CONFIG)
+    args, args.config = parse_config_args(parser, CONFIG, argv,
+                                          check=lambda args: "give at least one --checkpoint NAME=PATH or --random" if not args.checkpoint and not args.random else None)
     return args
 
 

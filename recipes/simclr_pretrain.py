@@ -25,7 +25,7 @@ import time
 
 from dataclasses import dataclass, field
 
-from tfsonify.train.config import add_config_arguments, config_from_args
+from tfsonify.train.config import parse_config_args
 from tfsonify.data.readers import DATASET_FORMATS
 
 
@@ -77,11 +77,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="leave clips with these metadata values out of pretraining, e.g. split=heldout_voice,heldout_engine")
     parser.add_argument("--build-espeak-keywords", metavar="DIR",
                         help="only write a small espeak-ng keyword set (folder-per-class) to DIR and exit")
-    add_config_arguments(parser, CONFIG)
-    args = parser.parse_args(argv)
-    if not args.build_espeak_keywords and not args.data:
-        parser.error("--data is required (or use --build-espeak-keywords DIR)")
-    args.config = config_from_args(args, CONFIG)
+    args, args.config = parse_config_args(parser, CONFIG, argv,
+                                          check=lambda args: "--data is required (or use --build-espeak-keywords DIR)" if not args.build_espeak_keywords and not args.data else None)
     return args
 
 

@@ -25,3 +25,19 @@ def clip():
     chirp = np.sin(2 * np.pi * (200 + 1500 * t) * t)
     bursts = rng.normal(0, 0.3, t.size) * (np.sin(2 * np.pi * 3 * t) > 0.5)
     return (0.4 * chirp + bursts).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def sonifier(tiny_model):
+    """A Sonifier of ``tiny_model`` (one per test module)."""
+    import tfsonify
+
+    return tfsonify.Sonifier(tiny_model)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory, tiny_model):
+    """``tiny_model`` saved as a .keras file (one per test module)."""
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    tiny_model.save(path)
+    return path

@@ -430,6 +430,17 @@ def console_errors(driver) -> list[str]:
     return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
 
+def open_page(driver, url: str):
+    """Load the page afresh, after draining what earlier tests logged to the console."""
+    console_errors(driver)
+    driver.get(url + "/")
+
+
+def assert_no_console_errors(driver):
+    errors = console_errors(driver)
+    assert not errors, errors
+
+
 def open_clip(driver, name: str):
     """Click the clip whose name starts with ``name`` (found and clicked in one script: the list re-renders as
     predictions arrive, so a located element can go stale)."""
@@ -453,8 +464,7 @@ def test_page_clip_layer_map_playback(setup, browser):
     from selenium.webdriver.support.ui import Select
 
     driver = browser
-    console_errors(driver)  # drain what earlier tests logged
-    driver.get(setup["url"] + "/")
+    open_page(driver, setup["url"])
     count = len(json.loads(get(setup["url"] + "/api/clips")[2])["clips"])  # 6 files, plus uploads of earlier tests
     wait_for(driver, f"return document.querySelectorAll('#clips li').length === {count}")
     assert f"{count} of {count} clips" in driver.find_element(By.ID, "clips-count").text
@@ -507,8 +517,7 @@ def test_page_clip_layer_map_playback(setup, browser):
     wait_for(driver, "return document.querySelectorAll('.panel')[0].querySelectorAll('.topk button').length === 8")
     driver.find_element(By.ID, "coherence-button").click()
     wait_for(driver, "return !document.querySelector('#coherence').hidden")
-    errors = console_errors(driver)
-    assert not errors, errors
+    assert_no_console_errors(driver)
 
 
 @pytest.mark.slow
@@ -516,8 +525,7 @@ def test_page_compares_two_models(setup, browser):
     from selenium.webdriver.common.by import By
 
     driver = browser
-    console_errors(driver)  # drain what earlier tests logged
-    driver.get(setup["url"] + "/")
+    open_page(driver, setup["url"])
     open_clip(driver, "speech/chirp")
     wait_for(driver, "return [...document.querySelectorAll('.panel')].length === 2 && [...document.querySelectorAll('.panel')]"
                      ".every(p => p.querySelector('.sound-spec').naturalWidth > 0 && p.querySelector('.map-label').textContent.startsWith('block 8'))")
@@ -528,8 +536,7 @@ def test_page_compares_two_models(setup, browser):
     wait_for(driver, "return document.querySelector('#player').dataset.src.includes('/api/models/1/')")
     driver.execute_script("document.querySelector('#player').play()")
     wait_for(driver, PLAYING.replace("arguments[0]", repr("/api/models/1/")))
-    errors = console_errors(driver)
-    assert not errors, errors
+    assert_no_console_errors(driver)
 
 
 @pytest.mark.slow
@@ -537,8 +544,7 @@ def test_page_upload_and_record(setup, browser, tmp_path):
     from selenium.webdriver.common.by import By
 
     driver = browser
-    console_errors(driver)  # drain what earlier tests logged
-    driver.get(setup["url"] + "/")
+    open_page(driver, setup["url"])
     wait_for(driver, "return document.querySelectorAll('#clips li').length >= 6")
     path = tmp_path / "uploaded tone.wav"
     soundfile.write(path, _tone(0.8, 330.0, 16000), 16000)
@@ -554,8 +560,7 @@ def test_page_upload_and_record(setup, browser, tmp_path):
     driver.find_element(By.ID, "record").click()
     wait_for(driver, "const a = document.querySelector('#clips li.active'); return a && a.textContent.includes('recording-')")
     wait_for(driver, "return document.querySelector('.panel .sound-spec').naturalWidth > 0")
-    errors = console_errors(driver)
-    assert not errors, errors
+    assert_no_console_errors(driver)
 
 
 @pytest.mark.slow
@@ -563,8 +568,7 @@ def test_page_shows_clip_errors_and_keeps_working(setup, browser):
     from selenium.webdriver.common.by import By
 
     driver = browser
-    console_errors(driver)  # drain what earlier tests logged
-    driver.get(setup["url"] + "/")
+    open_page(driver, setup["url"])
     open_clip(driver, "broken.wav")
     wait_for(driver, "const e = document.querySelector('#clip-error'); return !e.hidden && e.textContent.includes('cannot be read as audio')")
     open_clip(driver, "short.wav")

@@ -15,20 +15,6 @@ from tfsonify.cli import main
 
 
 @pytest.fixture(scope="module")
-def sonifier(tiny_model):
-    import tfsonify
-
-    return tfsonify.Sonifier(tiny_model)
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory, tiny_model):
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    tiny_model.save(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def recording(tmp_path_factory):
     rng = np.random.default_rng(2)
     t = np.arange(int(2.3 * 22050)) / 22050.0

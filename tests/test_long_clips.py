@@ -10,24 +10,15 @@ import numpy as np
 import pytest
 
 from tfsonify.engine import long_clips, windows
+from tiny import gated_chirp
 
 LENGTH = 20011  # prime: a multiple of no stride
 WINDOW_SECONDS = {1: 0.4, 5: 0.5, 8: 0.6, 11: 0.75}  # 3-12 windows per clip
 
 
 @pytest.fixture(scope="module")
-def sonifier(tiny_model):
-    import tfsonify
-
-    return tfsonify.Sonifier(tiny_model)
-
-
-@pytest.fixture(scope="module")
 def long_clip():
-    rng = np.random.default_rng(3)
-    t = np.arange(LENGTH) / 8000.0
-    wave = 0.5 * np.sin(2 * np.pi * (120 + 700 * t) * t) + rng.normal(0, 0.15, t.size) * (np.sin(2 * np.pi * 0.9 * t) > 0)
-    return (0.7 * wave / np.abs(wave).max()).astype(np.float32)
+    return gated_chirp(LENGTH, 3, start_hz=120, sweep=700, noise=0.15, gate_hz=0.9, peak=0.7)
 
 
 def test_geometry_hook_matches_the_model(sonifier):

@@ -16,13 +16,6 @@ MINUTES = 3
 
 
 @pytest.fixture(scope="module")
-def model_file(tmp_path_factory, tiny_model):
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    tiny_model.save(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def long_flac(tmp_path_factory):
     rng = np.random.default_rng(8)
     rate, n = 44100, 44100 * 60 * MINUTES

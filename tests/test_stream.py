@@ -18,13 +18,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def sonifier(tiny_model):
-    import tfsonify
-
-    return tfsonify.Sonifier(tiny_model)
-
-
-@pytest.fixture(scope="module")
 def live_clip():
     rng = np.random.default_rng(21)
     t = np.arange(12007) / 8000.0

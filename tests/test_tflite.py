@@ -14,13 +14,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def sonifier(tiny_model):
-    import tfsonify
-
-    return tfsonify.Sonifier(tiny_model)
-
-
-@pytest.fixture(scope="module")
 def one_second():
     rng = np.random.default_rng(5)
     t = np.arange(8000) / 8000.0

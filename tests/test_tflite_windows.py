@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny import gated_chirp
 
 REPO = Path(__file__).resolve().parents[1]
 LAYERS = [5, 11]
@@ -39,19 +40,9 @@ def lite(windowed_model):
 
 
 @pytest.fixture(scope="module")
-def sonifier(tiny_model):
-    import tfsonify
-
-    return tfsonify.Sonifier(tiny_model)
-
-
-@pytest.fixture(scope="module")
 def long_clip():
     """2.5 s at 8 kHz: a chirp plus gated noise, peak 0.6."""
-    rng = np.random.default_rng(11)
-    t = np.arange(CLIP) / 8000.0
-    wave = 0.5 * np.sin(2 * np.pi * (150 + 400 * t) * t) + rng.normal(0, 0.1, t.size) * (np.sin(2 * np.pi * 1.3 * t) > 0)
-    return (0.6 * wave / np.abs(wave).max()).astype("float32")
+    return gated_chirp(CLIP, 11, start_hz=150, sweep=400, noise=0.1, gate_hz=1.3, peak=0.6)
 
 
 def test_geometry_matches_cnn12(edge_windows):

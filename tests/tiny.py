@@ -34,3 +34,13 @@ def randomise_weights(model, seed: int = 0):
             layer.gamma.assign(rng.uniform(0.5, 1.5, size).astype("float32"))
             layer.beta.assign(rng.normal(0.0, 0.1, size).astype("float32"))
     return model
+
+
+def gated_chirp(length: int, seed: int, start_hz: float, sweep: float, noise: float, gate_hz: float, peak: float):
+    """``length`` samples at 8 kHz: a linear chirp (0.5 sin 2π(start_hz + sweep t)t) plus N(0, noise²) noise gated on
+    where sin 2π gate_hz t > 0 (``numpy.random.default_rng(seed)``), scaled to ``peak``; float32."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(length) / 8000.0
+    gate = np.sin(2 * np.pi * gate_hz * t) > 0
+    wave = 0.5 * np.sin(2 * np.pi * (start_hz + sweep * t) * t) + rng.normal(0, noise, t.size) * gate
+    return (peak * wave / np.abs(wave).max()).astype(np.float32)

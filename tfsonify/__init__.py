@@ -20,8 +20,9 @@ decoding, block files, rendering), ``edge/`` (the TensorFlow-free LiteRT runtime
 """
 from __future__ import annotations
 
-import importlib as _importlib
 import os as _os
+
+from tfsonify._lazy import lazy_exports as _lazy_exports
 
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -59,15 +60,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tfsonify' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)

@@ -5,18 +5,8 @@ and decoding WAV files with numpy) serve ``tfsonify request`` without loading Te
 """
 from __future__ import annotations
 
-import importlib as _importlib
+from tfsonify._lazy import lazy_exports as _lazy_exports
 
 __all__ = ["export_saved_model", "next_version", "read_metadata", "write_batching_parameters", "write_model_config"]
 
-
-def __getattr__(name: str):
-    if name not in __all__:
-        raise AttributeError(f"module 'tfsonify.export' has no attribute {name!r}")
-    value = getattr(_importlib.import_module("tfsonify.export.savedmodel"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy_exports(__name__, dict.fromkeys(__all__, "tfsonify.export.savedmodel"))

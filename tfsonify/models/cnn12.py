@@ -85,8 +85,23 @@ def min_length(layer: int = NUM_BLOCKS) -> int:
     return needed
 
 
+class ArgumentsConfig:
+    """``get_config``/``from_config`` of a model whose config is its ``name``, ``trainable`` and the constructor
+    arguments named in ``CONFIG_ARGUMENTS`` (kept as attributes of the same names), in that order."""
+
+    CONFIG_ARGUMENTS: tuple[str, ...] = ()
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable,
+                **{argument: getattr(self, argument) for argument in self.CONFIG_ARGUMENTS}}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
 @keras.saving.register_keras_serializable(package="tfsonify")
-class CNN12(keras.Model):
+class CNN12(ArgumentsConfig, keras.Model):
     """CNN12 raw-waveform encoder, optionally with a classification head.
 
     Layers are named ``peak_normalization``, ``conv1`` ... ``conv11`` (ReLU
@@ -165,21 +180,7 @@ class CNN12(keras.Model):
         self.dropout = float(dropout)
         self.sample_rate = sample_rate
 
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "width_multiplier": self.width_multiplier,
-            "num_classes": self.num_classes,
-            "multi_label": self.multi_label,
-            "embedding_dim": self.embedding_dim,
-            "dropout": self.dropout,
-            "sample_rate": self.sample_rate,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+    CONFIG_ARGUMENTS = ("width_multiplier", "num_classes", "multi_label", "embedding_dim", "dropout", "sample_rate")
 
     @property
     def conv_layers(self) -> list[keras.layers.Conv1D]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfsonify.models.cnn12 import CNN12, SAMPLE_RATE
+from tfsonify.models.cnn12 import CNN12, SAMPLE_RATE, ArgumentsConfig
 from tfsonify.validation import check_int
 
 __all__ = ["LARGE_NUM", "nt_xent_loss", "nt_xent_from_gathered", "ContrastiveModel", "check_temperature"]
@@ -159,7 +159,7 @@ def nt_xent_from_gathered(
 
 
 @keras.saving.register_keras_serializable(package="tfsonify")
-class ContrastiveModel(keras.Model):
+class ContrastiveModel(ArgumentsConfig, keras.Model):
     """CNN12 encoder + projection head trained with NT-Xent (SimCLR, paper §3.1, A.2).
 
     ``z = f_proj(f_enc(x))``: ``f_enc`` is a :class:`~tfsonify.CNN12` without a
@@ -237,22 +237,8 @@ class ContrastiveModel(keras.Model):
         self.sample_rate = sample_rate
         self.built = True  # both sub-models are built; checkpoint callbacks need a built model before fit
 
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "width_multiplier": self.width_multiplier,
-            "temperature": self.temperature,
-            "projection_hidden": self.projection_hidden,
-            "projection_dim": self.projection_dim,
-            "embedding_dim": self.embedding_dim,
-            "dropout": self.dropout,
-            "sample_rate": self.sample_rate,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+    CONFIG_ARGUMENTS = ("width_multiplier", "temperature", "projection_hidden", "projection_dim", "embedding_dim", "dropout",
+                        "sample_rate")
 
     def build(self, input_shape=None):
         # Sub-models are built in __init__; nothing else has weights.

@@ -6,18 +6,8 @@ TensorFlow.
 """
 from __future__ import annotations
 
-import importlib as _importlib
+from tfsonify._lazy import lazy_exports as _lazy_exports
 
 __all__ = ["Client", "ServingRequestError"]
 
-
-def __getattr__(name: str):
-    if name not in __all__:
-        raise AttributeError(f"module 'tfsonify.serving' has no attribute {name!r}")
-    value = getattr(_importlib.import_module("tfsonify.serving.client"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy_exports(__name__, dict.fromkeys(__all__, "tfsonify.serving.client"))

@@ -6,9 +6,10 @@ The names below are imported on first use (PEP 562), so a TensorFlow-free module
 """
 from __future__ import annotations
 
-import importlib as _importlib
 import sys as _sys
 import types as _types
+
+from tfsonify._lazy import lazy_exports as _lazy_exports
 
 _EXPORTS = {
     "classification_loss": "tfsonify.train.losses", "per_example_loss": "tfsonify.train.losses",
@@ -23,18 +24,7 @@ _EXPORTS = {
 __all__ = ["classification_loss", "per_example_loss", "accuracy", "average_precision", "clip_metrics", "d_prime",
            "roc_auc", "adamw", "scale_learning_rate", "warmup_cosine", "describe", "global_batch_size", "strategy"]
 
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tfsonify.train' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
 
 
 class _Package(_types.ModuleType):

@@ -1,7 +1,8 @@
 """The one configuration mechanism of the recipes: a dataclass of hyper-parameters whose every field is a flag.
 
 A recipe keeps a dataclass instance at the top (its defaults), calls :func:`add_config_arguments` to give the parser
-one ``--field-name`` per field and :func:`config_from_args` to get the configured instance back. Flag types follow
+one ``--field-name`` per field and :func:`config_from_args` to get the configured instance back
+(:func:`parse_config_args` does both around ``parser.parse_args``). Flag types follow
 the field annotations:
 
 * ``int``, ``float``, ``str``: one value; ``X | None``: also ``none`` (or ``off``);
@@ -18,7 +19,7 @@ import dataclasses
 import types
 import typing
 
-__all__ = ["add_config_arguments", "config_from_args"]
+__all__ = ["add_config_arguments", "config_from_args", "parse_config_args"]
 
 _NONE = ("none", "off")
 
@@ -101,3 +102,14 @@ def config_from_args(args: argparse.Namespace, config):
             value = _range(field.name, value, optional)
         values[field.name] = value
     return dataclasses.replace(config, **values)
+
+
+def parse_config_args(parser: argparse.ArgumentParser, config, argv=None, check=None):
+    """One flag per field of ``config`` (:func:`add_config_arguments`), ``argv`` parsed, ``check(args)`` (a message
+    it returns goes to ``parser.error``), then ``(args, configured instance)`` (:func:`config_from_args`)."""
+    add_config_arguments(parser, config)
+    args = parser.parse_args(argv)
+    message = check(args) if check is not None else None
+    if message:
+        parser.error(message)
+    return args, config_from_args(args, config)

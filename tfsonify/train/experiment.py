@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tfsonify.train.config import add_config_arguments, config_from_args
+from tfsonify.train.config import add_config_arguments, config_from_args, parse_config_args
 
-__all__ = ["Config", "add_config_arguments", "config_from_args", "run_experiment", "print_results"]
+__all__ = ["Config", "add_config_arguments", "config_from_args", "parse_config_args", "run_experiment", "print_results"]
 
 
 @dataclasses.dataclass

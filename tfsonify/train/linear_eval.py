@@ -27,7 +27,7 @@ import keras
 import numpy as np
 
 from tfsonify.models.checkpoint import cnn12_of, save_model
-from tfsonify.train.config import add_config_arguments, config_from_args
+from tfsonify.train.config import parse_config_args
 from tfsonify.data.readers import DATASET_FORMATS, decode_dataset
 from tfsonify.data.splits import select_train_meta, split_holdout
 from tfsonify.models.cnn12 import CNN12
@@ -219,9 +219,7 @@ def parse_linear_eval_args(argv=None, mode: str = "fconly", description: str | N
     parser.add_argument("--holdout-meta", metavar="COLUMN=V1,V2", help="test set = clips with these metadata values")
     parser.add_argument("--train-meta", metavar="COLUMN=V1,V2",
                         help="train only on clips with these metadata values (e.g. split=train for the demo data)")
-    add_config_arguments(parser, LINEAR_EVAL_CONFIG)
-    args = parser.parse_args(argv)
-    args.config = config_from_args(args, LINEAR_EVAL_CONFIG)
+    args, args.config = parse_config_args(parser, LINEAR_EVAL_CONFIG, argv)
     return args
 
 
