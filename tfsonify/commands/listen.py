@@ -64,10 +64,8 @@ def run(args: argparse.Namespace) -> int:
         live.import_sounddevice()  # fail before loading the model
     model = load_model(args.model, any_model=True)
     sonifier = Sonifier(model, sample_rate=sample_rate_of(model))
-    sonifier.num_features(args.layer)  # a layer the model does not have: one line naming its layers, before streaming
-    if args.feature < 0 or args.feature >= sonifier.num_features(args.layer):
-        raise ValueError(f"--feature must be in 0..{sonifier.num_features(args.layer) - 1} "
-                         f"(the maps of {_describe(args.layer)}); received {args.feature}")
+    # a layer the model lacks or a map outside it: one line (the engine's own check), before streaming
+    sonifier.check_features([args.feature], args.layer)
     rate = sonifier.sample_rate
     reconstruction_peak, reference = None, 1.0 if args.reference_peak is None else args.reference_peak
     if args.calibrate:
