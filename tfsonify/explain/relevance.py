@@ -118,20 +118,32 @@ def readout(deconvnet: DeconvNet) -> Readout:
     return Readout(base, tuple(reversed(layers)), units)
 
 
-def _activation(function, h: tf.Tensor, last: bool, guided: bool) -> tf.Tensor:
+@tf.custom_gradient
+def _deconv_relu(x):
+    def grad(upstream):
+        return tf.nn.relu(upstream)
+    return tf.nn.relu(x), grad
+
+
+def _relu(h: tf.Tensor, rule: str) -> tf.Tensor:
+    return tf.nn.relu(h) if rule == "gradient" else (_guided_relu(h) if rule == "guided" else _deconv_relu(h))
+
+
+def _activation(function, h: tf.Tensor, last: bool, rule: str) -> tf.Tensor:
     name = getattr(function, "__name__", str(function))
     if name == "linear" or (last and name in ("sigmoid", "softmax")):
         return h
     if name == "relu":
-        return _guided_relu(h) if guided else tf.nn.relu(h)
+        return _relu(h, rule)
     return function(h)
 
 
-def _readout_forward(layers: tuple, h: tf.Tensor, guided: bool) -> tf.Tensor:
+def readout_forward(layers: tuple, h: tf.Tensor, rule: str = "gradient") -> tf.Tensor:
     """The read-out on the walk's ``[batch, time, channels]`` tensor -> the output units' logits ``[batch, units]``.
 
     The walk drops a Conv2D's singleton axis and keeps time before channels, so ``Flatten`` of it orders the
-    values as Keras' ``Flatten`` of ``[time, 1, channels]`` does.
+    values as Keras' ``Flatten`` of ``[time, 1, channels]`` does. ``rule`` sets the backward of every ReLU in the
+    read-out: ``"gradient"``, ``"guided"`` (guided backpropagation) or ``"deconvnet"`` (``relu(upstream)``).
     """
     for index, layer in enumerate(layers):
         last = index == len(layers) - 1
@@ -145,13 +157,13 @@ def _readout_forward(layers: tuple, h: tf.Tensor, guided: bool) -> tf.Tensor:
             h = tf.tensordot(h, tf.convert_to_tensor(layer.kernel), axes=[[h.shape.rank - 1], [0]])
             if layer.bias is not None:
                 h = h + tf.convert_to_tensor(layer.bias)
-            h = _activation(layer.activation, h, last, guided)
+            h = _activation(layer.activation, h, last, rule)
         elif isinstance(layer, keras.layers.BatchNormalization):
             h = layer(h, training=False)
         elif isinstance(layer, keras.layers.ReLU):
-            h = _activation(keras.activations.relu, h, last, guided)
+            h = _relu(h, rule)
         elif isinstance(layer, keras.layers.Activation):
-            h = _activation(layer.activation, h, last, guided)
+            h = _activation(layer.activation, h, last, rule)
         elif isinstance(layer, keras.layers.Softmax):
             h = h if last else tf.nn.softmax(h)
     return h
@@ -194,7 +206,7 @@ def _need_readout(state: _Relevance) -> Readout:
 def _logits_graph(state: _Relevance, waveform: tf.Tensor) -> tf.Tensor:
     head = _need_readout(state)
     top, _ = state.deconvnet.forward(state.deconvnet.scale_input(waveform), head.base)
-    return _readout_forward(head.layers, top, guided=False)
+    return readout_forward(head.layers, top, "gradient")
 
 
 def _guided_graph(state: _Relevance, layer: str | None, waveform: tf.Tensor, units: tf.Tensor) -> tf.Tensor:
@@ -205,7 +217,7 @@ def _guided_graph(state: _Relevance, layer: str | None, waveform: tf.Tensor, uni
     if layer is None and state.readout.layers:
         with tf.GradientTape() as tape:
             tape.watch(top)
-            logits = _readout_forward(state.readout.layers, top, guided=True)
+            logits = readout_forward(state.readout.layers, top, "guided")
             objective = tf.reduce_sum(logits * tf.one_hot(units, state.readout.units, dtype=logits.dtype))
         upstream = tape.gradient(objective, top)
     else:  # d (sum_t A[c, t]) / d A

@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from tfsonify.engine.sonifier import Sonifier
 from tfsonify.engine.walk import DeconvNet
-from tfsonify.explain.relevance import Readout, readout
+from tfsonify.explain.relevance import Readout, readout, readout_forward
 
 __all__ = ["Target", "Explained", "explained", "RULES"]
 
@@ -58,62 +58,13 @@ class Target:
         return f"unit {index}" if self.layer is None else f"map {index} of layer {self.layer}"
 
 
-@tf.custom_gradient
-def _guided_relu(x):
-    def grad(upstream):
-        return tf.where((x > 0.0) & (upstream > 0.0), upstream, tf.zeros_like(upstream))
-    return tf.nn.relu(x), grad
-
-
-@tf.custom_gradient
-def _deconv_relu(x):
-    def grad(upstream):
-        return tf.nn.relu(upstream)
-    return tf.nn.relu(x), grad
-
-
-def _relu(h, rule: str):
-    return tf.nn.relu(h) if rule == "gradient" else (_guided_relu(h) if rule == "guided" else _deconv_relu(h))
-
-
-def _activation(function, h, last: bool, rule: str):
-    name = getattr(function, "__name__", str(function))
-    if name == "linear" or (last and name in ("sigmoid", "softmax")):
-        return h
-    if name == "relu":
-        return _relu(h, rule)
-    return function(h)
-
-
 def readout_logits(head: Readout, top: tf.Tensor, rule: str = "gradient") -> tf.Tensor:
     """The read-out on the walk's ``[n, time, C]`` output -> logits ``[n, units]`` (final sigmoid/softmax left out).
 
     ``rule`` sets the backward of every ReLU in the read-out (as captum's GuidedBackprop / Deconvolution override
     every ReLU of the network): ``"gradient"``, ``"guided"`` or ``"deconvnet"``.
     """
-    h = top
-    for index, layer in enumerate(head.layers):
-        last = index == len(head.layers) - 1
-        if isinstance(layer, (keras.layers.GlobalAveragePooling1D, keras.layers.GlobalAveragePooling2D)):
-            h = tf.reduce_mean(h, axis=1) if h.shape.rank == 3 else h
-        elif isinstance(layer, (keras.layers.GlobalMaxPooling1D, keras.layers.GlobalMaxPooling2D)):
-            h = tf.reduce_max(h, axis=1) if h.shape.rank == 3 else h
-        elif isinstance(layer, keras.layers.Flatten):
-            h = tf.reshape(h, tf.stack([tf.shape(h)[0], -1]))
-        elif isinstance(layer, keras.layers.Dense):
-            h = tf.tensordot(h, tf.convert_to_tensor(layer.kernel), axes=[[h.shape.rank - 1], [0]])
-            if layer.bias is not None:
-                h = h + tf.convert_to_tensor(layer.bias)
-            h = _activation(layer.activation, h, last, rule)
-        elif isinstance(layer, keras.layers.BatchNormalization):
-            h = layer(h, training=False)
-        elif isinstance(layer, keras.layers.ReLU):
-            h = _relu(h, rule)
-        elif isinstance(layer, keras.layers.Activation):
-            h = _activation(layer.activation, h, last, rule)
-        elif isinstance(layer, keras.layers.Softmax):
-            h = h if last else tf.nn.softmax(h)
-    return h
+    return readout_forward(head.layers, top, rule)
 
 
 def _final_activation(head: Readout | None) -> str:
