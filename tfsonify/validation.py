@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["check_int", "check_choice", "preview"]
+__all__ = ["check_int", "check_choice", "check_names", "preview"]
 
 
 def check_int(name: str, value, minimum: int | None = None, maximum: int | None = None, *,
@@ -57,6 +57,16 @@ def check_choice(name: str, value, choices: Sequence, detail: str = ""):
     if value not in choices:
         raise ValueError(f"{name} must be one of {tuple(choices)}{detail}; received {value!r}")
     return value
+
+
+def check_names(kind: str, names, valid: Sequence[str], hint: str = "") -> list[str]:
+    """A non-empty list of names out of ``valid`` (a single string is one name); ``ValueError`` listing the
+    unknown ones with the valid ones otherwise: ``unknown method(s) ['x']; valid: a, b``."""
+    names = [names] if isinstance(names, str) else list(names)
+    unknown = [n for n in names if n not in valid]
+    if unknown or not names:
+        raise ValueError(f"unknown {kind}(s) {unknown or names}; valid: {', '.join(valid)}{hint}")
+    return names
 
 
 def preview(items: Sequence, limit: int = 5) -> str:

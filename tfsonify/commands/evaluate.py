@@ -17,10 +17,9 @@ def _names(text: str, valid: tuple, what: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     if names == ["all"]:
         return list(valid)
-    unknown = [n for n in names if n not in valid]
-    if unknown or not names:
-        raise ValueError(f"unknown {what}(s) {unknown or names}; valid: {', '.join(valid)} (or 'all')")
-    return names
+    from tfsonify.validation import check_names
+
+    return check_names(what, names, valid, hint=" (or 'all')")
 
 
 def register(subparsers) -> None:

@@ -45,6 +45,7 @@ import numpy as np
 
 from tfsonify.explain.spectral import Spectral, nmf, spectral_for
 from tfsonify.explain.targets import Explained, Target, explained
+from tfsonify.validation import check_names
 
 __all__ = ["METHODS", "WAVEFORM_METHODS", "MASK_METHODS", "Explanation", "explain", "check_methods"]
 
@@ -83,11 +84,7 @@ class Explanation:
 
 def check_methods(methods) -> list[str]:
     """The method names, or a ValueError listing the unknown ones with the valid ones."""
-    methods = [methods] if isinstance(methods, str) else list(methods)
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        raise ValueError(f"unknown method(s) {unknown or methods}; valid: {', '.join(METHODS)}")
-    return methods
+    return check_names("method", methods, METHODS)
 
 
 def _check_options(method: str, options: dict) -> None:

@@ -26,6 +26,7 @@ from scipy import ndimage, stats
 
 from tfsonify.explain.spectral import relevance_map, soft_mask
 from tfsonify.explain.targets import Explained, explained
+from tfsonify.validation import check_names
 
 __all__ = ["METRICS", "check_metrics", "check_parts", "si_sdr", "mixture_scores", "deletion_insertion",
            "deletion_insertion_masks", "curve_values", "lmac_protocol", "similarity", "ssim", "auc"]
@@ -35,11 +36,7 @@ METRICS = ("mixture", "deletion", "lmac", "randomisation", "cost")
 
 def check_metrics(metrics) -> list[str]:
     """The metric names, or a ValueError listing the unknown ones with the valid ones."""
-    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
-    unknown = [m for m in metrics if m not in METRICS]
-    if unknown or not metrics:
-        raise ValueError(f"unknown metric(s) {unknown or metrics}; valid: {', '.join(METRICS)}")
-    return metrics
+    return check_names("metric", metrics, METRICS)
 
 
 def check_parts(clips: np.ndarray, sources, backgrounds) -> tuple[np.ndarray, np.ndarray]:
