@@ -28,7 +28,7 @@ COMMANDS = [
      "live sonification of one feature map: a file at real-time pace or the microphone"),
     ("demo", "tfsonify.commands.demo", "build the demo data, train a small CNN12, evaluate, sonify"),
     ("build-demo-data", "tfsonify.commands.build_demo_data", "build the keyword demo dataset from Debian audio packages"),
-    ("export", "tfsonify.commands.export", "export a CNN12 for TF Serving (SavedModel) or LiteRT (TFLite)"),
+    ("export", "tfsonify.commands.export", "export a model for TF Serving (SavedModel) or LiteRT (TFLite)"),
     ("serve", "tfsonify.commands.serve", "serve exported SavedModels over TF Serving's REST and gRPC APIs"),
     ("request", "tfsonify.commands.request", "sonify an audio file through a TF Serving / tfsonify serve endpoint"),
     ("analyze", "tfsonify.commands.analyze", "coherence, residual, invariance, evolution, top-k and mixture analyses"),
