@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import soundfile
 
 from tfsonify.engine import long_clips, stitch
 from tfsonify.progress import audio_bar

@@ -29,7 +29,7 @@ loads this file by path). Nothing here depends on a particular model: ``R`` and 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
