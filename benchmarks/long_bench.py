@@ -6,7 +6,7 @@ reports its own peak RSS (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) and wal
 - API, 10 and 60 minutes: ``Sonifier.sonify_top(x, 11, 3)`` windowed (default 5 s windows); at 10 minutes also
   in one pass (``window_seconds=None``) for the throughput ratio (that case needs ~10 GB of memory);
 - CLI, 60 minutes: ``tfsonify sonify`` on a 44.1 kHz stereo FLAC (decoded and resampled in blocks);
-- streams on ONE thread: ``Sonifier.stream`` (TensorFlow) and ``tfsonify.edge.windows.litert_stream`` (LiteRT,
+- streams on ONE thread: ``Sonifier.stream`` (TensorFlow) and ``tfsonify.edge.model.EdgeModel.stream`` (LiteRT,
   fixed 8000-sample model) at blocks 5 and 11, 60 s of audio in 512-sample blocks: real-time factor and latency.
 
 ``--compare REF`` runs every case on the git commit ``REF`` (extracted with ``git archive`` into a temporary folder)
@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parents[1]
 TREE = Path(os.environ.get("LONG_BENCH_TREE", REPO))  # the tfsonify a case imports (--compare sets it)
 sys.path.insert(0, str(TREE))
+from _trees import extract, ratio_line, run_in  # noqa: E402
 RATE = 8000
 
 
@@ -115,14 +115,25 @@ def case_stream_tf(layer: int, seconds: float = 60.0) -> dict:
 
 
 def case_stream_lite(tflite: str, layer: int, seconds: float = 60.0) -> dict:
-    from ai_edge_litert.interpreter import Interpreter
-
-    from tfsonify.edge import windows as edge_windows
-
     x = clip(seconds / 60)
-    interpreter = Interpreter(model_path=tflite, num_threads=1)
-    _stream_rtf(edge_windows.litert_stream(interpreter, layer, [0], 1.0), x[:RATE * 5])
-    stream = edge_windows.litert_stream(interpreter, layer, [0], 1.0)
+    try:
+        from tfsonify.edge.model import EdgeModel
+
+        edge = EdgeModel(tflite, num_threads=1)
+
+        def make():
+            return edge.stream(layer, [0], 1.0)
+    except ImportError:  # a --compare tree from before EdgeModel (its litert_stream on an interpreter)
+        from ai_edge_litert.interpreter import Interpreter
+
+        from tfsonify.edge import windows as edge_windows
+
+        interpreter = Interpreter(model_path=tflite, num_threads=1)
+
+        def make():
+            return edge_windows.litert_stream(interpreter, layer, [0], 1.0)
+    _stream_rtf(make(), x[:RATE * 5])
+    stream = make()
     return {"rtf": _stream_rtf(stream, x), "latency_ms": 1000 * stream.latency / RATE, "hop": stream.hop,
             "tensorflow_loaded": "tensorflow" in sys.modules}
 
@@ -133,28 +144,12 @@ TREES: list[tuple[str, Path]] = [("this", REPO)]  # (label, tfsonify checkout); 
 def run_case(*args: str, tree: Path = REPO) -> dict:
     """One case in a fresh interpreter importing ``tree``'s tfsonify; its JSON result (peak RSS is the subprocess's
     own)."""
-    env = {**os.environ, "LONG_BENCH_TREE": str(tree),
-           "PYTHONPATH": str(tree) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    result = subprocess.run([sys.executable, __file__, "--case", *args], capture_output=True, text=True, cwd=tree,
-                            env=env)
-    if result.returncode != 0:
-        raise RuntimeError(f"case {args} on {tree} failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_in(tree, __file__, "--case", *args)
 
 
 def compared(*args: str, repeat: int = 1) -> list[tuple[str, dict]]:
     """``run_case(*args)`` on every tree of :data:`TREES`, alternated ``repeat`` times: ``[(label, result), ...]``."""
     return [(label, run_case(*args, tree=tree)) for _ in range(repeat) for label, tree in TREES]
-
-
-def extract(ref: str, folder: Path) -> Path:
-    """``git archive REF`` of this repository (or of ``$LONG_BENCH_GIT``, when this copy is itself an extract) unpacked
-    into ``folder/REF`` (the tfsonify of that commit)."""
-    target = folder / ref
-    target.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", os.environ.get("LONG_BENCH_GIT", str(REPO)), "archive", ref], check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-    return target
 
 
 def write_flac(path: Path, minutes: float) -> None:
@@ -262,11 +257,9 @@ def _ratios(name: str, runs: list[tuple[str, dict]], key: str = "seconds", highe
     if len(TREES) < 2:
         return
     pairs = [(runs[i][1], runs[i + 1][1]) for i in range(0, len(runs) - 1, 2)]
-    ratios = [(old[key] / new[key]) if higher else (new[key] / old[key]) for old, new in pairs]
+    line = ratio_line(TREES[0][0], [((new[key], old[key]) if higher else (old[key], new[key])) for old, new in pairs])
     rss = [new["rss_gb"] / old["rss_gb"] for old, new in pairs if "rss_gb" in old]
-    print(f"{'':30s} time ratio this/{TREES[0][0]}: " + ", ".join(f"{r:.3f}" for r in ratios)
-          + f" (median {sorted(ratios)[len(ratios) // 2]:.3f})"
-          + (f"; peak RSS ratio median {sorted(rss)[len(rss) // 2]:.3f}" if rss else ""), flush=True)
+    print(line + (f"; peak RSS ratio median {sorted(rss)[len(rss) // 2]:.3f}" if rss else ""), flush=True)
 
 
 if __name__ == "__main__":

@@ -15,18 +15,26 @@ Prints, for the tfsonify Sonifier (TF graph on CPU):
     (scripts/fetch_crepe_weights.sh); skipped with a message otherwise.
 
 Usage: python benchmarks/sonify_bench.py [--repeats 7] [--threads 0] [--no-torch] [--no-crepe] [--quick]
+                                        [--compare REF [--rounds 3]]
   --quick: 2 repeats, CNN12 1 s rows only, CREPE *tiny* on 11 frames (hop 1600): proves the script works.
+  --compare REF: the CNN12 rows only, on git commit REF (extracted with git archive) and on this checkout,
+    alternated (REF, this, REF, this ... --rounds times), each round in a fresh process; prints each row's
+    this/REF time ratio of neighbouring runs and their median (> 1 = this checkout is slower).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from _timing import timed  # noqa: E402
+from _trees import extract, ratio_line, run_in  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tfsonify  # noqa: E402
@@ -103,7 +111,13 @@ def main() -> None:
     parser.add_argument("--crepe-only", action="store_true", help="only the CREPE vs captum rows")
     parser.add_argument("--crepe-repeats", type=int, default=1, help="timed calls per CREPE row (after a 2-frame warm-up)")
     parser.add_argument("--quick", action="store_true", help="2 repeats, 1 s CNN12 rows, CREPE tiny on 11 frames")
+    parser.add_argument("--compare", metavar="REF", help="CNN12 rows on git commit REF and this checkout, alternated")
+    parser.add_argument("--rounds", type=int, default=3, help="alternations with --compare")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one tree's CNN12 rows as JSON
     args = parser.parse_args()
+    if args.compare:
+        compare(args)
+        return
     if args.quick:
         args.repeats = min(args.repeats, 2)
     threads = args.threads or os.cpu_count()
@@ -131,13 +145,16 @@ def main() -> None:
 
     def row(name, ours, theirs=None, flops=None):
         rows.append((name, ours, theirs, flops))
+        if args.json:
+            return
         ratio = f"{theirs / ours:6.2f}x" if theirs else "     -"
         gflops = f"{flops / ours / 1e9:7.1f}" if flops else "      -"
         peer_ms = f"{theirs * 1e3:9.1f}" if theirs else "        -"
         print(f"{name:<44} {ours * 1e3:9.1f} {peer_ms} {ratio} {gflops}", flush=True)
 
-    print(f"{'case':<44} {'tfsonify':>9} {'pytorch':>9} {'speedup':>7} {'GFLOP/s':>7}")
-    print(f"{'':<44} {'ms':>9} {'ms':>9}")
+    if not args.json:
+        print(f"{'case':<44} {'tfsonify':>9} {'pytorch':>9} {'speedup':>7} {'GFLOP/s':>7}")
+        print(f"{'':<44} {'ms':>9} {'ms':>9}")
     if args.crepe_only:
         crepe_rows(args, row)
         return
@@ -158,7 +175,8 @@ def main() -> None:
         theirs = timed(lambda: peer(x, layer, features), args.repeats) if peer else None
         row(f"top-16 batched, L={layer}, 1 s", batched, theirs, sonify_flops(x.size, widths, layer, 16))
         row(f"top-16 Python loop, L={layer}, 1 s", loop, None, 16 * sonify_flops(x.size, widths, layer, 1))
-        print(f"{'':<44} batched is {loop / batched:.2f}x faster than the loop")
+        if not args.json:
+            print(f"{'':<44} batched is {loop / batched:.2f}x faster than the loop")
         if layer == 11:
             loop_ratio = loop / batched
         batched_top = timed(lambda: sonifier.sonify_top(x, layer, 16), args.repeats)
@@ -173,6 +191,9 @@ def main() -> None:
     sonify_time = timed(lambda: sonifier.sonify(clips[1], 8, features=list(range(16))), args.repeats)
     sonify_gflops = sonify_flops(8000, widths, 8, 16) / sonify_time
     efficiency = sonify_gflops / (forward_flops / forward_time)
+    if args.json:
+        print(json.dumps({name: ours for name, ours, _, _ in rows}))
+        return
     print()
     print(f"top-16 batched vs Python loop at L=11, 1 s: {loop_ratio:.2f}x (target >= 2.5x)")
     print(f"sonifier GFLOP/s (16 maps, L=8) / forward GFLOP/s (batch 8): {efficiency * 100:.0f} % (target >= 70 %)")
@@ -180,6 +201,32 @@ def main() -> None:
         print("peer reference (measured elsewhere, 2 CPU cores): one L=11 map of 1 s 26 ms; top-16 L=8 batched 130 ms")
     if not args.no_crepe:
         crepe_rows(args, row)
+
+
+def compare(args) -> None:
+    """The CNN12 rows on ``args.compare`` and on this checkout, alternated ``args.rounds`` times in fresh processes."""
+    script = str(Path(__file__).resolve())
+    flags = ["--json", "--no-torch", "--no-crepe", "--repeats", str(args.repeats), "--threads", str(args.threads)]
+    flags += ["--quick"] if args.quick else []
+    with tempfile.TemporaryDirectory(prefix="sonify-bench-") as folder:
+        trees = [(args.compare, extract(args.compare, Path(folder))), ("this", Path(__file__).resolve().parents[1])]
+        print(f"CNN12 rows, {args.compare} vs this checkout, alternated x{args.rounds}, median of {2 if args.quick else args.repeats} "
+              f"each; load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+        runs = {label: [] for label, _ in trees}
+        for index in range(args.rounds):
+            for label, tree in trees:
+                runs[label].append(run_in(tree, script, *flags, env_var="SONIFY_BENCH_TREE"))
+                print(f"  round {index + 1}: {label} done (load {os.getloadavg()[0]:.1f})", flush=True)
+    print(f"\n{'case':<44} {args.compare:>9} {'this':>9}   (ms, median over rounds)")
+    worst = 0.0
+    for name in runs["this"][0]:
+        old = [r[name] for r in runs[args.compare]]
+        new = [r[name] for r in runs["this"]]
+        print(f"{name:<44} {sorted(old)[len(old) // 2] * 1e3:9.1f} {sorted(new)[len(new) // 2] * 1e3:9.1f}")
+        line = ratio_line(args.compare, list(zip(old, new)), width=44)
+        print(line)
+        worst = max(worst, float(line.rsplit("median ", 1)[1].rstrip(")")))
+    print(f"\nworst row's median ratio this/{args.compare}: {worst:.3f} (target <= 1.05)")
 
 
 def crepe_rows(args, row) -> None:
