@@ -29,8 +29,9 @@ import numpy as np
 class ZooModel:
     """One zoo entry: ``build()`` returns the Keras model; ``sample_rate`` Hz; ``class_names`` or None;
     ``layer``: the deep layer the battery sonifies (block index or name); ``fixed``: the fixed input length or None;
-    ``windows``: whether exact windows/streams can reproduce the whole-clip input (False for a custom per-frame
-    input scaling)."""
+    ``stream_refusal``: None when exact windows (long clips, live streams) reproduce the whole-clip pass, else the
+    start of the one-line refusal a live stream gets (a fixed frame, a custom input scaling, or a layer that pads:
+    the engine then runs long clips in one pass)."""
 
     name: str
     build: Callable
@@ -38,7 +39,11 @@ class ZooModel:
     class_names: tuple[str, ...] | None
     layer: int | str
     fixed: int | None = None
-    windows: bool = True
+    stream_refusal: str | None = None
+
+    @property
+    def windows(self) -> bool:
+        return self.stream_refusal is None
 
     def save(self, folder: Path) -> Path:
         from tfsonify.models.checkpoint import save_model
@@ -117,9 +122,12 @@ def _noscale():
 
 ZOO = [
     ZooModel("cnn12", _cnn12, 8000, ("yes", "no", "up"), 11),
-    ZooModel("crepe", _crepe, 16000, None, 4, fixed=1024, windows=False),
-    ZooModel("strided", _strided, 16000, ("dog", "cat", "bird", "cow"), "top_relu"),
-    ZooModel("samplecnn", _samplecnn, 11025, ("speech", "music"), 4),
+    ZooModel("crepe", _crepe, 16000, None, 4, fixed=1024,
+             stream_refusal="live streams need a model of any input length"),
+    ZooModel("strided", _strided, 16000, ("dog", "cat", "bird", "cow"), "top_relu",
+             stream_refusal="live streams run exact windows, which layer 'front' ('same' padding) prevents"),
+    ZooModel("samplecnn", _samplecnn, 11025, ("speech", "music"), 4,
+             stream_refusal="live streams run exact windows, which layer 'conv1' ('same' padding) prevents"),
     ZooModel("noscale", _noscale, 8000, None, "c3"),
 ]
 BY_NAME = {entry.name: entry for entry in ZOO}

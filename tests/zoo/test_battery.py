@@ -9,6 +9,7 @@ without a TensorFlow start-up per command).
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,7 +31,6 @@ def tag(layer) -> str:
     return str(layer) if isinstance(layer, str) else f"L{layer:02d}"
 
 
-STREAM_REFUSAL = "live streams need a model of any input length"  # CREPE: fixed 1024-sample frames
 
 
 @pytest.fixture(scope="module", params=[entry.name for entry in ZOO])
@@ -76,7 +76,7 @@ def test_sonifier_sonify_top_k_and_stream(zoo):
     assert sounds.shape == (2, wave.size) and activations[0] >= activations[1]
     np.testing.assert_allclose(sounds[0], s.sonify(wave, layer, feature=int(features[0])), atol=1e-5)
     if not zoo.entry.windows:
-        with pytest.raises(ValueError, match=STREAM_REFUSAL):
+        with pytest.raises(ValueError, match=re.escape(zoo.entry.stream_refusal)):
             s.stream(layer, [0], reference_peak=1.0)
         return
     stream = s.stream(layer, [int(features[0])], reference_peak=1.0)
@@ -85,13 +85,27 @@ def test_sonifier_sonify_top_k_and_stream(zoo):
     assert np.all(np.isfinite(out))
 
 
+def test_long_clips_equal_one_pass(zoo):
+    """A clip four windows long: the engine's default path equals one pass over the whole clip (exact windows, or
+    frames for CREPE, or one pass for a model that pads, where windows would differ at their edges)."""
+    from tfsonify.engine import long_clips
+
+    s, layer = zoo.sonifier, zoo.layer
+    wave = np.concatenate([test_clip(zoo.rate, seconds=0.8, seed=seed) for seed in range(4)])
+    path = long_clips.choose(s, wave.size, layer, 1.0)
+    expected = {"crepe": long_clips.FRAMES}.get(zoo.entry.name, long_clips.WINDOWS if zoo.entry.windows else long_clips.ONE_PASS)
+    assert path == expected
+    features, scores, sounds = s.sonify_top(wave, layer, 2, window_seconds=1.0)
+    if zoo.entry.fixed is None:
+        reference = s.sonify_top(wave, layer, 2, window_seconds=None)
+        assert features.tolist() == reference[0].tolist()
+        np.testing.assert_allclose(scores, reference[1], atol=1e-5)
+        np.testing.assert_allclose(sounds, reference[2], atol=1e-4)
+    assert np.all(np.isfinite(sounds))
+
+
 # ------------------------------------------------------------------------------------------------ CLI
-def test_cli_sonify(zoo, tmp_path, request, capsys):
-    if zoo.entry.name in ("strided", "samplecnn"):  # a known engine bug, owned by the long-clip work (issue 23, point 3)
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "`tfsonify sonify --top` (engine/long_files.sonify_file) differs from Sonifier.sonify_top on these models "
-            "(strided: activation 0.463 vs 0.481 for map 2, max error 0.8; samplecnn: the last ~140 samples), while "
-            "--feature F and the API's windows agree exactly")))
+def test_cli_sonify(zoo, tmp_path):
     out = tmp_path / "out"  # CREPE: framed as its tracker frames (engine/frames.py), as the API does
     assert run("sonify", zoo.wav, "--model", zoo.path, "--layer", zoo.layer, "--top", 2, "--out", out, "--no-plots") == 0
     manifest = json.loads((out / "manifest.json").read_text())
@@ -108,7 +122,7 @@ def test_cli_listen(zoo, tmp_path, capsys):
     code = run("listen", "--model", zoo.path, "--layer", zoo.layer, "--feature", feature, "--input", zoo.wav, "--fast",
                "--out", out)
     if not zoo.entry.windows:
-        assert code == 2 and STREAM_REFUSAL in capsys.readouterr().err and not out.exists()
+        assert code == 2 and zoo.entry.stream_refusal in capsys.readouterr().err and not out.exists()
         return
     assert code == 0
     sound, rate = soundfile.read(out, dtype="float32")

@@ -124,9 +124,9 @@ def choose(sonifier, num_samples: int, layer, window_seconds: float | str | None
     - a fixed-frame model (:func:`fixed_length` ``L``): frames as its tracker cuts them (:func:`frame_plan`),
       except a clip of exactly ``L`` samples, which *is* one model input (one pass); ``window_seconds`` (a number or
       :data:`AUTO`) only has to be valid, frames need no window;
-    - a model that scales its input with a custom layer (``sonifier.input_scaling == "custom"``, e.g. per-clip
-      standardisation of a variable-length model): one pass, because windows cannot reproduce the whole clip's
-      scaling exactly;
+    - a model windows cannot reproduce exactly at ``layer`` (``sonifier.window_obstacle(layer)``: a custom input
+      scaling, e.g. per-clip standardisation, or a layer that pads or crops, e.g. ``'same'`` padding): one pass,
+      whatever ``window_seconds`` says (memory then grows with the clip);
     - otherwise exact windows when the clip is longer than the window (:func:`needs_windows`), else one pass.
 
     Raises:
@@ -138,9 +138,20 @@ def choose(sonifier, num_samples: int, layer, window_seconds: float | str | None
     length = fixed_length(sonifier)
     if length is not None:
         return ONE_PASS if num_samples == length else FRAMES
-    if getattr(sonifier, "input_scaling", "peak") not in ("peak", None):
+    if window_obstacle(sonifier, layer) is not None:
         return ONE_PASS
     return WINDOWS if needs_windows(sonifier, num_samples, layer, window_seconds) else ONE_PASS
+
+
+def window_obstacle(sonifier, layer) -> str | None:
+    """``sonifier.window_obstacle(layer)`` (why windows cannot be exact there, or None); for a sonifier without the
+    method, its custom input scaling if any."""
+    method = getattr(sonifier, "window_obstacle", None)
+    if method is not None:
+        return method(layer)
+    if getattr(sonifier, "input_scaling", "peak") not in ("peak", None):
+        return "the model scales its input with a custom layer"
+    return None
 
 
 def frame_plan(sonifier, num_samples: int) -> framing.FramePlan:
@@ -357,7 +368,7 @@ def calibrate(sonifier, clip, layer: int, features: Sequence[int],
     reconstruction of ``clip / max|clip|``.
     """
     clip = sonifier.validate(clip, layer)[0]
-    _check_streamable(sonifier)
+    _check_streamable(sonifier, layer)
     chosen = np.asarray(features, np.int32)
     source = stitch.ArraySource(clip)
     if source.peak == 0:
@@ -369,7 +380,7 @@ def calibrate(sonifier, clip, layer: int, features: Sequence[int],
     return float(source.peak), sink.tops  # 0: the map is silent there (zeros, as offline)
 
 
-def _check_streamable(sonifier) -> None:
+def _check_streamable(sonifier, layer) -> None:
     """``ValueError`` (one line, before any work) for a model a live stream cannot reproduce offline."""
     length = fixed_length(sonifier)
     if length is not None:
@@ -378,6 +389,10 @@ def _check_streamable(sonifier) -> None:
     if getattr(sonifier, "input_scaling", "peak") not in ("peak", None):
         raise ValueError("live streams divide the input by a reference peak; this model scales its input with a custom "
                          "layer, which a stream cannot reproduce (sonify recordings with Sonifier.sonify, one pass)")
+    obstacle = window_obstacle(sonifier, layer)
+    if obstacle is not None:
+        raise ValueError(f"live streams run exact windows, which {obstacle} prevents (it changes the samples at a "
+                         f"window's edges); sonify recordings with Sonifier.sonify, which runs this model in one pass")
 
 
 def stream(sonifier, layer: int, features: Sequence[int], reference_peak: float, reconstruction_peak=None,
@@ -390,7 +405,7 @@ def stream(sonifier, layer: int, features: Sequence[int], reference_peak: float,
         reconstruction_peak: None (running peak), or per-map raw peaks (``calibrate(...)[1]``).
         hop: samples computed per step (default: the margin, at least 512); latency = margin + hop - 1.
     """
-    _check_streamable(sonifier)
+    _check_streamable(sonifier, layer)
     chosen = np.asarray(features, np.int32).reshape(-1)
     field, stride = sonifier.geometry(layer)
     if getattr(sonifier, "input_scaling", "peak") is None:

@@ -37,12 +37,13 @@ import numpy as np
 import tensorflow as tf
 
 from tfsonify.engine import long_clips
-from tfsonify.models.cnn12 import NUM_BLOCKS, check_layer, min_length
 from tfsonify.engine.lowering import TENSORFLOW, Lowering
 from tfsonify.engine.walk import DeconvNet, LayerInfo
 from tfsonify.layers import add_channel_axis
+from tfsonify.models.metadata import sample_rate_of
+from tfsonify.validation import check_clip
 
-__all__ = ["BlockState", "Sonifier", "validate_waveform"]
+__all__ = ["BlockState", "Sonifier"]
 
 
 @dataclass
@@ -63,37 +64,6 @@ class BlockState:
     input_length: tf.Tensor | None = None
 
 
-def check_clip(waveform, needed: int, where: str) -> np.ndarray:
-    """A waveform as float32 ``[batch, time]`` after the checks every sonifier input gets.
-
-    Raises ``ValueError`` naming the problem for: non-numeric data, rank other than 1 or 2, an empty clip, NaN or
-    Inf samples, or fewer than ``needed`` samples (``where`` names the layer in the message, e.g. ``"block 11"``).
-    """
-    try:
-        array = np.asarray(waveform, dtype=np.float32)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"waveform must be a numeric array [time] or [batch, time]; could not convert: {error}") from None
-    if array.ndim not in (1, 2):
-        raise ValueError(f"waveform must have shape [time] or [batch, time]; received shape {array.shape}")
-    batch = array[None] if array.ndim == 1 else array
-    if batch.shape[0] == 0 or batch.shape[1] == 0:
-        raise ValueError(f"waveform is empty (shape {array.shape}); expected at least {needed} samples")
-    if not np.all(np.isfinite(batch)):
-        bad = int(np.size(batch) - np.count_nonzero(np.isfinite(batch)))
-        raise ValueError(f"waveform contains {bad} NaN or Inf samples; expected finite values")
-    if batch.shape[1] < needed:
-        raise ValueError(f"clip has {batch.shape[1]} samples but {where} needs at least {needed} samples "
-                         f"(pad or use a longer clip, or a shallower layer)")
-    return batch
-
-
-def validate_waveform(waveform, layer: int = NUM_BLOCKS) -> np.ndarray:
-    """Check a waveform for CNN12 block ``layer`` and return it as float32 ``[batch, time]`` (see :func:`check_clip`;
-    the minimum is ``min_length(layer)``)."""
-    check_layer(layer)
-    return check_clip(waveform, min_length(layer), f"block {layer}")
-
-
 Layer = "int | str"
 
 
@@ -105,8 +75,8 @@ class Sonifier:
             without head), CREPE, or your own Functional/Sequential Conv1D/Conv2D stack with one waveform
             input ``[batch, time]`` or ``[batch, time, 1]``. Kernels are read from the model's variables
             at call time, so a later ``fit`` or ``load_weights`` is seen without rebuilding.
-        sample_rate: the model's rate in Hz; default the model's ``sample_rate`` attribute (CNN12: 8000,
-            CREPE: 16000), else 8000.
+        sample_rate: the model's rate in Hz; default the rate stored with the model or its ``sample_rate``
+            attribute (CNN12: 8000, CREPE: 16000), see :func:`tfsonify.models.metadata.sample_rate_of`.
         jit_compile: compile the graphs with XLA (as on TPU). On CPU the plain graph is as fast; XLA is
             offered for parity checks and accelerators.
         lowering: how the graphs are written (:mod:`tfsonify.engine.lowering`; the TFLite exporter passes
@@ -135,7 +105,7 @@ class Sonifier:
         self.deconvnet = DeconvNet(model, lowering)
         self.model = model
         self.jit_compile = bool(jit_compile)
-        rate = getattr(model, "sample_rate", 8000) if sample_rate is None else sample_rate
+        rate = sample_rate_of(model) if sample_rate is None else sample_rate
         if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
             raise ValueError(f"sample_rate must be a positive integer in Hz; received {rate!r}")
         self.sample_rate = int(rate)
@@ -181,6 +151,15 @@ class Sonifier:
         if not prelude:
             return None
         return "peak" if len(prelude) == 1 and isinstance(prelude[0], PeakNormalization) else "custom"
+
+    def window_obstacle(self, layer: Layer) -> str | None:
+        """Why exact windows (long clips, live streams) cannot reproduce the whole-clip pass at ``layer``, or None:
+        a custom input scaling (its effect on a window is not its effect on the clip), or a layer on the way that
+        pads or crops (:meth:`tfsonify.engine.walk.DeconvNet.window_obstacle`). The engine then sonifies in one pass
+        (:func:`tfsonify.engine.long_clips.choose`) and refuses live streams."""
+        if self.input_scaling not in ("peak", None):
+            return "the model scales its input with a custom layer"
+        return self.deconvnet.window_obstacle(self._name(layer))
 
     def validate(self, waveform, layer: Layer) -> np.ndarray:
         """Check a waveform for ``layer`` and return it as float32 ``[batch, time]`` (see :func:`check_clip`)."""

@@ -198,8 +198,12 @@ class DeconvNet:
         """Geometry per step output; the build-time errors."""
         self.fields: dict[int, tuple[int, int]] = {self.start: (1, 1)}
         self.convolved: dict[int, bool] = {self.start: False}
+        self.obstacles: dict[int, str | None] = {self.start: None}
         for step in self.steps:
             self.fields[step.output] = step.geometry([self.fields[i] for i in step.inputs])
+            own = step.window_obstacle()
+            inherited = next((self.obstacles[i] for i in step.inputs if self.obstacles[i]), None)
+            self.obstacles[step.output] = inherited or (f"layer {step.name!r} ({own})" if own else None)
             self.convolved[step.output] = step.convolves or any(
                 self.convolved[i] for i in step.inputs)
         # any convolution (Conv1D/2D, depthwise, separable, transposed) reachable only through an unsupported layer
@@ -251,6 +255,11 @@ class DeconvNet:
     def geometry(self, name: str) -> tuple[int, int]:
         """``(receptive_field, total_stride)`` in input samples of layer ``name``'s output."""
         return self.fields[self.step(name).output]
+
+    def window_obstacle(self, name: str) -> str | None:
+        """The first layer on the way to ``name`` that exact windows cannot reproduce (``"layer 'c1' ('same'
+        padding)"``, see :meth:`tfsonify.engine.rules.Rule.window_obstacle`), or None."""
+        return self.obstacles[self.step(name).output]
 
     def output_length(self, name: str, num_samples: int) -> int:
         """Time steps of layer ``name``'s output for ``num_samples`` input samples (0 if too short)."""

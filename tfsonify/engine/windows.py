@@ -195,8 +195,9 @@ def single_window_plan(clip_length: int, receptive_field: int, stride: int) -> W
     clip_length = _positive_int("clip_length", clip_length)
     if clip_length < field:
         raise ValueError(f"clip has {clip_length} samples but the layer's receptive field is {field} samples")
-    effective = field + (clip_length - field) // step * step
-    return WindowPlan(clip_length, clip_length, effective, field - step, (0,), ((0, clip_length),), field, step)
+    # the window is the whole clip, not only the samples a valid-padded layer's steps see: with 'same' padding
+    # (or a pool that keeps a partial window) the trailing samples feed steps too, as in the one-pass graph
+    return WindowPlan(clip_length, clip_length, clip_length, field - step, (0,), ((0, clip_length),), field, step)
 
 
 def span_input(begin: int, end: int, receptive_field: int, stride: int, available: int) -> tuple[int, int] | None:

@@ -95,6 +95,16 @@ class Rule:
         """``(receptive_field, stride)`` in input samples of the output, from those of the inputs."""
         return fields[0]
 
+    def window_obstacle(self) -> str | None:
+        """Why a window of a longer clip cannot reproduce this layer's output on the window's steps, or None.
+
+        Exact windows (:mod:`tfsonify.engine.windows`) need output step ``i`` to see exactly input samples
+        ``[S*i, S*i + R)`` whatever the input's length: no padding and no cropping. A layer that pads (``'same'``,
+        ``'causal'``, ``ZeroPadding``) feeds a window's edge steps zeros where the whole clip has samples, and its
+        ``'same'`` padding depends on the input's length; the engine then runs such layers in one pass.
+        """
+        return None
+
     # ---- the two passes ----
     def forward(self, inputs: list[tf.Tensor], channels: tf.Tensor | None = None) -> tuple[tf.Tensor, object]:
         """``inputs`` (each ``[batch, T, C]``) -> ``(output [batch, T', C'], state for backward)``.
@@ -211,6 +221,9 @@ class WindowRule(Rule):
     def geometry(self, fields):
         rf, stride = fields[0]
         return rf + (self.window - 1) * stride, stride * self.stride
+
+    def window_obstacle(self):
+        return None if self.padding == "valid" else f"{self.padding!r} padding"
 
     def pads(self, length):
         """``(left, right)`` padding of an input of ``length`` samples."""

@@ -177,6 +177,11 @@ class _TimeAmountRule(Rule):
                 raise unsupported(layer, "data_format must be channels_last")
         self.left, self.right = int(amounts[0]), int(amounts[1])
 
+    def window_obstacle(self):
+        if self.left or self.right:
+            return "zero padding" if isinstance(self, PadRule) else "cropping"
+        return None
+
     def _pad(self, x):
         return ops.pad_time(x, self.left, self.right)
 
