@@ -108,17 +108,16 @@ def edge(tmp_path_factory, tiny_model):
     path = tmp_path_factory.mktemp("edge") / "s11.tflite"
     path.write_bytes(convert(tiny_model, length=8000, layers=[11], top_k=2))
     from tfsonify.edge import demo as edge_demo
-    from tfsonify.edge import windows as edge_windows
-    return path, edge_windows, edge_demo
+    from tfsonify.edge.model import EdgeModel
+    return path, EdgeModel, edge_demo
 
 
 def test_litert_stream_equals_tensorflow(edge, sonifier, live_clip, tmp_path):
     import soundfile
-    from ai_edge_litert.interpreter import Interpreter
 
-    path, edge_windows, edge_demo = edge
+    path, EdgeModel, edge_demo = edge
     reference, peaks = long_clips.calibrate(sonifier, live_clip, 11, [4])
-    stream = edge_windows.litert_stream(Interpreter(model_path=str(path)), 11, [4], reference, peaks)
+    stream = EdgeModel(path).stream(11, [4], reference, peaks)
     assert stream.hop == 3328 and stream.latency == 2114 + 3327  # the hop that fits 8000-sample windows
     out = run(stream, live_clip, [257, 1, 4000])
     np.testing.assert_allclose(out[0, stream.latency:], sonifier.sonify(live_clip, 11, feature=4), atol=1e-4)
@@ -128,7 +127,7 @@ def test_litert_stream_equals_tensorflow(edge, sonifier, live_clip, tmp_path):
     assert edge_demo.main([str(path), str(clip_path), "--layer", "11", "--stream", "--feature", "4", "--block-size",
                            "300", "--out", str(out_dir)]) == 0
     written, rate = soundfile.read(out_dir / "stream_l11_f4.wav", dtype="float32")
-    direct = run(edge_windows.litert_stream(Interpreter(model_path=str(path)), 11, [4], 1.0), live_clip, [300])
+    direct = run(EdgeModel(path).stream(11, [4], 1.0), live_clip, [300])
     assert rate == 8000 and written.shape == live_clip.shape
     np.testing.assert_allclose(written, direct[0, stream.latency:], atol=1e-6)
     with pytest.raises(SystemExit):

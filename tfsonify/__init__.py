@@ -54,7 +54,7 @@ _EXPORTS = {
     "peak_normalize": "tfsonify.layers",
     "BlockState": "tfsonify.engine.sonifier",
     "Sonifier": "tfsonify.engine.sonifier",
-    "validate_waveform": "tfsonify.engine.sonifier",
+    "validate_waveform": "tfsonify.models.cnn12",
     "WindowedStream": "tfsonify.engine.windows",
 }
 

@@ -74,3 +74,27 @@ def preview(items: Sequence, limit: int = 5) -> str:
     items = list(items)
     shown = ", ".join(str(item) for item in items[:limit])
     return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
+
+
+def check_clip(waveform, needed: int, where: str) -> np.ndarray:
+    """A waveform as float32 ``[batch, time]`` after the checks every sonifier input gets.
+
+    Raises ``ValueError`` naming the problem for: non-numeric data, rank other than 1 or 2, an empty clip, NaN or
+    Inf samples, or fewer than ``needed`` samples (``where`` names the layer in the message, e.g. ``"block 11"``).
+    """
+    try:
+        array = np.asarray(waveform, dtype=np.float32)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"waveform must be a numeric array [time] or [batch, time]; could not convert: {error}") from None
+    if array.ndim not in (1, 2):
+        raise ValueError(f"waveform must have shape [time] or [batch, time]; received shape {array.shape}")
+    batch = array[None] if array.ndim == 1 else array
+    if batch.shape[0] == 0 or batch.shape[1] == 0:
+        raise ValueError(f"waveform is empty (shape {array.shape}); expected at least {needed} samples")
+    if not np.all(np.isfinite(batch)):
+        bad = int(np.size(batch) - np.count_nonzero(np.isfinite(batch)))
+        raise ValueError(f"waveform contains {bad} NaN or Inf samples; expected finite values")
+    if batch.shape[1] < needed:
+        raise ValueError(f"clip has {batch.shape[1]} samples but {where} needs at least {needed} samples "
+                         f"(pad or use a longer clip, or a shallower layer)")
+    return batch

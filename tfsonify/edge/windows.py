@@ -45,77 +45,67 @@ exactly samples ``[S*i, S*i + R)``):
 
 The window arithmetic, stitching, top-k and the rescale are the library's one long-clip engine
 (:mod:`tfsonify.engine.windows` plans, :mod:`tfsonify.engine.stitch` runs them with an array source and sink; both
-numpy only, so no TensorFlow is imported). This file is the LiteRT adapter: CNN12's geometry (``R``, ``S`` per
-block, a test keeps it equal to ``tfsonify.models.cnn12``) and the window runners of an interpreter, including a
-live stream (:func:`litert_stream`).
+numpy only, so no TensorFlow is imported). This file is the LiteRT adapter: a layer's ``R`` and ``S`` come from the
+model's own record (:class:`Geometry`, read from the ``.tflite`` by :mod:`tfsonify.edge.metadata`; no table of one
+model's blocks), and :class:`tfsonify.edge.model.EdgeModel` gives the window runners of an interpreter.
 
-For ``W = 8000``: block 11 (``S = 256``, ``R = 2370``) ``M = 2114``, ``E = 7746``, a hop of
+For CNN12 and ``W = 8000``: block 11 (``S = 256``, ``R = 2370``) ``M = 2114``, ``E = 7746``, a hop of
 3328 samples; block 5 (``S = 32``, ``R = 162``) ``M = 130``, ``E = 7970``, a hop of 7680.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
+from tfsonify.edge.metadata import layer_geometry
 from tfsonify.engine import stitch, windows  # the one planner and stitcher (numpy only; no TensorFlow)
 
 WindowPlan = windows.WindowPlan
 WindowedStream = windows.WindowedStream
 windowed_reconstruction = windows.windowed_reconstruction
 
-__all__ = ["BLOCK_GEOMETRY", "WindowPlan", "WindowedStream", "stride", "receptive_field", "output_length",
-           "min_window_length", "plan_windows", "windowed_reconstruction", "sonify_windowed", "top_features_windowed",
-           "litert_functions", "litert_stream"]
-
-# (kernel size, pooled) of CNN12's blocks 1..11 (tfsonify.models.cnn12.BLOCKS; a test keeps the two equal).
-BLOCK_GEOMETRY: tuple[tuple[int, bool], ...] = (
-    (7, True), (7, True), (5, True), (5, True), (5, True), (3, True), (3, True), (3, True),
-    (3, False), (3, False), (3, False),
-)
+__all__ = ["Geometry", "WindowPlan", "WindowedStream", "output_length", "min_window_length", "plan_windows",
+           "windowed_reconstruction", "sonify_windowed", "top_features_windowed", "stream"]
 
 
-def _check_layer(layer) -> int:
-    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 1 <= int(layer) <= len(BLOCK_GEOMETRY):
-        raise ValueError(f"layer must be an integer block index in 1..{len(BLOCK_GEOMETRY)}; received {layer!r}")
-    return int(layer)
+class Geometry(NamedTuple):
+    """One layer's window geometry, in input samples: ``receptive_field`` ``R`` (what one time step sees), ``stride``
+    ``S`` (between consecutive steps), and ``name`` (how messages call it: "block 11", "layer 'conv4'")."""
+
+    receptive_field: int
+    stride: int
+    name: str
+
+    @classmethod
+    def of(cls, record: dict, layer: int | str) -> "Geometry":
+        """The geometry of ``layer`` (block index or layer name) in a model record
+        (:func:`tfsonify.edge.metadata.read_metadata`); ``ValueError`` naming the model's layers otherwise."""
+        entry = layer_geometry(record, layer)
+        name = f"block {entry['block']}" if not isinstance(layer, str) and entry.get("block") else f"layer {entry['name']!r}"
+        return cls(int(entry["receptive_field"]), int(entry["stride"]), name)
 
 
-def stride(layer: int) -> int:
-    """Samples between consecutive block-``layer`` time steps: ``2**(pooled blocks 1..layer)``."""
-    layer = _check_layer(layer)
-    return 2 ** sum(pooled for _, pooled in BLOCK_GEOMETRY[:layer])
+def output_length(num_samples: int, geometry: Geometry) -> int:
+    """Number of the layer's time steps for ``num_samples`` input samples (0 if too short)."""
+    return windows.output_length(num_samples, geometry.receptive_field, geometry.stride)
 
 
-def receptive_field(layer: int) -> int:
-    """Input samples one block-``layer`` time step sees (= ``tfsonify.models.cnn12.min_length(layer)``)."""
-    layer = _check_layer(layer)
-    needed = 1
-    for kernel_size, pooled in reversed(BLOCK_GEOMETRY[:layer]):
-        needed = needed * (2 if pooled else 1) + kernel_size - 1
-    return needed
+def min_window_length(geometry: Geometry) -> int:
+    """Shortest fixed window for which the layer's exact spans still overlap (``E - 2M >= S``)."""
+    return windows.min_window_length(geometry.receptive_field, geometry.stride)
 
 
-def output_length(num_samples: int, layer: int) -> int:
-    """Number of block-``layer`` time steps for ``num_samples`` input samples (0 if too short)."""
-    return windows.output_length(num_samples, receptive_field(layer), stride(layer))
-
-
-def min_window_length(layer: int) -> int:
-    """Shortest fixed window for which block ``layer``'s exact spans still overlap (``E - 2M >= S``)."""
-    return windows.min_window_length(receptive_field(layer), stride(layer))
-
-
-def plan_windows(clip_length: int, window_length: int, layer: int) -> WindowPlan:
-    """:func:`windows.plan_windows` for block ``layer`` of CNN12 (``ValueError`` as there, naming the block)."""
-    layer = _check_layer(layer)
+def plan_windows(clip_length: int, window_length: int, geometry: Geometry) -> WindowPlan:
+    """:func:`tfsonify.engine.windows.plan_windows` for one layer (``ValueError`` as there, naming the layer)."""
     for name, value in (("clip_length", clip_length), ("window_length", window_length)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer number of samples; received {value!r}")
-    field, size = receptive_field(layer), stride(layer)
-    if window_length < min_window_length(layer):
-        raise ValueError(f"a {window_length}-sample window is too short for exact windows at block {layer}: its margins "
-                         f"({field - size} samples each side) need windows of at least {min_window_length(layer)} samples")
+    field, size = geometry.receptive_field, geometry.stride
+    if window_length < min_window_length(geometry):
+        raise ValueError(f"a {window_length}-sample window is too short for exact windows at {geometry.name}: its "
+                         f"margins ({field - size} samples each side) need windows of at least "
+                         f"{min_window_length(geometry)} samples")
     return windows.plan_windows(clip_length, window_length, field, size)
 
 
@@ -128,16 +118,16 @@ def _source(clip: np.ndarray) -> stitch.ArraySource:
     return stitch.ArraySource(array)
 
 
-def sonify_windowed(clip: np.ndarray, layer: int, window_length: int,
+def sonify_windowed(clip: np.ndarray, geometry: Geometry, window_length: int,
                     raw: Callable[[np.ndarray, int], np.ndarray], features) -> np.ndarray:
     """Sonify maps of block ``layer`` over a long clip with a fixed-length model, exactly.
 
     Args:
-        clip: float32 ``[T]`` at 8 kHz, raw amplitude, ``T >=`` the window's effective length.
-        layer: block 1..11.
+        clip: float32 ``[T]`` at the model's rate, raw amplitude, ``T >=`` the window's effective length.
+        geometry: the layer's :class:`Geometry`.
         window_length: ``W``, the model's fixed length.
-        raw: ``(window [n <= W] float32, feature int) -> raw reconstruction [n]`` (``sonify_raw_l{L}``).
-        features: map indices (ints) of block ``layer``.
+        raw: ``(window [n <= W] float32, feature int) -> raw reconstruction [n]`` (``sonify_raw_{layer}``).
+        features: map indices (ints) of the layer.
 
     Returns:
         float32 ``[len(features), T]``, each scaled to unit peak times ``max|x|`` (the
@@ -145,7 +135,7 @@ def sonify_windowed(clip: np.ndarray, layer: int, window_length: int,
         gives zeros.
     """
     source = _source(clip)
-    plan = plan_windows(source.length, window_length, layer)
+    plan = plan_windows(source.length, window_length, geometry)
     chosen = [int(feature) for feature in np.atleast_1d(features)]
     sink = stitch.ArraySink(len(chosen), source.length)
     read = stitch.divided(source.read, source.peak if source.peak > 0 else 1)
@@ -153,15 +143,15 @@ def sonify_windowed(clip: np.ndarray, layer: int, window_length: int,
     return sink.finish(source.peak)
 
 
-def top_features_windowed(clip: np.ndarray, layer: int, window_length: int,
+def top_features_windowed(clip: np.ndarray, geometry: Geometry, window_length: int,
                           activations: Callable[[np.ndarray], np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` most active maps of block ``layer`` over a long clip, from per-window maxima.
+    """The ``k`` most active maps of one layer over a long clip, from per-window maxima.
 
     Args:
-        clip: float32 ``[T]`` at 8 kHz, raw amplitude.
-        layer: block 1..11.
+        clip: float32 ``[T]`` at the model's rate, raw amplitude.
+        geometry: the layer's :class:`Geometry`.
         window_length: ``W``.
-        activations: one window ``[n <= W]`` -> ``[C_L]`` per-map maxima (``peak_activations_l{L}``).
+        activations: one window ``[n <= W]`` -> ``[C_L]`` per-map maxima (``peak_activations_{layer}``).
         k: number of maps, ``1 <= k <= C_L``.
 
     Returns:
@@ -169,78 +159,30 @@ def top_features_windowed(clip: np.ndarray, layer: int, window_length: int,
         as ``tf.math.top_k``).
     """
     source = _source(clip)
-    plan = plan_windows(source.length, window_length, layer)
+    plan = plan_windows(source.length, window_length, geometry)
     best = stitch.maxima(plan, stitch.divided(source.read, source.peak if source.peak > 0 else 1), activations)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= best.size:
-        raise ValueError(f"k must be an integer in 1..{best.size} (block {layer}'s maps); received {k!r}")
+        raise ValueError(f"k must be an integer in 1..{best.size} ({geometry.name}'s maps); received {k!r}")
     return stitch.top_k(best, k)
 
 
-def litert_functions(interpreter, layer: int) -> tuple[int, Callable, Callable]:
-    """Window runners for block ``layer`` of a fixed-length tfsonify ``.tflite`` (LiteRT ``Interpreter``).
-
-    Windows shorter than the model's ``W`` are zero-padded at the end and the output cut back: padding adds
-    only steps after the window's own, whose reconstruction lands after the window's exact span.
-
-    Returns:
-        ``(window_length, raw(window, feature) -> [n], activations(window) -> [C_L])``.
-
-    Raises:
-        ValueError: (``raw``) for a feature outside ``0..C_L-1`` or a window longer than ``W``; if the model lacks
-            ``sonify_raw_l{L}`` / ``peak_activations_l{L}`` or is dynamic-length.
-    """
-    layer = _check_layer(layer)
-    names = interpreter.get_signature_list()
-    missing = [key for key in (f"sonify_raw_l{layer}", f"peak_activations_l{layer}") if key not in names]
-    if missing:
-        raise ValueError(f"this model has no {missing} signature(s) (export it with a current `tfsonify export tflite`)")
-    raw_runner = interpreter.get_signature_runner(f"sonify_raw_l{layer}")
-    peak_runner = interpreter.get_signature_runner(f"peak_activations_l{layer}")
-    length = int(raw_runner.get_input_details()["waveform"]["shape_signature"][1])
-    if length == -1:
-        raise ValueError("windows need a fixed-length model; a dynamic-length model takes the whole clip at once")
-
-    width = int(peak_runner.get_output_details()["activations"]["shape"][1])
-
-    def padded(window: np.ndarray) -> np.ndarray:
-        window = np.asarray(window, np.float32).reshape(-1)
-        if window.size > length:
-            raise ValueError(f"a {window.size}-sample window is longer than this model's fixed {length} samples")
-        return np.pad(window, (0, length - window.size)).reshape(1, -1)
-
-    def raw(window: np.ndarray, feature: int) -> np.ndarray:
-        if isinstance(feature, bool) or not isinstance(feature, (int, np.integer)) or not 0 <= feature < width:
-            raise ValueError(f"feature must be a map index in 0..{width - 1} of block {layer}; received {feature!r}")
-        out = raw_runner(waveform=padded(window), feature=np.array([feature], np.int32))["reconstruction"][0]
-        return out[:np.size(window)]
-
-    def peaks(window: np.ndarray) -> np.ndarray:
-        # zero padding must add no step (its maxima are not the clip's): at least the W-window's effective length
-        if output_length(np.size(window), layer) != output_length(length, layer):
-            raise ValueError(f"peak_activations_l{layer} needs a window of {length - (length - receptive_field(layer)) % stride(layer)}"
-                             f"..{length} samples; received {np.size(window)}")
-        return peak_runner(waveform=padded(window))["activations"][0]
-
-    return length, raw, peaks
-
-
-def litert_stream(interpreter, layer: int, features, reference_peak: float, reconstruction_peak=None,
-                  hop: int | None = None) -> WindowedStream:
-    """A live :class:`WindowedStream` of block ``layer``'s ``features`` on a fixed-length LiteRT model.
+def stream(raw: Callable[[np.ndarray, int], np.ndarray], geometry: Geometry, window_length: int, features,
+           reference_peak: float, reconstruction_peak=None, hop: int | None = None) -> WindowedStream:
+    """A live :class:`WindowedStream` of ``features`` of one layer on a fixed-length model's ``raw`` runner.
 
     Every call runs one whole ``W``-sample window whatever its content, so the default hop is the largest whose
-    windows fit ``W`` (``windows.max_stream_hop``: 3328 samples at block 11, W = 8000), a given one is capped to
-    it; the latency is ``stream.latency`` samples (margin + hop - 1). See :class:`WindowedStream` for the
+    windows fit ``W`` (``windows.max_stream_hop``: 3328 samples at CNN12's block 11, W = 8000), a given one is capped
+    to it; the latency is ``stream.latency`` samples (margin + hop - 1). See :class:`WindowedStream` for the
     normalisation.
     """
-    length, raw, _ = litert_functions(interpreter, layer)
-    hop = windows.max_stream_hop(length, receptive_field(layer), stride(layer)) if hop is None else hop
+    field, size = geometry.receptive_field, geometry.stride
+    hop = windows.max_stream_hop(window_length, field, size) if hop is None else hop
     chosen = [int(feature) for feature in np.atleast_1d(features)]
     for feature in chosen:  # validate now, not on the first full span
-        raw(np.zeros(receptive_field(layer), np.float32), feature)
+        raw(np.zeros(field, np.float32), feature)
 
     def rows(window: np.ndarray) -> np.ndarray:
         return np.stack([raw(window, feature) for feature in chosen])
 
-    return WindowedStream(rows, receptive_field(layer), stride(layer), len(chosen), reference_peak,
-                          reconstruction_peak, hop=hop, max_window=length)
+    return WindowedStream(rows, field, size, len(chosen), reference_peak, reconstruction_peak, hop=hop,
+                          max_window=window_length)

@@ -16,7 +16,8 @@ from tfsonify.io.audio import SAMPLE_RATE
 from tfsonify.layers import MaxPool1DWithSwitches, PeakNormalization
 from tfsonify.validation import check_int
 
-__all__ = ["BlockSpec", "BLOCKS", "NUM_BLOCKS", "CNN12", "CNN12_x2", "block_widths", "min_length", "output_length"]
+__all__ = ["BlockSpec", "BLOCKS", "NUM_BLOCKS", "CNN12", "CNN12_x2", "block_widths", "min_length", "output_length",
+           "validate_waveform"]
 
 
 
@@ -201,3 +202,12 @@ def CNN12_x2(**kwargs) -> CNN12:
         raise ValueError("CNN12_x2 fixes width_multiplier=2.0; use CNN12(width_multiplier=...) for other widths")
     kwargs.setdefault("name", "cnn12_x2")
     return CNN12(width_multiplier=2.0, **kwargs)
+
+
+def validate_waveform(waveform, layer: int = NUM_BLOCKS) -> np.ndarray:
+    """Check a waveform for CNN12 block ``layer`` and return it as float32 ``[batch, time]``
+    (:func:`tfsonify.validation.check_clip`; the minimum is ``min_length(layer)`` samples at 8 kHz)."""
+    from tfsonify.validation import check_clip
+
+    check_layer(layer)
+    return check_clip(waveform, min_length(layer), f"block {layer}")
