@@ -112,13 +112,18 @@ def test_request_over_rest_imports_no_tensorflow(tmp_path):
         wav = tmp_path / "clip.wav"
         soundfile.write(wav, clip, 8000, subtype="PCM_16")
         url = f"http://127.0.0.1:{server.server_address[1]}/v1/models/cnn12"
-        out, err = _probe(["request", url, str(wav), "--layer", "5", "--out", str(tmp_path / "out"), "--no-plots"],
+        out, err = _probe(["request", url, str(wav), "--layer", "5", "--sample-rate", "8000", "--out",
+                           str(tmp_path / "out"), "--no-plots"],
                           ("tensorflow", "keras", "tensorflow_serving", "grpc"))
+        # a server that reports no model record (as TF Serving): the rate must be given, said in one line
+        unknown, unknown_err = _probe(["request", url, str(wav), "--layer", "5", "--out", str(tmp_path / "o2")])
     finally:
         server.shutdown()
         server.server_close()
     assert out["status"] == 0, err
     assert out["modules"] == [], f"request over REST imported {out['modules']}"
+    assert unknown["status"] == 2 and "does not report the model's sample rate" in unknown_err
+    assert "Traceback" not in unknown_err and not (tmp_path / "o2").exists()
     assert _FakeServing.requests == [("/v1/models/cnn12:predict", "sonify_top_k_wav")]
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert [entry["feature"] for entry in manifest["sonifications"]] == [3]

@@ -314,7 +314,7 @@ def test_client_wav_transport_equals_float_results(server, sonifier, wave, proto
            else f"grpc://127.0.0.1:{server.grpc_port}/cnn")
     heard = decode_wav_files(encode_wav_files(wave, 8000))[0]
     with Client_(url) as client:
-        features, activations, sounds = client.sonify_top_k_audio(wave, 9, 2)
+        features, activations, sounds = client.sonify_top_k_audio(wave, 9, 2, 8000)
         raw = client.sonify_top_k_wav(encode_wav_files(wave, 8000)[0], 9, 2)
     expected = sonifier.sonify_top(heard, 9, 2)
     np.testing.assert_array_equal(features, expected[0])

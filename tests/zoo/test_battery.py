@@ -268,9 +268,10 @@ def test_savedmodel_serve_request(zoo, tmp_path):
     server = Server(ModelRepository(models, warmup=False), port=0, grpc_port=None, grace=1).start()
     try:
         url = f"http://127.0.0.1:{server.rest_port}/v1/models/zoo"
-        assert run("request", url, zoo.wav, "--layer", block, "--top", 1, "--sample-rate", zoo.rate, "--out",
-                   tmp_path / "req", "--no-plots") == 0
+        # no --sample-rate: the server reports the model's record (rate, class and layer names) with its metadata
+        assert run("request", url, zoo.wav, "--layer", block, "--top", 1, "--out", tmp_path / "req", "--no-plots") == 0
         manifest = json.loads((tmp_path / "req" / "manifest.json").read_text())
+        assert manifest["sample_rate"] == zoo.rate
         # a SavedModel sonifies the clip in one pass (a fixed-frame model too: no framing in the graph)
         features = zoo.sonifier.sonify_top(zoo.wave, zoo.layer, 1, window_seconds=None)[0]
         assert [e["feature"] for e in manifest["sonifications"]] == [int(features[0])]

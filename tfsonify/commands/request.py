@@ -10,11 +10,14 @@ def register(subparsers) -> None:
         description="URL: http://HOST:8501/v1/models/NAME[/versions/V] (REST) or grpc://HOST:8500/NAME[/V]. "
         "Writes the input and one WAV per sonified map, spectrogram PNGs and manifest.json into --out.")
     parser.add_argument("url", help="model URL (REST or grpc://)")
-    parser.add_argument("input", help="audio file; downmixed and resampled to --sample-rate")
-    parser.add_argument("--layer", type=int, required=True, help="block 1..11")
+    parser.add_argument("input", help="audio file; downmixed and resampled to the served model's rate")
+    parser.add_argument("--layer", type=int, required=True, help="layer id as exported (a block index; the "
+                        "metadata's layer_names maps ids to layer names)")
     parser.add_argument("--top", type=int, default=1, help="sonify the K most active maps (default 1)")
     parser.add_argument("--out", required=True, help="output folder (created if missing)")
-    parser.add_argument("--sample-rate", type=int, default=8000, help="the served model's rate in Hz (default 8000)")
+    parser.add_argument("--sample-rate", type=int, default=None,
+                        help="the served model's rate in Hz (default: the rate `tfsonify serve` reports with the "
+                        "model; give it for a server that does not, e.g. tensorflow_model_server)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     parser.add_argument("--no-plots", action="store_true", help="skip the spectrogram PNGs")
     parser.add_argument("--floats", action="store_true",
@@ -31,13 +34,19 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top < 1:
         raise ValueError(f"--top must be >= 1; received {args.top}")
-    out_dir = check_writable_dir(args.out)
     from tfsonify.export.wav_graph import decode_wav_files, encode_wav_files, parse_wav_header
 
-    waveform = load_audio(args.input, args.sample_rate)
     client = Client(args.url, timeout=args.timeout)
     try:
-        with progress(f"requesting the top {args.top} map(s) of block {args.layer} from {args.url}"):
+        if args.sample_rate is None:
+            record = client.model_record()
+            if not record.get("sample_rate"):
+                raise ValueError(f"{args.url} does not report the model's sample rate (a tfsonify serve server "
+                                 f"does); give it with --sample-rate HZ")
+            args.sample_rate = int(record["sample_rate"])
+        waveform = load_audio(args.input, args.sample_rate)
+        out_dir = check_writable_dir(args.out)
+        with progress(f"requesting the top {args.top} map(s) of layer {args.layer} from {args.url}"):
             if args.floats:
                 features, activations, sounds = client.sonify_top_k(waveform, args.layer, args.top)
             else:

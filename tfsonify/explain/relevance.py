@@ -311,7 +311,7 @@ def guided_backprop(model, waveform, unit: int | None = None, jit_compile: bool 
     return relevance, units
 
 
-def spectral_relevance(relevance: np.ndarray, sample_rate: int = 8000) -> tuple[np.ndarray, np.ndarray]:
+def spectral_relevance(relevance: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     """Spectral relevance ``|DFT^-1{f}[k]|`` for ``k = 0 .. ceil(N/2) - 1`` (Muckenhirn et al., Eq. 4).
 
     Args:
@@ -330,7 +330,7 @@ def spectral_relevance(relevance: np.ndarray, sample_rate: int = 8000) -> tuple[
     return np.arange(bins) * sample_rate / size, magnitude
 
 
-def short_time_spectral_relevance(relevance: np.ndarray, sample_rate: int = 8000, window_ms: float = 25.0,
+def short_time_spectral_relevance(relevance: np.ndarray, sample_rate: int, window_ms: float = 25.0,
                                   hop_ms: float = 10.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Short-time spectral relevance: :func:`spectral_relevance` of Hann-windowed frames of ``f[n]``.
 
@@ -364,11 +364,12 @@ def _first_layer_filters(model) -> np.ndarray:
     return kernel[:, 0, :].T.astype(np.float64)
 
 
-def cumulative_frequency_response(model: keras.Model, n_fft: int = 512, sample_rate: int = 8000) -> tuple[np.ndarray, np.ndarray]:
+def cumulative_frequency_response(model: keras.Model, n_fft: int = 512, sample_rate: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """First-layer cumulative frequency response ``F_cum = sum_k F_k / ||F_k||_2`` (Muckenhirn et al., Eq. 1).
 
     ``F_k`` is the magnitude of the ``n_fft``-point DFT of filter ``k`` (zero-padded), bins
-    ``0 .. n_fft // 2``. All-zero filters are left out.
+    ``0 .. n_fft // 2``. All-zero filters are left out. ``sample_rate`` (Hz) labels the bins; default the rate
+    stored with the model.
 
     Returns:
         ``(freqs_hz [n_fft // 2 + 1], response [n_fft // 2 + 1])`` float64.
@@ -379,11 +380,18 @@ def cumulative_frequency_response(model: keras.Model, n_fft: int = 512, sample_r
     spectra = np.abs(np.fft.rfft(filters, n=n_fft, axis=1))
     norms = np.linalg.norm(spectra, axis=1, keepdims=True)
     keep = norms[:, 0] > 0
-    return np.fft.rfftfreq(n_fft, 1.0 / sample_rate), (spectra[keep] / norms[keep]).sum(axis=0)
+    return np.fft.rfftfreq(n_fft, 1.0 / _rate(model, sample_rate)), (spectra[keep] / norms[keep]).sum(axis=0)
+
+
+def _rate(model, sample_rate: int | None) -> int:
+    """``sample_rate``, else the rate stored with ``model`` (:func:`tfsonify.models.metadata.sample_rate_of`)."""
+    from tfsonify.models.metadata import sample_rate_of
+
+    return int(sample_rate) if sample_rate is not None else sample_rate_of(model)
 
 
 def input_frequency_response(model: keras.Model, waveform, n_fft: int = 512, hop: int | None = None,
-                             sample_rate: int = 8000) -> tuple[np.ndarray, np.ndarray]:
+                             sample_rate: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Input-dependent first-layer response ``s = |sum_k <x, f_k> DFT[f_k]|`` (Muckenhirn et al., Eq. 2).
 
     Args:
@@ -408,4 +416,4 @@ def input_frequency_response(model: keras.Model, waveform, n_fft: int = 512, hop
     segments = np.stack([normalized[s : s + width] for s in starts])  # [segments, kW]
     weights = segments @ filters.T  # <x, f_k> (the conv's cross-correlation)  [segments, n_f]
     spectra = np.fft.rfft(filters, n=n_fft, axis=1)  # complex [n_f, bins]
-    return np.fft.rfftfreq(n_fft, 1.0 / sample_rate), np.abs(weights @ spectra)
+    return np.fft.rfftfreq(n_fft, 1.0 / _rate(model, sample_rate)), np.abs(weights @ spectra)

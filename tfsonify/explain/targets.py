@@ -245,7 +245,8 @@ _CACHE: "weakref.WeakKeyDictionary[keras.Model, Explained]" = weakref.WeakKeyDic
 def explained(model, sample_rate: int | None = None) -> Explained:
     """The :class:`Explained` of a Keras model or a :class:`tfsonify.Sonifier` (cached per model).
 
-    ``sample_rate`` (Hz) defaults to the Sonifier's, the model's ``sample_rate`` attribute, or 8000.
+    ``sample_rate`` (Hz) defaults to the Sonifier's, else the rate stored with the model
+    (:func:`tfsonify.models.metadata.sample_rate_of`).
     """
     if isinstance(model, Explained):
         return model
@@ -254,7 +255,9 @@ def explained(model, sample_rate: int | None = None) -> Explained:
         rate = sample_rate or model.sample_rate
     elif isinstance(model, keras.Model):
         keras_model, deconvnet = model, None
-        rate = sample_rate or int(getattr(model, "sample_rate", 8000) or 8000)
+        from tfsonify.models.metadata import sample_rate_of
+
+        rate = sample_rate or sample_rate_of(model)
     else:
         raise ValueError(f"model must be a Keras model or a tfsonify.Sonifier; received {type(model).__name__}")
     if keras_model not in _CACHE:

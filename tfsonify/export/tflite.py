@@ -164,13 +164,9 @@ def _add_endpoints(archive, keys: list[str], sonifier: Sonifier, layers, length,
 QUANTIZATIONS = ("none", "fp16", "dynamic", "int8")
 
 
-DEFAULT_CLIP_LENGTH = 8000
-"""Samples of :func:`speech_clips` by default: 1 s at espeak-ng's 8 kHz resampling in :mod:`tfsonify.data.sources`."""
-
-
-def speech_clips(count: int = 8, length: int = DEFAULT_CLIP_LENGTH, seed: int = 0) -> list[np.ndarray]:
-    """``count`` real speech clips for a representative dataset: espeak-ng keywords, float32 ``[length]`` at 8 kHz
-    (int8 calibration; the demo data's rate).
+def speech_clips(count: int = 8, length: int | None = None, seed: int = 0, sample_rate: int = 8000) -> list[np.ndarray]:
+    """``count`` real speech clips for a representative dataset: espeak-ng keywords, float32 ``[length]`` at
+    ``sample_rate`` Hz (int8 calibration at the model's rate; ``length`` defaults to 1 s).
 
     Words and voices cycle through :data:`tfsonify.data.demo.KEYWORDS` and ``ESPEAK_ACCENTS``; each
     word sits at a random offset (``seed``) in a silent clip of ``length`` samples.
@@ -178,11 +174,13 @@ def speech_clips(count: int = 8, length: int = DEFAULT_CLIP_LENGTH, seed: int = 
     from tfsonify.data import sources
     from tfsonify.data.demo import ESPEAK_ACCENTS, KEYWORDS
 
+    length = int(sample_rate) if length is None else int(length)
     rng = np.random.default_rng(seed)
     clips = []
     for index in range(count):
         wave = sources.speak(KEYWORDS[index % len(KEYWORDS)], ESPEAK_ACCENTS[index % len(ESPEAK_ACCENTS)],
-                             speed=int(rng.integers(110, 170)), pitch=int(rng.integers(30, 70)))[:length]
+                             speed=int(rng.integers(110, 170)), pitch=int(rng.integers(30, 70)),
+                             sample_rate=sample_rate)[:length]
         clip = np.zeros(length, np.float32)
         offset = int(rng.integers(0, length - wave.size + 1))
         clip[offset : offset + wave.size] = wave
@@ -190,7 +188,8 @@ def speech_clips(count: int = 8, length: int = DEFAULT_CLIP_LENGTH, seed: int = 
     return clips
 
 
-def _quantize(converter, quantize: str, keys: list[str], length: int | None, representative) -> None:
+def _quantize(converter, quantize: str, keys: list[str], length: int | None, representative,
+              sample_rate: int) -> None:
     """Set ``converter`` up for ``quantize`` (see :func:`convert`)."""
     if quantize == "none":
         return
@@ -198,7 +197,7 @@ def _quantize(converter, quantize: str, keys: list[str], length: int | None, rep
     if quantize == "fp16":
         converter.target_spec.supported_types = [tf.float16]
     elif quantize == "int8":
-        clips = list(representative) if representative is not None else speech_clips(8, length or DEFAULT_CLIP_LENGTH)
+        clips = list(representative) if representative is not None else speech_clips(8, length, sample_rate=sample_rate)
 
         def dataset():
             for clip in clips:
@@ -306,7 +305,7 @@ def convert(model: keras.Model, length: int | None | str = "auto", layers: Seque
         archive.write_out(folder, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=keys)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        _quantize(converter, quantize, keys, length, representative)
+        _quantize(converter, quantize, keys, length, representative, sonifier.sample_rate)
         try:
             flatbuffer = converter.convert()
         except Exception as error:  # the converter raises ConverterError for unsupported ops

@@ -16,9 +16,7 @@ from tfsonify.io.audio import SAMPLE_RATE
 from tfsonify.layers import MaxPool1DWithSwitches, PeakNormalization
 from tfsonify.validation import check_int
 
-__all__ = ["BlockSpec", "BLOCKS", "NUM_BLOCKS", "CNN12", "CNN12_x2", "block_widths", "min_length", "output_length",
-           "validate_waveform"]
-
+__all__ = ["BlockSpec", "BLOCKS", "NUM_BLOCKS", "CNN12", "CNN12_x2", "block_widths", "min_length", "output_length"]
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,19 @@ class Client:
             raise ValueError("status() is REST-only; use metadata() over gRPC")
         return self._http(self._rest_path())
 
+    def model_record(self) -> dict:
+        """The tfsonify record a ``tfsonify serve`` server reports with the model (REST ``/metadata``'s
+        ``"tfsonify"`` entry: ``sample_rate`` in Hz, ``class_names``, ``layer_names``...; see
+        :func:`tfsonify.export.savedmodel.read_metadata`), or ``{}`` when the server reports none (TF Serving,
+        gRPC)."""
+        if self.protocol != "rest":
+            return {}
+        try:
+            response = self._http(self._rest_path() + "/metadata")
+        except ServingRequestError:  # a server without the endpoint (or one that refuses it) reports no record
+            return {}
+        return dict(response.get("metadata", {}).get("tfsonify") or {})
+
     def metadata(self) -> dict:
         """Signature definitions as a dict ``{signature: {"inputs": {...}, "outputs": {...}}}`` (REST JSON form)."""
         if self.protocol == "rest":
@@ -197,7 +210,7 @@ class Client:
                                                 "layer": np.array([layer], np.int32), "k": np.array([k], np.int32)})
         return {name: value[0] for name, value in out.items()}
 
-    def sonify_top_k_audio(self, waveform, layer: int, k: int, sample_rate: int = 8000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def sonify_top_k_audio(self, waveform, layer: int, k: int, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`sonify_top_k` with WAV bytes on the wire both ways (a third of the JSON size over REST).
 
         ``waveform``: float32 ``[time]`` at ``sample_rate`` Hz (the model's rate), sent as 16-bit PCM.

@@ -115,10 +115,11 @@ def metadata_dict(version) -> dict:
     proto = get_model_metadata_pb2.SignatureDefMap()
     for name, signature_def in version.signature_defs.items():
         proto.signature_def[name].CopyFrom(signature_def)
-    return {
-        "model_spec": {"name": version.name, "signature_name": "", "version": str(version.version)},
-        "metadata": {"signature_def": json_format.MessageToDict(proto, preserving_proto_field_name=True)},
-    }
+    metadata = {"signature_def": json_format.MessageToDict(proto, preserving_proto_field_name=True)}
+    if version.metadata:  # tfsonify's record (rate, class and layer names); TF Serving clients ignore the extra key
+        metadata["tfsonify"] = version.metadata
+    return {"model_spec": {"name": version.name, "signature_name": "", "version": str(version.version)},
+            "metadata": metadata}
 
 
 def _status_dict(repository, name: str, version: int | None) -> dict:
