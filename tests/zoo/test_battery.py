@@ -306,3 +306,50 @@ def test_tflite_export_and_edge_runtime(zoo, tmp_path):
     assert outputs["features"][0].tolist() == [int(f) for f in features]
     np.testing.assert_allclose(outputs["sonifications"][0], sounds, atol=2e-4 * max(1.0, float(np.abs(sounds).max())))
     assert signature_suffix(zoo.layer) == record["signatures"][str(zoo.layer)]
+
+
+def test_edge_runtime_cli_on_a_long_clip(zoo, tmp_path, capsys):
+    """``python -m tfsonify.edge`` (its main, in process) on a clip 2.5 model lengths long: exact windows equal one
+    pass (CNN12, the model without scaling); a model that pads, or CREPE's fixed frame, is refused in one line with
+    nothing written; one model length always runs."""
+    from tfsonify.edge import demo as edge_demo
+    from tfsonify.edge.model import EdgeModel
+
+    path = tmp_path / "zoo.tflite"
+    assert run("export", "tflite", zoo.path, "--out", path, "--layers", zoo.layer, "--top", 2) == 0
+    edge = EdgeModel(path)
+    assert edge.sample_rate == zoo.rate and edge.layers == [zoo.layer]
+    length = int(edge.length)
+    wave = test_clip(zoo.rate, seconds=2.5 * length / zoo.rate, seed=4)
+    clip = tmp_path / "long.wav"
+    soundfile.write(clip, wave, zoo.rate, subtype="FLOAT")
+    out = tmp_path / "edge"
+    code = edge_demo.main([str(path), str(clip), "--layer", str(zoo.layer), "--top", "2", "--out", str(out)])
+    err = capsys.readouterr().err
+    if zoo.entry.fixed is not None:
+        assert code == 2 and f"takes fixed {zoo.entry.fixed}-sample frames" in err and not out.exists()
+    elif not zoo.entry.windows:
+        assert code == 2 and "('same' padding) changes the samples at a window's edges" in err and not out.exists()
+        assert "Traceback" not in err
+    else:
+        assert code == 0, err
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["sample_rate"] == zoo.rate and manifest["mode"].endswith("exact overlapping windows")
+        features, _, sounds = zoo.sonifier.sonify_top(wave, zoo.layer, 2, window_seconds=None)
+        assert [e["feature"] for e in manifest["sonifications"]] == [int(f) for f in features]
+        written, rate = soundfile.read(out / manifest["sonifications"][0]["wav"], dtype="float32")
+        assert rate == zoo.rate
+        np.testing.assert_allclose(written, sounds[0], atol=1e-4)
+    # exactly one model input: always runs, equal to the Sonifier on that input (the clip of the export test above:
+    # on random weights some clips hold near-ties of a pool that TFLite and TensorFlow break differently)
+    wave = test_clip(zoo.rate, seconds=length / zoo.rate + 0.01)[:length]
+    one = tmp_path / "one.wav"
+    soundfile.write(one, wave, zoo.rate, subtype="FLOAT")
+    assert edge_demo.main([str(path), str(one), "--layer", str(zoo.layer), "--top", "1", "--out", str(tmp_path / "o1")]) == 0
+    manifest = json.loads((tmp_path / "o1" / "manifest.json").read_text())
+    features, _, sounds = zoo.sonifier.sonify_top(wave, zoo.layer, 1)
+    assert manifest["sonifications"][0]["feature"] == int(features[0])
+    written, _ = soundfile.read(tmp_path / "o1" / manifest["sonifications"][0]["wav"], dtype="float32")
+    np.testing.assert_allclose(written, sounds[0], atol=2e-4 * max(1.0, float(np.abs(sounds).max())))
+    if zoo.entry.class_names:
+        assert manifest["class_names"] == list(zoo.entry.class_names)

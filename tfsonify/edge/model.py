@@ -133,13 +133,17 @@ class EdgeModel:
         if not np.all(np.isfinite(array)):
             raise ValueError(f"clip contains {int(array.size - np.count_nonzero(np.isfinite(array)))} NaN or Inf samples")
         geometry = self.geometry(layer)
-        if array.size < geometry.receptive_field:
-            raise ValueError(f"the clip has {array.size} samples at {self.sample_rate} Hz but {geometry.name} needs at "
-                             f"least {geometry.receptive_field} ({geometry.receptive_field / self.sample_rate:.3f} s)")
         if self.frame_length is not None and array.size > int(self.frame_length):
             raise ValueError(f"this model takes fixed {self.frame_length}-sample frames and the edge runtime runs one "
                              f"frame; the clip has {array.size} samples: cut one frame, or sonify the whole clip "
                              f"frame by frame with `tfsonify sonify` (TensorFlow)")
+        needed = int(geometry.min_length or geometry.receptive_field)
+        if self.frame_length is None and array.size < needed:
+            raise ValueError(f"the clip has {array.size} samples at {self.sample_rate} Hz but {geometry.name} needs at "
+                             f"least {needed} ({needed / self.sample_rate:.3f} s)")
+        if self.windowed(array.size):
+            edge_windows.check_windows(geometry, f"the clip has {array.size} samples, more than this model's fixed "
+                                                 f"{self.length}: ")
         return array
 
     def sonify_top(self, clip: np.ndarray, layer: int | str, k: int | None = None

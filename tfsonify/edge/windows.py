@@ -65,17 +65,22 @@ WindowPlan = windows.WindowPlan
 WindowedStream = windows.WindowedStream
 windowed_reconstruction = windows.windowed_reconstruction
 
-__all__ = ["Geometry", "WindowPlan", "WindowedStream", "output_length", "min_window_length", "plan_windows",
+__all__ = ["Geometry", "check_windows", "WindowPlan", "WindowedStream", "output_length", "min_window_length", "plan_windows",
            "windowed_reconstruction", "sonify_windowed", "top_features_windowed", "stream"]
 
 
 class Geometry(NamedTuple):
     """One layer's window geometry, in input samples: ``receptive_field`` ``R`` (what one time step sees), ``stride``
-    ``S`` (between consecutive steps), and ``name`` (how messages call it: "block 11", "layer 'conv4'")."""
+    ``S`` (between consecutive steps), ``name`` (how messages call it: "block 11", "layer 'conv4'") and
+    ``obstacle`` (why exact windows cannot reproduce the whole clip there, e.g. "layer 'c1' ('same' padding)", or
+    None; :func:`check_windows` refuses such a layer) and ``min_length`` (fewest input samples giving one step: ``R``
+    without padding, fewer with it)."""
 
     receptive_field: int
     stride: int
     name: str
+    obstacle: str | None = None
+    min_length: int | None = None
 
     @classmethod
     def of(cls, record: dict, layer: int | str) -> "Geometry":
@@ -83,7 +88,17 @@ class Geometry(NamedTuple):
         (:func:`tfsonify.edge.metadata.read_metadata`); ``ValueError`` naming the model's layers otherwise."""
         entry = layer_geometry(record, layer)
         name = f"block {entry['block']}" if not isinstance(layer, str) and entry.get("block") else f"layer {entry['name']!r}"
-        return cls(int(entry["receptive_field"]), int(entry["stride"]), name)
+        return cls(int(entry["receptive_field"]), int(entry["stride"]), name, entry.get("window_obstacle"),
+                   int(entry.get("min_length") or entry["receptive_field"]))
+
+
+def check_windows(geometry: Geometry, why: str = "") -> None:
+    """``ValueError`` (one line, prefixed by ``why``) when ``geometry``'s layer cannot be run as exact windows
+    (:attr:`Geometry.obstacle`)."""
+    if geometry.obstacle:
+        raise ValueError(f"{why}exact windows cannot reproduce {geometry.name} of this model ({geometry.obstacle} "
+                         f"changes the samples at a window's edges); export it with --length 0 (dynamic length) to "
+                         f"sonify a whole clip in one call")
 
 
 def output_length(num_samples: int, geometry: Geometry) -> int:
@@ -101,6 +116,7 @@ def plan_windows(clip_length: int, window_length: int, geometry: Geometry) -> Wi
     for name, value in (("clip_length", clip_length), ("window_length", window_length)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer number of samples; received {value!r}")
+    check_windows(geometry)
     field, size = geometry.receptive_field, geometry.stride
     if window_length < min_window_length(geometry):
         raise ValueError(f"a {window_length}-sample window is too short for exact windows at {geometry.name}: its "
@@ -175,6 +191,7 @@ def stream(raw: Callable[[np.ndarray, int], np.ndarray], geometry: Geometry, win
     to it; the latency is ``stream.latency`` samples (margin + hop - 1). See :class:`WindowedStream` for the
     normalisation.
     """
+    check_windows(geometry, "live streams run exact windows, but ")
     field, size = geometry.receptive_field, geometry.stride
     hop = windows.max_stream_hop(window_length, field, size) if hop is None else hop
     chosen = [int(feature) for feature in np.atleast_1d(features)]

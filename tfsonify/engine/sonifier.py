@@ -157,8 +157,6 @@ class Sonifier:
         a custom input scaling (its effect on a window is not its effect on the clip), or a layer on the way that
         pads or crops (:meth:`tfsonify.engine.walk.DeconvNet.window_obstacle`). The engine then sonifies in one pass
         (:func:`tfsonify.engine.long_clips.choose`) and refuses live streams."""
-        if self.input_scaling not in ("peak", None):
-            return "the model scales its input with a custom layer"
         return self.deconvnet.window_obstacle(self._name(layer))
 
     def validate(self, waveform, layer: Layer) -> np.ndarray:

@@ -258,7 +258,12 @@ class DeconvNet:
 
     def window_obstacle(self, name: str) -> str | None:
         """The first layer on the way to ``name`` that exact windows cannot reproduce (``"layer 'c1' ('same'
-        padding)"``, see :meth:`tfsonify.engine.rules.Rule.window_obstacle`), or None."""
+        padding)"``, see :meth:`tfsonify.engine.rules.Rule.window_obstacle`), or a custom input scaling
+        (``sonify_input_scaling`` other than ``PeakNormalization``: its effect on a window is not its effect on the
+        clip), or None."""
+        prelude = list(self.prelude)
+        if prelude and not (len(prelude) == 1 and isinstance(prelude[0], PeakNormalization)):
+            return "the model scales its input with a custom layer"
         return self.obstacles[self.step(name).output]
 
     def output_length(self, name: str, num_samples: int) -> int:

@@ -41,7 +41,9 @@ _ATTRIBUTE = "_tfsonify_metadata"
 @dataclass(frozen=True)
 class LayerGeometry:
     """One sonifiable layer: ``name`` (Keras), ``block`` (1-based conv block index or None), ``channels`` (maps),
-    ``receptive_field`` and ``stride`` (input samples), ``min_length`` (fewest input samples giving one step)."""
+    ``receptive_field`` and ``stride`` (input samples), ``min_length`` (fewest input samples giving one step),
+    ``window_obstacle`` (why exact windows cannot reproduce the whole-clip pass there, e.g. "layer 'c1' ('same'
+    padding)", or None: :meth:`tfsonify.engine.walk.DeconvNet.window_obstacle`)."""
 
     name: str
     block: int | None
@@ -49,6 +51,7 @@ class LayerGeometry:
     receptive_field: int
     stride: int
     min_length: int
+    window_obstacle: str | None = None
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,7 @@ def describe(model, sample_rate: int | None = None, class_names: Sequence[str] |
     try:
         walk = DeconvNet(target)
         layers = tuple(LayerGeometry(i.name, i.block, int(i.channels), int(i.receptive_field), int(i.stride),
-                                     int(i.min_length)) for i in walk.layers())
+                                     int(i.min_length), walk.window_obstacle(i.name)) for i in walk.layers())
     except ValueError:
         layers = ()
     try:
