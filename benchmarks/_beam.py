@@ -66,7 +66,7 @@ def compare(clips: int, seconds: float, width: float, batch_size: int) -> None:
     def single(n):
         sonifier = tfsonify.Sonifier(tfsonify.load_checkpoint(model_path))  # what the CLI does: load, trace, stream
         files = sorted(glob.glob(patterns[n]))
-        top_activating_inputs(sonifier, (tfsonify.load_audio(f) for f in files), None, k=3, batch_size=batch_size)
+        top_activating_inputs(sonifier, (tfsonify.load_audio(f, sonifier.sample_rate) for f in files), None, k=3, batch_size=batch_size)
 
     def beam(n, flags, tf_threads=None):
         tb._SONIFIERS.clear()  # in-process: load the checkpoint each run, as the single-process path does

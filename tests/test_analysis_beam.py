@@ -54,7 +54,7 @@ def readable(root: Path) -> list[str]:
 def reference(root: Path):
     sonifier = tfsonify.Sonifier(tfsonify.load_checkpoint(root / "model.keras"))
     names = readable(root)
-    return sonifier, names, [tfsonify.load_audio(n) for n in names]
+    return sonifier, names, [tfsonify.load_audio(n, 8000) for n in names]
 
 
 def manifest(folder) -> list[dict]:
@@ -92,7 +92,7 @@ def test_multiprocess_direct_runner_equals_single_process(workspace, monkeypatch
     for i, layer in enumerate(LAYERS):
         np.testing.assert_allclose(sorted(r["score"] for r in scores if r["layer"] == layer), sorted(expected.scores[i]), atol=1e-6)
     clip = next(r for r in scores if r["layer"] == 11)
-    direct = top_k_coherence(tfsonify.load_audio(clip["clip"]), sonifier.sonify(tfsonify.load_audio(clip["clip"]), 11))
+    direct = top_k_coherence(tfsonify.load_audio(clip["clip"], 8000), sonifier.sonify(tfsonify.load_audio(clip["clip"], 8000), 11))
     assert clip["score"] == pytest.approx(direct, abs=1e-6)
 
     # Dead letter: the corrupt and the too-short clip, each with its reason, in every pipeline's output.
@@ -112,7 +112,7 @@ def test_multiprocess_direct_runner_equals_single_process(workspace, monkeypatch
         sound, rate = soundfile.read(out / "son" / row["wav"], dtype="float32")
         assert rate == 8000 and np.max(np.abs(sound - soundfile.read(root / "single" / row["wav"], dtype="float32")[0])) <= 1e-5
     row = rows[0]
-    direct = sonifier.sonify(tfsonify.load_audio(row["clip"]), row["layer"], feature=row["feature"])
+    direct = sonifier.sonify(tfsonify.load_audio(row["clip"], 8000), row["layer"], feature=row["feature"])
     np.testing.assert_allclose(soundfile.read(out / "son" / row["wav"], dtype="float32")[0], direct, atol=1e-5)
     assert not list((out / "son").rglob("*.part"))
 

@@ -27,7 +27,7 @@ def test_downmix_averages_channels(tmp_path):
     left, right = _tone(8000), np.zeros(4000, "float32")
     path = tmp_path / "lr.wav"
     soundfile.write(str(path), np.stack([left, right], 1), 8000, subtype="FLOAT")
-    np.testing.assert_allclose(tfsonify.load_audio(path), left / 2, atol=1e-7)
+    np.testing.assert_allclose(tfsonify.load_audio(path, 8000), left / 2, atol=1e-7)
 
 
 def test_resample_rates():
@@ -40,7 +40,7 @@ def test_write_is_float_and_atomic(tmp_path):
     info = soundfile.info(str(path))
     assert info.subtype == "FLOAT" and info.samplerate == 8000
     with pytest.raises(ValueError, match="NaN"):
-        tfsonify.write_wav(tmp_path / "bad.wav", np.array([np.nan, 0], "float32"))
+        tfsonify.write_wav(tmp_path / "bad.wav", np.array([np.nan, 0], "float32"), 8000)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.wav"]
 
 
@@ -52,16 +52,16 @@ def test_bad_files(tmp_path, content, message):
     path = tmp_path / "bad.wav"
     path.write_bytes(content)
     with pytest.raises(ValueError, match=message):
-        tfsonify.load_audio(path)
+        tfsonify.load_audio(path, 8000)
 
 
 def test_empty_and_missing(tmp_path):
     path = tmp_path / "empty.wav"
     soundfile.write(str(path), np.zeros(0, "float32"), 8000)
     with pytest.raises(ValueError, match="empty"):
-        tfsonify.load_audio(path)
+        tfsonify.load_audio(path, 8000)
     with pytest.raises(ValueError, match="does not exist"):
-        tfsonify.load_audio(tmp_path / "nope.wav")
+        tfsonify.load_audio(tmp_path / "nope.wav", 8000)
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
@@ -78,7 +78,7 @@ def test_atomic_files_get_the_mode_open_would_give(tmp_path, umask):
             handle.write("x")
         with atomic_path(tmp_path / "atomic.txt") as temporary:
             temporary.write_text("x")
-        write_wav(tmp_path / "clip.wav", np.zeros(100, np.float32))
+        write_wav(tmp_path / "clip.wav", np.zeros(100, np.float32), 8000)
     finally:
         os.umask(previous)
     plain = stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)

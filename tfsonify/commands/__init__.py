@@ -1,7 +1,7 @@
 """Subcommands of the ``tfsonify`` CLI (see :mod:`tfsonify.cli`): thin, parse -> library -> print."""
 from tfsonify.progress import progress
 
-__all__ = ["load_model", "progress"]
+__all__ = ["add_command", "load_model", "progress"]
 
 
 def load_model(path: str, any_model: bool = False):
@@ -11,3 +11,14 @@ def load_model(path: str, any_model: bool = False):
 
     with progress(f"loading model {path}"):
         return sonifiable_of(path) if any_model else cnn12_of(path)
+
+
+def add_command(subparsers, name: str, help: str, doc: str | None):
+    """The subparser ``name``: ``help`` in ``tfsonify --help``, and as its description the command module's
+    docstring ``doc`` after its first line (the usage line): one place for what a command does."""
+    import argparse
+    import inspect
+
+    description = inspect.cleandoc((doc or "").partition("\n")[2]).strip() or None
+    return subparsers.add_parser(name, help=help, description=description,
+                                 formatter_class=argparse.HelpFormatter)

@@ -1,19 +1,22 @@
-"""``tfsonify explore MODEL.keras [MODEL2.keras] CLIPS... [--port 8080]``: the interactive listening page."""
+"""``tfsonify explore MODEL.keras [MODEL2.keras] CLIPS... [--port 8080]``: the interactive listening page.
+
+Starts a local web app (Starlette/uvicorn, loopback by default) and prints its URL. The page lists the clips (with
+the model's prediction when it has a head), takes uploads and microphone recordings, shows waveform, log spectrogram
+and the activation overview of a layer; clicking a map sonifies it on demand (cached) and plays it; input,
+sonification and residual can be switched while listening and downloaded; a second model is shown side by side; the
+per-layer coherence curve on request. Only files under CLIPS are read.
+"""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from tfsonify.commands import add_command
+
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "explore", help="interactive page: pick a clip, a layer and a map; see and hear its sonification",
-        description="Starts a local web app (Starlette/uvicorn, loopback by default) and prints its URL. The page "
-        "lists the clips (with the model's prediction when it has a head), takes uploads and microphone "
-        "recordings, shows waveform, log spectrogram and the activation overview of a layer; clicking a map "
-        "sonifies it on demand (cached) and plays it; input, sonification and residual can be switched while "
-        "listening and downloaded; a second model is shown side by side; the per-layer coherence curve on request. "
-        "Only files under CLIPS are read.")
+    parser = add_command(subparsers, "explore",
+                         "interactive page: pick a clip, a layer and a map; see and hear its sonification", __doc__)
     parser.add_argument("paths", nargs="+", metavar="MODEL.keras [MODEL2.keras] CLIPS",
                         help="one or two tfsonify .keras files, then audio files or folders (searched recursively)")
     parser.add_argument("--host", default="127.0.0.1", help="interface (default loopback; 0.0.0.0 exposes it)")

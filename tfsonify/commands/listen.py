@@ -1,20 +1,21 @@
-"""``tfsonify listen --model M.keras --layer L --feature F (--input FILE | --mic) [--out OUT.wav] [--play]``."""
+"""``tfsonify listen --model M.keras --layer L --feature F (--input FILE | --mic) [--out OUT.wav] [--play]``.
+
+Stream audio through the deconvnet block by block (exact windows, fixed latency = the layer's margin plus the hop)
+and write the sonification to --out (aligned with the input) and/or play it. The input is divided by --reference-
+peak (default 1.0: full scale); the output is scaled by the largest raw reconstruction seen so far, or fixed by
+--calibrate FILE (then a stream of FILE equals `tfsonify sonify FILE --feature F`).
+"""
 from __future__ import annotations
 
 import argparse
 import sys
 
+from tfsonify.commands import add_command
+
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "listen",
-        help="live sonification of one feature map: a file at real-time pace or the microphone",
-        description="Stream audio through the deconvnet block by block (exact windows, fixed latency = the layer's "
-        "margin plus the hop) and write the sonification to --out (aligned with the input) and/or play it. "
-        "The input is divided by --reference-peak (default 1.0: full scale); the output is scaled by the largest "
-        "raw reconstruction seen so far, or fixed by --calibrate FILE (then a stream of FILE equals "
-        "`tfsonify sonify FILE --feature F`).",
-    )
+    parser = add_command(subparsers, "listen",
+                         "live sonification of one feature map: a file at real-time pace or the microphone", __doc__)
     parser.add_argument("--model", required=True, help="a .keras file: a tfsonify CNN12 (or ContrastiveModel), CREPE or "
                         "your own Keras CNN (read at the sample rate stored with it)")
     parser.add_argument("--layer", type=_layer_arg, required=True, help="block index (1..N) or layer name")

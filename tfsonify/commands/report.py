@@ -1,4 +1,9 @@
-"""``tfsonify report MODEL.keras CLIPS... --out DIR``: one offline HTML page with sonifications, coherence and residuals."""
+"""``tfsonify report MODEL.keras CLIPS... --out DIR``: one offline HTML page with sonifications, coherence and residuals.
+
+Per block, the most active maps of each clip with audio players for input and sonification, their log-spectrogram
+pair, activation and coherence; the coherence-per-layer plot; the residual table. Open DIR/index.html (works
+offline; media in DIR/media).
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,13 +11,12 @@ from pathlib import Path
 
 from tfsonify.commands import progress
 
+from tfsonify.commands import add_command
+
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "report", help="write a self-contained HTML report (audio players, spectrograms, coherence, residual table)",
-        description="Per block, the most active maps of each clip with audio players for input and sonification, their "
-        "log-spectrogram pair, activation and coherence; the coherence-per-layer plot; the residual table. "
-        "Open DIR/index.html (works offline; media in DIR/media).")
+    parser = add_command(subparsers, "report",
+                         "write a self-contained HTML report (audio players, spectrograms, coherence, residual table)", __doc__)
     parser.add_argument("model", help="a .keras file: a tfsonify CNN12, CREPE or your own Keras CNN")
     parser.add_argument("clips", nargs="+", help="audio files or folders (searched recursively)")
     parser.add_argument("--out", required=True, help="output folder")

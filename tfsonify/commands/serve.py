@@ -1,16 +1,20 @@
-"""``tfsonify serve models/ | --model_config_file models.config [--port 8501] [--grpc-port 8500]``: TF Serving's APIs."""
+"""``tfsonify serve models/ | --model_config_file models.config [--port 8501] [--grpc-port 8500]``: TF Serving's APIs.
+
+Serves the newest version of every models/NAME/VERSION/ (or what --model_config_file selects) on
+/v1/models/NAME[/versions/V|/labels/L][:predict|/metadata] (REST) and PredictionService Predict/GetModelMetadata,
+ModelService GetModelStatus/HandleReloadConfigRequest (gRPC). New versions are loaded and warmed up while the old
+one serves, then swapped in. Ctrl-C / SIGTERM drain in-flight requests, then exit.
+"""
 from __future__ import annotations
 
 import argparse
 
+from tfsonify.commands import add_command
+
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "serve", help="serve exported SavedModels over TF Serving's REST and gRPC APIs",
-        description="Serves the newest version of every models/NAME/VERSION/ (or what --model_config_file selects) on "
-        "/v1/models/NAME[/versions/V|/labels/L][:predict|/metadata] (REST) and PredictionService Predict/GetModelMetadata, "
-        "ModelService GetModelStatus/HandleReloadConfigRequest (gRPC). New versions are loaded and warmed up while "
-        "the old one serves, then swapped in. Ctrl-C / SIGTERM drain in-flight requests, then exit.")
+    parser = add_command(subparsers, "serve",
+                         "serve exported SavedModels over TF Serving's REST and gRPC APIs", __doc__)
     parser.add_argument("models", nargs="?", default=None,
                         help="folder holding NAME/VERSION/saved_model.pb (or one models/NAME); or use --model_config_file")
     parser.add_argument("--model_config_file", "--model-config-file", dest="model_config_file", default=None,

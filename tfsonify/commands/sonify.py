@@ -1,4 +1,10 @@
-"""``tfsonify sonify INPUT --model MODEL.keras --layer L [--feature F ... | --top K] --out DIR``."""
+"""``tfsonify sonify INPUT --model MODEL.keras --layer L [--feature F ... | --top K] --out DIR``.
+
+Write one WAV per sonified map, the input at the model's rate, a spectrogram PNG per input/sonification pair and
+manifest.json into --out. Files of any length: the input is read in blocks (soxr streaming resampling), run as exact
+overlapping windows (or in one pass, for a model whose padding windows cannot reproduce) and the WAVs are written
+incrementally.
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,15 +12,12 @@ from pathlib import Path
 
 from tfsonify.commands import load_model
 
+from tfsonify.commands import add_command
+
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "sonify",
-        help="sonify feature maps of a raw-waveform Keras CNN (CNN12, CREPE, your own) for one audio file",
-        description="Write one WAV per sonified map, the input at the model's rate, a spectrogram PNG per "
-        "input/sonification pair and manifest.json into --out. Files of any length: the input is read in blocks "
-        "(soxr streaming resampling), run as exact overlapping windows and the WAVs are written incrementally.",
-    )
+    parser = add_command(subparsers, "sonify",
+                         "sonify feature maps of a raw-waveform Keras CNN (CNN12, CREPE, your own) for one audio file", __doc__)
     parser.add_argument("input", help="audio file (WAV, FLAC, OGG, MP3); downmixed and resampled to the model's rate")
     parser.add_argument("--model", required=True,
                         help="a .keras file: a tfsonify CNN12 (with or without head), a ContrastiveModel (its encoder is "

@@ -1,17 +1,21 @@
-"""``tfsonify sonify-dataset CLIPS... --model M.keras --layers 5,11 [--top K] --out DIR [--runner R]``."""
+"""``tfsonify sonify-dataset CLIPS... --model M.keras --layers 5,11 [--top K] --out DIR [--runner R]``.
+
+For every clip and block, the --top most active maps are sonified and written as
+OUT/wav/<clip>-<hash>/L05_r0_f0012.wav, listed in OUT/manifest-00000-of-00001.jsonl; clips that cannot be used are
+listed with their reason in OUT/dead_letter-00000-of-00001.jsonl. A rerun replaces the earlier files.
+"""
 from __future__ import annotations
 
 import argparse
 
 from tfsonify.commands import beam_options, progress
 
+from tfsonify.commands import add_command
+
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "sonify-dataset", help="sonify the most active map(s) of every clip of a dataset (WAVs + manifest)",
-        description="For every clip and block, the --top most active maps are sonified and written as "
-        "OUT/wav/<clip>-<hash>/L05_r0_f0012.wav, listed in OUT/manifest-00000-of-00001.jsonl; clips that cannot be used "
-        "are listed with their reason in OUT/dead_letter-00000-of-00001.jsonl. A rerun replaces the earlier files.")
+    parser = add_command(subparsers, "sonify-dataset",
+                         "sonify the most active map(s) of every clip of a dataset (WAVs + manifest)", __doc__)
     parser.add_argument("clips", nargs="+", help="audio files, folders (recursive) or, with --runner, file patterns/URLs")
     parser.add_argument("--model", required=True, help="a .keras file: a tfsonify CNN12 (or ContrastiveModel), CREPE or "
                         "your own Keras CNN")

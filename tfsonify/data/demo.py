@@ -50,7 +50,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tfsonify.io.audio import SAMPLE_RATE, load_audio, write_wav
+from tfsonify.io.audio import load_audio, write_wav
+
+SAMPLE_RATE = 8000  # the demo data's rate: CNN12's (tfsonify.models.cnn12.SAMPLE_RATE)
 from tfsonify.data import sources
 from tfsonify.data.pipeline import ClipList
 
@@ -540,7 +542,7 @@ def build_espeak_keywords(out_dir: str | os.PathLike, words=KEYWORDS, voices=ESP
                 clip = np.zeros(SAMPLE_RATE, np.float32)
                 offset = int(rng.integers(0, SAMPLE_RATE - wave.size + 1))
                 clip[offset : offset + wave.size] = wave
-                write_wav(out / word / f"{voice}+{variant}_s{speed}_p{pitch}.wav", clip)
+                write_wav(out / word / f"{voice}+{variant}_s{speed}_p{pitch}.wav", clip, SAMPLE_RATE)
                 count += 1
     print(f"wrote {count} clips ({len(words)} words x {len(voices)} accents x {len(variants)} variants) to {out}")
     return out

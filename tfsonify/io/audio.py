@@ -20,11 +20,9 @@ import numpy as np
 import soundfile
 import soxr
 
-__all__ = ["SAMPLE_RATE", "AUDIO_EXTENSIONS", "MAX_RATIO", "QUALITY", "load_audio", "decode_audio", "downmix",
+__all__ = ["AUDIO_EXTENSIONS", "MAX_RATIO", "QUALITY", "load_audio", "decode_audio", "downmix",
            "resample", "resample_stream", "check_rates", "write_wav", "atomic_path"]
 
-#: The project's default rate in Hz: CNN12's (the paper's 8 kHz); other models carry their own ``sample_rate``.
-SAMPLE_RATE = 8000
 #: File name suffixes (lower case) read as audio wherever folders are scanned; soundfile decodes every one.
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 #: Largest resampling factor either way (e.g. 8 kHz from 31.25 Hz ... 2.048 MHz sources).
@@ -75,7 +73,7 @@ def resample_stream(source_rate: int, target_rate: int) -> "soxr.ResampleStream 
     return soxr.ResampleStream(int(source_rate), int(target_rate), 1, dtype="float32", quality=QUALITY)
 
 
-def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
     """Read an audio file as mono float32 ``[time]`` at ``sample_rate`` Hz.
 
     Multi-channel files are downmixed by averaging the channels; other rates are resampled with soxr
@@ -91,7 +89,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
     return decode_audio(str(path), str(path), sample_rate)
 
 
-def decode_audio(source, name: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def decode_audio(source, name: str, sample_rate: int) -> np.ndarray:
     """An audio file (a path or a binary file object, e.g. ``io.BytesIO`` of its bytes) as mono float32 ``[time]``
     at ``sample_rate`` Hz: channels averaged (:func:`downmix`), other rates resampled (:func:`resample`).
 
@@ -160,7 +158,7 @@ class atomic_path:
         return False
 
 
-def write_wav(path: str | os.PathLike, waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
+def write_wav(path: str | os.PathLike, waveform: np.ndarray, sample_rate: int) -> Path:
     """Write mono float32 ``[time]`` as a 32-bit float WAV, atomically. Returns the path."""
     waveform = np.asarray(waveform, dtype=np.float32)
     if waveform.ndim != 1:

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 import keras
 
-from tfsonify.io.audio import SAMPLE_RATE
 from tfsonify.layers import MaxPool1DWithSwitches, PeakNormalization
 from tfsonify.validation import check_int
+
+#: CNN12's input rate in Hz (the paper's 8 kHz); other models carry their own (``models.metadata.sample_rate_of``).
+SAMPLE_RATE = 8000
 
 __all__ = ["BlockSpec", "BLOCKS", "NUM_BLOCKS", "CNN12", "CNN12_x2", "block_widths", "min_length", "output_length"]
 
