@@ -14,9 +14,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tfsonify.io.audio import SAMPLE_RATE
 from tfsonify.data.augment import Augmenter, MicrophoneAugmenter
-from tfsonify.data.demo import keyword_split, read_demo
+from tfsonify.data.demo import SAMPLE_RATE, keyword_split, read_demo
 from tfsonify.data.pipeline import decode_clips, training_dataset
 from tfsonify.models.cnn12 import CNN12
 from tfsonify.progress import progress
