@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   libsndfile1 sox espeak-ng hydrogen-drumkits
   flite fluidsynth fluid-soundfont-gm sonic-pi-samples  # demo data: ~0.3 + 0.1 + 120 + 22 MB downloads
+  festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts  # demo speech engine Festival and 3 English voices
+  # MBROLA (mbrola, mbrola-us1/us2/us3/en1) is in Debian contrib/non-free and RHVoice is not in Debian 12 main: the
+  # demo uses them when installed and skips them with one line otherwise. SVOX Pico comes from PyPI (py-nanotts).
   chromium chromium-driver  # the HTML report test opens the page in headless Chromium
 )
 missing=()

@@ -133,3 +133,50 @@ def test_fluidsynth_renders_notes_at_their_pitch():
         assert abs(np.argmax(spectrum) * 8000 / 4000 - expected) < 6
     with pytest.raises(ValueError, match="0-127"):
         sources.render_notes([(0, 200, 1.0)])
+
+
+# --- engines and leave-one-engine-out ---------------------------------------------------------------------
+
+
+def test_engine_choice_errors_list_the_available_engines(monkeypatch, tmp_path):
+    available = demo.engine_voices()
+    with pytest.raises(ValueError, match="unknown speech engine 'sam'.*available here: " + ", ".join(available)):
+        demo.check_engines(("espeak-ng", "sam"))
+    monkeypatch.setattr(demo, "engine_voices", lambda small=False: {"espeak-ng": demo.ESPEAK_ACCENTS})
+    with pytest.raises(ValueError, match="'festival' is not installed.*available here: espeak-ng"):
+        demo.check_engines(("espeak-ng", "festival"))
+    # holding out the only engine: an error before anything is synthesised (nothing is written)
+    with pytest.raises(ValueError, match="leaves no engine to train on"):
+        demo.build_demo_data(tmp_path / "none", engines=("espeak-ng",), held_out_engine="espeak-ng")
+    assert not (tmp_path / "none" / "keywords").exists()
+    with pytest.raises(ValueError, match="not among the engines built"):
+        demo.check_engines(("espeak-ng",), "pico")
+
+
+def test_missing_optional_engines_are_skipped_with_one_line(monkeypatch, capsys):
+    monkeypatch.setattr(demo, "engine_voices", lambda small=False: {"espeak-ng": demo.ESPEAK_ACCENTS, "flite": ("kal",)})
+    engines, held = demo.check_engines()
+    assert engines == ("espeak-ng", "flite") and held == "flite"
+    lines = [line for line in capsys.readouterr().err.splitlines() if "skipped" in line]
+    assert sorted(line.split()[1] for line in lines) == sorted(["mbrola", "festival", "rhvoice", "pico"])
+
+
+@pytest.mark.skipif(shutil.which("festival") is None or not sources.festival_voices() or shutil.which("espeak-ng") is None,
+                    reason="festival + a festvox voice and espeak-ng are needed (scripts/setup.sh installs them)")
+def test_small_build_with_festival_and_leave_one_engine_out(tmp_path):
+    from tfsonify.train.demo import keyword_splits
+
+    manifest = demo.build_demo_data(tmp_path, small=True, engines=("espeak-ng", "festival"), held_out_engine="festival")
+    festival = [c for c in manifest["clips"] if c["task"] == "keywords" and c["engine"] == "festival"]
+    assert len(festival) == 3 and {c["split"] for c in festival} == {"heldout_engine"}
+    for clip in festival:
+        wave, rate = soundfile.read(str(tmp_path / clip["path"]), dtype="float32")
+        assert rate == 8000 and wave.shape == (8000,) and np.abs(wave).max() > 0.29
+    decoded = decode_clips(demo.read_demo(tmp_path, "keywords"), verbose=False)
+    splits, held = keyword_splits(decoded, "auto")
+    assert held == "festival" and len(splits["heldout_engine"]) == 3 and len(splits["train"]) == 12
+    splits, held = keyword_splits(decoded, "espeak-ng")  # the other way round, without rebuilding
+    assert set(splits["train"].metadata["engine"]) == {"festival"} and len(splits["heldout_engine"]) == 18  # all of espeak-ng
+    assert len(splits["heldout_voice"]) == 0
+    with pytest.raises(ValueError, match="not in the demo dataset; its engines: espeak-ng, festival"):
+        keyword_splits(decoded, "pico")

@@ -45,6 +45,12 @@ def register(subparsers) -> None:
                         help=f"peak learning rate (default {config.base_learning_rate:g})")
     parser.add_argument("--warmup-epochs", type=int, default=config.warmup_epochs,
                         help=f"linear warm-up epochs (default {config.warmup_epochs})")
+    parser.add_argument("--held-out-engine", default="auto",
+                        help="speech engine never trained on, evaluated whole: espeak-ng, mbrola, flite, festival, rhvoice, "
+                             "pico, or 'none' (default auto: the one the data was built with, SVOX Pico)")
+    parser.add_argument("--engines", default=None,
+                        help="comma-separated speech engines to build the data from (default: every installed one; "
+                             "only used when the data is built)")
     parser.add_argument("--top", type=int, default=3, help="maps sonified per layer (default 3)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="no per-step progress bar")
@@ -64,6 +70,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--mixup must be > 0 (or left out); received {args.mixup}")
     if not args.learning_rate > 0:
         raise ValueError(f"--learning-rate must be > 0; received {args.learning_rate}")
+    if args.engines is not None:
+        args.engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
+    if args.held_out_engine is not None and args.held_out_engine.lower() == "none":
+        args.held_out_engine = None
     if not 0 <= args.warmup_epochs < args.epochs:
         raise ValueError(f"--warmup-epochs must be in [0, epochs); received {args.warmup_epochs} with --epochs {args.epochs}")
 
@@ -144,6 +154,54 @@ def sonify_mixture(model, data_dir: Path, out_dir: Path, top: int) -> list[dict]
     return entries
 
 
+def check_held_out_engine(data_dir: Path, engines, held_out_engine) -> None:
+    """Fail before any synthesis when the engine choice cannot work (unknown, not installed, nothing left to train on)."""
+    from tfsonify.data.demo import check_engines
+
+    manifest_path = data_dir / "manifest.json"
+    if manifest_path.is_file():  # the data exists: the engine must be in it, with another engine to train on
+        built = sorted({c["engine"] for c in json.loads(manifest_path.read_text())["clips"] if c["task"] == "keywords"})
+        if held_out_engine not in (None, "auto"):
+            if held_out_engine not in built:
+                raise ValueError(f"held-out engine {held_out_engine!r} is not in the demo dataset in {data_dir}; "
+                                 f"its engines: {', '.join(built)}")
+            if len(built) < 2:
+                raise ValueError(f"holding out {held_out_engine!r} leaves no engine to train on (the data in {data_dir} "
+                                 f"has only {', '.join(built)})")
+        return
+    check_engines(engines, held_out_engine)
+
+
+def summary_lines(results: dict, held_out_engine: str | None) -> list[str]:
+    """The demo's printed summary: training voices, then held-out voices, held-out engine and mixtures, one line each."""
+    lines = []
+    def voices(result, limit=None):
+        shown = result["voices"][:limit] if limit else result["voices"]
+        return ", ".join(shown) + (" ..." if len(shown) < len(result["voices"]) else "")
+    if "train" in results:
+        r = results["train"]
+        lines.append(f"{'training voices (seen)':40s} {100 * r['accuracy']:5.1f} %  ({r['clips']} clips of "
+                     f"{', '.join(sorted(r.get('by_engine', {}) or {v.split(':')[0] for v in r['voices']}))})")
+    if "heldout_voice" in results:
+        r = results["heldout_voice"]
+        variants = sorted({v.split(":", 1)[1].split("+")[-1] for v in r["voices"]})
+        engines = sorted({v.split(":", 1)[0] for v in r["voices"]})
+        lines.append(f"{'held-out voices (never trained on)':40s} {100 * r['accuracy']:5.1f} %  ({r['clips']} clips: "
+                     f"{', '.join(engines)} {', '.join('+' + v for v in variants)}, every accent)")
+    if "heldout_engine" in results:
+        r = results["heldout_engine"]
+        lines.append(f"{'held-out engine: ' + str(held_out_engine):40s} {100 * r['accuracy']:5.1f} %  ({r['clips']} clips; "
+                     f"{voices(r)})")
+    else:
+        lines.append(f"{'held-out engine':40s}   n/a    (none held out)")
+    if "mixtures" in results:
+        r = results["mixtures"]
+        by_snr = ", ".join(f"{snr} dB {100 * acc:.0f} %" for snr, acc in r.get("by_snr", {}).items())
+        lines.append(f"{'mixtures (held-out voices over music/drums)':40s} {100 * r['accuracy']:5.1f} %  "
+                     f"({r['clips']} clips; {by_snr})")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     import keras
 
@@ -156,33 +214,27 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     out_dir = check_writable_dir(args.out)
     data_dir = Path(args.data) if args.data else out_dir / "data"
-    ensure_demo_data(data_dir)
+    check_held_out_engine(data_dir, args.engines, args.held_out_engine)  # before any synthesis
+    ensure_demo_data(data_dir, engines=args.engines, held_out_engine=args.held_out_engine)
     model, splits, train_seconds = train_keywords(
         data_dir, out_dir, width=args.width, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, warmup_epochs=args.warmup_epochs, seed=args.seed,
-        dropout=args.dropout, mixup_alpha=args.mixup, verbose=2 if args.quiet else "auto")
+        dropout=args.dropout, mixup_alpha=args.mixup, verbose=2 if args.quiet else "auto",
+        held_out_engine=args.held_out_engine)
+    held_out_engine = splits.pop("held_out_engine")
     save_model(model, out_dir / "model.keras", class_names=list(splits["train"].class_names))  # shown by every surface
     with progress("evaluating on whole held-out clips"):
         results = evaluate(model, splits, data_dir)
-    titles = {"train": "training voices (seen)", "heldout_voice": "held-out voice variants (never trained on)",
-              "heldout_engine": "held-out synthesis engine (never trained on)",
-              "mixtures": "held-out voices over backgrounds (mixtures, 0-20 dB SNR)"}
     print(f"\nkeyword accuracy of CNN12(width={args.width:g}) on whole 1 s clips, {args.epochs} epochs, "
           f"{train_seconds / 60:.1f} min of training:")
-    for name, result in results.items():
-        shown = result["voices"] if name != "train" else result["voices"][:8]  # held-out voices: name them all
-        voices = ", ".join(shown) + (" ..." if len(shown) < len(result["voices"]) else "")
-        print(f"  {titles.get(name, name):58s} {100 * result['accuracy']:5.1f} %  ({result['clips']} clips; {voices})")
-        for engine, accuracy in result.get("by_engine", {}).items():
-            engine_voices = ", ".join(sorted({v.split(":", 1)[1].split("+")[-1] for v in result["voices"]
-                                              if v.startswith(engine + ":")}))
-            print(f"    {engine + ' (' + engine_voices + ')':56s} {100 * accuracy:5.1f} %")
+    for line in summary_lines(results, held_out_engine):
+        print("  " + line)
     sonified = sonify_mixture(model, data_dir, out_dir, args.top)
-    summary = {"width": args.width, "epochs": args.epochs, "batch_size": args.batch_size,
+    summary = {"width": args.width, "epochs": args.epochs, "held_out_engine": held_out_engine, "batch_size": args.batch_size,
                "learning_rate": args.learning_rate, "seed": args.seed, "training_seconds": train_seconds,
                "total_seconds": time.perf_counter() - started, "parameters": int(model.count_params()),
                "keras_version": keras.__version__,
-               "results": {k: {key: v[key] for key in ("accuracy", "clips", "voices", "per_class_accuracy", "by_engine")
+               "results": {k: {key: v[key] for key in ("accuracy", "clips", "voices", "per_class_accuracy", "by_engine", "by_snr")
                                if key in v}
                            for k, v in results.items()},
                "sonified": sonified}

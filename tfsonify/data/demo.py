@@ -42,6 +42,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 import zlib
@@ -69,6 +70,23 @@ HELD_OUT_VARIANTS = ("m3", "f4")
 KEYWORD_SET_VARIANTS = ("m1", "m3", "m5", "m7", "f1", "f2", "f3", "f4", "croak", "whisper")
 #: A flite voice to hold out with the variants (None: every flite voice is used for training).
 HELD_OUT_FLITE: str | None = None
+#: Speech engines, in build order. ``espeak-ng`` is required; the others are optional and skipped (one line each)
+#: when their Debian package / PyPI wheel is missing. ``mbrola`` is espeak-ng driving MBROLA diphone voices.
+ENGINES = ("espeak-ng", "mbrola", "flite", "festival", "rhvoice", "pico")
+#: How each engine is installed (printed when it is skipped or asked for but missing).
+ENGINE_INSTALL = {
+    "espeak-ng": "apt-get install espeak-ng",
+    "mbrola": "apt-get install mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 (Debian contrib/non-free)",
+    "flite": "apt-get install flite",
+    "festival": "apt-get install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts",
+    "rhvoice": "apt-get install rhvoice rhvoice-english (not in Debian 12 main)",
+    "pico": "python3 -m pip install py-nanotts",
+}
+#: The engine held out of training by default (``"auto"``): the first of these that is built.
+DEFAULT_HELD_OUT_ENGINES = ("pico", "flite")
+#: Keyword clips per word for every engine but espeak-ng (split over its voices), per ``takes`` unit:
+#: ``takes=2`` gives 60 per engine and word (espeak-ng: 7 accents x 12 variants x 2 = 168).
+TAKES_PER_ENGINE_UNIT = 30
 INSTRUMENT_FAMILIES = {  # General-MIDI programs (0-based) and a note range per family
     "piano": ((0, 1, 4), (48, 60, 67, 72)),
     "organ": ((16, 17, 19), (48, 55, 60, 67)),
@@ -87,6 +105,8 @@ DRUM_KINDS = {  # kind -> substrings of hydrogen one-shot file names (lower case
     "tom": ("tom",),
 }
 MIXTURE_SNRS_DB = (0.0, 5.0, 10.0, 20.0)
+#: Mixtures per keyword in the full build: every SNR of MIXTURE_SNRS_DB three times (30 mixtures at 0 dB).
+MIXTURES_PER_WORD = 12
 
 COMPONENT_PACKAGES = {
     "espeak-ng": ["espeak-ng"],
@@ -112,7 +132,7 @@ def _installed(package: str) -> bool:
 
 def missing_packages(small: bool = False) -> dict[str, list[str]]:
     """``{component: [missing Debian packages]}`` for the components the build uses (only non-empty entries)."""
-    components = ["espeak-ng", "drums"] + ([] if small else ["flite", "instruments", "backgrounds"])
+    components = ["espeak-ng", "drums"] + ([] if small else ["instruments", "backgrounds"])
     missing = {c: [p for p in COMPONENT_PACKAGES[c] if not _installed(p)] for c in components}
     return {c: packages for c, packages in missing.items() if packages}
 
@@ -120,6 +140,61 @@ def missing_packages(small: bool = False) -> dict[str, list[str]]:
 def apt_line(packages) -> str:
     """The exact install command for ``packages``."""
     return "sudo apt-get install -y " + " ".join(sorted(set(packages)))
+
+
+def engine_voices(small: bool = False) -> dict[str, tuple[str, ...]]:
+    """``{engine: voices}`` for every engine of :data:`ENGINES` installed here (an engine with no voice is absent)."""
+    found = {
+        "espeak-ng": ESPEAK_ACCENTS if shutil.which("espeak-ng") else (),
+        "mbrola": sources.mbrola_voices(),
+        "flite": tuple(sources.FLITE_VOICES) if shutil.which("flite") else (),
+        "festival": sources.festival_voices(),
+        "rhvoice": sources.rhvoice_voices(),
+        "pico": tuple(sources.PICO_VOICES) if sources.pico_available() else (),
+    }
+    return {engine: voices for engine, voices in found.items() if voices}
+
+
+def check_engines(engines=None, held_out_engine: str | None = "auto") -> tuple[tuple[str, ...], str | None]:
+    """Validate an engine selection before anything is synthesised; return ``(engines, held_out_engine)``.
+
+    Args:
+        engines: engine names (default: every installed engine; the missing optional ones are reported with
+            one line each on stderr).
+        held_out_engine: an engine of ``engines`` never trained on, ``"auto"`` (the first of
+            :data:`DEFAULT_HELD_OUT_ENGINES` that is built) or None (none held out).
+
+    Raises:
+        ValueError: an unknown or uninstalled engine (the message lists the available ones), a held-out engine
+            that is not built, or a held-out engine that would leave no training engine.
+    """
+    available = engine_voices()
+    listing = ", ".join(available) or "none"
+    if engines is None:
+        for engine in ENGINES:
+            if engine not in available:
+                _note(f"build-demo-data: {engine} skipped: not installed ({ENGINE_INSTALL[engine]})")
+        engines = tuple(e for e in ENGINES if e in available)
+    else:
+        engines = tuple(dict.fromkeys(engines))
+        for engine in engines:
+            if engine not in ENGINES:
+                raise ValueError(f"unknown speech engine {engine!r}; available here: {listing} (known: {', '.join(ENGINES)})")
+            if engine not in available:
+                raise ValueError(f"speech engine {engine!r} is not installed ({ENGINE_INSTALL[engine]}); "
+                                 f"available here: {listing}")
+    if "espeak-ng" not in available:
+        raise RuntimeError(f"espeak-ng is required for the keyword task; install it with: {apt_line(['espeak-ng'])}")
+    if held_out_engine == "auto":
+        held_out_engine = next((e for e in DEFAULT_HELD_OUT_ENGINES if e in engines and len(engines) > 1), None)
+    if held_out_engine is not None:
+        if held_out_engine not in engines:
+            raise ValueError(f"held-out engine {held_out_engine!r} is not among the engines built "
+                             f"({', '.join(engines)}); available here: {listing}")
+        if len(engines) < 2:
+            raise ValueError(f"holding out {held_out_engine!r} leaves no engine to train on "
+                             f"(engines: {', '.join(engines)}); add another engine or hold none out")
+    return engines, held_out_engine
 
 
 def _note(message: str) -> None:
@@ -158,50 +233,69 @@ def _place(speech: np.ndarray, rng: np.random.Generator, length: int = SAMPLE_RA
 # ---------------------------------------------------------------------------------------------- keywords
 
 
-def _keyword_jobs(words, accents, variants, takes, flite_voices, flite_takes, pico_voices, pico_takes, seed):
+def _keyword_jobs(words, accents, variants, takes, voices: dict, per_engine: int, seed):
+    """One job per clip: espeak-ng accents x variants x ``takes``; every other engine in ``voices`` gets
+    ``per_engine`` clips per word spread over its voices (at least one take each)."""
     jobs = []
     for word in words:
-        for accent in accents:
-            for variant in variants:
-                for take in range(takes):
-                    rng = _rng(seed, "espeak", word, accent, variant, take)
-                    jobs.append(dict(engine="espeak-ng", word=word, voice=f"{accent}+{variant}", accent=accent,
-                                     variant=variant, take=take, speed=int(rng.integers(120, 191)),
-                                     pitch=int(rng.integers(25, 76))))
-        for voice in flite_voices:
-            for take in range(flite_takes):
-                rng = _rng(seed, "flite", word, voice, take)
-                jobs.append(dict(engine="flite", word=word, voice=voice, accent="en", variant=voice, take=take,
-                                 speed=round(float(rng.uniform(0.8, 1.25)), 3),
-                                 pitch=round(float(rng.uniform(0.85, 1.2)), 3)))
-        for voice in pico_voices:
-            for take in range(pico_takes):
-                rng = _rng(seed, "pico", word, voice, take)
-                jobs.append(dict(engine="pico", word=word, voice=voice, accent=voice, variant=voice, take=take,
-                                 speed=round(float(rng.uniform(0.8, 1.25)), 3),
-                                 pitch=round(float(rng.uniform(0.85, 1.2)), 3)))
+        if "espeak-ng" in voices:
+            for accent in accents:
+                for variant in variants:
+                    for take in range(takes):
+                        rng = _rng(seed, "espeak", word, accent, variant, take)
+                        jobs.append(dict(engine="espeak-ng", word=word, voice=f"{accent}+{variant}", accent=accent,
+                                         variant=variant, take=take, speed=int(rng.integers(120, 191)),
+                                         pitch=int(rng.integers(25, 76))))
+        for engine in ENGINES[1:]:
+            engine_voices_ = voices.get(engine, ())
+            if not engine_voices_:
+                continue
+            voice_takes = max(1, -(-per_engine // len(engine_voices_)))
+            for voice in engine_voices_:
+                for take in range(voice_takes):
+                    rng = _rng(seed, engine, word, voice, take)
+                    if engine == "mbrola":  # espeak-ng units: words/min and 0-99
+                        speed, pitch = int(rng.integers(120, 191)), int(rng.integers(25, 76))
+                    else:  # rate (duration) and pitch multipliers
+                        speed, pitch = round(float(rng.uniform(0.8, 1.25)), 3), round(float(rng.uniform(0.85, 1.2)), 3)
+                    accent = voice if engine == "pico" else "en"
+                    jobs.append(dict(engine=engine, word=word, voice=voice, accent=accent, variant=voice, take=take,
+                                     speed=speed, pitch=pitch))
     return jobs
 
 
-_FLITE_F0 = {"kal": 100.0, "awb": 110.0, "rms": 100.0, "slt": 170.0}  # typical mean F0 (Hz), jittered by ``pitch``
+_FLITE_F0 = {"kal": 100.0, "kal16": 100.0, "awb": 110.0, "rms": 100.0, "slt": 170.0}  # mean F0 (Hz), jittered by ``pitch``
 
 
 def _synthesise(job) -> np.ndarray:
-    if job["engine"] == "espeak-ng":
+    """One clip of a subprocess engine (espeak-ng, MBROLA through espeak-ng, flite, RHVoice)."""
+    if job["engine"] in ("espeak-ng", "mbrola"):
         return sources.speak(job["word"], voice=job["voice"], speed=job["speed"], pitch=job["pitch"], sample_rate=SAMPLE_RATE)
     if job["engine"] == "flite":
         return sources.flite_speak(job["word"], voice=job["voice"], duration_stretch=1.0 / job["speed"],
-                                   f0_mean=_FLITE_F0[job["voice"]] * job["pitch"], sample_rate=SAMPLE_RATE)
+                                   f0_mean=_FLITE_F0.get(job["voice"], 110.0) * job["pitch"], sample_rate=SAMPLE_RATE)
+    if job["engine"] == "rhvoice":
+        return sources.rhvoice_speak(job["word"], voice=job["voice"], rate=job["speed"], pitch=job["pitch"],
+                                     sample_rate=SAMPLE_RATE)
     raise ValueError(f"unknown engine {job['engine']!r}")
 
 
-def _keyword_split(job, held_out_engine: str | None) -> str:
-    if job["engine"] == held_out_engine:
+def keyword_split(engine: str, variant: str | None, voice: str | None, held_out_engine: str | None) -> str:
+    """Where a keyword clip belongs when ``held_out_engine`` is never trained on.
+
+    ``heldout_engine``: every clip of ``held_out_engine``; ``heldout_voice``: espeak-ng variants
+    :data:`HELD_OUT_VARIANTS` (every accent) and the flite voice :data:`HELD_OUT_FLITE` if set; else ``train``.
+    """
+    if engine == held_out_engine:
         return "heldout_engine"
-    if (job["engine"] == "espeak-ng" and job["variant"] in HELD_OUT_VARIANTS) or \
-            (job["engine"] == "flite" and HELD_OUT_FLITE is not None and job["voice"] == HELD_OUT_FLITE):
+    if (engine == "espeak-ng" and variant in HELD_OUT_VARIANTS) or \
+            (engine == "flite" and HELD_OUT_FLITE is not None and voice == HELD_OUT_FLITE):
         return "heldout_voice"
     return "train"
+
+
+def _keyword_split(job, held_out_engine: str | None) -> str:
+    return keyword_split(job["engine"], job["variant"], job["voice"], held_out_engine)
 
 
 def _safe(name: str) -> str:
@@ -212,7 +306,8 @@ def _safe(name: str) -> str:
 
 
 def build_demo_data(out: str | os.PathLike, small: bool = False, seed: int = 0, workers: int | None = None,
-                    words: tuple[str, ...] | None = None, takes: int = 2) -> dict:
+                    words: tuple[str, ...] | None = None, takes: int = 2, engines: tuple[str, ...] | None = None,
+                    held_out_engine: str | None = "auto") -> dict:
     """Build the demo dataset into ``out`` (created; an existing manifest there is replaced).
 
     Full build: 10 keywords × (7 espeak-ng accents × 12 variants × 2 takes + 4 flite voices × 6 takes +
@@ -253,34 +348,49 @@ def build_demo_data(out: str | os.PathLike, small: bool = False, seed: int = 0, 
     unknown = [w for w in words if w not in KEYWORDS]
     if unknown:
         raise ValueError(f"unknown keywords {unknown}; choose from {KEYWORDS}")
-    use_flite = not small and "flite" not in missing
-    use_pico = not small and sources.pico_available()
-    if not small and not use_pico:
-        skipped["pico"] = "py-nanotts is not installed (python3 -m pip install py-nanotts)"
-        _note("build-demo-data: SVOX Pico skipped: py-nanotts is not installed (python3 -m pip install py-nanotts)")
-    held_out_engine = "pico" if use_pico else ("flite" if use_flite else None)
-    if small:
-        accents, variants, takes = ESPEAK_ACCENTS[:2], ("m1", "f1", HELD_OUT_VARIANTS[0]), 1
-    else:
-        accents, variants = ESPEAK_ACCENTS, ESPEAK_VARIANTS
     if takes < 1:
         raise ValueError(f"takes must be >= 1; received {takes}")
-    jobs = _keyword_jobs(words, accents, variants, takes, sources.FLITE_VOICES if use_flite else (), 3 * takes,
-                         sources.PICO_VOICES if use_pico else (), 6 * takes, seed)
+    if small:
+        accents, variants, takes = ESPEAK_ACCENTS[:2], ("m1", "f1", HELD_OUT_VARIANTS[0]), 1
+        engines, held_out_engine = check_engines(engines or ("espeak-ng",), held_out_engine if engines else None)
+    else:
+        accents, variants = ESPEAK_ACCENTS, ESPEAK_VARIANTS
+        engines, held_out_engine = check_engines(engines, held_out_engine)
+    available = engine_voices()
+    if not small:
+        skipped.update({engine: f"not installed ({ENGINE_INSTALL[engine]})" for engine in ENGINES if engine not in available})
+    voices = {engine: (accents if engine == "espeak-ng" else available[engine]) for engine in engines}
+    if small:  # one voice per extra engine, one take each: enough to test the engine paths quickly
+        voices = {engine: (v if engine == "espeak-ng" else v[:1]) for engine, v in voices.items()}
+    jobs = _keyword_jobs(words, accents, variants, takes, voices, 1 if small else TAKES_PER_ENGINE_UNIT * takes, seed)
     clips: list[dict] = []
     failures: list[str] = []
 
-    # Keywords: espeak-ng and flite in threads (each call is a subprocess), Pico in one child process.
+    # Keywords: subprocess engines in threads; Festival one batch run per voice; Pico in one child process.
     def make(job):
         try:
             return job, _synthesise(job), None
-        except (RuntimeError, OSError, ValueError) as error:
+        except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as error:
             return job, None, str(error)
 
-    local_jobs = [j for j in jobs if j["engine"] != "pico"]
-    pico_jobs = [j for j in jobs if j["engine"] == "pico"]
+    batch_engines = ("festival", "pico")
+    local_jobs = [j for j in jobs if j["engine"] not in batch_engines]
+    results = []
+
+    def festival_batch(voice):
+        chosen = [j for j in jobs if j["engine"] == "festival" and j["voice"] == voice]
+        try:
+            waves = sources.festival_speak_many([(j["word"], j["voice"], 1.0 / j["speed"]) for j in chosen], SAMPLE_RATE)
+            return [(job, wave, None) for job, wave in zip(chosen, waves)]
+        except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as error:
+            return [(job, None, str(error)) for job in chosen]
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(make, local_jobs))
+        festival_futures = [pool.submit(festival_batch, voice) for voice in voices.get("festival", ())]
+        results += list(pool.map(make, local_jobs))
+        for future in festival_futures:
+            results += future.result()
+    pico_jobs = [j for j in jobs if j["engine"] == "pico"]
     if pico_jobs:
         try:
             waves = sources.pico_speak_many([(j["word"], j["voice"], j["speed"], j["pitch"]) for j in pico_jobs], SAMPLE_RATE)
@@ -288,7 +398,9 @@ def build_demo_data(out: str | os.PathLike, small: bool = False, seed: int = 0, 
         except RuntimeError as error:
             skipped["pico"] = str(error)
             _note(f"build-demo-data: SVOX Pico failed and is skipped: {error}")
-            held_out_engine = "flite" if use_flite else None
+            engines = tuple(e for e in engines if e != "pico")
+            if held_out_engine == "pico":
+                held_out_engine = next((e for e in DEFAULT_HELD_OUT_ENGINES if e in engines), None)
     keyword_speech = {}
     for job, wave, error in results:
         name = f"{job['engine']}_{_safe(job['voice'])}_{job['take']}"
@@ -337,9 +449,14 @@ def build_demo_data(out: str | os.PathLike, small: bool = False, seed: int = 0, 
             _note(f"build-demo-data: sonic-pi loops skipped ({skipped['backgrounds']}); using drum loops")
     clips += backgrounds
 
+    # Augmentation backgrounds (noise and music mixed into training clips): sonic-pi one-shots and textures
+    # that are not loops, so the mixtures' loops below stay unheard in training.
+    if not small and "backgrounds" not in missing:
+        clips += _sonic_pi_backgrounds(out, pattern="[!l]*", task="augment_backgrounds")
+
     # Mixtures: held-out-voice speech over a background crop at a known SNR, with components.
     if backgrounds:
-        clips += _mixtures(out, clips, keyword_speech, backgrounds, per_word=1 if small else 4, seed=seed)
+        clips += _mixtures(out, clips, keyword_speech, backgrounds, per_word=1 if small else MIXTURES_PER_WORD, seed=seed)
 
     if failures:
         _note(f"build-demo-data: {len(failures)} clip(s) failed and were left out: " + "; ".join(failures[:5]))
@@ -347,12 +464,14 @@ def build_demo_data(out: str | os.PathLike, small: bool = False, seed: int = 0, 
     for clip in clips:
         counts.setdefault(clip["task"], {}).setdefault(clip["split"], 0)
         counts[clip["task"]][clip["split"]] += 1
+    built = {engine: sorted({c["voice"] for c in clips if c["task"] == "keywords" and c["engine"] == engine})
+             for engine in engines}
     manifest = dict(
         sample_rate=SAMPLE_RATE, seed=seed, small=small, keywords=list(words),
         held_out=dict(voice_variants=list(HELD_OUT_VARIANTS), flite_voice=HELD_OUT_FLITE, engine=held_out_engine),
         engines=dict(espeak_accents=list(accents), espeak_variants=list(variants),
-                     flite=list(sources.FLITE_VOICES) if use_flite else [],
-                     pico=list(sources.PICO_VOICES) if "pico" not in skipped and use_pico else []),
+                     **{engine.replace("-", "_"): voices_ for engine, voices_ in built.items() if engine != "espeak-ng"}),
+        speech_engines={engine: voices_ for engine, voices_ in built.items() if voices_},
         skipped=skipped, failures=failures, counts=counts,
         build_seconds=round(time.perf_counter() - started, 1), clips=clips)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -412,17 +531,17 @@ def _instruments(out: Path) -> list[dict]:
     return clips
 
 
-def _sonic_pi_backgrounds(out: Path) -> list[dict]:
+def _sonic_pi_backgrounds(out: Path, pattern: str = "loop_*", task: str = "backgrounds") -> list[dict]:
     clips = []
-    for path in sources.sonic_pi_samples("loop_*"):
+    for path in sources.sonic_pi_samples(pattern):
         wave = load_audio(path, SAMPLE_RATE)
         if wave.size < SAMPLE_RATE // 2 or not np.any(wave):
             continue
         wave = wave / np.max(np.abs(wave)) * 0.8
-        target = out / "backgrounds" / f"{path.stem}.wav"
+        target = out / task / f"{path.stem}.wav"
         target.parent.mkdir(parents=True, exist_ok=True)
         write_wav(target, wave.astype(np.float32), SAMPLE_RATE)
-        clips.append(dict(path=str(target.relative_to(out)), task="backgrounds", label=path.stem, engine="sonic-pi-samples",
+        clips.append(dict(path=str(target.relative_to(out)), task=task, label=path.stem, engine="sonic-pi-samples",
                           voice=path.stem, source=str(path), split="train", seconds=round(wave.size / SAMPLE_RATE, 3)))
     return clips
 
@@ -463,7 +582,7 @@ def _mixtures(out: Path, clips: list[dict], speech: dict, backgrounds: list[dict
             background = np.resize(loop[start : start + SAMPLE_RATE], SAMPLE_RATE)
             if not np.any(background):
                 continue
-            snr_db = float(MIXTURE_SNRS_DB[int(rng.integers(len(MIXTURE_SNRS_DB)))])
+            snr_db = float(MIXTURE_SNRS_DB[(index + KEYWORDS.index(word)) % len(MIXTURE_SNRS_DB)])  # balanced SNRs
             foreground = speech[source["path"]]
             mixture, scaled = sources.mix_at_snr(foreground, background, snr_db)
             peak = float(np.max(np.abs(mixture)))
@@ -548,13 +667,16 @@ def build_espeak_keywords(out_dir: str | os.PathLike, words=KEYWORDS, voices=ESP
     return out
 
 
-def ensure_demo_data(data_dir: Path) -> Path:
-    """Build the demo dataset into ``data_dir`` unless a complete one (manifest.json) is already there."""
+def ensure_demo_data(data_dir: Path, engines: tuple[str, ...] | None = None, held_out_engine: str | None = "auto") -> Path:
+    """Build the demo dataset into ``data_dir`` unless a complete one (manifest.json) is already there.
+
+    ``engines`` and ``held_out_engine`` (see :func:`check_engines`) are used only when it is built.
+    """
     if (data_dir / "manifest.json").is_file():
         print(f"using the demo dataset in {data_dir}/ (delete it to rebuild)", flush=True)
         return data_dir
     try:
-        build_demo_data(data_dir)
+        build_demo_data(data_dir, engines=engines, held_out_engine=held_out_engine)
     except RuntimeError as error:  # a missing Debian package: the message has the apt-get line
         raise ValueError(str(error)) from None
     return data_dir

@@ -477,12 +477,13 @@ def training_dataset(decoded: DecodedClips, batch_size: int, crop_seconds: float
                      background_snr_db: tuple[float, float] = (0.0, 20.0), background_probability: float = 1.0,
                      mix_back_snr_db: tuple[float, float] | None = None, seed: int = 0,
                      one_hot: bool | None = None, drop_remainder: bool = True,
-                     repeat: bool = False) -> tf.data.Dataset:
+                     repeat: bool = False, foreground_augment: Callable | None = None) -> tf.data.Dataset:
     """Shuffled, cropped, augmented batches for training.
 
     Per example (one random draw each): random crop to ``crop_seconds`` (shorter clips zero-padded at a
     random offset; with ``crop_seconds=None`` all clips are padded/cropped to the longest clip — fine for
-    ≤ 1 s clips such as Speech Commands), optional background mixing (a random crop of a random background
+    ≤ 1 s clips such as Speech Commands), optional ``foreground_augment(waves [B, L], seed)`` on the clips alone
+    (e.g. :meth:`~tfsonify.data.augment.MicrophoneAugmenter.foreground`: speed, pitch, room), optional background mixing (a random crop of a random background
     at ``U[background_snr_db]`` with probability ``background_probability``), ``augment(waves [B, L], seed)``
     (e.g. :class:`~tfsonify.data.augment.Augmenter`), then optional mix-back, then mixup.
     The whole set is shuffled every epoch (clip indices, not audio); the shuffled indices are batched first
@@ -504,6 +505,7 @@ def training_dataset(decoded: DecodedClips, batch_size: int, crop_seconds: float
         one_hot: labels as float ``[C]`` targets; default True when mixup is on or labels are multi-label.
         drop_remainder: drop the last partial batch (static batch shape, needed on TPU).
         repeat: repeat forever (use ``steps_per_epoch``).
+        foreground_augment: like ``augment`` but applied before background mixing, or None.
 
     Returns:
         ``tf.data.Dataset`` of ``(waves float32 [B, L], labels)`` with labels int32 ``[B]`` or float32 ``[B, C]``.
@@ -550,6 +552,8 @@ def training_dataset(decoded: DecodedClips, batch_size: int, crop_seconds: float
             starts = tf.zeros_like(clip_lengths)
         waves = read_windows(indices, starts, length)
         labels = tf.gather(label_tensor, indices)
+        if foreground_augment is not None:  # the clip alone (a seed of its own: the other stages keep their draws)
+            waves = foreground_augment(waves, aug.split_seed(augment_seed, 2)[1])
         if read_backgrounds is not None:
             batch = tf.shape(indices)[0]
             choice = aug.uniform([batch], choice_seed, 0, tf.shape(background_lengths)[0], dtype=tf.int32)

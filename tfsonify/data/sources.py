@@ -201,3 +201,102 @@ def sonic_pi_samples(pattern: str = "loop_*") -> list[Path]:
 
 __all__ += ["flite_speak", "pico_available", "pico_speak", "pico_speak_many", "render_notes", "sonic_pi_samples",
             "FLITE_VOICES", "PICO_VOICES"]
+
+
+# --- more speech engines for the demo: Festival (Debian festvox voices), espeak-ng + MBROLA, RHVoice ---
+
+#: Festival voices the demo uses when their Debian package is installed: ``{voice: (package, directory)}``.
+FESTIVAL_VOICES = {
+    "kal_diphone": ("festvox-kallpc16k", "/usr/share/festival/voices/english/kal_diphone"),
+    "ked_diphone": ("festvox-kdlpc16k", "/usr/share/festival/voices/english/ked_diphone"),
+    "cmu_us_slt_arctic_hts": ("festvox-us-slt-hts", "/usr/share/festival/voices/us/cmu_us_slt_arctic_hts"),
+}
+#: espeak-ng MBROLA voices (``-v mb-us1``): ``{voice: (package, database)}``; the ``mbrola`` package runs them.
+MBROLA_VOICES = {
+    "mb-us1": ("mbrola-us1", "/usr/share/mbrola/us1"),
+    "mb-us2": ("mbrola-us2", "/usr/share/mbrola/us2"),
+    "mb-us3": ("mbrola-us3", "/usr/share/mbrola/us3"),
+    "mb-en1": ("mbrola-en1", "/usr/share/mbrola/en1"),
+}
+#: RHVoice English voices (``RHVoice-test -p <voice>``), Debian ``rhvoice`` + ``rhvoice-english`` where they exist.
+RHVOICE_VOICES = ("alan", "bdl", "clb", "slt")
+RHVOICE_DATA = "/usr/share/RHVoice/voices"
+
+
+def festival_voices() -> tuple[str, ...]:
+    """The :data:`FESTIVAL_VOICES` installed here (empty when ``festival`` itself is missing)."""
+    if shutil.which("festival") is None:
+        return ()
+    return tuple(voice for voice, (_, folder) in FESTIVAL_VOICES.items() if Path(folder).is_dir())
+
+
+def mbrola_voices() -> tuple[str, ...]:
+    """The :data:`MBROLA_VOICES` usable here: ``mbrola`` and ``espeak-ng`` on the PATH and the voice database installed."""
+    if shutil.which("mbrola") is None or shutil.which("espeak-ng") is None:
+        return ()
+    return tuple(voice for voice, (_, database) in MBROLA_VOICES.items() if Path(database).exists())
+
+
+def rhvoice_voices() -> tuple[str, ...]:
+    """The :data:`RHVOICE_VOICES` installed here (``RHVoice-test`` on the PATH and the voice's data folder)."""
+    if shutil.which("RHVoice-test") is None:
+        return ()
+    return tuple(voice for voice in RHVOICE_VOICES if (Path(RHVOICE_DATA) / voice).is_dir())
+
+
+def _scheme_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def festival_speak_many(requests: list[tuple[str, str, float]], sample_rate: int = 8000) -> list[np.ndarray]:
+    """Festival for many ``(text, voice, duration_stretch)`` at once: one ``festival --batch`` run per voice.
+
+    ``voice`` is a :data:`FESTIVAL_VOICES` name; ``duration_stretch`` > 1 is slower (diphone voices honour it,
+    the HTS voice ignores it). Returns mono float32 ``[time]`` clips at ``sample_rate`` Hz, in request order.
+
+    Raises:
+        RuntimeError: festival or a voice is missing (with the apt-get line), or festival failed.
+    """
+    require_debian("festival", "festival")
+    clips: list[np.ndarray | None] = [None] * len(requests)
+    by_voice: dict[str, list[int]] = {}
+    for index, (_, voice, _) in enumerate(requests):
+        if voice not in FESTIVAL_VOICES:
+            raise ValueError(f"unknown Festival voice {voice!r}; known: {', '.join(FESTIVAL_VOICES)}")
+        package, folder = FESTIVAL_VOICES[voice]
+        require_debian(None, package, folder)
+        by_voice.setdefault(voice, []).append(index)
+    with tempfile.TemporaryDirectory() as folder:
+        for voice, indices in by_voice.items():
+            lines = [f"(voice_{voice})"]
+            for index in indices:
+                text, _, stretch = requests[index]
+                lines.append(f"(Parameter.set 'Duration_Stretch {float(stretch):.3f})")
+                lines.append(f"(utt.save.wave (utt.synth (Utterance Text {_scheme_string(text)})) "
+                             f"{_scheme_string(str(Path(folder) / f'{index}.wav'))} 'riff)")
+            script = Path(folder) / f"{voice}.scm"
+            script.write_text("\n".join(lines) + "\n")
+            result = subprocess.run(["festival", "--batch", str(script)], capture_output=True, timeout=1200)
+            if result.returncode != 0:
+                raise RuntimeError(f"festival ({voice}) failed with exit code {result.returncode}: "
+                                   f"{result.stderr.decode(errors='replace')[-500:]}")
+            for index in indices:
+                wav = Path(folder) / f"{index}.wav"
+                if not wav.is_file():
+                    raise RuntimeError(f"festival ({voice}) wrote no audio for {requests[index][0]!r}")
+                clips[index] = load_audio(wav, sample_rate)
+    return clips  # type: ignore[return-value]
+
+
+def rhvoice_speak(text: str, voice: str = "slt", rate: float = 1.0, pitch: float = 1.0, sample_rate: int = 8000) -> np.ndarray:
+    """Speak ``text`` with RHVoice (``RHVoice-test -p voice``); ``rate`` and ``pitch`` are multipliers around 1."""
+    require_debian("RHVoice-test", "rhvoice")
+    with tempfile.TemporaryDirectory() as folder:
+        wav = Path(folder) / "speech.wav"
+        subprocess.run(["RHVoice-test", "-p", voice, "-r", str(int(round(100 * rate))), "-t", str(int(round(100 * pitch))),
+                        "-o", str(wav)], input=text.encode(), check=True, capture_output=True, timeout=60)
+        return load_audio(wav, sample_rate)
+
+
+__all__ += ["festival_voices", "festival_speak_many", "mbrola_voices", "rhvoice_voices", "rhvoice_speak",
+            "FESTIVAL_VOICES", "MBROLA_VOICES", "RHVOICE_VOICES"]
