@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from tfsonify.data import augment as A
+from tfsonify.data import microphone as M
 
 SEED = tf.constant([3, 7], tf.int32)
 OTHER_SEED = tf.constant([3, 8], tf.int32)
@@ -240,31 +241,31 @@ def _centroid_hz(wave, rate=8000):
 
 
 def test_pitch_shift_moves_the_pitch_and_keeps_the_length():
-    up = A.pitch_shift(_sine(500.0), SEED, 12.0, 12.0).numpy()
+    up = M.pitch_shift(_sine(500.0), SEED, 12.0, 12.0).numpy()
     assert up.shape == (2, 8000)
     assert abs(_peak_hz(up[0, 500:-500]) - 1000.0) < 5
     # downwards the grains' overlap-add leaves sidebands at multiples of 1/hop (62.5 Hz): the energy moves by the
     # shift (centroid within 3 %), the single peak need not sit exactly on the shifted tone
     for semitones, tone in ((-5.0, 600.0), (-3.0, 1000.0), (3.0, 300.0)):
-        shifted = A.pitch_shift(_sine(tone), SEED, semitones, semitones).numpy()
+        shifted = M.pitch_shift(_sine(tone), SEED, semitones, semitones).numpy()
         assert abs(_centroid_hz(shifted[0, 500:-500]) / (tone * 2 ** (semitones / 12)) - 1) < 0.03
     # 0 semitones reconstructs the clip (Hann grains at 50 % overlap sum to one)
-    same = A.pitch_shift(_sine(440.0), SEED, 0.0, 0.0).numpy()
+    same = M.pitch_shift(_sine(440.0), SEED, 0.0, 0.0).numpy()
     np.testing.assert_allclose(same[:, 256:-256], _sine(440.0).numpy()[:, 256:-256], atol=1e-5)
     # a speech-like clip: energy stays where it was in time (duration kept)
     burst = np.zeros((1, 8000), np.float32)
     burst[0, 3000:4000] = np.sin(2 * np.pi * 300 * np.arange(1000) / 8000)
-    shifted = A.pitch_shift(tf.constant(burst), SEED, 3.0, 3.0).numpy()[0]
+    shifted = M.pitch_shift(tf.constant(burst), SEED, 3.0, 3.0).numpy()[0]
     assert np.sum(shifted[2800:4200] ** 2) > 0.97 * np.sum(shifted**2)
 
 
 def test_eq_presets_shape_the_spectrum():
     frequencies = np.array([80.0, 1000.0, 3900.0])
-    for name in A.EQ_PRESETS:
-        only = {k: (1.0 if k == name else 0.0,) + v[1:] for k, v in A.EQ_PRESETS.items()}
-        response, preset = A.eq_response(frequencies, SEED, 64, only, return_preset=True)
+    for name in M.EQ_PRESETS:
+        only = {k: (1.0 if k == name else 0.0,) + v[1:] for k, v in M.EQ_PRESETS.items()}
+        response, preset = M.eq_response(frequencies, SEED, 64, only, return_preset=True)
         gain_db = 20 * np.log10(response.numpy())
-        assert set(preset.numpy().tolist()) == {list(A.EQ_PRESETS).index(name)}
+        assert set(preset.numpy().tolist()) == {list(M.EQ_PRESETS).index(name)}
         if name == "flat":
             np.testing.assert_allclose(gain_db, 0.0, atol=1e-4)
         if name == "telephone":  # 300-3400 Hz voice band: bass and top well below the middle
@@ -272,22 +273,22 @@ def test_eq_presets_shape_the_spectrum():
         if name == "laptop":  # bass roll-off and a presence peak
             assert np.all(gain_db[:, 0] < gain_db[:, 1] - 6)
     # the default mix draws every preset, about as often as its probability
-    _, preset = A.eq_response(frequencies, SEED, 4000, return_preset=True)
-    counts = np.bincount(preset.numpy(), minlength=len(A.EQ_PRESETS)) / 4000
-    np.testing.assert_allclose(counts, [p[0] for p in A.EQ_PRESETS.values()], atol=0.03)
+    _, preset = M.eq_response(frequencies, SEED, 4000, return_preset=True)
+    counts = np.bincount(preset.numpy(), minlength=len(M.EQ_PRESETS)) / 4000
+    np.testing.assert_allclose(counts, [p[0] for p in M.EQ_PRESETS.values()], atol=0.03)
 
 
 def test_random_eq_keeps_power_and_filters_a_tone():
-    telephone_only = {k: (1.0 if k == "telephone" else 0.0,) + v[1:] for k, v in A.EQ_PRESETS.items()}
+    telephone_only = {k: (1.0 if k == "telephone" else 0.0,) + v[1:] for k, v in M.EQ_PRESETS.items()}
     low, mid = _sine(80.0, batch=4), _sine(1000.0, batch=4)
-    mixed = A.random_eq(low + mid, SEED, presets=telephone_only).numpy()
+    mixed = M.random_eq(low + mid, SEED, presets=telephone_only).numpy()
     spectrum = np.abs(np.fft.rfft(mixed[0]))
     assert spectrum[80] < 0.1 * spectrum[1000]  # 1 Hz bins: the 80 Hz tone is cut by the 250-400 Hz high-pass
     np.testing.assert_allclose(np.mean(mixed**2, axis=1), np.mean((low + mid).numpy() ** 2, axis=1), rtol=1e-3)
 
 
 def test_synthetic_rir_decays_at_the_drawn_rt60():
-    rir, rt60 = A.synthetic_rir(32, SEED, length=8000, rt60_s=(0.2, 1.0))
+    rir, rt60 = M.synthetic_rir(32, SEED, length=8000, rt60_s=(0.2, 1.0))
     rir, rt60 = rir.numpy(), rt60.numpy()
     assert rt60.min() >= 0.2 and rt60.max() <= 1.0 and rt60.std() > 0.1
     for h, expected in zip(rir, rt60):
@@ -302,7 +303,7 @@ def test_synthetic_rir_decays_at_the_drawn_rt60():
 def test_room_reverb_smears_an_impulse_and_keeps_power():
     click = np.zeros((4, 8000), np.float32)
     click[:, 1000] = 1.0
-    wet = A.room_reverb(tf.constant(click), SEED, rt60_s=(0.8, 0.8), drr_db=(0.0, 0.0)).numpy()
+    wet = M.room_reverb(tf.constant(click), SEED, rt60_s=(0.8, 0.8), drr_db=(0.0, 0.0)).numpy()
     np.testing.assert_allclose(np.sum(wet**2, axis=1), 1.0, rtol=1e-3)
     assert np.argmax(np.abs(wet[0])) == 1000 and np.abs(wet[:, :1000]).max() < 1e-4  # direct path in place, causal
     assert np.sum(wet[:, 1400:] ** 2) > 0.1 * np.sum(wet**2)  # a reverberant tail after 50 ms
@@ -310,9 +311,9 @@ def test_room_reverb_smears_an_impulse_and_keeps_power():
 
 def test_coloured_noise_snr_and_slope():
     silent = tf.zeros([2, 8000])
-    assert np.all(A.coloured_noise(silent, SEED).numpy() == 0)
+    assert np.all(M.coloured_noise(silent, SEED).numpy() == 0)
     waves = _waves(16, 8000)
-    noisy = A.coloured_noise(waves, SEED, 10.0, 10.0, exponent=(2.0, 2.0)).numpy()
+    noisy = M.coloured_noise(waves, SEED, 10.0, 10.0, exponent=(2.0, 2.0)).numpy()
     noise = noisy - waves.numpy()
     np.testing.assert_allclose(_db(np.mean(waves.numpy() ** 2, axis=1) / np.mean(noise**2, axis=1)), 10.0, atol=0.05)
     spectrum = np.mean(np.abs(np.fft.rfft(noise, axis=1)) ** 2, axis=0)
@@ -320,12 +321,12 @@ def test_coloured_noise_snr_and_slope():
 
 
 def test_dc_offset_range():
-    out = A.dc_offset(tf.zeros([2000, 10]), SEED, 0.01).numpy()
+    out = M.dc_offset(tf.zeros([2000, 10]), SEED, 0.01).numpy()
     assert np.all(out == out[:, :1]) and np.abs(out).max() <= 0.01 and out.std() > 0.004
 
 
 def test_microphone_augmenter_is_reproducible_and_in_tf_data():
-    augmenter = A.MicrophoneAugmenter()
+    augmenter = M.MicrophoneAugmenter()
     waves = _waves(8, 8000)
     first = augmenter(augmenter.foreground(waves, SEED), SEED).numpy()
     again = augmenter(augmenter.foreground(waves, SEED), SEED).numpy()
@@ -334,10 +335,10 @@ def test_microphone_augmenter_is_reproducible_and_in_tf_data():
     assert first.shape == (8, 8000) and np.all(np.isfinite(first)) and not np.allclose(first, other)
     dataset = tf.data.Dataset.from_tensors(waves).map(lambda w: augmenter(augmenter.foreground(w, SEED), SEED))
     np.testing.assert_allclose(next(iter(dataset)).numpy(), first, atol=1e-5)
-    off = A.MicrophoneAugmenter(speed=None, pitch_semitones=None, rt60_s=None, eq_probability=0.0, noise_snr_db=None,
+    off = M.MicrophoneAugmenter(speed=None, pitch_semitones=None, rt60_s=None, eq_probability=0.0, noise_snr_db=None,
                                 gain_db=None, dc_offset=None, mask_fraction=None)
     np.testing.assert_array_equal(off(off.foreground(waves, SEED), SEED).numpy(), waves.numpy())
     with pytest.raises(ValueError, match="reverb_probability"):
-        A.MicrophoneAugmenter(reverb_probability=1.5)
+        M.MicrophoneAugmenter(reverb_probability=1.5)
     with pytest.raises(ValueError, match="rt60_s"):
-        A.MicrophoneAugmenter(rt60_s=(1.0, 0.2))
+        M.MicrophoneAugmenter(rt60_s=(1.0, 0.2))

@@ -156,18 +156,13 @@ def sonify_mixture(model, data_dir: Path, out_dir: Path, top: int) -> list[dict]
 
 def check_held_out_engine(data_dir: Path, engines, held_out_engine) -> None:
     """Fail before any synthesis when the engine choice cannot work (unknown, not installed, nothing left to train on)."""
-    from tfsonify.data.demo import check_engines
+    from tfsonify.data.demo import check_engines, check_held_out
 
     manifest_path = data_dir / "manifest.json"
     if manifest_path.is_file():  # the data exists: the engine must be in it, with another engine to train on
         built = sorted({c["engine"] for c in json.loads(manifest_path.read_text())["clips"] if c["task"] == "keywords"})
         if held_out_engine not in (None, "auto"):
-            if held_out_engine not in built:
-                raise ValueError(f"held-out engine {held_out_engine!r} is not in the demo dataset in {data_dir}; "
-                                 f"its engines: {', '.join(built)}")
-            if len(built) < 2:
-                raise ValueError(f"holding out {held_out_engine!r} leaves no engine to train on (the data in {data_dir} "
-                                 f"has only {', '.join(built)})")
+            check_held_out(held_out_engine, built, f"the engines of the demo dataset in {data_dir}")
         return
     check_engines(engines, held_out_engine)
 

@@ -3,26 +3,15 @@
 Data flows one way::
 
     reader (readers.py) -> ClipList (paths, labels, class names, per-clip metadata)
-        -> decode_clips(): load_audio (soundfile + soxr) to 8 kHz, ONE pass, unreadable files skipped,
+        -> decode_clips(): load_audio (soundfile + soxr) to the model's rate, ONE pass, unreadable files skipped,
            reported by path and counted; optional packed-array cache on disk (``cache_dir``)
         -> DecodedClips (packed float32 samples + offsets)  -- epochs never decode again
         -> training_dataset() / evaluation_dataset(): tf.data with random crops, augmentation,
            mixup / mix-back, batching
 
-API summary::
-
-    ClipList(paths, labels, class_names, multi_label=False, metadata={}, segments=None)
-        .subset(indices_or_mask), .select(column, values) / .exclude(column, values), .num_classes,
-        .one_hot() -> float32 [N, C], len()
-    decode_clips(clips, sample_rate=8000, cache_dir=None, decoder=load_audio, workers=2) -> DecodedClips
-    DecodedClips: .waveform(i) -> [T_i], .lengths [N], .labels, .class_names, .paths, .metadata,
-        .skipped [(path, reason)], .subset(...), .select/.exclude, .dataset() -> (wave [T_i], label)
-    training_dataset(decoded, batch_size, crop_seconds=None, augment=Augmenter(), mixup_alpha=None,
-                     backgrounds=None, background_snr_db=(0, 20), mix_back_snr_db=None, seed=0, one_hot=None)
-        -> batches (float32 [B, L], label [B] int32 or float32 [B, C])
-    evaluation_dataset(decoded, batch_size=1, pad_to_seconds=None, one_hot=False) -> whole clips
-    pad_batch(waves, length=None) -> float32 [N, L] numpy (zero-padded/cropped)
-    CROP_SECONDS = {"audioset": 5.0, "fsd50k": 2.5, "speech_commands": None}   (App. A.3)
+Each public name below documents its shapes and options: :class:`ClipList`, :func:`decode_clips`,
+:class:`DecodedClips`, :func:`training_dataset`, :func:`evaluation_dataset`, :func:`pad_batch` and
+:data:`CROP_SECONDS` (the paper's crop lengths, App. A.3).
 
 Labels: multi-class clips carry an int32 class index (``one_hot=True`` gives float32 ``[C]``);
 multi-label clips carry a float32 multi-hot ``[C]``. Mixup always produces float targets.
@@ -46,16 +35,8 @@ from tfsonify.io.audio import load_audio
 from tfsonify.validation import preview
 from tfsonify.data import augment as aug
 
-__all__ = [
-    "DataWarning",
-    "ClipList",
-    "DecodedClips",
-    "decode_clips",
-    "training_dataset",
-    "evaluation_dataset",
-    "pad_batch",
-    "CROP_SECONDS",
-]
+__all__ = ["DataWarning", "ClipList", "DecodedClips", "decode_clips", "training_dataset", "evaluation_dataset",
+           "pad_batch", "CROP_SECONDS"]
 
 
 #: Training crop lengths of the paper (App. A.3), seconds; None = no crop (clips <= 1 s, padded to the longest).
@@ -483,7 +464,7 @@ def training_dataset(decoded: DecodedClips, batch_size: int, crop_seconds: float
     Per example (one random draw each): random crop to ``crop_seconds`` (shorter clips zero-padded at a
     random offset; with ``crop_seconds=None`` all clips are padded/cropped to the longest clip — fine for
     ≤ 1 s clips such as Speech Commands), optional ``foreground_augment(waves [B, L], seed)`` on the clips alone
-    (e.g. :meth:`~tfsonify.data.augment.MicrophoneAugmenter.foreground`: speed, pitch, room), optional background mixing (a random crop of a random background
+    (e.g. :meth:`~tfsonify.data.microphone.MicrophoneAugmenter.foreground`: speed, pitch, room), optional background mixing (a random crop of a random background
     at ``U[background_snr_db]`` with probability ``background_probability``), ``augment(waves [B, L], seed)``
     (e.g. :class:`~tfsonify.data.augment.Augmenter`), then optional mix-back, then mixup.
     The whole set is shuffled every epoch (clip indices, not audio); the shuffled indices are batched first

@@ -14,7 +14,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tfsonify.data.augment import Augmenter, MicrophoneAugmenter
+from tfsonify.data.augment import Augmenter
+from tfsonify.data.microphone import MicrophoneAugmenter
 from tfsonify.data.demo import SAMPLE_RATE, keyword_split, read_demo
 from tfsonify.data.pipeline import decode_clips, training_dataset
 from tfsonify.models.cnn12 import CNN12
@@ -33,7 +34,7 @@ BACKGROUND_TASKS = ("augment_backgrounds", "instruments", "drums")
 
 
 class DemoAugment:
-    """The demo's augmentation: :class:`~tfsonify.data.augment.MicrophoneAugmenter` with its default ranges.
+    """The demo's augmentation: :class:`~tfsonify.data.microphone.MicrophoneAugmenter` with its default ranges.
 
     ``foreground`` (before background mixing): speed 0.85-1.15 (tempo and pitch), pitch shift ±3 semitones (half
     the clips), a synthetic room with RT60 0.2-1.0 s and direct-to-reverberant ratio -3..12 dB (half the clips).
