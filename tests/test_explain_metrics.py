@@ -116,6 +116,27 @@ def test_evaluate_table_and_json_fields():
     assert result["methods"]["gradient"]["energy_share"]["n"] == 3
     assert "si_sdr_wave" not in result["methods"]["occlusion_band"]
     assert summary_table(result, "csv").splitlines()[0].startswith("method,energy_share_mean")
+    page = summary_table(result, "html")
+    assert page.startswith("<table") and "<td>gradient</td>" in page and "<th>energy in source</th>" in page
+    assert page.count("<tr>") == 3 and "<script" not in page
+
+
+def test_listening_examples_waveform_as_is_mask_applied_to_input():
+    """Waveform explanations are played as they are, masks resynthesised on the input; each scaled to its peak."""
+    from tfsonify.explain.evaluate import listening_examples
+    from tfsonify.explain.spectral import soft_mask
+
+    model = small_classifier(0)
+    x = np.random.default_rng(8).standard_normal((3, 400)).astype("float32")
+    wave = explain("gradient", model, x, Target.unit(1))
+    sounds = listening_examples(wave, [2, 0], peak=[0.5, 2.0])
+    assert sounds.shape == (2, 400) and sounds.dtype == np.float32
+    np.testing.assert_allclose(np.abs(sounds).max(axis=1), [0.5, 2.0], rtol=1e-6)
+    np.testing.assert_allclose(sounds[0], wave.values[2] * 0.5 / np.abs(wave.values[2]).max(), rtol=1e-5, atol=1e-7)
+    mask = explain("occlusion_band", model, x, Target.unit(1), bands=4)
+    heard = listening_examples(mask)
+    expected = mask.spectral.apply_mask(mask.inputs[1:2], soft_mask(mask, mask.spectral)[1:2])[0]
+    np.testing.assert_allclose(heard[1], expected * 0.9 / np.abs(expected).max(), rtol=1e-5, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------- bad input
