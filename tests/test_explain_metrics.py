@@ -170,3 +170,55 @@ def test_cli_bad_names_write_nothing(tmp_path):
     for argv, needle in ((["--methods", "lime"], "unknown method"), (["--metrics", "acc"], "unknown metric")):
         assert main(["evaluate", "model.keras", str(tmp_path), "--out", str(out)] + argv) == 2
     assert not out.exists()
+
+
+def test_cli_evaluate_end_to_end_on_a_saved_model(tmp_path, capsys):
+    """``tfsonify evaluate`` in process on a saved CNN12 with a head and class names and a folder of WAVs: exit 0,
+    faithfulness.json with every requested method and metric, the tables, the plots and the listening examples;
+    a bad method name: exit 2, one line naming the valid methods, nothing written."""
+    import json
+
+    import soundfile
+
+    from tfsonify.cli import main
+    from tfsonify.explain.methods import METHODS
+    from tfsonify.models.checkpoint import save_model
+    from tiny import tiny_cnn12
+
+    model = save_model(tiny_cnn12(11, num_classes=3), tmp_path / "m.keras", sample_rate=8000,
+                       class_names=["yes", "no", "maybe"])
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    rng = np.random.default_rng(12)
+    t = np.arange(4000) / 8000.0
+    soundfile.write(clips / "a.wav", (0.5 * np.sin(2 * np.pi * 440 * t)).astype("float32"), 8000)
+    soundfile.write(clips / "b.wav", rng.normal(0, 0.2, 4000).astype("float32"), 8000)
+    soundfile.write(clips / "c.wav", rng.normal(0, 0.2, 4800).astype("float32"), 8000)  # cut to 0.5 s
+    out = tmp_path / "faith"
+    methods = ["sonification", "gradient", "occlusion_band"]
+    status = main(["evaluate", str(model), str(clips), "--methods", ",".join(methods), "--metrics",
+                   "deletion,lmac,cost", "--steps", "4", "--seconds", "0.5", "--out", str(out)])
+    assert status == 0
+    result = json.loads((out / "faithfulness.json").read_text())
+    assert list(result["methods"]) == methods and result["conditions"]["metrics"] == ["deletion", "lmac", "cost"]
+    assert result["conditions"]["clips"] == 3 and result["conditions"]["samples"] == 4000
+    assert result["conditions"]["target"] == "unit top"
+    for method in methods:
+        row = result["methods"][method]
+        assert set(row) == {"deletion_auc", "insertion_auc", "insertion_minus_deletion", "AI", "AD", "AG", "FF",
+                            "Fid-In", "seconds_per_clip"}
+        assert row["deletion_auc"]["n"] == 3 and np.isfinite(row["insertion_auc"]["mean"])
+        assert len(result["curves"][method]["deletion"]) == 5
+        for k in (0, 1):
+            assert (out / "examples" / f"clip{k}_{method}.wav").is_file()
+    table = (out / "faithfulness.md").read_text()
+    assert all(f"| {method} |" in table for method in methods) and "deletion AUC" in table and "Fid-In" in table
+    assert len((out / "faithfulness.csv").read_text().splitlines()) == 1 + len(methods)
+    assert (out / "curves.png").stat().st_size > 0 and (out / "bars.png").stat().st_size > 0
+    assert "| gradient |" in capsys.readouterr().out
+
+    bad = tmp_path / "bad"
+    assert main(["evaluate", str(model), str(clips), "--methods", "gradient,saliency", "--out", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"tfsonify evaluate: error: unknown method(s) ['saliency']; valid: {', '.join(METHODS)} (or 'all')"
+    assert not bad.exists()
