@@ -116,6 +116,27 @@ def test_evaluate_table_and_json_fields():
     assert result["methods"]["gradient"]["energy_share"]["n"] == 3
     assert "si_sdr_wave" not in result["methods"]["occlusion_band"]
     assert summary_table(result, "csv").splitlines()[0].startswith("method,energy_share_mean")
+    page = summary_table(result, "html")
+    assert page.startswith("<table") and "<td>gradient</td>" in page and "<th>energy in source</th>" in page
+    assert page.count("<tr>") == 3 and "<script" not in page
+
+
+def test_listening_examples_waveform_as_is_mask_applied_to_input():
+    """Waveform explanations are played as they are, masks resynthesised on the input; each scaled to its peak."""
+    from tfsonify.explain.evaluate import listening_examples
+    from tfsonify.explain.spectral import soft_mask
+
+    model = small_classifier(0)
+    x = np.random.default_rng(8).standard_normal((3, 400)).astype("float32")
+    wave = explain("gradient", model, x, Target.unit(1))
+    sounds = listening_examples(wave, [2, 0], peak=[0.5, 2.0])
+    assert sounds.shape == (2, 400) and sounds.dtype == np.float32
+    np.testing.assert_allclose(np.abs(sounds).max(axis=1), [0.5, 2.0], rtol=1e-6)
+    np.testing.assert_allclose(sounds[0], wave.values[2] * 0.5 / np.abs(wave.values[2]).max(), rtol=1e-5, atol=1e-7)
+    mask = explain("occlusion_band", model, x, Target.unit(1), bands=4)
+    heard = listening_examples(mask)
+    expected = mask.spectral.apply_mask(mask.inputs[1:2], soft_mask(mask, mask.spectral)[1:2])[0]
+    np.testing.assert_allclose(heard[1], expected * 0.9 / np.abs(expected).max(), rtol=1e-5, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------- bad input
@@ -149,3 +170,55 @@ def test_cli_bad_names_write_nothing(tmp_path):
     for argv, needle in ((["--methods", "lime"], "unknown method"), (["--metrics", "acc"], "unknown metric")):
         assert main(["evaluate", "model.keras", str(tmp_path), "--out", str(out)] + argv) == 2
     assert not out.exists()
+
+
+def test_cli_evaluate_end_to_end_on_a_saved_model(tmp_path, capsys):
+    """``tfsonify evaluate`` in process on a saved CNN12 with a head and class names and a folder of WAVs: exit 0,
+    faithfulness.json with every requested method and metric, the tables, the plots and the listening examples;
+    a bad method name: exit 2, one line naming the valid methods, nothing written."""
+    import json
+
+    import soundfile
+
+    from tfsonify.cli import main
+    from tfsonify.explain.methods import METHODS
+    from tfsonify.models.checkpoint import save_model
+    from tiny import tiny_cnn12
+
+    model = save_model(tiny_cnn12(11, num_classes=3), tmp_path / "m.keras", sample_rate=8000,
+                       class_names=["yes", "no", "maybe"])
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    rng = np.random.default_rng(12)
+    t = np.arange(4000) / 8000.0
+    soundfile.write(clips / "a.wav", (0.5 * np.sin(2 * np.pi * 440 * t)).astype("float32"), 8000)
+    soundfile.write(clips / "b.wav", rng.normal(0, 0.2, 4000).astype("float32"), 8000)
+    soundfile.write(clips / "c.wav", rng.normal(0, 0.2, 4800).astype("float32"), 8000)  # cut to 0.5 s
+    out = tmp_path / "faith"
+    methods = ["sonification", "gradient", "occlusion_band"]
+    status = main(["evaluate", str(model), str(clips), "--methods", ",".join(methods), "--metrics",
+                   "deletion,lmac,cost", "--steps", "4", "--seconds", "0.5", "--out", str(out)])
+    assert status == 0
+    result = json.loads((out / "faithfulness.json").read_text())
+    assert list(result["methods"]) == methods and result["conditions"]["metrics"] == ["deletion", "lmac", "cost"]
+    assert result["conditions"]["clips"] == 3 and result["conditions"]["samples"] == 4000
+    assert result["conditions"]["target"] == "unit top"
+    for method in methods:
+        row = result["methods"][method]
+        assert set(row) == {"deletion_auc", "insertion_auc", "insertion_minus_deletion", "AI", "AD", "AG", "FF",
+                            "Fid-In", "seconds_per_clip"}
+        assert row["deletion_auc"]["n"] == 3 and np.isfinite(row["insertion_auc"]["mean"])
+        assert len(result["curves"][method]["deletion"]) == 5
+        for k in (0, 1):
+            assert (out / "examples" / f"clip{k}_{method}.wav").is_file()
+    table = (out / "faithfulness.md").read_text()
+    assert all(f"| {method} |" in table for method in methods) and "deletion AUC" in table and "Fid-In" in table
+    assert len((out / "faithfulness.csv").read_text().splitlines()) == 1 + len(methods)
+    assert (out / "curves.png").stat().st_size > 0 and (out / "bars.png").stat().st_size > 0
+    assert "| gradient |" in capsys.readouterr().out
+
+    bad = tmp_path / "bad"
+    assert main(["evaluate", str(model), str(clips), "--methods", "gradient,saliency", "--out", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"tfsonify evaluate: error: unknown method(s) ['saliency']; valid: {', '.join(METHODS)} (or 'all')"
+    assert not bad.exists()

@@ -145,6 +145,51 @@ def test_map_sonification_equals_library_result(setup):
     assert 0.0 <= summary["coherence"] <= 1.0
 
 
+def test_explain_route_plays_each_method_of_the_same_map(setup, monkeypatch):
+    """/api/explain: a waveform method as it is and a mask method applied to the input, both scaled to the clip's
+    peak (listening_examples of tfsonify.explain); the sonification equals the map's own route; cached; bad input."""
+    import tfsonify
+    from tfsonify.explain.evaluate import listening_examples
+    from tfsonify.explain.methods import METHODS, explain
+    from tfsonify.explain.targets import Target
+    from tfsonify.explore import session as session_module
+
+    url, cid, explorer = setup["url"], clip_id(setup, "tone.wav"), setup["explorer"]
+    network = explorer.sessions[0].network
+    x = tfsonify.load_audio(setup["root"] / "tone.wav", RATE)
+    assert json.loads(get(url + "/api/info")[2])["methods"] == list(METHODS)
+    feature = json.loads(get(f"{url}/api/models/0/clips/{cid}/layers/5/overview")[2])["order"][0]
+    base = f"{url}/api/explain?clip={cid}&layer=5&feature={feature}"
+    for method in ("gradient", "occlusion_band"):
+        status, headers, wav = get(f"{base}&method={method}&float=1")
+        assert status == 200 and headers["content-type"] == "audio/wav", wav[:200]
+        got, rate = soundfile.read(io.BytesIO(wav), dtype="float32")
+        e = explain(method, tfsonify.Sonifier(network), x[None], Target.map(5, feature))
+        want = listening_examples(e, [0], float(np.abs(x).max()))[0]
+        assert rate == RATE and got.shape == x.shape
+        np.testing.assert_allclose(got, want, atol=1e-5)
+        assert np.abs(got).max() == pytest.approx(np.abs(x).max(), rel=1e-5)
+        assert explorer.cache.get(("explain", 0, cid, "5", feature, method)) is not None
+    sonification = get(f"{base}&method=sonification&float=1")[2]
+    assert sonification == get(f"{url}/api/models/0/clips/{cid}/layers/5/maps/{feature}/sonification.wav?float=1")[2]
+    status, headers, png = get(f"{base}&method=gradient&format=png")
+    assert status == 200 and png[:8] == b"\x89PNG\r\n\x1a\n"
+    status, _, body = get(f"{base}&method=lime")
+    assert status == 400 and json.loads(body)["error"] == f"unknown method 'lime'; valid: {', '.join(METHODS)}"
+    for query, code, needle in ((f"clip={cid}&layer=99&feature=0&method=gradient", 400, "unknown layer"),
+                                (f"clip={cid}&layer=5&feature=x&method=gradient", 400, "non-negative integer"),
+                                (f"clip={cid}&layer=5&feature=9999&method=gradient", 400, "must be in 0.."),
+                                (f"clip={cid}&layer=5&feature=0&method=gradient&format=mp3", 400, "format must be"),
+                                (f"clip=0123456789ab&layer=5&feature=0&method=gradient", 404, "no such clip"),
+                                (f"clip={cid}&layer=5&feature=0&method=gradient&model=7", 404, "no model")):
+        status, _, body = get(f"{url}/api/explain?{query}")
+        assert status == code and needle in json.loads(body)["error"], (query, body)
+    monkeypatch.setattr(session_module, "EXPLAIN_SECONDS", 2.0)
+    melody = clip_id(setup, "melody.wav")  # 2.8 s
+    status, _, body = get(f"{url}/api/explain?clip={melody}&layer=5&feature=0&method=gradient")
+    assert status == 400 and "explain clips of up to 2 s" in json.loads(body)["error"]
+
+
 def test_top_k_is_batched_and_cached(setup):
     url, cid = setup["url"], clip_id(setup, "tone.wav")
     status, _, body = get(f"{url}/api/models/1/clips/{cid}/layers/3/top?k=4")
@@ -517,6 +562,34 @@ def test_page_clip_layer_map_playback(setup, browser):
     wait_for(driver, "return document.querySelectorAll('.panel')[0].querySelectorAll('.topk button').length === 8")
     driver.find_element(By.ID, "coherence-button").click()
     wait_for(driver, "return !document.querySelector('#coherence').hidden")
+    assert_no_console_errors(driver)
+
+
+@pytest.mark.slow
+def test_page_method_picker_plays_the_explanation_of_the_same_map(setup, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    driver = browser
+    open_page(driver, setup["url"])
+    open_clip(driver, "tone.wav")
+    wait_for(driver, "const p = document.querySelector('.panel'); return p.querySelector('.sound-spec').naturalWidth > 0 "
+                     "&& p.querySelector('.map-label').textContent.startsWith('block 8, map')")
+    picker = Select(driver.find_elements(By.CSS_SELECTOR, ".panel")[0].find_element(By.CSS_SELECTOR, "select.method"))
+    assert picker.first_selected_option.get_attribute("value") == "sonification"
+    values = [o.get_attribute("value") for o in picker.options]
+    assert {"sonification", "guided_backprop", "gradient", "integrated_gradients", "occlusion"} <= set(values)
+    picker.select_by_value("integrated_gradients")
+    wait_for(driver, PLAYING.replace("arguments[0]", repr("method=integrated_gradients")))
+    assert "/api/explain?" in driver.execute_script("return document.querySelector('#player').dataset.src")
+    wait_for(driver, "const i = document.querySelector('.panel .sound-spec'); return i.complete && i.naturalWidth > 0 "
+                     "&& i.dataset.want.includes('method=integrated_gradients') && i.dataset.want.includes('format=png')")
+    assert driver.find_element(By.CSS_SELECTOR, ".panel .sound-tag").text == "integrated gradients"
+    assert driver.execute_script("return performance.getEntriesByType('resource').some(e => "
+                                 "e.name.includes('/api/explain?') && e.name.includes('method=integrated_gradients'))")
+    driver.find_element(By.XPATH, "//div[@id='sources']/button[text()='A: integrated gradients']")
+    picker.select_by_value("sonification")  # back to the paper's sound
+    wait_for(driver, PLAYING.replace("arguments[0]", repr("/sonification.wav")))
     assert_no_console_errors(driver)
 
 

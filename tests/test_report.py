@@ -51,6 +51,8 @@ def test_report_files_and_numbers(report):
     assert all(np.isfinite(data["coherence"]["mean"]))
     assert data["residual"]["metric"] == "agreement" and len(data["residual"]["residual"]) == 3
     assert not list(folder.rglob("*.part"))
+    assert "faithfulness" not in data and "faithfulness" not in page.lower()  # the section is opt-in
+    assert not list((folder / "media").glob("faith_*"))
 
 
 def test_report_rejects_bad_input(tmp_path):
@@ -62,6 +64,97 @@ def test_report_rejects_bad_input(tmp_path):
         build_report(model, {}, tmp_path)
     with pytest.raises(ValueError, match="shorter than"):
         build_report(model, {"tiny": np.ones(100, np.float32)}, tmp_path, layers=[11])
+
+
+def _offline(folder: Path, page: str) -> list[str]:
+    """Every src/href of the page: relative, and the file is in the folder."""
+    import re
+
+    links = re.findall(r'(?:src|href)="([^"#][^"]*)"', page)
+    assert links and not [link for link in links if "://" in link or link.startswith("/")]
+    missing = [link for link in links if not (folder / link).is_file()]
+    assert not missing, missing
+    return links
+
+
+def test_report_faithfulness_section_from_the_cli(tmp_path):
+    """``--faithfulness gradient,occlusion_band`` on a saved model with a head: table rows, L-MAC columns, one
+    listening example per method, every number in report.json, the page self-contained."""
+    import soundfile
+
+    from tfsonify.cli import main
+    from tfsonify.models.checkpoint import save_model
+    from tiny import tiny_cnn12
+
+    model_path = save_model(tiny_cnn12(5, num_classes=3), tmp_path / "m.keras", sample_rate=8000,
+                            class_names=["yes", "no", "maybe"])
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    rng = np.random.default_rng(1)
+    t = np.arange(4400) / 8000.0
+    soundfile.write(clips / "tone.wav", (0.5 * np.sin(2 * np.pi * 300 * t)).astype("float32"), 8000)
+    soundfile.write(clips / "noise.wav", rng.normal(0, 0.2, 3000).astype("float32"), 8000)  # zero-padded to 0.5 s
+    out = tmp_path / "report"
+    status = main(["report", str(model_path), str(clips), "--out", str(out), "--layers", "2", "--top", "1",
+                   "--no-residual", "--faithfulness", "gradient,occlusion_band", "--faithfulness-seconds", "0.5"])
+    assert status == 0
+    page = (out / "index.html").read_text()
+    data = json.loads((out / "report.json").read_text())
+    faith = data["faithfulness"]
+    assert list(faith["methods"]) == ["gradient", "occlusion_band"]
+    assert faith["conditions"]["clips"] == 2 and faith["conditions"]["samples"] == 4000
+    assert faith["conditions"]["metrics"] == ["deletion", "lmac", "cost"]
+    for method in ("gradient", "occlusion_band"):
+        assert f"<tr><td>{method}</td>" in page
+        assert {"deletion_auc", "insertion_auc", "AI", "Fid-In", "seconds_per_clip"} <= set(faith["methods"][method])
+        assert f'src="media/faith_c00_{method}.wav"' in page
+        sound, rate = soundfile.read(out / "media" / f"faith_c00_{method}.wav", dtype="float32")
+        assert rate == 8000 and sound.size == 4000 and np.abs(sound).max() > 0
+    assert "<th>deletion AUC</th>" in page and "<th>AI</th>" in page and 'href=#faithfulness' in page
+    assert "http://" not in page and "https://" not in page
+    _offline(out, page)
+
+
+def test_report_faithfulness_default_set_on_a_model_without_head(tmp_path):
+    """``faithfulness=True``: the default methods on the deepest layer's strongest map (no L-MAC without a class)."""
+    from tfsonify.report import build_report
+    from tfsonify.report.faithfulness import DEFAULT_METHODS
+    from tiny import tiny_cnn12
+
+    rng = np.random.default_rng(2)
+    clips = {"a": rng.normal(0, 0.3, 2400).astype("float32"), "b": rng.normal(0, 0.1, 2000).astype("float32")}
+    index = build_report(tiny_cnn12(6), clips, tmp_path, layers=[3], top=1, residual=False, faithfulness=True,
+                         faithfulness_seconds=0.25)
+    page, data = index.read_text(), json.loads((tmp_path / "report.json").read_text())
+    assert list(data["faithfulness"]["methods"]) == list(DEFAULT_METHODS)
+    assert data["faithfulness"]["conditions"]["target"] == "map top of layer 3"
+    assert data["faithfulness"]["conditions"]["metrics"] == ["deletion", "cost"]
+    assert all(f"<tr><td>{method}</td>" in page for method in DEFAULT_METHODS) and "<th>AI</th>" not in page
+    assert set(data["faithfulness"]["examples"]) == {"input", *DEFAULT_METHODS}
+    _offline(tmp_path, page)
+
+
+def test_report_faithfulness_bad_input_before_any_work(tmp_path, capsys):
+    from tfsonify.cli import main
+    from tfsonify.commands.report import register  # noqa: F401  (the help names the default set)
+    from tfsonify.report import build_report
+    from tfsonify.report.faithfulness import DEFAULT_METHODS
+    from tiny import tiny_cnn12
+
+    out = tmp_path / "out"
+    assert main(["report", "missing.keras", str(tmp_path), "--out", str(out), "--faithfulness", "gradient,lime"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown method(s) ['lime']" in err and "valid: sonification" in err
+    assert not out.exists()
+    with pytest.raises(ValueError, match="unknown method"):
+        build_report(tiny_cnn12(6), {"a": np.zeros(3000, np.float32)}, out, layers=[1], faithfulness=["saliency"])
+    with pytest.raises(ValueError, match="shorter than layer"):  # 32 samples: below block 3's 42
+        build_report(tiny_cnn12(6), {"a": np.zeros(3000, np.float32)}, out, layers=[3], faithfulness=True,
+                     faithfulness_seconds=0.004)
+    assert not out.exists()
+    import tfsonify.commands.report as command
+
+    assert ", ".join(DEFAULT_METHODS) in " ".join(command.__doc__.split())
 
 
 @pytest.mark.slow

@@ -3,6 +3,10 @@
 Per block, the most active maps of each clip with audio players for input and sonification, their log-spectrogram
 pair, activation and coherence; the coherence-per-layer plot; the residual table. Open DIR/index.html (works
 offline; media in DIR/media).
+
+``--faithfulness [METHODS]`` adds a section comparing explanation methods on the clips (tfsonify.explain.evaluate:
+deletion/insertion, cost and, for a model with a head, the L-MAC protocol), with one listening example per method.
+Without a list it runs the cheap set sonification, guided_backprop, gradient, integrated_gradients, occlusion.
 """
 from __future__ import annotations
 
@@ -24,6 +28,11 @@ def register(subparsers) -> None:
     parser.add_argument("--top", type=int, default=3, help="most active maps per clip and block (default 3)")
     parser.add_argument("--title", default="")
     parser.add_argument("--no-residual", action="store_true", help="skip the residual experiment")
+    parser.add_argument("--faithfulness", nargs="?", const="default", default=None, metavar="METHODS",
+                        help="add a faithfulness section: comma list of explanation methods or 'all' (without a list: "
+                             "sonification, guided_backprop, gradient, integrated_gradients, occlusion)")
+    parser.add_argument("--faithfulness-seconds", type=float, default=1.0,
+                        help="clips are cut or zero-padded to this length for the faithfulness section (default 1)")
     parser.set_defaults(func=run)
 
 
@@ -34,6 +43,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top < 1:
         raise ValueError(f"--top must be at least 1; received {args.top}")
+    faithfulness = None
+    if args.faithfulness is not None:  # names checked before the model loads
+        from tfsonify.commands.evaluate import METHOD_NAMES, _names
+
+        faithfulness = True if args.faithfulness == "default" else _names(args.faithfulness, METHOD_NAMES, "method")
     from tfsonify.models.metadata import sample_rate_of
 
     model = load_model(args.model, any_model=True)
@@ -46,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     with progress(f"building the report for {len(clips)} clip(s)"):
         title = args.title or f"tfsonify report: {Path(args.model).name}"
         index = build_report(model, clip_map, args.out, parse_layers(args.layers), top=args.top, title=title,
-                             residual=not args.no_residual)
+                             residual=not args.no_residual, faithfulness=faithfulness,
+                             faithfulness_seconds=args.faithfulness_seconds)
     print(f"wrote {index}")
     return 0

@@ -8,8 +8,9 @@
 
 ``ci95`` is the half-width of a normal 95 % interval of the mean over clips (``1.96 sd / sqrt(n)``). Costs are
 seconds per clip of the whole batched call after one warm-up call (graphs traced), on the clips given.
-:func:`write_outputs` writes it to a folder; :func:`summary_table` gives the markdown/CSV table the report can
-embed.
+:func:`write_outputs` writes it to a folder; :func:`summary_table` gives the markdown/CSV/HTML table the report
+embeds; :func:`listening_examples` turns an explanation into sounds (the listening examples of the output folder,
+the report and the explorer's method picker).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from tfsonify.explain.sanity import cascading_randomisation, randomisation_stage
 from tfsonify.explain.spectral import soft_mask, spectral_for
 from tfsonify.explain.targets import Target, explained
 
-__all__ = ["evaluate", "write_outputs", "summary_table", "COLUMNS"]
+__all__ = ["evaluate", "write_outputs", "summary_table", "listening_examples", "COLUMNS"]
 
 COLUMNS = [("energy_share", "energy in source"), ("si_sdr_mask", "SI-SDR mask dB"), ("si_sdr_wave", "SI-SDR wave dB"),
            ("deletion_auc", "deletion AUC"), ("insertion_auc", "insertion AUC"), ("insertion_minus_deletion", "ins-del"),
@@ -129,12 +130,21 @@ def summary_table(result: dict, fmt: str = "markdown") -> str:
     """The table of :func:`evaluate`'s result: one row per method, mean ± 95 % CI per metric present.
 
     Args:
-        fmt: ``"markdown"`` or ``"csv"`` (CSV: ``method,metric_mean,metric_ci95,...``).
+        fmt: ``"markdown"``, ``"csv"`` (``method,metric_mean,metric_ci95,...``) or ``"html"`` (a ``<table>``
+            with escaped names, numbers right-aligned, no style or script).
     """
-    if fmt not in ("markdown", "csv"):
-        raise ValueError(f"fmt must be 'markdown' or 'csv'; received {fmt!r}")
+    if fmt not in ("markdown", "csv", "html"):
+        raise ValueError(f"fmt must be 'markdown', 'csv' or 'html'; received {fmt!r}")
     present = [(key, label) for key, label in COLUMNS
                if any(key in row for row in result["methods"].values())]
+    if fmt == "html":
+        import html
+
+        head = "".join(f"<th>{html.escape(label)}</th>" for _, label in present)
+        rows = "".join(f"<tr><td>{html.escape(method)}</td>"
+                       + "".join(f"<td class=num>{html.escape(_fmt(row.get(key)))}</td>" for key, _ in present)
+                       + "</tr>" for method, row in result["methods"].items())
+        return f"<table class=faithfulness><tr><th>method</th>{head}</tr>{rows}</table>\n"
     if fmt == "csv":
         lines = [",".join(["method"] + [f"{key}_{part}" for key, _ in present for part in ("mean", "ci95")])]
         for method, row in result["methods"].items():
@@ -223,14 +233,33 @@ def write_outputs(result: dict, explanations: dict, out, examples: int = 2) -> l
         write_wav(out / "examples" / f"clip{k}_input.wav", _peak(first.inputs[k]), rate)
         files.append(f"examples/clip{k}_input.wav")
     for method, e in explanations.items():
-        for k in range(min(examples, e.values.shape[0])):
-            sound = e.values[k] if method not in MASK_METHODS else \
-                e.spectral.apply_mask(e.inputs[k : k + 1], soft_mask(e, e.spectral)[k : k + 1])[0]
-            write_wav(out / "examples" / f"clip{k}_{method}.wav", _peak(sound), rate)
+        count = min(examples, e.values.shape[0])
+        for k, sound in enumerate(listening_examples(e, range(count))):
+            write_wav(out / "examples" / f"clip{k}_{method}.wav", sound, rate)
             files.append(f"examples/clip{k}_{method}.wav")
     return files
 
 
-def _peak(x: np.ndarray) -> np.ndarray:
+def listening_examples(explanation, clips=None, peak=0.9) -> np.ndarray:
+    """An explanation as sounds: float32 ``[len(clips), T]`` (default every clip), each scaled to ``peak``.
+
+    A waveform-domain explanation is played as it is (``values[k]``); a time-frequency one (``MASK_METHODS``) is
+    resynthesised as its soft mask (:func:`tfsonify.explain.spectral.soft_mask`) applied to the explained input.
+    Each sound is then scaled so that its largest absolute sample is ``peak`` (a float, or one per clip, e.g. the
+    raw input's peak; an all-zero sound stays zero). Used for ``examples/*.wav``, the report's listening examples
+    and the explorer's method picker.
+    """
+    e = explanation
+    clips = list(range(e.values.shape[0])) if clips is None else [int(k) for k in clips]
+    peaks = np.broadcast_to(np.asarray(peak, np.float64), (len(clips),))
+    masks = soft_mask(e, e.spectral) if e.method in MASK_METHODS and clips else None
+    sounds = []
+    for k, target in zip(clips, peaks):
+        sound = e.values[k] if masks is None else e.spectral.apply_mask(e.inputs[k : k + 1], masks[k : k + 1])[0]
+        sounds.append(_peak(sound, float(target)))
+    return np.stack(sounds) if sounds else np.zeros((0, e.inputs.shape[1]), np.float32)
+
+
+def _peak(x: np.ndarray, target: float = 0.9) -> np.ndarray:
     peak = float(np.max(np.abs(x))) if x.size else 0.0
-    return (x / peak * 0.9 if peak > 0 else x).astype(np.float32)
+    return (x / peak * target if peak > 0 else x).astype(np.float32)

@@ -11,6 +11,10 @@ Routes (``M`` model index 0/1, ``C`` opaque clip id, ``L`` layer id, ``F`` map i
 - ``GET /api/models/M/clips/C/layers/L/top?k=K``: the top ``K`` maps sonified in one batched pass.
 - ``GET /api/models/M/clips/C/layers/L/maps/F``: sonify map ``F`` (cached), its activation over time;
   ``.../maps/F/{sonification,residual}.{wav,png}`` (``?float=1``: 32-bit float WAV for download).
+- ``GET /api/explain?clip=C&layer=L&feature=F&method=NAME[&model=M][&format=png][&float=1]``: map ``F`` explained
+  by another method of :mod:`tfsonify.explain.methods` (the page's method picker), as a WAV scaled to the clip's
+  peak (cached) or its spectrogram; ``method=sonification`` is the map's sonification. Unknown method: 400 naming
+  the valid ones.
 
 Errors are ``{"error": message}``: 400 bad layer/map/parameter, 404 unknown clip/model/route (never echoing a
 path), 413 upload or clip too large, 415 not decodable audio, 422 unreadable or too short clip, 503 worker queue
@@ -153,6 +157,15 @@ class Explorer:
             found = [sound if sound is not None else computed[int(f)] for f, sound in zip(features, found)]
         return found
 
+    def explanation(self, model: int, clip_id: str, layer: str, feature: int, method: str) -> np.ndarray:
+        """Map ``feature`` explained by ``method`` as a sound (cached per method; the sonification's own cache for
+        ``"sonification"``), see :meth:`ModelSession.explain`."""
+        if method == "sonification":
+            return self.sonifications(model, clip_id, layer, [feature])[0]
+        session = self.sessions[model]
+        return self._cached(("explain", model, clip_id, layer, int(feature), method),
+                            lambda: session.explain(self.waveform(clip_id, session.sample_rate), layer, int(feature), method))
+
     def map_summary(self, model: int, clip_id: str, layer: str, feature: int) -> dict:
         """What the page shows of one map (cached): rank, maxima, activation over time, coherence, media URLs."""
         return self._cached(("summary", model, clip_id, layer, int(feature)),
@@ -191,15 +204,15 @@ def _error(status: int, message: str, headers: dict | None = None) -> JSONRespon
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def _clip_id(request: Request) -> str:
-    clip_id = request.path_params["clip"]
+def _clip_id(request: Request, clip_id: str | None = None) -> str:
+    clip_id = request.path_params["clip"] if clip_id is None else clip_id
     if not (len(clip_id) == 12 and all(c in "0123456789abcdef" for c in clip_id.lower().lstrip("u"))):
         raise ApiError(404, "no such clip")
     return clip_id
 
 
-def _feature(request: Request) -> int:
-    text = request.path_params["feature"]
+def _feature(request: Request, text: str | None = None) -> int:
+    text = request.path_params["feature"] if text is None else text
     if not text.isdigit() or len(text) > 7:
         raise ApiError(400, f"map index must be a non-negative integer; received {text[:12]!r}")
     return int(text)
@@ -216,6 +229,8 @@ async def _run(explorer: Explorer, worker: Worker, key, fn):
 
 def build_app(explorer: Explorer) -> Starlette:
     """The Starlette app serving ``explorer``'s page and API."""
+    from tfsonify.explain.methods import METHODS
+
     index_html = (STATIC_DIR / "index.html").read_bytes()
 
     def cache_headers(seconds: int = 3600) -> dict:
@@ -225,7 +240,7 @@ def build_app(explorer: Explorer) -> Starlette:
         return Response(index_html, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
 
     async def info(request: Request):
-        return JSONResponse({"models": [s.describe() for s in explorer.sessions],
+        return JSONResponse({"models": [s.describe() for s in explorer.sessions], "methods": list(METHODS),
                              "limits": {"max_seconds": explorer.library.max_seconds,
                                         "max_upload_bytes": explorer.max_upload_bytes, "max_top_k": MAX_TOP_K}})
 
@@ -382,6 +397,35 @@ def build_app(explorer: Explorer) -> Starlette:
         return Response(await _run(explorer, explorer.render_worker, ("png", model, clip_id, layer, feature, kind), render),
                         media_type="image/png", headers=cache_headers())
 
+    async def explanation(request: Request):
+        query = request.query_params
+        model, clip_id = query.get("model", "0"), _clip_id(request, query.get("clip", ""))
+        session = explorer.session(model)
+        layer = query.get("layer", "")
+        try:
+            session.layer(layer)
+        except ValueError as error:
+            raise ApiError(400, str(error)) from None
+        feature, method, fmt = _feature(request, query.get("feature", "")), query.get("method", ""), query.get("format", "wav")
+        if method not in METHODS:
+            raise ApiError(400, f"unknown method {method[:40]!r}; valid: {', '.join(METHODS)}")
+        if fmt not in ("wav", "png"):
+            raise ApiError(400, f"format must be 'wav' or 'png'; received {fmt[:12]!r}")
+        model, rate = int(model), session.sample_rate
+        key = ("explain", model, clip_id, layer, feature, method)
+        sound = await _run(explorer, explorer.model_worker, key,
+                           lambda: explorer.explanation(model, clip_id, layer, feature, method))
+        if fmt == "wav":
+            as_float = query.get("float") == "1"
+            return _wav_response(_wav(sound, rate, as_float), explorer.library.get(clip_id).name,
+                                 f"{session.layer(layer).label.replace(' ', '')}_map{feature}_{method}", as_float)
+
+        def render():
+            return explorer._cached(("explain.png",) + key[1:],
+                                    lambda: spectrogram_png(spectrogram_db(sound, rate), explorer.input_db(clip_id, rate)[1]))
+        return Response(await _run(explorer, explorer.render_worker, ("explain.png",) + key[1:], render),
+                        media_type="image/png", headers=cache_headers())
+
     async def api_error(request: Request, error: ApiError):
         return _error(error.status, error.message)
 
@@ -417,6 +461,7 @@ def build_app(explorer: Explorer) -> Starlette:
         Route(layer + "/top", top),
         Route(layer + "/maps/{feature}", map_info),
         Route(layer + "/maps/{feature}/{kind}.{ext}", map_file),
+        Route("/api/explain", explanation),
         Mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static"),
     ]
     return Starlette(routes=routes, exception_handlers={ApiError: api_error, ClipError: clip_error, Busy: busy,

@@ -16,13 +16,16 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["LayerInfo", "ModelSession", "load_labels", "PREVIEW_SECONDS", "OVERVIEW_COLUMNS"]
+__all__ = ["LayerInfo", "ModelSession", "load_labels", "PREVIEW_SECONDS", "OVERVIEW_COLUMNS", "EXPLAIN_SECONDS"]
 
 PREVIEW_SECONDS = 30.0
 """The head's prediction and the per-layer coherence curve of a longer clip are of its first 30 s (said in the
 page): both need whole passes that a long clip would multiply, and neither is what a listener looks at first."""
 OVERVIEW_COLUMNS = 2400
 """A long clip's activation overview is max-pooled over time to at most this many columns (the image width)."""
+EXPLAIN_SECONDS = 30.0
+"""Longest clip the method picker explains (other methods than the sonification run on the whole clip at once:
+integrated gradients is 32 passes of it, occlusion 31; no windows)."""
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,31 @@ class ModelSession:
         """Sonifications of maps ``features`` of the layer: float32 ``[len(features), time]`` at :attr:`sample_rate`."""
         self.check_length(waveform, layer_id)
         return np.asarray(self.sonifier.sonify(waveform, self._block(layer_id), features=list(features)), np.float32)
+
+    def explain(self, waveform: np.ndarray, layer_id: str, feature: int, method: str) -> np.ndarray:
+        """Map ``feature`` of the layer explained by ``method`` (one of :data:`tfsonify.explain.methods.METHODS`) as a
+        sound: float32 ``[time]`` scaled to the clip's peak.
+
+        ``"sonification"`` is :meth:`sonify` (the page's own sound). The others run
+        :func:`tfsonify.explain.methods.explain` on the map's sum over time (``Target.map``) and are heard as
+        :func:`tfsonify.explain.evaluate.listening_examples` makes them (a waveform as it is, a time-frequency mask
+        applied to the input). ``ValueError`` for an unknown method, a bad map, or a clip too short or longer than
+        :data:`EXPLAIN_SECONDS`.
+        """
+        from tfsonify.explain.evaluate import listening_examples
+        from tfsonify.explain.methods import check_methods, explain
+        from tfsonify.explain.targets import Target
+
+        check_methods([method])
+        self.check_length(waveform, layer_id)
+        if method == "sonification":
+            return self.sonify(waveform, layer_id, [feature])[0]
+        if waveform.shape[-1] > EXPLAIN_SECONDS * self.sample_rate:
+            raise ValueError(f"the clip is {waveform.shape[-1] / self.sample_rate:.1f} s long; methods other than the "
+                             f"sonification explain clips of up to {EXPLAIN_SECONDS:g} s")
+        clip = np.asarray(waveform, np.float32)[None]
+        explanation = explain(method, self.sonifier, clip, Target.map(self._block(layer_id), int(feature)))
+        return listening_examples(explanation, [0], float(np.max(np.abs(clip))))[0]
 
     def coherence(self, waveform: np.ndarray) -> dict:
         """Per layer, the mean top-5 magnitude-squared coherence between the clip and the sonification of its most

@@ -69,7 +69,8 @@ def predictions(model, waves: list[np.ndarray], class_names, needed: int) -> lis
 
 def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathLike, layers: Iterable[int | str] | None = None,
                  top: int = 3, title: str = "", coherence_k: int = 5, residual: bool = True,
-                 class_names: list[str] | None = None) -> Path:
+                 class_names: list[str] | None = None, faithfulness: Iterable[str] | bool | None = None,
+                 faithfulness_seconds: float = 1.0) -> Path:
     """Write the report folder and return the path of ``index.html``.
 
     Args:
@@ -87,6 +88,12 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
             input length none of the clips has) gets a note saying why.
         class_names: names of the head's classes (default the ones stored with the model,
             :func:`tfsonify.models.metadata.class_names_of`); the clips table shows each clip's predicted class.
+        faithfulness: explanation methods to compare in a "Faithfulness" section (``True``: the cheap default set
+            :data:`tfsonify.report.faithfulness.DEFAULT_METHODS`; None/False: no section, the page as without it):
+            :func:`tfsonify.explain.evaluate.evaluate` on the clips cut or zero-padded to ``faithfulness_seconds``
+            (deletion/insertion, cost, and the L-MAC protocol for a model with a head, whose target is the predicted
+            class; otherwise the most active map of the deepest layer), its table and one listening example per
+            method. Names are checked before any work.
     """
     from tfsonify.analysis.clip_batches import as_clip, check_layers, describe_layer
     from tfsonify.engine.sonifier import Sonifier
@@ -98,6 +105,12 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
     class_names = class_names_of(model) if class_names is None else list(class_names)
     layers = check_layers(layers, sonifier=sonifier)
     min_length = sonifier.min_length
+    faith_plan = None
+    if faithfulness is not None and faithfulness is not False:
+        from tfsonify.report import faithfulness as faith
+
+        faith_plan = faith.plan(sonifier, layers, None if faithfulness is True else list(faithfulness),
+                                faithfulness_seconds, classes=_has_head(model, class_names))
     out_dir = check_writable_dir(out_dir)
     media = check_writable_dir(out_dir / "media")
     rate = sonifier.sample_rate
@@ -183,6 +196,10 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
         else:
             residual_html = f"<h2 id=residual>Residual experiment</h2><p>{why}</p>"
 
+    faithfulness_html = ""
+    if faith_plan is not None:
+        faithfulness_html, data["faithfulness"] = faith.section(sonifier, faith_plan, waves, names, media, write_pcm16)
+
     def prediction_cell(clip) -> str:
         p = clip["prediction"]
         return "<td></td>" if p is None else f"<td>{html.escape(p['label'])} {100 * p['score']:.0f} %</td>"
@@ -197,14 +214,15 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
             + (f", width multiplier {model.width_multiplier}" if hasattr(model, "width_multiplier") else "")
             + f", {rate} Hz" + (f", classes {html.escape(', '.join(class_names))}" if class_names else "") + f". For every block, the {top} most active maps of each clip "
             "(largest activation over time) are sonified with the deconvnet (paper §3.2).</p>"
-            f"<nav>{nav} <a href=#coherence>coherence</a> <a href=#residual>residual</a></nav>"
+            f"<nav>{nav} <a href=#coherence>coherence</a> <a href=#residual>residual</a>"
+            + (" <a href=#faithfulness>faithfulness</a>" if faithfulness_html else "") + "</nav>"
             f"<h2>Clips</h2><table><tr><th>clip</th><th>length</th><th>listen</th>{head}</tr>{clip_rows}</table>"
             + "".join(sections)
             + f"<h2 id=coherence>Coherence per layer</h2><p>Mean top-{coherence_k} magnitude-squared coherence between each clip and "
             "the sonification of its most active map (paper §4.2.1), 95 % t-interval over clips.</p>"
             f"<img src=\"media/coherence.png\" alt=\"coherence per layer\" style=\"max-width:600px\">"
             f"<table><tr><th>layer</th><th>M<sub>c</sub></th><th>95 % CI</th><th>clips</th></tr>{coherence_rows}</table>"
-            + residual_html + "</body></html>")
+            + residual_html + faithfulness_html + "</body></html>")
     with atomic_path(out_dir / "report.json", suffix=".json") as temporary:
         temporary.write_text(json.dumps(data, indent=1))
     index = out_dir / "index.html"

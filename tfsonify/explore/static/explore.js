@@ -274,6 +274,7 @@ function buildPanels() {
     const root = $("#panel-template").content.firstElementChild.cloneNode(true);
     const panel = {
       index, model, root, layer: previous[index] || defaultLayer(model), feature: null, overview: null, token: 0, layerToken: 0,
+      method: "sonification",
       inputImg: $(".input-spec", root), soundImg: $(".sound-spec", root), overviewImg: $(".overview-img", root),
       activation: $(".activation", root), error: $(".panel-error", root), summary: null, top: [],
     };
@@ -287,6 +288,14 @@ function buildPanels() {
     }
     select.value = panel.layer;
     select.addEventListener("change", () => changeLayer(panel, select.value));
+    const picker = $(".method", root);
+    for (const method of state.info.methods || ["sonification"]) {
+      const option = document.createElement("option");
+      option.value = method; option.textContent = method.replace(/_/g, " ");
+      picker.append(option);
+    }
+    picker.value = panel.method;
+    picker.addEventListener("change", () => changeMethod(panel, picker.value));
     $(".k", root).max = state.info.limits.max_top_k;
     $(".top-button", root).addEventListener("click", () => sonifyTop(panel));
     $(".scale", root).textContent = `0–${(model.sample_rate / 2000).toFixed(0)} kHz; both spectrograms on the input's dB scale (peak − 80 dB … peak)`;
@@ -437,10 +446,35 @@ async function selectMap(panel, feature, play) {
   }
 }
 
+/* The URL of what the "sonification" source plays (ext "wav") or shows (ext "png"): the map's sonification, or
+   the method picked in the panel (/api/explain). */
+function soundURL(panel, ext) {
+  const s = panel.summary;
+  if (panel.method === "sonification") return s.urls[`sonification.${ext}`];
+  const query = new URLSearchParams({model: panel.index, clip: s.clip, layer: s.layer, feature: s.feature, method: panel.method});
+  if (ext === "png") query.set("format", "png");
+  return `/api/explain?${query}`;
+}
+
+const soundLabel = panel => (panel.method === "sonification" ? "sonification" : panel.method.replace(/_/g, " "));
+
+/* Play the picked method's explanation of the same map (the position is kept). */
+async function changeMethod(panel, method) {
+  panel.method = method;
+  showError(panel.error, null);
+  if (!panel.summary) return;
+  renderSources();
+  try {
+    await setSource("sonification", panel.index, true);
+  } catch (error) {
+    showError(panel.error, error);           // e.g. a clip too long for methods other than the sonification
+  }
+}
+
 function showSpectrogram(panel, kind) {
   if (!panel.summary) return;
-  $(".sound-tag", panel.root).textContent = kind;
-  const url = panel.summary.urls[`${kind}.png`];
+  $(".sound-tag", panel.root).textContent = kind === "sonification" ? soundLabel(panel) : kind;
+  const url = kind === "sonification" ? soundURL(panel, "png") : panel.summary.urls[`${kind}.png`];
   panel.soundImg.dataset.want = url;
   panel.soundImg.alt = `log spectrogram of the ${kind}`;
   setImage(panel.soundImg, url).catch(error => showError(panel.error, error));
@@ -461,7 +495,8 @@ function renderSources() {
   const options = [["input", 0, "Input"]];
   for (const p of state.panels) {
     const tag = state.panels.length > 1 ? `${"AB"[p.index]}: ` : "";
-    options.push(["sonification", p.index, `${tag}Sonification`], ["residual", p.index, `${tag}Residual`]);
+    const sound = p.method === "sonification" ? "Sonification" : soundLabel(p);
+    options.push(["sonification", p.index, `${tag}${sound}`], ["residual", p.index, `${tag}Residual`]);
   }
   for (const [kind, index, label] of options) {
     const b = document.createElement("button");
@@ -484,7 +519,7 @@ async function setSource(kind, index, play) {
   else {
     const summary = state.panels[index] && state.panels[index].summary;
     if (!summary) return;
-    url = summary.urls[`${kind}.wav`];
+    url = kind === "sonification" ? soundURL(state.panels[index], "wav") : summary.urls[`${kind}.wav`];
     showSpectrogram(state.panels[index], kind);
   }
   state.source = {kind, panel: index};
