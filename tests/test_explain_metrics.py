@@ -182,18 +182,10 @@ def test_cli_evaluate_end_to_end_on_a_saved_model(tmp_path, capsys):
 
     from tfsonify.cli import main
     from tfsonify.explain.methods import METHODS
-    from tfsonify.models.checkpoint import save_model
-    from tiny import tiny_cnn12
+    from tiny import saved_classifier, write_clips
 
-    model = save_model(tiny_cnn12(11, num_classes=3), tmp_path / "m.keras", sample_rate=8000,
-                       class_names=["yes", "no", "maybe"])
-    clips = tmp_path / "clips"
-    clips.mkdir()
-    rng = np.random.default_rng(12)
-    t = np.arange(4000) / 8000.0
-    soundfile.write(clips / "a.wav", (0.5 * np.sin(2 * np.pi * 440 * t)).astype("float32"), 8000)
-    soundfile.write(clips / "b.wav", rng.normal(0, 0.2, 4000).astype("float32"), 8000)
-    soundfile.write(clips / "c.wav", rng.normal(0, 0.2, 4800).astype("float32"), 8000)  # cut to 0.5 s
+    model = saved_classifier(tmp_path / "m.keras", 11)
+    clips = write_clips(tmp_path / "clips", 12, ("a.wav", 4000, 440.0), {"b.wav": 4000, "c.wav": 4800})  # c: cut to 0.5 s
     out = tmp_path / "faith"
     methods = ["sonification", "gradient", "occlusion_band"]
     status = main(["evaluate", str(model), str(clips), "--methods", ",".join(methods), "--metrics",

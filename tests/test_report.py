@@ -83,17 +83,10 @@ def test_report_faithfulness_section_from_the_cli(tmp_path):
     import soundfile
 
     from tfsonify.cli import main
-    from tfsonify.models.checkpoint import save_model
-    from tiny import tiny_cnn12
+    from tiny import saved_classifier, write_clips
 
-    model_path = save_model(tiny_cnn12(5, num_classes=3), tmp_path / "m.keras", sample_rate=8000,
-                            class_names=["yes", "no", "maybe"])
-    clips = tmp_path / "clips"
-    clips.mkdir()
-    rng = np.random.default_rng(1)
-    t = np.arange(4400) / 8000.0
-    soundfile.write(clips / "tone.wav", (0.5 * np.sin(2 * np.pi * 300 * t)).astype("float32"), 8000)
-    soundfile.write(clips / "noise.wav", rng.normal(0, 0.2, 3000).astype("float32"), 8000)  # zero-padded to 0.5 s
+    model_path = saved_classifier(tmp_path / "m.keras", 5)
+    clips = write_clips(tmp_path / "clips", 1, ("tone.wav", 4400, 300.0), {"noise.wav": 3000})  # noise: padded to 0.5 s
     out = tmp_path / "report"
     status = main(["report", str(model_path), str(clips), "--out", str(out), "--layers", "2", "--top", "1",
                    "--no-residual", "--faithfulness", "gradient,occlusion_band", "--faithfulness-seconds", "0.5"])

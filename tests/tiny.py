@@ -44,3 +44,25 @@ def gated_chirp(length: int, seed: int, start_hz: float, sweep: float, noise: fl
     gate = np.sin(2 * np.pi * gate_hz * t) > 0
     wave = 0.5 * np.sin(2 * np.pi * (start_hz + sweep * t) * t) + rng.normal(0, noise, t.size) * gate
     return (peak * wave / np.abs(wave).max()).astype(np.float32)
+
+
+def saved_classifier(path, seed: int, class_names=("yes", "no", "maybe")):
+    """A tiny CNN12 with a head of ``len(class_names)`` classes, saved at 8 kHz with its class names; its path."""
+    from tfsonify.models.checkpoint import save_model
+
+    return save_model(tiny_cnn12(seed, num_classes=len(class_names)), path, sample_rate=8000,
+                      class_names=list(class_names))
+
+
+def write_clips(folder, seed: int, tone: tuple[str, int, float], noises: dict[str, int], rate: int = 8000):
+    """``folder`` (created) holding float32 WAVs at ``rate``: a 0.5-peak sine ``tone = (name, samples, hz)`` and
+    Gaussian noise clips (std 0.2) ``{name: samples}`` drawn from ``seed``; the folder."""
+    import soundfile
+
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    name, samples, hz = tone
+    soundfile.write(folder / name, (0.5 * np.sin(2 * np.pi * hz * np.arange(samples) / rate)).astype("float32"), rate)
+    for name, samples in noises.items():
+        soundfile.write(folder / name, rng.normal(0, 0.2, samples).astype("float32"), rate)
+    return folder
