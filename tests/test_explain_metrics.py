@@ -178,7 +178,6 @@ def test_cli_evaluate_end_to_end_on_a_saved_model(tmp_path, capsys):
     a bad method name: exit 2, one line naming the valid methods, nothing written."""
     import json
 
-
     from tfsonify.cli import main
     from tfsonify.explain.methods import METHODS
     from tiny import saved_classifier, write_clips
