@@ -45,6 +45,12 @@ COMMANDS = [
 VERBOSE = "--verbose"
 NEEDS_TENSORFLOW = ("tensorflow", "keras", "scipy", "matplotlib", "tensorboard")
 """Packages of the ``[tf]`` extra: a command that misses one says which extra to install."""
+EXTRA_OF = {**{name: "tf" for name in NEEDS_TENSORFLOW},
+            "starlette": "explore", "uvicorn": "explore", "PIL": "explore",
+            "tensorflow_serving": "serve", "grpc": "serve",
+            "apache_beam": "beam", "ai_edge_litert": "lite", "sounddevice": "live", "nanotts": "demo"}
+"""Top-level module -> the extra that installs it (``tfsonify COMMAND: error: ... pip install 'tfsonify[EXTRA]'``);
+``tfsonify serve`` needs starlette and uvicorn from ``[serve]``, which also lists them."""
 
 
 def run_script(main: Callable[[], int | None], prog: str) -> NoReturn:
@@ -73,6 +79,9 @@ def build_parser(command: str | None = "*") -> argparse.ArgumentParser:
     """
     parser = argparse.ArgumentParser(prog="tfsonify",
                                      description="Listen to what raw-waveform CNNs (CNN12, CREPE, your own) have learned.")
+    from tfsonify import __version__
+
+    parser.add_argument("--version", action="version", version=f"tfsonify {__version__}")
     parser.add_argument(VERBOSE, action="store_true",
                         help="show TensorFlow's and LiteRT's native log lines (hidden by default; may also follow the "
                              "command)")
@@ -118,11 +127,15 @@ def quiet_native_logs(filter_stderr: bool = False) -> None:
         native_log_filter.install()
 
 
-def _missing_extra(error: ModuleNotFoundError) -> str | None:
+def _missing_extra(error: ModuleNotFoundError, command: str | None = None) -> str | None:
+    """The one-line message for a missing optional package (None: not one of an extra's packages)."""
     top = (error.name or "").split(".")[0]
-    if top in NEEDS_TENSORFLOW:
-        return f"this command needs {top}, which is not installed: pip install 'tfsonify[tf]'"
-    return None
+    extra = EXTRA_OF.get(top)
+    if extra is None:
+        return None
+    if command == "serve" and extra == "explore":
+        extra = "serve"
+    return f"this command needs {top}, which is not installed: pip install 'tfsonify[{extra}]'"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tfsonify {args.command}: error: {error}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as error:
-        message = _missing_extra(error)
+        message = _missing_extra(error, args.command)
         if message is None:
             raise
         print(f"tfsonify {args.command}: error: {message}", file=sys.stderr)

@@ -354,9 +354,8 @@ class Sonifier:
             layer: a layer name or block index (CNN12: 1..11).
             feature: one map index -> output shaped like ``waveform``.
             features: several map indices -> ``[k, time]`` (or ``[batch, k, time]``),
-                computed in one batched pass with the maps on the batch axis.
-            With neither, the most active map of each clip is sonified (output shaped
-            like ``waveform``).
+                computed in one batched pass with the maps on the batch axis. With neither ``feature`` nor
+                ``features``, the most active map of each clip is sonified (output shaped like ``waveform``).
             window_seconds: clips longer than this (None: never; ``"auto"``: clips over 30 s, in 5 s windows) run
                 as exact overlapping windows with bounded memory (:mod:`tfsonify.engine.long_clips`): the same result as
                 one pass. A fixed-frame model (CREPE) is run on frames as its tracker cuts them, overlap-added

@@ -319,7 +319,8 @@ class WindowedStream:
     Args:
         raw: ``normalised window float32 [n] -> float32 [F, n]`` raw reconstructions (no scaling in or out),
             called with windows starting at multiples of ``stride``.
-        receptive_field, stride: ``R`` and ``S`` of the layer in input samples.
+        receptive_field: ``R`` of the layer in input samples.
+        stride: ``S``, the layer's total stride in input samples.
         num_maps: ``F``, the rows ``raw`` returns.
         reference_peak: positive float, the input level divided out.
         reconstruction_peak: None, a float, or ``[F]`` floats ``>= 0`` (0: the map is silent, output zeros).

@@ -269,7 +269,8 @@ def crepe_pitch(model: keras.Model, waveform: np.ndarray, hop: int = 160, *, sam
         waveform: float ``[time]`` at ``sample_rate`` Hz (resampled to 16 kHz with
             :func:`tfsonify.io.audio.resample` if different).
         hop: samples between frames at 16 kHz (160 = 10 ms), whatever ``sample_rate`` is.
-        fmin, fmax: pitch range in Hz searched by the decoder (torchcrepe's defaults 50 and 2006).
+        fmin: lowest pitch in Hz searched by the decoder (torchcrepe's default 50).
+        fmax: highest pitch in Hz searched by the decoder (torchcrepe's default 2006).
         decoder: ``"weighted_argmax"`` (default) or ``"argmax"``; see :func:`decode_salience`.
         batch_size: frames per model call (the full model needs about 1.3 MB of activations per frame).
         center: frames centred on ``i * hop`` with zero padding (torchcrepe's default), see :func:`crepe_frames`.
