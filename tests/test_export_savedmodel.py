@@ -181,6 +181,21 @@ def test_graph_rejects_out_of_range_rows(loaded, waves, signature, layer, other,
                                      **{other_name: tf.constant(other, tf.int32)})
 
 
+def test_each_signature_is_traced_once(tmp_path, monkeypatch):
+    """ExportArchive lists variables outside tf.saved_model.save's context and save looks the functions up inside
+    it (another cache key): without trace_endpoints_once every signature graph was built twice."""
+    from tfsonify.engine.sonifier import Sonifier
+    from tfsonify.export.savedmodel import export_saved_model, exported_layers
+
+    calls = []
+    original = Sonifier.sonify_top_graph
+    monkeypatch.setattr(Sonifier, "sonify_top_graph", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    model = tiny_cnn12(5)
+    export_saved_model(model, tmp_path / "cnn", sample_rate=8000)
+    layers = len(exported_layers(Sonifier(model, sample_rate=8000)))
+    assert len(calls) == 2 * layers  # sonify_top_k and sonify_top_k_wav, once each
+
+
 def test_versions_are_atomic_and_numbered(tmp_path, exported):
     from tfsonify.export.savedmodel import export_saved_model, next_version
 

@@ -60,7 +60,7 @@ import tensorflow as tf
 
 from tfsonify.io.audio import atomic_path
 from tfsonify.engine.lowering import TFLITE, TFLITE_INT8
-from tfsonify.export.savedmodel import store_weights_once
+from tfsonify.export.savedmodel import store_weights_once, trace_endpoints_once
 from tfsonify.export.tflite_weights import share_weights
 from tfsonify.edge.metadata import signature_suffix  # one naming rule for the exporter and the edge runtime
 from tfsonify.engine.sonifier import Sonifier
@@ -302,6 +302,7 @@ def convert(model: keras.Model, length: int | None | str = "auto", layers: Seque
     with tempfile.TemporaryDirectory(prefix="tfsonify-tflite-") as folder:
         _add_endpoints(archive, keys, sonifier, layers, length, top_k, wave_spec, feature_spec)
         store_weights_once(archive)
+        trace_endpoints_once(archive)
         archive.write_out(folder, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=keys)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
