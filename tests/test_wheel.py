@@ -168,6 +168,7 @@ def test_sonify_runs_from_the_wheel(installed, files, explorer):  # explorer: bo
     _run(["tfsonify", "sonify", "clips/chirp.wav", "--model", "tiny.keras", "--layer", "2", "--top", "1", "--out",
           "sonified"], work, installed["env"])
     manifest = json.loads((work / "sonified" / "manifest.json").read_text())
+    assert manifest["model"] == "../tiny.keras" and manifest["source"] == "../clips/chirp.wav"  # from the manifest
     (entry,) = manifest["sonifications"]
     sound, rate = soundfile.read(work / "sonified" / entry["wav"])
     assert rate == RATE and sound.size == RATE and np.abs(sound).max() > 0
@@ -204,6 +205,7 @@ def test_edge_runtime_runs_from_the_wheel(installed, files):
     assert "thread(s)" in run.stdout
     manifest = json.loads((work / "edge" / "manifest.json").read_text())
     assert manifest["runtime"] == "litert" and len(manifest["sonifications"]) == 2
+    assert manifest["model"] == "../tiny.tflite" and manifest["source"] == "../clips/chirp.wav"
     for entry in manifest["sonifications"]:
         sound, rate = soundfile.read(work / "edge" / entry["wav"])
         assert rate == RATE and sound.size == RATE
