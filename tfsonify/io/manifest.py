@@ -18,8 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["layer_key", "manifest_entry", "write_manifest", "output_folder", "PATH_FIELDS", "relative_path",
-           "stored_paths", "read_manifest"]
+__all__ = ["layer_key", "manifest_entry", "write_manifest", "output_folder"]
 
 
 def _umask() -> int:
@@ -110,6 +109,8 @@ def write_manifest(out_dir: str | os.PathLike, entries: Sequence[dict], sample_r
         raise
     return manifest
 
+
+__all__ += ["PATH_FIELDS", "relative_path", "stored_paths", "read_manifest"]  # the paths in manifests
 
 PATH_FIELDS = ("source", "model", "mixture")
 """Manifest fields that name a file: stored relative to the manifest's folder when they name one that exists (a
