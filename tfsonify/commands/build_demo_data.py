@@ -25,12 +25,12 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tfsonify.commands import progress
     from tfsonify.data.demo import build_demo_data
 
+    print(f"building the {'small ' if args.small else ''}demo dataset in {args.out}", file=sys.stderr, flush=True)
     try:
-        with progress(f"building the {'small ' if args.small else ''}demo dataset in {args.out}"):
-            manifest = build_demo_data(args.out, small=args.small, seed=args.seed, workers=args.workers, takes=args.takes)
+        manifest = build_demo_data(args.out, small=args.small, seed=args.seed, workers=args.workers, takes=args.takes,
+                                   progress=True)
     except RuntimeError as error:  # a required Debian package is missing
         print(f"tfsonify build-demo-data: error: {error}", file=sys.stderr)
         return 1

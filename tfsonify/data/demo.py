@@ -39,6 +39,7 @@ API summary::
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -56,6 +57,7 @@ from tfsonify.data.demo_sounds import (DRUM_KINDS, KEYWORDS, MIXTURE_SNRS_DB, SA
                                        _sonic_pi_backgrounds)
 from tfsonify.data.pipeline import ClipList
 from tfsonify.io.audio import write_wav
+from tfsonify.progress import iterate, progress as step_timer
 
 __all__ = ["build_demo_data", "build_espeak_keywords", "ensure_demo_data", "read_demo", "missing_packages", "apt_line", "KEYWORDS", "HELD_OUT_VARIANTS",
            "HELD_OUT_FLITE"]
@@ -285,7 +287,7 @@ def _keyword_split(job, held_out_engine: str | None) -> str:
 
 def build_demo_data(out: str | os.PathLike, small: bool = False, seed: int = 0, workers: int | None = None,
                     words: tuple[str, ...] | None = None, takes: int = 2, engines: tuple[str, ...] | None = None,
-                    held_out_engine: str | None = "auto") -> dict:
+                    held_out_engine: str | None = "auto", progress: bool = False) -> dict:
     """Build the demo dataset into ``out`` (created; an existing manifest there is replaced).
 
     Full build: 10 keywords × (7 espeak-ng accents × 12 variants × 2 takes + 4 flite voices × 6 takes +
@@ -304,6 +306,8 @@ def build_demo_data(out: str | os.PathLike, small: bool = False, seed: int = 0, 
         words: keywords to use (default: all ten, or three with ``small``).
         takes: jittered takes per espeak-ng voice and word (flite gets 3×, Pico 6× as many: they have
             fewer voices); the full build's figures above are for the default 2.
+        progress: show progress on stderr (:mod:`tfsonify.progress`): the keyword synthesis as it goes (a bar on a
+            terminal, a line every 10 s otherwise), then a timed line per later step.
 
     Returns:
         The manifest (also written to ``out/manifest.json``).
@@ -363,15 +367,20 @@ def build_demo_data(out: str | os.PathLike, small: bool = False, seed: int = 0, 
         except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as error:
             return [(job, None, str(error)) for job in chosen]
 
+    step = (lambda what: step_timer(f"demo data: {what}")) if progress else (lambda what: contextlib.nullcontext())
     with ThreadPoolExecutor(max_workers=workers) as pool:
         festival_futures = [pool.submit(festival_batch, voice) for voice in voices.get("festival", ())]
-        results += list(pool.map(make, local_jobs))
-        for future in festival_futures:
-            results += future.result()
+        results += list(iterate(pool.map(make, local_jobs), f"demo data: synthesising keyword clips ({workers} threads)",
+                                total=len(local_jobs), enabled=progress, interval=10.0))
+        with step(f"Festival, {len(festival_futures)} voice(s)") if festival_futures else contextlib.nullcontext():
+            for future in festival_futures:
+                results += future.result()
     pico_jobs = [j for j in jobs if j["engine"] == "pico"]
     if pico_jobs:
         try:
-            waves = sources.pico_speak_many([(j["word"], j["voice"], j["speed"], j["pitch"]) for j in pico_jobs], SAMPLE_RATE)
+            with step(f"SVOX Pico, {len(pico_jobs)} clip(s)"):
+                waves = sources.pico_speak_many([(j["word"], j["voice"], j["speed"], j["pitch"]) for j in pico_jobs],
+                                                SAMPLE_RATE)
             results += [(job, wave, None) for job, wave in zip(pico_jobs, waves)]
         except RuntimeError as error:
             skipped["pico"] = str(error)
@@ -404,8 +413,9 @@ def build_demo_data(out: str | os.PathLike, small: bool = False, seed: int = 0, 
     # Drums (hydrogen-drumkits one-shots).
     drum_clips = []
     if "drums" not in missing:
-        drum_clips = _drums(out, kinds=("kick", "snare") if small else tuple(DRUM_KINDS), per_kind=2 if small else 16,
-                            seed=seed, failures=failures)
+        with step("drum one-shots"):
+            drum_clips = _drums(out, kinds=("kick", "snare") if small else tuple(DRUM_KINDS),
+                                per_kind=2 if small else 16, seed=seed, failures=failures)
         clips += drum_clips
     else:
         _note(f"build-demo-data: drums skipped ({skipped['drums']})")
@@ -413,14 +423,16 @@ def build_demo_data(out: str | os.PathLike, small: bool = False, seed: int = 0, 
     # Instruments (fluidsynth + fluid-soundfont-gm).
     if not small:
         if "instruments" not in missing:
-            clips += _instruments(out)
+            with step("instrument clips (fluidsynth)"):
+                clips += _instruments(out)
         else:
             _note(f"build-demo-data: instruments skipped ({skipped['instruments']})")
 
     # Backgrounds: sonic-pi loops; drum loops made from the one-shots when sonic-pi is not used.
     backgrounds = []
     if not small and "backgrounds" not in missing:
-        backgrounds = _sonic_pi_backgrounds(out)
+        with step("background loops"):
+            backgrounds = _sonic_pi_backgrounds(out)
     elif drum_clips:
         backgrounds = _drum_loop_backgrounds(out, drum_clips, seed)
         if not small:
@@ -434,7 +446,9 @@ def build_demo_data(out: str | os.PathLike, small: bool = False, seed: int = 0, 
 
     # Mixtures: held-out-voice speech over a background crop at a known SNR, with components.
     if backgrounds:
-        clips += _mixtures(out, clips, keyword_speech, backgrounds, per_word=1 if small else MIXTURES_PER_WORD, seed=seed)
+        with step("mixtures"):
+            clips += _mixtures(out, clips, keyword_speech, backgrounds, per_word=1 if small else MIXTURES_PER_WORD,
+                               seed=seed)
 
     if failures:
         _note(f"build-demo-data: {len(failures)} clip(s) failed and were left out: " + "; ".join(failures[:5]))
@@ -528,8 +542,9 @@ def ensure_demo_data(data_dir: Path, engines: tuple[str, ...] | None = None, hel
     if (data_dir / "manifest.json").is_file():
         print(f"using the demo dataset in {data_dir}/ (delete it to rebuild)", flush=True)
         return data_dir
+    print(f"building the demo dataset in {data_dir}/ (kept there for the next runs)", flush=True)
     try:
-        build_demo_data(data_dir, engines=engines, held_out_engine=held_out_engine)
+        build_demo_data(data_dir, engines=engines, held_out_engine=held_out_engine, progress=True)
     except RuntimeError as error:  # a missing Debian package: the message has the apt-get line
         raise ValueError(str(error)) from None
     return data_dir

@@ -35,8 +35,8 @@ from tfsonify.io.audio import load_audio
 from tfsonify.validation import preview
 from tfsonify.data import augment as aug
 
-__all__ = ["DataWarning", "ClipList", "DecodedClips", "decode_clips", "training_dataset", "evaluation_dataset",
-           "pad_batch", "CROP_SECONDS"]
+__all__ = ["DataWarning", "ClipList", "DecodedClips", "decode_clips", "is_cached", "training_dataset",
+           "evaluation_dataset", "pad_batch", "CROP_SECONDS"]
 
 
 #: Training crop lengths of the paper (App. A.3), seconds; None = no crop (clips <= 1 s, padded to the longest).
@@ -326,6 +326,12 @@ def _cache_key(clips: ClipList, sample_rate: int) -> str:
         segment = None if clips.segments is None else clips.segments[index]
         digest.update(f"{path.resolve()}|{signature}|{segment}\n".encode())
     return digest.hexdigest()[:24]
+
+
+def is_cached(clips: ClipList, sample_rate: int, cache_dir: str | os.PathLike) -> bool:
+    """Whether :func:`decode_clips` with this ``cache_dir`` would read ``clips`` from its cache (decode nothing)."""
+    key = _cache_key(clips, sample_rate)
+    return all((Path(cache_dir) / f"{key}.{ext}").is_file() for ext in ("npy", "json"))
 
 
 def decode_clips(clips: ClipList, sample_rate: int = 8000, cache_dir: str | os.PathLike | None = None,

@@ -5,6 +5,10 @@ and the TensorFlow-free edge runtime (:mod:`tfsonify.edge.demo`), so every surfa
 
     {"sample_rate": Hz, "input": "input.wav", "source": str, ...extra,
      "sonifications": [{"layer": 5 or "conv4", "feature": int, "activation": float, "wav": str[, "spectrogram": str]}]}
+
+Every path in a manifest is relative to the manifest's folder (the WAVs and PNGs, and the :data:`PATH_FIELDS`
+``source``, ``model``, ``mixture`` when they name a file that exists), so the folder can be moved together with what
+it names, and read from any working directory: :func:`read_manifest` resolves them against the folder.
 """
 from __future__ import annotations
 
@@ -83,11 +87,14 @@ def write_manifest(out_dir: str | os.PathLike, entries: Sequence[dict], sample_r
                    extra: dict | None = None, input_name: str = "input.wav") -> dict:
     """Write ``out_dir/manifest.json`` atomically and return it: the existing manifest (an earlier run in the same
     folder) updated with ``sample_rate`` (Hz), ``input``, ``source`` and ``extra``, its entries for the same
-    ``(layer, feature)`` replaced by ``entries`` (:func:`manifest_entry`), others kept in order."""
+    ``(layer, feature)`` replaced by ``entries`` (:func:`manifest_entry`), others kept in order. ``source`` and the
+    :data:`PATH_FIELDS` of ``extra`` naming existing files (paths as the caller sees them) are stored relative to
+    ``out_dir`` (:func:`stored_paths`)."""
     out_dir = Path(out_dir)
     manifest_path = out_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    manifest.update({"sample_rate": int(sample_rate), "input": input_name, "source": str(source), **(extra or {})})
+    manifest.update(stored_paths(out_dir, {"sample_rate": int(sample_rate), "input": input_name, "source": str(source),
+                                           **(extra or {})}))
     replaced = {(e["layer"], e["feature"]) for e in entries}
     kept = [e for e in manifest.get("sonifications", []) if (e["layer"], e["feature"]) not in replaced]
     manifest["sonifications"] = kept + list(entries)
@@ -103,3 +110,57 @@ def write_manifest(out_dir: str | os.PathLike, entries: Sequence[dict], sample_r
     return manifest
 
 
+__all__ += ["PATH_FIELDS", "relative_path", "stored_paths", "read_manifest"]  # the paths in manifests
+
+PATH_FIELDS = ("source", "model", "mixture")
+"""Manifest fields that name a file: stored relative to the manifest's folder when they name one that exists (a
+description such as ``"microphone"`` or a URL stays as given)."""
+
+
+def relative_path(path: str | os.PathLike, folder: str | os.PathLike) -> str:
+    """``path`` (as the caller sees it: absolute, or relative to the working directory) relative to ``folder``,
+    with ``/`` separators: how a manifest in ``folder`` stores it."""
+    return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(folder))).as_posix()
+
+
+def stored_paths(folder: str | os.PathLike, fields: dict) -> dict:
+    """``fields`` with each :data:`PATH_FIELDS` value that names an existing file or folder made relative to
+    ``folder`` (:func:`relative_path`); other values unchanged."""
+    stored = dict(fields)
+    for key in PATH_FIELDS:
+        value = stored.get(key)
+        if isinstance(value, (str, os.PathLike)) and str(value) and "://" not in str(value) and os.path.exists(value):
+            stored[key] = relative_path(value, folder)
+    return stored
+
+
+def read_manifest(folder: str | os.PathLike) -> dict:
+    """``folder/manifest.json`` with its paths resolved against ``folder`` (usable from any working directory):
+    ``input``, each sonification's ``wav`` and ``spectrogram``, and the :data:`PATH_FIELDS` that name a file there.
+    Values that name nothing (a description) are returned as stored.
+
+    Raises:
+        ValueError: there is no ``manifest.json`` in ``folder``, or it is not JSON.
+    """
+    folder = Path(folder)
+    path = folder / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{str(path)!r} does not exist; expected a folder written by tfsonify sonify") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{str(path)!r} is not JSON: {error}") from None
+
+    def resolved(value):
+        if isinstance(value, str) and value and "://" not in value and (folder / value).exists():
+            return str((folder / value).resolve())
+        return value
+
+    for key in ("input", *PATH_FIELDS):
+        if key in manifest:
+            manifest[key] = resolved(manifest[key])
+    for entry in manifest.get("sonifications", []):
+        for key in ("wav", "spectrogram"):
+            if key in entry:
+                entry[key] = resolved(entry[key])
+    return manifest

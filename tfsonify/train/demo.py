@@ -17,7 +17,7 @@ import numpy as np
 from tfsonify.data.augment import Augmenter
 from tfsonify.data.microphone import MicrophoneAugmenter
 from tfsonify.data.demo import SAMPLE_RATE, keyword_split, read_demo
-from tfsonify.data.pipeline import decode_clips, training_dataset
+from tfsonify.data.pipeline import decode_clips, is_cached, training_dataset
 from tfsonify.models.cnn12 import CNN12
 from tfsonify.progress import progress
 from tfsonify.train.demo_config import DEMO_CONFIG  # TensorFlow-free: `tfsonify demo --help` reads it
@@ -136,8 +136,11 @@ def train_keywords(data_dir: Path, out_dir: Path, *, width: float, epochs: int, 
     Checkpoints (the best and the last epoch only), BackupAndRestore state and TensorBoard logs go to
     ``out_dir/training``. ``decoded_splits`` also has ``"held_out_engine"``: the engine's name.
     """
-    with progress("decoding the keyword clips (cached after the first run)"):
-        decoded = decode_clips(read_demo(data_dir, "keywords"), cache_dir=data_dir / ".cache", verbose=False)
+    keywords, cache = read_demo(data_dir, "keywords"), data_dir / ".cache"
+    with progress(f"reading the {len(keywords)} decoded keyword clips from {cache}"
+                  if is_cached(keywords, SAMPLE_RATE, cache)
+                  else f"decoding the {len(keywords)} keyword clips (kept in {cache} for the next runs)"):
+        decoded = decode_clips(keywords, SAMPLE_RATE, cache_dir=cache, verbose=False)
     splits, held_out_engine = keyword_splits(decoded, held_out_engine)
     train = splits["train"]
     steps_per_epoch = len(train) // batch_size
