@@ -89,10 +89,9 @@ def demo_mixtures(data: Path, model):
 def train(waves, labels, classes, width, epochs, seed):
     import keras
 
-    import tfsonify
+    from tfsonify.train.demo import build_demo_model
 
-    keras.utils.set_random_seed(seed)
-    model = tfsonify.CNN12(width_multiplier=width, num_classes=classes, dropout=0.1)
+    model = build_demo_model(width, classes, 0.1, seed)  # He-uniform kernels: Glorot ones can leave it dead at init
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(waves, labels, epochs=epochs, batch_size=32, verbose=0, shuffle=True)
     return model
