@@ -251,6 +251,8 @@ def run_evolution(args: argparse.Namespace) -> int:
             raise ValueError(f"--map must be LAYER:FEATURE like 5:12 or conv4:3; received {text!r}")
         maps.append((_layer_arg(layer), int(feature)))
     for path in args.checkpoints:
+        if Path(path).is_dir():
+            raise ValueError(f"checkpoint {path!r} is a directory, not a .keras file")
         if not Path(path).is_file():
             raise ValueError(f"checkpoint {path!r} does not exist")
     final = load_model(args.checkpoints[-1], any_model=True)  # its rate reads the clips

@@ -84,6 +84,8 @@ def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
             (the message names the file and the problem).
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"audio file {str(path)!r} is a directory, not an audio file")
     if not path.is_file():
         raise ValueError(f"audio file {str(path)!r} does not exist or is not a file")
     return decode_audio(str(path), str(path), sample_rate)

@@ -46,6 +46,8 @@ def _cannot_read(path: Path, error) -> ValueError:
 def audio_info(path: str | os.PathLike) -> AudioInfo:
     """Header of an audio file; ``ValueError`` if it is missing, not audio, or holds no samples."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"audio file {str(path)!r} is a directory, not an audio file")
     if not path.is_file():
         raise ValueError(f"audio file {str(path)!r} does not exist or is not a file")
     try:
