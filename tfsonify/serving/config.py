@@ -5,8 +5,9 @@ Parsed with ``tensorflow_serving.config.model_server_config_pb2`` and ``google.p
 accepts means the same here: ``name``, ``base_path``, ``model_platform`` ("tensorflow"),
 ``model_version_policy`` (``latest { num_versions }``, ``all {}``, ``specific { versions }``) and
 ``version_labels`` (label -> version). Relative ``base_path`` values are resolved against the
-config file's folder (TF Serving resolves them against its working directory; the exporter
-writes absolute Docker paths such as ``/models/cnn12``, see :func:`ModelSpec.from_proto`).
+config file's folder (TF Serving resolves them against its working directory); the exporter
+writes ``NAME`` (relative) unless given ``--base-path`` (absolute for TF Serving, e.g. ``/models/cnn12`` in Docker),
+see :func:`ModelSpec.from_proto`.
 """
 from __future__ import annotations
 

@@ -38,6 +38,7 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
                                      model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc)
 from tensorflow.core.protobuf import error_codes_pb2  # tensorflow.error.Code, as in TF Serving's StatusProto
 
+from tfsonify.serving.ports import listen, port_taken
 from tfsonify.serving.lifecycle import ModelRepository
 from tfsonify.serving.repository import ServingError
 
@@ -323,20 +324,23 @@ class Server:
         max_concurrency: concurrent REST connections+requests before 503 (uvicorn ``limit_concurrency``).
         workers: gRPC worker threads.
         grace: seconds given to in-flight requests on shutdown.
+        rest_socket: a listening REST socket from :func:`listen` (``tfsonify serve`` binds before loading models),
+            else one is bound to ``host:port`` here.
     """
 
     def __init__(self, repository: ModelRepository, host: str = "127.0.0.1", port: int = 8501, grpc_port: int | None = 8500,
-                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_concurrency: int = 64, workers: int = 8, grace: float = 10.0):
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_concurrency: int = 64, workers: int = 8, grace: float = 10.0,
+                 rest_socket: socket.socket | None = None):
         import uvicorn
 
         self.repository = repository
         self.host, self.grace = host, grace
-        self._socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((host, port))
-        self._socket.listen(2048)  # connections queue from now on, before uvicorn starts accepting
+        self._socket = rest_socket if rest_socket is not None else listen(host, port, "REST")
         self.rest_port = self._socket.getsockname()[1]
+        # log_config=None: uvicorn's logging.config.dictConfig would close every handler already installed (the
+        # embedding application's, pytest's); its warnings go through the standard logging hierarchy instead
         config = uvicorn.Config(build_app(repository, max_body_bytes), log_level="warning", access_log=False,
+                                log_config=None,
                                 limit_concurrency=max_concurrency, timeout_graceful_shutdown=int(grace) or 1)
         self._uvicorn = uvicorn.Server(config)
         self._grpc = None
@@ -348,7 +352,11 @@ class Server:
             prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(repository), self._grpc)
             model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(repository), self._grpc)
             address = f"[{host}]:{grpc_port}" if ":" in host else f"{host}:{grpc_port}"
-            self.grpc_port = self._grpc.add_insecure_port(address)
+            try:
+                self.grpc_port = self._grpc.add_insecure_port(address)
+            except RuntimeError:  # grpcio: "Failed to bind to address ..."
+                self._socket.close()
+                raise ValueError(port_taken(host, grpc_port, "gRPC", "--grpc-port")) from None
         self._thread: threading.Thread | None = None
 
     def serve_forever(self) -> None:
