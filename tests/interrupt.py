@@ -143,3 +143,32 @@ def check_complete(folder: Path, samples: int | None = None) -> None:
         content = json.loads(manifest.read_text())
         for entry in content["sonifications"]:
             assert (folder / entry["wav"]).is_file(), entry
+
+
+def interrupt_in_process(argv: list[str], sig: int, delay: float, seed: int | None = None) -> int:
+    """``tfsonify.cli.main(argv)`` in this process with ``sig`` sent to the main thread after ``delay`` seconds (with
+    ``seed``: uniform in [0, ``delay``)); returns its exit status. Cheaper than :func:`interrupt` (TensorFlow and
+    the model are loaded already); the CLI's handlers are the same. A signal arriving after the command ended (or
+    while its handlers are being restored) lands on a no-op handler installed around the call, never on pytest."""
+    import threading
+
+    from tfsonify import cli
+
+    if seed is not None:
+        delay = random.Random(seed).uniform(0.0, delay)
+    previous = signal.signal(sig, lambda *_: None)
+    done = threading.Event()
+    main = threading.main_thread().ident
+
+    def send():
+        if not done.wait(delay):
+            signal.pthread_kill(main, sig)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    try:
+        return cli.main(argv)
+    finally:
+        done.set()
+        sender.join()
+        signal.signal(sig, previous)

@@ -192,7 +192,7 @@ class WavSink:
                  progress: Callable[[int], None] | None = None):
         self.paths = [Path(p) for p in paths]
         self.sample_rate = int(sample_rate)
-        self._scratch = tempfile.TemporaryDirectory(prefix=".tfsonify-raw-", dir=folder)
+        self._scratch = tempfile.TemporaryDirectory(prefix=f".tfsonify-raw-p{os.getpid()}-", dir=folder)
         self._raw = [Path(self._scratch.name) / f"{row}.f32" for row in range(len(self.paths))]
         self._handles = [open(p, "wb") for p in self._raw]
         self.tops = np.zeros(len(self.paths), np.float32)

@@ -21,7 +21,7 @@ import soundfile
 import soxr
 
 __all__ = ["AUDIO_EXTENSIONS", "MAX_RATIO", "QUALITY", "load_audio", "decode_audio", "downmix",
-           "resample", "resample_stream", "check_rates", "write_wav", "atomic_path"]
+           "resample", "resample_stream", "check_rates", "write_wav", "open_float_wav", "atomic_path"]
 
 #: File name suffixes (lower case) read as audio wherever folders are scanned; soundfile decodes every one.
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
@@ -132,7 +132,9 @@ def _umask() -> int:
 class atomic_path:
     """Context manager yielding a temporary path beside ``path``, renamed onto it on success.
 
-    A failure (or interruption) leaves no half-written ``path``. The temporary name ends in ``{suffix}.part``, or in
+    A failure (or interruption) leaves no half-written ``path``; a process killed outright (SIGKILL, power loss)
+    leaves the temporary, named after its pid, which the next run's :func:`tfsonify.io.manifest.remove_stale_temporaries`
+    removes. The temporary name ends in ``{suffix}.part``, or in
     ``.part{suffix}`` with ``suffix_last`` (for writers that insist on their extension, such as Keras' ``.keras``).
     The file gets the mode a plain
     ``open(path, "w")`` would give it (``0o666`` minus the umask; ``mkstemp`` alone makes it ``0o600``,
@@ -146,7 +148,8 @@ class atomic_path:
 
     def __enter__(self) -> Path:
         ending = ".part" + self.suffix if self.suffix_last else self.suffix + ".part"
-        handle, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=ending, dir=self.path.parent)
+        # the writer's pid in the name: a later run removes what a killed one left (io.manifest.remove_stale_temporaries)
+        handle, name = tempfile.mkstemp(prefix=f".{self.path.name}.p{os.getpid()}-", suffix=ending, dir=self.path.parent)
         os.close(handle)
         os.chmod(name, 0o666 & ~_umask())
         self.temporary = Path(name)
@@ -160,6 +163,18 @@ class atomic_path:
         return False
 
 
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile's sf_command code (sndfile.h)
+
+
+def open_float_wav(path: str | os.PathLike, sample_rate: int) -> soundfile.SoundFile:
+    """A mono 32-bit float WAV opened for writing, without libsndfile's ``PEAK`` chunk: that chunk holds the time of
+    writing, so two runs on the same input would differ by those bytes; without it the file depends only on the
+    samples (reruns are byte-identical)."""
+    file = soundfile.SoundFile(str(path), "w", int(sample_rate), 1, subtype="FLOAT", format="WAV")
+    soundfile._snd.sf_command(file._file, _SFC_SET_ADD_PEAK_CHUNK, soundfile._ffi.NULL, 0)  # SF_FALSE, before any write
+    return file
+
+
 def write_wav(path: str | os.PathLike, waveform: np.ndarray, sample_rate: int) -> Path:
     """Write mono float32 ``[time]`` as a 32-bit float WAV, atomically. Returns the path."""
     waveform = np.asarray(waveform, dtype=np.float32)
@@ -168,5 +183,6 @@ def write_wav(path: str | os.PathLike, waveform: np.ndarray, sample_rate: int) -
     if not np.all(np.isfinite(waveform)):
         raise ValueError(f"refusing to write {str(path)!r}: waveform contains NaN or Inf")
     with atomic_path(path, suffix=".wav") as temporary:
-        soundfile.write(str(temporary), waveform, int(sample_rate), subtype="FLOAT", format="WAV")
+        with open_float_wav(temporary, sample_rate) as file:
+            file.write(waveform)
     return Path(path)

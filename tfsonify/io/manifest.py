@@ -10,11 +10,46 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["layer_key", "manifest_entry", "write_manifest", "output_folder"]
+__all__ = ["layer_key", "manifest_entry", "write_manifest", "output_folder", "remove_stale_temporaries"]
+
+_TEMPORARY = re.compile(r"^\.(?:.+\.p(\d+)-.*\.part(?:\.[^.]+)?|tfsonify-raw-p(\d+)-.*)$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, another user's
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, recursive: bool = False) -> int:
+    """Remove the temporaries a killed run left in ``folder`` (``.NAME.pPID-*.part`` files of
+    :class:`tfsonify.io.audio.atomic_path`, ``.tfsonify-raw-pPID-*`` scratch folders) whose process no longer
+    exists; a live writer's are kept. Returns how many were removed."""
+    import shutil
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for path in (folder.rglob(".*") if recursive else folder.glob(".*")):
+        match = _TEMPORARY.match(path.name)
+        if match is None or _alive(int(match.group(1) or match.group(2))):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def _umask() -> int:
@@ -50,6 +85,7 @@ class output_folder:
         if not os.access(self.path, os.W_OK | os.X_OK):
             raise ValueError(f"output folder {str(self.path)!r} is not a writable directory")
         self._made = missing  # deepest first
+        remove_stale_temporaries(self.path)
         return self
 
     def created(self, path: str | os.PathLike) -> Path:
@@ -91,7 +127,7 @@ def write_manifest(out_dir: str | os.PathLike, entries: Sequence[dict], sample_r
     replaced = {(e["layer"], e["feature"]) for e in entries}
     kept = [e for e in manifest.get("sonifications", []) if (e["layer"], e["feature"]) not in replaced]
     manifest["sonifications"] = kept + list(entries)
-    handle, temporary = tempfile.mkstemp(prefix=".manifest-", suffix=".json", dir=out_dir)
+    handle, temporary = tempfile.mkstemp(prefix=f".manifest.json.p{os.getpid()}-", suffix=".part", dir=out_dir)
     try:
         with os.fdopen(handle, "w") as file:
             file.write(json.dumps(manifest, indent=2))

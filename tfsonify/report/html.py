@@ -14,6 +14,7 @@ import soundfile
 from tfsonify.analysis.coherence import layer_coherence, min_coherence_length, plot_coherence, top_k_coherence
 from tfsonify.analysis.residual import residual_experiment
 from tfsonify.io.audio import atomic_path
+from tfsonify.io.manifest import remove_stale_temporaries
 from tfsonify.models.checkpoint import sonifiable_of
 from tfsonify.models.metadata import class_label, class_names_of, sample_rate_of
 from tfsonify.io.render import check_writable_dir, plot_pair
@@ -144,6 +145,7 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
                                 faithfulness_seconds, classes=_has_head(model, class_names))
     out_dir = check_writable_dir(out_dir)
     media = check_writable_dir(out_dir / "media")
+    remove_stale_temporaries(out_dir, recursive=True)  # what a killed run left; its finished files are complete
     rate = sonifier.sample_rate
     names = list(clips)
     waves = [as_clip(clips[name], i) for i, name in enumerate(names)]
