@@ -71,7 +71,7 @@ def run_tflite(args: argparse.Namespace) -> int:
         raise ValueError(f"--length must be a positive number of samples or 0 for dynamic; received {args.length}")
     layers = None
     if args.layers:
-        layers = [int(part) if part.strip().isdigit() else part.strip() for part in args.layers.split(",") if part.strip()]
+        layers = [int(part) if part.strip().isdecimal() else part.strip() for part in args.layers.split(",") if part.strip()]
     from tfsonify.io.render import check_writable_dir
 
     check_writable_dir(Path(args.out).parent)  # before loading and converting (tens of seconds)

@@ -55,7 +55,7 @@ def write_wav(path: str, waveform: np.ndarray, sample_rate: int) -> None:
 
 
 def _layer(text: str) -> int | str:
-    return int(text) if text.isdigit() else text
+    return int(text) if text.isdecimal() else text
 
 
 def main(argv: list[str] | None = None) -> int:

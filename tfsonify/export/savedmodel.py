@@ -81,7 +81,7 @@ class names (or null), and the whole :class:`tfsonify.models.metadata.ModelMetad
 def next_version(model_dir: str | os.PathLike) -> int:
     """The next integer version for ``model_dir`` (1 if it holds no numbered folder)."""
     path = Path(model_dir)
-    versions = [int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit()] if path.is_dir() else []
+    versions = [int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdecimal()] if path.is_dir() else []
     return max(versions, default=0) + 1
 
 

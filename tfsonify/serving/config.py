@@ -78,7 +78,7 @@ class ModelSpec:
             base = relative_to / base
         labels = {str(label): int(version) for label, version in config.version_labels.items()}
         for label in labels:
-            if not label or label.isdigit():
+            if not label or label.isdecimal():
                 raise ValueError(f"model {config.name!r}: version label {label!r} must be a non-numeric name")
         return cls(config.name, base, policy, labels)
 
@@ -119,7 +119,7 @@ def read_model_config(path: str | os.PathLike) -> list[ModelSpec]:
 
 
 def _has_versions(base: Path) -> bool:
-    return any(p.is_dir() and p.name.isdigit() and (p / "saved_model.pb").is_file() for p in base.iterdir())
+    return any(p.is_dir() and p.name.isdecimal() and (p / "saved_model.pb").is_file() for p in base.iterdir())
 
 
 def specs_from_folder(root: str | os.PathLike) -> list[ModelSpec]:

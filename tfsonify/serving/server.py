@@ -139,7 +139,7 @@ def _parse_model_path(path: str) -> tuple[str, int | str | None, str]:
     if len(parts) == 1 and parts[0]:
         return parts[0], None, action
     if len(parts) == 3 and parts[1] == "versions":
-        if not parts[2].isdigit():
+        if not parts[2].isdecimal():
             raise ServingError(f"version must be an integer; received {parts[2]!r}")
         return parts[0], int(parts[2]), action
     if len(parts) == 3 and parts[1] == "labels" and parts[2]:
@@ -180,7 +180,7 @@ def build_app(repository: ModelRepository, max_body_bytes: int = DEFAULT_MAX_BOD
 
     async def read_body(request: Request) -> bytes:
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
+        if declared is not None and declared.isdecimal() and int(declared) > max_body_bytes:
             raise ServingError(f"request body of {declared} bytes exceeds the limit of {max_body_bytes} bytes", 413)
         chunks, size = [], 0
         async for chunk in request.stream():
