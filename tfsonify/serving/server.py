@@ -8,7 +8,8 @@ REST (Starlette app on uvicorn), as documented for ``tensorflow_model_server --r
   ``instances`` (response ``predictions``) or columnar ``inputs`` (response ``outputs``).
 
 Errors are ``{"error": "..."}`` with 400 (bad request), 404 (unknown model/version), 405,
-413 (body larger than ``max_body_bytes``) or 503 (over ``max_concurrency``).
+413 (body larger than ``max_body_bytes``) or 503 (over ``max_concurrency`` requests in flight, or over
+``MAX_CONNECTIONS`` open connections).
 
 gRPC: ``tensorflow.serving.PredictionService`` ``Predict`` and ``GetModelMetadata`` with the
 generated stubs of the ``tensorflow-serving-api`` package, so TF Serving clients work
@@ -172,8 +173,14 @@ def _predict_json(version, name: str, raw: bytes) -> str:
     return json.dumps(format_predict_response(outputs, layout), separators=(",", ":"))
 
 
-def build_app(repository: ModelRepository, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Starlette:
-    """The REST app (Starlette) over ``repository``."""
+BODY_IDLE_SECONDS = 30.0
+"""A request body that sends nothing for this long is answered 408 (a slow-loris sender frees its slot)."""
+
+
+def build_app(repository: ModelRepository, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+              body_idle_seconds: float = BODY_IDLE_SECONDS) -> Starlette:
+    """The REST app (Starlette) over ``repository``: bodies over ``max_body_bytes`` get 413, bodies that stall for
+    ``body_idle_seconds`` get 408."""
 
     def error(exc: ServingError) -> JSONResponse:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
@@ -183,7 +190,15 @@ def build_app(repository: ModelRepository, max_body_bytes: int = DEFAULT_MAX_BOD
         if declared is not None and declared.isdecimal() and int(declared) > max_body_bytes:
             raise ServingError(f"request body of {declared} bytes exceeds the limit of {max_body_bytes} bytes", 413)
         chunks, size = [], 0
-        async for chunk in request.stream():
+        stream = request.stream().__aiter__()
+        while True:
+            try:
+                chunk = await asyncio.wait_for(stream.__anext__(), body_idle_seconds)
+            except StopAsyncIteration:
+                break
+            except asyncio.TimeoutError:
+                raise ServingError(f"request body stalled: nothing received for {body_idle_seconds:g} s "
+                                   f"({size} bytes so far)", 408) from None
             size += len(chunk)
             if size > max_body_bytes:
                 raise ServingError(f"request body exceeds the limit of {max_body_bytes} bytes", 413)
@@ -312,6 +327,33 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 GRPC_MESSAGE_BYTES = 256 * 1024 * 1024
 
 
+MAX_CONNECTIONS = 1024
+"""Open REST connections :class:`Server` accepts before answering 503 (idle ones included)."""
+
+
+class InFlightLimit:
+    """ASGI middleware: at most ``limit`` HTTP requests in flight, 503 with a JSON error beyond. uvicorn's own
+    ``limit_concurrency`` counts open connections too, so 64 idle sockets would turn every real request away."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit, self.active = app, int(limit), 0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if self.active >= self.limit:
+            busy = JSONResponse({"error": f"server busy: {self.limit} requests in flight (--max-concurrency); retry"},
+                                status_code=503, headers={"Retry-After": "1"})
+            return await busy(scope, receive, send)
+        self.active += 1  # one event loop: no lock needed
+        try:
+            await self.app(scope, receive, send)
+        except asyncio.CancelledError:  # shutdown cut a request whose client was still sending after the grace
+            pass  # period: the connection closes; no traceback in the server's log
+        finally:
+            self.active -= 1
+
+
 class Server:
     """REST + gRPC server over a :class:`ModelRepository`.
 
@@ -321,7 +363,11 @@ class Server:
         port: REST port (0 = any free port; see ``rest_port`` after :meth:`start`).
         grpc_port: gRPC port (0 = any free port, None = no gRPC).
         max_body_bytes: REST request size limit (413 beyond).
-        max_concurrency: concurrent REST connections+requests before 503 (uvicorn ``limit_concurrency``).
+        max_concurrency: REST requests in flight before 503 (:class:`InFlightLimit`; idle and keep-alive
+            connections do not count, so idle clients cannot lock normal ones out).
+        body_idle_seconds: a request body stalled this long gets 408 (:data:`BODY_IDLE_SECONDS`).
+        max_connections: open REST connections before uvicorn answers 503 (bounds the file descriptors idle or
+            slow clients can hold; uvicorn has no timeout for a connection that never sends a request).
         workers: gRPC worker threads.
         grace: seconds given to in-flight requests on shutdown.
         rest_socket: a listening REST socket from :func:`listen` (``tfsonify serve`` binds before loading models),
@@ -330,7 +376,8 @@ class Server:
 
     def __init__(self, repository: ModelRepository, host: str = "127.0.0.1", port: int = 8501, grpc_port: int | None = 8500,
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_concurrency: int = 64, workers: int = 8, grace: float = 10.0,
-                 rest_socket: socket.socket | None = None):
+                 rest_socket: socket.socket | None = None, max_connections: int = MAX_CONNECTIONS,
+                 body_idle_seconds: float = BODY_IDLE_SECONDS):
         import uvicorn
 
         self.repository = repository
@@ -339,9 +386,10 @@ class Server:
         self.rest_port = self._socket.getsockname()[1]
         # log_config=None: uvicorn's logging.config.dictConfig would close every handler already installed (the
         # embedding application's, pytest's); its warnings go through the standard logging hierarchy instead
-        config = uvicorn.Config(build_app(repository, max_body_bytes), log_level="warning", access_log=False,
-                                log_config=None,
-                                limit_concurrency=max_concurrency, timeout_graceful_shutdown=int(grace) or 1)
+        app = InFlightLimit(build_app(repository, max_body_bytes, body_idle_seconds), max_concurrency)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, log_config=None,
+                                limit_concurrency=max(max_connections, max_concurrency),
+                                timeout_graceful_shutdown=int(grace) or 1)
         self._uvicorn = uvicorn.Server(config)
         self._grpc = None
         self.grpc_port = None
