@@ -18,6 +18,7 @@ Lazy and quiet:
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -225,6 +226,15 @@ def main(argv: list[str] | None = None) -> int:
             if message is None:
                 raise
             print(f"tfsonify {args.command}: error: {message}", file=sys.stderr)
+            return 1
+        except OSError as error:
+            if caught.signal is not None:
+                return _stopped(caught, args.command)
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            where = error.filename or getattr(args, "out", None) or "the output folder"
+            message = str(error) if str(error).startswith("no space left") else f"no space left on device: {where}"
+            print(f"tfsonify {args.command}: error: {message}", file=sys.stderr)  # the writers removed their partials
             return 1
         except BaseException:
             if caught.signal is None:

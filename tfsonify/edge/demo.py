@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             extra = {"model": args.model, "runtime": "litert", "mode": mode}
             if names:
                 extra["class_names"] = list(names)
+            folder.commit()
             write_manifest(folder.path, entries, rate, args.input, extra)
     except (ValueError, OSError) as error:
         print(f"edge: error: {error}", file=sys.stderr)

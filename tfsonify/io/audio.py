@@ -20,6 +20,8 @@ import numpy as np
 import soundfile
 import soxr
 
+from tfsonify.io.manifest import NoSpaceError, disk_full
+
 __all__ = ["AUDIO_EXTENSIONS", "MAX_RATIO", "QUALITY", "load_audio", "decode_audio", "downmix",
            "resample", "resample_stream", "check_rates", "write_wav", "open_float_wav", "atomic_path"]
 
@@ -132,7 +134,8 @@ def _umask() -> int:
 class atomic_path:
     """Context manager yielding a temporary path beside ``path``, renamed onto it on success.
 
-    A failure (or interruption) leaves no half-written ``path``; a process killed outright (SIGKILL, power loss)
+    A failure (or interruption) leaves no half-written ``path``; a full file system raises
+    :class:`tfsonify.io.manifest.NoSpaceError` naming ``path`` (whatever the writer raised); a process killed outright (SIGKILL, power loss)
     leaves the temporary, named after its pid, which the next run's :func:`tfsonify.io.manifest.remove_stale_temporaries`
     removes. The temporary name ends in ``{suffix}.part``, or in
     ``.part{suffix}`` with ``suffix_last`` (for writers that insist on their extension, such as Keras' ``.keras``).
@@ -158,8 +161,11 @@ class atomic_path:
     def __exit__(self, exc_type, exc, traceback):
         if exc_type is None:
             os.replace(self.temporary, self.path)
-        else:
-            self.temporary.unlink(missing_ok=True)
+            return False
+        full = disk_full(exc, self.temporary.parent)  # before the unlink frees the partial file's blocks
+        self.temporary.unlink(missing_ok=True)
+        if full:
+            raise NoSpaceError(self.path) from None  # one line naming the file, for the CLI and servers
         return False
 
 

@@ -14,7 +14,7 @@ import soundfile
 from tfsonify.analysis.coherence import layer_coherence, min_coherence_length, plot_coherence, top_k_coherence
 from tfsonify.analysis.residual import residual_experiment
 from tfsonify.io.audio import atomic_path
-from tfsonify.io.manifest import remove_stale_temporaries
+from tfsonify.io.manifest import output_folder, remove_stale_temporaries
 from tfsonify.models.checkpoint import sonifiable_of
 from tfsonify.models.metadata import class_label, class_names_of, sample_rate_of
 from tfsonify.io.render import check_writable_dir, plot_pair
@@ -127,6 +127,15 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
             class; otherwise the most active map of the deepest layer), its table and one listening example per
             method. Names are checked before any work.
     """
+    out_dir = Path(out_dir)
+    # a failed or interrupted run removes the folders it created (when empty): no empty --out is left behind
+    with output_folder(out_dir), output_folder(out_dir / "media"):
+        return _build_report(model, clips, out_dir, layers, top, title, coherence_k, residual, class_names,
+                             faithfulness, faithfulness_seconds)
+
+
+def _build_report(model, clips, out_dir, layers, top, title, coherence_k, residual, class_names, faithfulness,
+                  faithfulness_seconds) -> Path:
     from tfsonify.analysis.clip_batches import as_clip, check_layers, describe_layer
     from tfsonify.engine.sonifier import Sonifier
 
