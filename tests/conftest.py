@@ -7,6 +7,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property-based tests (tests/test_faults_*.py). `ci`, the default: derandomised (the same examples every run, so a
+# failure reproduces), few examples per property, no per-example deadline (a shared machine is not a benchmark).
+# `long`: random examples, many of them; benchmarks/fuzz_bench.py runs it (HYPOTHESIS_PROFILE=long selects it here).
+settings.register_profile("ci", derandomize=True, max_examples=40, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.register_profile("long", max_examples=2000, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

@@ -64,6 +64,8 @@ def test_sonify_chosen_features(tmp_path, model_file, wav):
         ("missing_model", "does not exist"),
         ("unwritable", "output folder"),
         ("top_zero", "--top must be >= 1"),
+        ("model_dir", "is a directory, not a .keras file (it holds "),
+        ("input_dir", "is a directory, not an audio file"),
     ],
 )
 def test_bad_input_messages(tmp_path, model_file, wav, capsys, case, message):
@@ -87,6 +89,10 @@ def test_bad_input_messages(tmp_path, model_file, wav, capsys, case, message):
         model.write_bytes(b"PK\x03\x04 definitely not a keras zip")
     elif case == "missing_model":
         model = tmp_path / "missing.keras"
+    elif case == "model_dir":
+        model = model_file.parent  # the folder holding tiny.keras
+    elif case == "input_dir":
+        audio = tmp_path
     elif case == "unwritable":
         out = tmp_path / "file_in_the_way"
         out.write_text("x")
@@ -98,9 +104,11 @@ def test_bad_input_messages(tmp_path, model_file, wav, capsys, case, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err
-    assert "Traceback" not in err
-    if out.is_dir():
-        assert not list(out.glob("L*.wav")) and not list(out.glob("*.part"))
+    assert "Traceback" not in err and len(err.strip().splitlines()[-1]) > 0
+    if case == "unwritable":
+        assert out.read_text() == "x"
+    else:  # a failed command leaves no --out folder it created, so no input.wav either
+        assert not out.exists(), sorted(out.rglob("*"))
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")

@@ -280,6 +280,27 @@ def test_upload_rejections(setup):
     assert status == 415 or status == 422
 
 
+def test_upload_errors_name_the_file_and_the_limit(setup):
+    url = setup["url"]
+    status, _, body = get(f"{url}/api/upload?name=notes.txt", data=b"plain text, not samples" * 10)
+    error = json.loads(body)["error"]
+    assert status == 415 and "'notes.txt'" in error and "BytesIO" not in error and "<" not in error, error
+    status, _, body = get(f"{url}/api/upload?name=big.wav", data=b"\0" * (MAX_UPLOAD + 1))
+    assert status == 413 and f"the limit is {MAX_UPLOAD / 2**20:g} MiB" in json.loads(body)["error"]
+
+
+def test_same_upload_twice_is_one_entry(setup):
+    url = setup["url"]
+    data = _wav(_tone(0.4, 770.0))
+    first = json.loads(get(f"{url}/api/upload?name=twice.wav", data=data)[2])
+    again = json.loads(get(f"{url}/api/upload?name=twice%20again.wav", data=data)[2])
+    assert again["id"] == first["id"] and again["name"] == "twice.wav"
+    clips = json.loads(get(url + "/api/clips")[2])["clips"]
+    assert [c["id"] for c in clips].count(first["id"]) == 1 and clips[-1]["id"] == first["id"]
+    other = json.loads(get(f"{url}/api/upload?name=twice.wav", data=_wav(_tone(0.4, 771.0)))[2])
+    assert other["id"] != first["id"]  # other bytes under the same name: another clip
+
+
 def test_streamed_oversized_upload_without_length_is_cut(setup):
     """A chunked body with no Content-Length is counted as it arrives and refused past the cap."""
     connection = http.client.HTTPConnection("127.0.0.1", setup["port"], timeout=60)

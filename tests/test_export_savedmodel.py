@@ -226,7 +226,7 @@ def test_server_configs_parse(exported):
     config = model_server_config_pb2.ModelServerConfig()
     text_format.Parse((exported["models_dir"] / "models.config").read_text(), config)
     entry = config.model_config_list.config[0]
-    assert (entry.name, entry.base_path, entry.model_platform) == ("cnn", "/models/cnn", "tensorflow")
+    assert (entry.name, entry.base_path, entry.model_platform) == ("cnn", "cnn", "tensorflow")
     assert entry.model_version_policy.latest.num_versions == 1
     batching = (exported["models_dir"] / "batching.config").read_text()
     for field in ("max_batch_size", "batch_timeout_micros", "num_batch_threads", "max_enqueued_batches"):

@@ -203,3 +203,24 @@ def test_report_loads_in_headless_chromium(report):
     assert shot.stat().st_size > 10_000
     keep = Path(tempfile.gettempdir()) / "tfsonify-report-screenshot.png"
     shutil.copyfile(shot, keep)
+
+
+def test_report_on_a_10_ms_clip_shows_dashes_and_notes(tmp_path):
+    """80 samples: blocks 1-3 fit but give one Welch segment (coherence 1 by construction), deeper blocks fit no clip:
+    a dash and a note everywhere, never 1.000 or 0.000 [0.000, 0.000] from 0 clips."""
+    import re
+
+    import tfsonify
+    from tfsonify.report import build_report
+
+    model = tfsonify.CNN12(width_multiplier=0.0625)
+    clip = np.random.default_rng(1).normal(0, 0.3, 80).astype("float32")
+    index = build_report(model, {"10 ms": clip}, tmp_path / "r", layers=[1, 3, 4, 11], top=1, residual=False)
+    data = json.loads((index.parent / "report.json").read_text())
+    assert [e["coherence"] for e in data["layers"]["1"]["maps"]] == [None]
+    assert data["layers"]["4"]["maps"] == [] and "coherence" not in data
+    text = re.sub(r"<[^>]+>", " ", index.read_text())
+    table = text[text.index("Coherence per layer"):]
+    assert "1.000" not in text and "0.000" not in table
+    assert re.findall(r"\b(1|3|4|11)\s+–\s+–\s+0\b", table) == ["1", "3", "4", "11"]
+    assert "two Welch segments" in text and "No clip is long enough for this block" in text

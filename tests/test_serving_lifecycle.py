@@ -288,3 +288,78 @@ def test_serve_cli_arguments(tmp_path, capsys):
     (tmp_path / "bad.config").write_text("model_config_list { config { name: 'a' } }")
     assert cli.main(["serve", "--model_config_file", str(tmp_path / "bad.config")]) == 2
     assert "no base_path" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_serve_cli_reads_the_exporters_config_and_stops_on_a_signal_in_one_line(exported, tmp_path, capsys,
+                                                                              monkeypatch, signal_name):
+    """`tfsonify serve --model_config_file models/models.config` as the exporter wrote it (relative base_path, read
+    from another working directory); Ctrl-C or SIGTERM once it answers: uvicorn drains, one line, 130 / 143."""
+    import signal
+
+    from tfsonify import cli
+
+    config = exported["models_dir"] / "models.config"
+    assert 'base_path: "cnn"' in config.read_text() and "relative to this file's folder" in config.read_text()
+    monkeypatch.chdir(tmp_path)
+    port, running, answered = _free_port(), threading.Event(), []
+
+    def stop_once_serving():
+        deadline = time.monotonic() + 240
+        while running.is_set() and time.monotonic() < deadline and not answered:
+            try:
+                answered.append(rest(port, "/v1/models/cnn")[0])
+            except OSError:
+                time.sleep(0.2)
+        if running.is_set():  # never signal the test process after cli.main has returned
+            os.kill(os.getpid(), getattr(signal, signal_name))
+
+    running.set()
+    killer = threading.Thread(target=stop_once_serving, daemon=True)
+    killer.start()
+    try:
+        status = cli.main(["serve", "--model_config_file", str(config), "--port", str(port), "--grpc-port", "-1",
+                           "--no-warmup", "--file_system_poll_wait_seconds", "0", "--grace", "1"])
+    finally:
+        running.clear()
+        killer.join(10)
+    out, err = capsys.readouterr()
+    assert answered == [200] and "serving cnn version 1" in out
+    assert status == 128 + getattr(signal, signal_name), err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    how = "Ctrl-C" if signal_name == "SIGINT" else "SIGTERM"
+    assert err.strip().splitlines()[-1] == f"tfsonify serve: interrupted ({how}); in-flight requests drained, server stopped"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the CLI put the handlers back
+
+
+def test_serve_cli_finds_a_port_in_use_before_loading_and_names_the_searched_path(exported, tmp_path, capsys):
+    import socket
+
+    from tfsonify import cli
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for flags in (["--port", str(port), "--grpc-port", "-1"], ["--port", "0", "--grpc-port", str(port)]):
+            assert cli.main(["serve", str(exported["models_dir"]), *flags]) == 2
+            err = capsys.readouterr().err
+            assert "loading" not in err and "Traceback" not in err  # refused before any model is loaded
+            option = "--port" if flags[1] != "0" else "--grpc-port"
+            assert err.strip() == (f"tfsonify serve: error: {'REST' if option == '--port' else 'gRPC'} port {port} on "
+                                   f"127.0.0.1 is already in use (another server running?); stop it or choose another "
+                                   f"{option}")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "models.config").write_text('model_config_list { config { name: "e" base_path: "empty" } }')
+    assert cli.main(["serve", "--model_config_file", str(tmp_path / "models.config"), "--port", "0",
+                     "--grpc-port", "-1", "--file_system_poll_wait_seconds", "0"]) == 2
+    err = capsys.readouterr().err
+    assert f"could be loaded from {tmp_path.resolve() / 'empty'} (no version folders" in err, err

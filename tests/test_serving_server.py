@@ -352,3 +352,131 @@ def test_bad_wav_requests_get_400(server, wave, case):
     status, out = rest(server, "/v1/models/cnn:predict", {"signature_name": "sonify_wav", "inputs": {
         "wav_bytes": [_b64(wav)], "layer": [4], "feature": [0]}})
     assert status == 200  # still serving
+
+
+def test_fuzzed_wav_bodies_get_an_answer_or_400_never_500(server, wave):
+    """The hostile corpus of tests/fuzz_corpus.py (and a valid 16-bit WAV truncated or corrupted) through the
+    sonify_wav signature: 200 with a whole sonification, or 400 with a one-line error; the server keeps serving."""
+    import random
+
+    from fuzz_corpus import corpus
+
+    valid = _wav(wave)
+    rng = random.Random(26)
+    bodies = [data for _, _, data in corpus(seed=1, per_seed=0)]
+    bodies += [valid[:rng.randrange(len(valid))] for _ in range(4)]
+    for _ in range(4):
+        mutated = bytearray(valid)
+        mutated[rng.randrange(44)] = rng.getrandbits(8)
+        bodies.append(bytes(mutated))
+    seen = set()
+    for data in bodies:
+        status, out = rest(server, "/v1/models/cnn:predict", {"signature_name": "sonify_wav", "inputs": {
+            "wav_bytes": [_b64(data)], "layer": [2], "feature": [0]}})
+        seen.add(status)
+        assert status in (200, 400), (status, out)
+        if status == 400:
+            assert set(out) == {"error"} and "\n" not in out["error"]
+    assert seen == {200, 400}
+    status, _ = rest(server, "/v1/models/cnn:predict", {"signature_name": "sonify_wav", "inputs": {
+        "wav_bytes": [_b64(valid)], "layer": [2], "feature": [0]}})
+    assert status == 200
+
+
+# ------------------------------------------------------------------ misbehaving clients
+def _slow_sender(port: int, stop: threading.Event, sent: list):
+    """Declares a 100 kB predict body and sends one byte every 50 ms until ``stop`` (bounded: at most 400 bytes)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(b"POST /v1/models/cnn:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100000\r\n\r\n{")
+        for _ in range(400):
+            if stop.wait(0.05):
+                break
+            sock.sendall(b" ")
+            sent.append(1)
+
+
+def test_idle_slow_sending_and_slow_reading_clients_do_not_lock_out_normal_ones(server, wave):
+    """200 idle connections (over the 64-request limit: idle sockets must not count), two slow senders and a client
+    that never reads its response; meanwhile 4 normal clients x 5 requests all get 200."""
+    import socket
+
+    idle = [socket.create_connection(("127.0.0.1", server.rest_port), timeout=30) for _ in range(200)]
+    stop, sent = threading.Event(), []
+    senders = [threading.Thread(target=_slow_sender, args=(server.rest_port, stop, sent), daemon=True) for _ in range(2)]
+    for thread in senders:
+        thread.start()
+    reader = socket.socket()
+    reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    reader.connect(("127.0.0.1", server.rest_port))
+    big = json.dumps(_sonify_body(np.tile(wave, 20))).encode()  # a 60,000-sample answer it never reads
+    reader.sendall(b"POST /v1/models/cnn:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   + f"Content-Length: {len(big)}\r\n\r\n".encode() + big)
+    statuses = []
+
+    def normal():
+        for _ in range(5):
+            statuses.append(rest(server, "/v1/models/cnn:predict", _sonify_body(wave))[0])
+
+    try:
+        clients = [threading.Thread(target=normal) for _ in range(4)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join(300)
+    finally:
+        stop.set()
+        for thread in senders:
+            thread.join(30)
+        reader.close()
+        for sock in idle:
+            sock.close()
+    assert statuses == [200] * 20 and sent  # the slow senders were sending all along
+
+
+class _Borrowed:
+    """The module server's repository, lent to a second server without letting its stop() close it."""
+
+    close = None
+
+    def __init__(self, repository):
+        self._repository = repository
+
+    def __getattr__(self, name):
+        return getattr(self._repository, name)
+
+
+def test_in_flight_limit_and_stalled_bodies(server, wave):
+    """--max-concurrency counts requests, not connections: one stalled upload holds the only slot (503 for
+    others, naming the option) until its body has been idle for body_idle_seconds (408), then requests pass."""
+    import socket
+
+    from tfsonify.serving.server import Server
+
+    running = Server(_Borrowed(server.repository), port=0, grpc_port=None, max_concurrency=1, body_idle_seconds=1.0,
+                     grace=1).start()
+    try:
+        stalled = socket.create_connection(("127.0.0.1", running.rest_port), timeout=30)
+        stalled.sendall(b"POST /v1/models/cnn:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+        busy = None
+        for _ in range(100):  # until the stalled request occupies the slot (bounded)
+            status, body = rest(running, "/v1/models/cnn")
+            if status == 503:
+                busy = body
+                break
+            threading.Event().wait(0.01)
+        assert busy is not None and "--max-concurrency" in busy["error"]
+        answer = b""
+        for _ in range(20):  # headers and body may arrive apart (after about one idle second)
+            chunk = stalled.recv(4096)
+            answer += chunk
+            if not chunk or b"stalled" in answer:
+                break
+        answer = answer.decode()
+        assert answer.startswith("HTTP/1.1 408") and "request body stalled" in answer
+        stalled.close()
+        assert rest(running, "/v1/models/cnn")[0] == 200
+    finally:
+        running.stop()

@@ -8,6 +8,9 @@ Lazy and quiet:
 - only the chosen command's module is imported and its parser built (``tfsonify --help`` builds none: the listing
   comes from :data:`COMMANDS`); a command module imports nothing heavy at module level (TensorFlow, Keras, scipy,
   numpy, serving) -- its ``run()`` does -- so ``--help`` and argument errors never wait for TensorFlow;
+- Ctrl-C (SIGINT) and SIGTERM during a command unwind it like an exception (its ``with`` blocks remove what it was
+  writing: files go to temporary names and are renamed when complete), then print one line and exit 130 / 143,
+  never a traceback (:class:`interruptions`);
 - before a command runs, :mod:`tfsonify.commands.native_log_filter` takes over file descriptor 2 and drops the
   native log lines TensorFlow and LiteRT print while they load (``TF_CPP_MIN_LOG_LEVEL`` does not hide them);
   ``--verbose`` (anywhere before a bare ``--``) keeps stderr raw and TensorFlow's own log level.
@@ -15,6 +18,7 @@ Lazy and quiet:
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -67,6 +71,64 @@ def run_script(main: Callable[[], int | None], prog: str) -> NoReturn:
         print(f"{prog}: error: {error}", file=sys.stderr)
         status = 2
     sys.exit(status)
+
+
+STOPPED = {None: "no half-written file is left (rerun the same command to finish)",
+           "serve": "in-flight requests drained, server stopped", "explore": "server stopped",
+           "listen": "stopped"}
+"""What the one line of an interrupted command says after ``interrupted (Ctrl-C);`` (None: any other command)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised in the main thread by SIGINT or SIGTERM while a command runs (a ``KeyboardInterrupt``, so libraries
+    treat it as Ctrl-C); ``signal`` holds the signal number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signal = signum
+
+
+class interruptions:
+    """``with interruptions() as caught:`` SIGINT and SIGTERM raise :class:`Interrupted` in the main thread;
+    ``caught.signal`` is the first one received (None if none). Whatever exception the interrupted code ends with
+    (TensorFlow may turn an interrupt inside its Python code into a ``SystemError``), ``caught.signal`` says that
+    it was an interruption. The previous handlers are restored on exit (only the main thread can set them)."""
+
+    SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self):
+        self.signal: int | None = None
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame):
+        if self.signal is None:
+            self.signal = signum
+        raise Interrupted(signum)
+
+    def __enter__(self) -> "interruptions":
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                number = getattr(signal, name)
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, exc_type, exc, traceback):
+        import signal
+
+        for number, previous in self._previous.items():
+            signal.signal(number, previous)
+        return False
+
+    def message(self, command: str) -> str:
+        """The one line a stopped command prints."""
+        import signal
+
+        name = signal.Signals(self.signal).name
+        how = "Ctrl-C" if name == "SIGINT" else name
+        return f"tfsonify {command}: interrupted ({how}); {STOPPED.get(command, STOPPED[None])}"
 
 
 def _listing_help() -> dict[str, str | None]:
@@ -153,17 +215,39 @@ def main(argv: list[str] | None = None) -> int:
     beam_options.finish(parser, args, pipeline_args)
     if not args.verbose:
         quiet_native_logs(filter_stderr=program)
-    try:
-        return int(args.func(args) or 0)
-    except ValueError as error:
-        print(f"tfsonify {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except ModuleNotFoundError as error:
-        message = _missing_extra(error, args.command)
-        if message is None:
-            raise
-        print(f"tfsonify {args.command}: error: {message}", file=sys.stderr)
-        return 1
+    with interruptions() as caught:
+        try:
+            return int(args.func(args) or 0)
+        except ValueError as error:
+            if caught.signal is not None:
+                return _stopped(caught, args.command)
+            print(f"tfsonify {args.command}: error: {error}", file=sys.stderr)
+            return 2
+        except ModuleNotFoundError as error:
+            message = _missing_extra(error, args.command)
+            if message is None:
+                raise
+            print(f"tfsonify {args.command}: error: {message}", file=sys.stderr)
+            return 1
+        except OSError as error:
+            if caught.signal is not None:
+                return _stopped(caught, args.command)
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            where = error.filename or getattr(args, "out", None) or "the output folder"
+            message = str(error) if str(error).startswith("no space left") else f"no space left on device: {where}"
+            print(f"tfsonify {args.command}: error: {message}", file=sys.stderr)  # the writers removed their partials
+            return 1
+        except BaseException:
+            if caught.signal is None:
+                raise
+            return _stopped(caught, args.command)
+
+
+def _stopped(caught: interruptions, command: str) -> int:
+    """Print the interruption's one line; the exit status of a process killed by that signal (130, 143)."""
+    print(caught.message(command), file=sys.stderr, flush=True)
+    return 128 + int(caught.signal)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ class progress:
         return self
 
     def __exit__(self, exc_type, exc, traceback):
-        status = "done" if exc_type is None else "failed"
+        status = _ending(exc_type)
         print(f" {status} ({time.perf_counter() - self.start:.1f} s)", file=sys.stderr, flush=True)
         return False
 
@@ -80,9 +80,16 @@ class LineProgress:
     def __exit__(self, exc_type, exc, traceback):
         if not self.disable:
             elapsed = time.perf_counter() - self.start
-            ending = "done" if exc_type is None else "failed"
+            ending = _ending(exc_type)
             self._write(f"{self._status(time.perf_counter())} - {ending} in {_clock(elapsed)}")
         return False
+
+
+def _ending(exc_type) -> str:
+    """``done``, ``stopped`` (Ctrl-C / SIGTERM: the command prints why) or ``failed``."""
+    if exc_type is None:
+        return "done"
+    return "stopped" if issubclass(exc_type, KeyboardInterrupt) else "failed"
 
 
 def _clock(seconds: float) -> str:

@@ -253,7 +253,7 @@ def load_topk(out: str) -> BeamTopK:
     from tfsonify.analysis.topk import TopKResult
 
     summary = _read_json(_join(out, "topk.json"))
-    layers = {int(layer) if layer.isdigit() else layer: r for layer, r in summary["layers"].items()}
+    layers = {int(layer) if layer.isdecimal() else layer: r for layer, r in summary["layers"].items()}
     result = TopKResult(k=summary["k"], ids={layer: np.asarray(r["ids"], np.int64) for layer, r in layers.items()},
                         scores={layer: np.asarray(r["scores"], np.float32) for layer, r in layers.items()},
                         clips={layer: r["clips"] for layer, r in layers.items()},

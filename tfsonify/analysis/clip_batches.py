@@ -49,7 +49,7 @@ def check_layers(layers: Iterable[int | str] | None, sonifier) -> list:
     order = {info.name: position for position, info in enumerate(infos)}
     chosen: dict[str, int | str] = {}
     for layer in layers:
-        if isinstance(layer, str) and layer.isdigit():
+        if isinstance(layer, str) and layer.isdecimal():
             layer = int(layer)
         name = sonifier.deconvnet.resolve(layer)  # ValueError naming the layer and what is sonifiable
         chosen.setdefault(name, layer)

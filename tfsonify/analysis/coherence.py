@@ -77,6 +77,13 @@ def magnitude_squared_coherence(x: np.ndarray, y: np.ndarray, sample_rate: float
     return np.fft.rfftfreq(nperseg, 1.0 / sample_rate), np.clip(coherence, 0.0, 1.0)
 
 
+def min_coherence_length(nperseg: int = 256) -> int:
+    """Shortest clip whose coherence means something: two Welch segments of ``nperseg`` (half overlap). A shorter
+    clip has one segment, and one segment's magnitude-squared coherence is 1 at every frequency, whatever the
+    signals."""
+    return int(nperseg) + int(nperseg) - int(nperseg) // 2
+
+
 def top_k_coherence(x: np.ndarray, y: np.ndarray, k: int = 5, sample_rate: float = 1.0, nperseg: int = 256) -> np.ndarray:
     """Mean of the ``k`` most coherent frequencies of ``x`` and ``y`` (the summand of Eq. 3); the value does not
     depend on ``sample_rate`` (Hz; it only labels the frequencies).
@@ -156,7 +163,8 @@ def layer_coherence(sonifier, clips: Iterable, layers: Iterable[int] | None = No
 
     Returns:
         :class:`CoherenceResult`. Clips shorter than a block needs are skipped for that block and
-        counted; silent clips (peak 0) are skipped and counted. A block with no usable clip has
+        counted; so are silent clips (peak 0) and clips shorter than two Welch segments
+        (:func:`min_coherence_length`: their coherence is 1 by construction). A block with no usable clip has
         NaN-free zero-count entries (mean 0) and is listed with ``clips == 0``.
     """
     sonifier = as_sonifier(sonifier)
@@ -164,8 +172,13 @@ def layer_coherence(sonifier, clips: Iterable, layers: Iterable[int] | None = No
     scores: dict[int | str, list[float]] = {layer: [] for layer in layers}
     skipped = {layer: 0 for layer in layers}
     shallow = Skipped()
+    welch = min_coherence_length(nperseg)
     for _, batch in equal_length_batches(clips, batch_size, layers[0], shallow, sonifier=sonifier):
         silent = np.max(np.abs(batch), axis=1) == 0.0
+        if batch.shape[1] < welch:  # one Welch segment: coherence 1 whatever the signals
+            for layer in layers:
+                skipped[layer] += batch.shape[0]
+            continue
         for layer in layers:
             skipped[layer] += int(silent.sum())
             if batch.shape[1] < sonifier.min_length(layer):
@@ -189,7 +202,8 @@ def layer_coherence(sonifier, clips: Iterable, layers: Iterable[int] | None = No
         result.clips.append(len(values))
     if sum(result.clips) == 0:
         raise ValueError(f"no clip could be scored: {result.skipped[0]} skipped (shorter than "
-                         f"{sonifier.min_length(layers[0])} samples for {describe_layer(layers[0])}, or silent)")
+                         f"{max(sonifier.min_length(layers[0]), welch)} samples for {describe_layer(layers[0])} and two "
+                         f"{nperseg}-sample Welch segments, or silent)")
     return result
 
 

@@ -182,6 +182,7 @@ def sonify_dataset(sonifier, clips: Iterable[tuple[str, np.ndarray | Callable[[]
     """
     from tfsonify import write_wav
     from tfsonify.analysis.clip_batches import check_layers
+    from tfsonify.io.manifest import remove_stale_temporaries
     from tfsonify.io.render import check_writable_dir
 
     layers = check_layers(layers, sonifier)
@@ -190,6 +191,7 @@ def sonify_dataset(sonifier, clips: Iterable[tuple[str, np.ndarray | Callable[[]
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer; received {batch_size!r}")
     root = check_writable_dir(out)
+    remove_stale_temporaries(root, recursive=True)  # what a killed run left (its WAVs are complete or absent)
     result = SonifyDatasetResult(skipped={layer: 0 for layer in layers})
     entries: list[dict] = []
     pending: list[tuple[str, np.ndarray]] = []

@@ -35,7 +35,7 @@ def peak_rss_mib(pid: int | str = "self") -> float | None:
 def _descendants(root: int) -> list[int]:
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
-        if entry.isdigit():
+        if entry.isdecimal():
             try:  # the command name may hold spaces and parentheses: the parent pid follows the last ")"
                 parents[int(entry)] = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
             except (OSError, IndexError, ValueError):

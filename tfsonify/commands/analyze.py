@@ -44,8 +44,8 @@ def parse_layers(text: str | None) -> list[int | str] | None:
         for part in text.split(","):
             part = part.strip()
             low, _, high = part.partition("-")
-            if not low.isdigit() or (high and not high.isdigit()):
-                if not part or part[0].isdigit():
+            if not low.isdecimal() or (high and not high.isdecimal()):
+                if not part or part[0].isdecimal():
                     raise ValueError(part)
                 layers.append(part)  # a layer name (the analyses check it against the model)
                 continue
@@ -57,7 +57,7 @@ def parse_layers(text: str | None) -> list[int | str] | None:
 
 def _layer_arg(text: str) -> int | str:
     """``--layer``: a block index or a layer name."""
-    return int(text) if text.isdigit() else text
+    return int(text) if text.isdecimal() else text
 
 
 def _common(parser, model: bool = True, clips: bool = True) -> None:
@@ -247,10 +247,12 @@ def run_evolution(args: argparse.Namespace) -> int:
     maps = []
     for text in args.map:
         layer, _, feature = text.rpartition(":")
-        if not layer or not feature.isdigit():
+        if not layer or not feature.isdecimal():
             raise ValueError(f"--map must be LAYER:FEATURE like 5:12 or conv4:3; received {text!r}")
         maps.append((_layer_arg(layer), int(feature)))
     for path in args.checkpoints:
+        if Path(path).is_dir():
+            raise ValueError(f"checkpoint {path!r} is a directory, not a .keras file")
         if not Path(path).is_file():
             raise ValueError(f"checkpoint {path!r} does not exist")
     final = load_model(args.checkpoints[-1], any_model=True)  # its rate reads the clips

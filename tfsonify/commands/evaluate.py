@@ -69,7 +69,7 @@ def run(args) -> int:
                 raise ValueError(f"mixture {i}: clip, source and background have {c.size}, {s.size}, {b.size} samples; they must match")
         sources, backgrounds = fit(raw_s), fit(raw_b)
     index = args.index if args.index == "top" else int(args.index)
-    layer = None if args.layer is None else (int(args.layer) if args.layer.isdigit() else args.layer)
+    layer = None if args.layer is None else (int(args.layer) if args.layer.isdecimal() else args.layer)
     target = Target(layer, index)
     result, explanations = evaluate(state, fit(clips), methods, metrics, target, sources, backgrounds,
                                     steps=args.steps, stages=args.stages)

@@ -23,7 +23,8 @@ def register(subparsers) -> None:
     saved.add_argument("--out", required=True, help="model base path models/NAME (created if missing)")
     saved.add_argument("--version", type=int, default=None, help="version number (default: next free integer)")
     saved.add_argument("--base-path", default=None,
-                       help="base_path written into models.config (default: /models/NAME, as in the Docker image)")
+                       help="base_path written into models.config (default: NAME, relative to models.config's folder, as "
+                            "tfsonify serve reads it; TF Serving needs an absolute path: /models/NAME in Docker)")
     saved.set_defaults(func=run_savedmodel)
 
     lite = kinds.add_parser("tflite", help="builtin-only TFLite sonifier for LiteRT",
@@ -55,7 +56,7 @@ def run_savedmodel(args: argparse.Namespace) -> int:
         version_dir = export_saved_model(model, out, version=args.version)
     config = out.parent / "models.config"
     if not config.exists():
-        write_model_config(config, {out.name: args.base_path or f"/models/{out.name}"})
+        write_model_config(config, {out.name: args.base_path or out.name})
     batching = out.parent / "batching.config"
     if not batching.exists():
         write_batching_parameters(batching)
@@ -70,7 +71,7 @@ def run_tflite(args: argparse.Namespace) -> int:
         raise ValueError(f"--length must be a positive number of samples or 0 for dynamic; received {args.length}")
     layers = None
     if args.layers:
-        layers = [int(part) if part.strip().isdigit() else part.strip() for part in args.layers.split(",") if part.strip()]
+        layers = [int(part) if part.strip().isdecimal() else part.strip() for part in args.layers.split(",") if part.strip()]
     from tfsonify.io.render import check_writable_dir
 
     check_writable_dir(Path(args.out).parent)  # before loading and converting (tens of seconds)

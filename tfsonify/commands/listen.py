@@ -37,7 +37,7 @@ def register(subparsers) -> None:
 
 def _layer_arg(text: str) -> int | str:
     """``--layer``: a block index or a layer name."""
-    return int(text) if text.isdigit() else text
+    return int(text) if text.isdecimal() else text
 
 
 def _describe(layer: int | str) -> str:

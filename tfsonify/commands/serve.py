@@ -35,10 +35,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tfsonify.commands import progress
-    from tfsonify.serving.config import read_model_config, specs_from_folder
-    from tfsonify.serving.lifecycle import ModelManager
-    from tfsonify.serving.server import Server
+    from tfsonify.serving.ports import check_port_free, listen
 
     if args.max_body_mb <= 0 or args.max_concurrency < 1:
         raise ValueError("--max-body-mb must be > 0 and --max-concurrency >= 1")
@@ -46,19 +43,37 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--file_system_poll_wait_seconds must be >= 0; received {args.poll_seconds}")
     if (args.models is None) == (args.model_config_file is None):
         raise ValueError("give either a models folder or --model_config_file (exactly one)")
+    from tfsonify.serving.config import read_model_config, specs_from_folder
+
     specs = read_model_config(args.model_config_file) if args.model_config_file else specs_from_folder(args.models)
+    rest_socket = listen(args.host, args.port)  # a port in use is found before any model is loaded
+    try:
+        if args.grpc_port >= 0:
+            check_port_free(args.host, args.grpc_port)
+        return _load_and_serve(args, specs, rest_socket)
+    finally:
+        rest_socket.close()
+
+
+def _load_and_serve(args: argparse.Namespace, specs, rest_socket) -> int:
+    from tfsonify.commands import progress
+    from tfsonify.serving.lifecycle import ModelManager
+    from tfsonify.serving.server import Server
+
     with progress(f"loading {', '.join(spec.name for spec in specs)}"):
         repository = ModelManager(specs, warmup=not args.no_warmup, poll_seconds=args.poll_seconds)
     failed = [spec.name for spec in specs if not repository.models.get(spec.name)]
     if failed:
         details = "; ".join(f"{state.version}: {state.error_message}" for name in failed for state in repository.status(name))
         repository.close()
-        raise ValueError(f"no version of {failed} could be loaded ({details or 'no version folders'})")
+        searched = ", ".join(str(spec.base_path) for spec in specs if spec.name in failed)
+        raise ValueError(f"no version of {failed} could be loaded from {searched} "
+                         f"({details or 'no version folders: expected BASE_PATH/1/saved_model.pb'})")
     server = Server(repository, host=args.host, port=args.port, grpc_port=None if args.grpc_port < 0 else args.grpc_port,
                     max_body_bytes=int(args.max_body_mb * 1024 * 1024), max_concurrency=args.max_concurrency,
-                    grace=args.grace)
+                    grace=args.grace, rest_socket=rest_socket)
     for name, versions in repository.models.items():
         print(f"serving {name} version{'s' if len(versions) > 1 else ''} {','.join(map(str, sorted(versions)))}: http://{args.host}:{server.rest_port}/v1/models/{name}"
               + (f"  grpc://{args.host}:{server.grpc_port}/{name}" if server.grpc_port else ""), flush=True)
-    server.serve_forever()
+    server.serve_forever()  # Ctrl-C / SIGTERM: uvicorn drains, then re-raises the signal (tfsonify.cli: one line)
     return 0

@@ -40,7 +40,8 @@ def register(subparsers) -> None:
 
 def _layer(text: str) -> int | str:
     """``--layer`` value: a block index when it is all digits, else a layer name."""
-    return int(text) if text.strip().isdigit() else text
+    stripped = text.strip()
+    return int(stripped) if stripped.isdecimal() else text
 
 
 def _window_seconds(text: str) -> float | str | None:

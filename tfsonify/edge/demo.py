@@ -55,7 +55,7 @@ def write_wav(path: str, waveform: np.ndarray, sample_rate: int) -> None:
 
 
 def _layer(text: str) -> int | str:
-    return int(text) if text.isdigit() else text
+    return int(text) if text.isdecimal() else text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             extra = {"model": args.model, "runtime": "litert", "mode": mode}
             if names:
                 extra["class_names"] = list(names)
+            folder.commit()
             write_manifest(folder.path, entries, rate, args.input, extra)
     except (ValueError, OSError) as error:
         print(f"edge: error: {error}", file=sys.stderr)

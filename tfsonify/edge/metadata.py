@@ -78,7 +78,7 @@ def read_metadata(source: str | os.PathLike | bytes) -> dict:
 
 def signature_suffix(layer: int | str) -> str:
     """``l{L}`` for block ``L``, the layer name (non-alphanumerics as ``_``) for a named layer (as the exporter)."""
-    if isinstance(layer, str) and not layer.isdigit():
+    if isinstance(layer, str) and not layer.isdecimal():
         return "".join(c if c.isalnum() else "_" for c in layer)
     return f"l{int(layer)}"
 

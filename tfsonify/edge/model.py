@@ -57,7 +57,7 @@ class EdgeModel:
     @property
     def layers(self) -> list[int | str]:
         """The exported layers (block indices as ints, layer names as strings), in export order."""
-        return [int(key) if key.isdigit() else key for key in self.record["signatures"]]
+        return [int(key) if key.isdecimal() else key for key in self.record["signatures"]]
 
     def _suffix(self, layer: int | str) -> str:
         key = str(layer)

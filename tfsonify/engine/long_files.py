@@ -134,8 +134,10 @@ def sonify_file(sonifier, path: str | os.PathLike, out_dir: str | os.PathLike, l
     Raises:
         ValueError: a bad layer, map, ``top``, ``window_seconds``, a file too short for a layer or unreadable
             (checked before anything is written), a truncated file, or an unwritable ``out_dir``. A request that
-            fails leaves nothing it created (no ``input.wav``, no folder it made); files already complete in an
-            existing folder stay, none is left half-written.
+            fails (or is interrupted) leaves the folder as it found it: its files are staged under hidden names and
+            renamed into place together just before the manifest (:class:`tfsonify.io.manifest.output_folder`), so
+            an earlier result in the folder stays whole and no file is left half-written.
+        tfsonify.io.manifest.NoSpaceError: the disk filled up (one line naming the file; the folder as above).
     """
     top = 1 if features is None and top is None else top
     check_request(sonifier, path, layers, features, top, window_seconds)
@@ -152,6 +154,7 @@ def sonify_file(sonifier, path: str | os.PathLike, out_dir: str | os.PathLike, l
                                  f"least {sonifier.min_length(layer)}")
             entries += _sonify_layer(sonifier, folder, input_path, samples, peak, layer, features, top,
                                      window_seconds, plots, progress)
+        folder.commit()  # every file of the run into place at once, then the manifest that lists them
         return write_manifest(out_dir, entries, rate, str(path), extra)
 
 
@@ -211,7 +214,7 @@ def _plot(folder: output_folder, stem: str, input_path: Path, samples: int, laye
     out_dir = folder.path
     length = min(samples, int(PLOT_SECONDS * rate))
     waveform, _ = soundfile.read(str(input_path), frames=length, dtype="float32")
-    sound, _ = soundfile.read(str(out_dir / f"{stem}.wav"), frames=length, dtype="float32")
+    sound, _ = soundfile.read(str(folder.created(out_dir / f"{stem}.wav")), frames=length, dtype="float32")
     part = "" if length == samples else f", first {length / rate:.0f} s of {samples / rate:.0f} s"
     plot_pair(folder.created(out_dir / f"{stem}.png"), waveform, sound, rate,
               f"{describe_layer(layer)}, map {feature} (max activation {activation:.3g}{part})")

@@ -192,7 +192,7 @@ class WavSink:
                  progress: Callable[[int], None] | None = None):
         self.paths = [Path(p) for p in paths]
         self.sample_rate = int(sample_rate)
-        self._scratch = tempfile.TemporaryDirectory(prefix=".tfsonify-raw-", dir=folder)
+        self._scratch = tempfile.TemporaryDirectory(prefix=f".tfsonify-raw-p{os.getpid()}-", dir=folder)
         self._raw = [Path(self._scratch.name) / f"{row}.f32" for row in range(len(self.paths))]
         self._handles = [open(p, "wb") for p in self._raw]
         self.tops = np.zeros(len(self.paths), np.float32)
@@ -201,9 +201,20 @@ class WavSink:
     def __enter__(self) -> "WavSink":
         return self
 
+    def _no_space(self, error: OSError, row: int) -> None:
+        """A full disk while writing row ``row``'s scratch file: :class:`NoSpaceError` naming its WAV."""
+        from tfsonify.io.manifest import NoSpaceError, disk_full
+
+        if disk_full(error, self._scratch.name):
+            raise NoSpaceError(self.paths[row]) from None
+
     def write(self, begin: int, span: np.ndarray) -> None:
-        for handle, row in zip(self._handles, span):
-            handle.write(np.ascontiguousarray(row, np.float32).tobytes())
+        for row, (handle, samples) in enumerate(zip(self._handles, span)):
+            try:
+                handle.write(np.ascontiguousarray(samples, np.float32).tobytes())
+            except OSError as error:
+                self._no_space(error, row)
+                raise
         if span.size:
             self.tops = np.maximum(self.tops, np.abs(span).max(axis=1))
         if self.progress is not None:
@@ -213,8 +224,12 @@ class WavSink:
         """Scale each raw file once (:func:`scale_rows`, block by block) into its WAV; returns the WAV paths."""
         from tfsonify.io.blocks import WavWriter
 
-        for handle in self._handles:
-            handle.close()
+        for row, handle in enumerate(self._handles):
+            try:
+                handle.close()  # the buffered tail: a full disk may show here
+            except OSError as error:
+                self._no_space(error, row)
+                raise
         for path, raw_path, top in zip(self.paths, self._raw, self.tops):
             with WavWriter(path, self.sample_rate) as writer, open(raw_path, "rb") as raw_file:
                 while True:

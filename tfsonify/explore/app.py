@@ -112,7 +112,7 @@ class Explorer:
 
     # -------------------------------------------------------------- lookups
     def session(self, model: str) -> ModelSession:
-        if not (model.isdigit() and int(model) < len(self.sessions)):
+        if not (model.isdecimal() and int(model) < len(self.sessions)):
             raise ApiError(404, f"no model {model[:8]!r}; models are 0..{len(self.sessions) - 1}")
         return self.sessions[int(model)]
 
@@ -213,7 +213,7 @@ def _clip_id(request: Request, clip_id: str | None = None) -> str:
 
 def _feature(request: Request, text: str | None = None) -> int:
     text = request.path_params["feature"] if text is None else text
-    if not text.isdigit() or len(text) > 7:
+    if not text.isdecimal() or len(text) > 7:
         raise ApiError(400, f"map index must be a non-negative integer; received {text[:12]!r}")
     return int(text)
 
@@ -255,7 +255,7 @@ def build_app(explorer: Explorer) -> Starlette:
     async def upload(request: Request):
         length = request.headers.get("content-length")
         limit = explorer.max_upload_bytes
-        if length is not None and length.isdigit() and int(length) > limit:
+        if length is not None and length.isdecimal() and int(length) > limit:
             raise ApiError(413, f"upload is {int(length) / 2**20:.1f} MiB; the limit is {limit / 2**20:g} MiB")
         chunks, size = [], 0
         async for chunk in request.stream():
@@ -352,7 +352,7 @@ def build_app(explorer: Explorer) -> Starlette:
         model, clip_id, layer = layer_of(request)
         text = request.query_params.get("k", "8")
         maps = explorer.sessions[model].layer(layer).maps
-        if not text.isdigit() or not 1 <= int(text) <= min(MAX_TOP_K, maps):
+        if not text.isdecimal() or not 1 <= int(text) <= min(MAX_TOP_K, maps):
             raise ApiError(400, f"k must be an integer in 1..{min(MAX_TOP_K, maps)}; received {text[:12]!r}")
         k = int(text)
         clip_info = explorer.library.get(clip_id)

@@ -10,7 +10,7 @@ import hashlib
 import io
 import os
 import threading
-import uuid
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,8 +77,9 @@ def decode_bytes(data: bytes, name: str) -> tuple[np.ndarray, int]:
     except Exception as error:  # libsndfile raises several types for undecodable input
         hint = (" (WebM from a browser recorder is not supported: record WAV, the page's recorder does)"
                 if data[:4] == b"\x1aE\xdf\xa3" else "")
+        reason = re.sub(r"^Error opening <[^>]*>: ", "", str(error))  # soundfile names the buffer by its repr
         raise ClipError(f"upload {name!r} is not audio tfsonify can decode: expected WAV, FLAC, OGG, MP3 or AIFF{hint}; "
-                        f"decoder said: {str(error)[:200]}", 415) from None
+                        f"decoder said: {reason[:200]}", 415) from None
     if samples.shape[0] == 0:
         raise ClipError(f"upload {name!r} holds no samples")
     mono = downmix(samples)
@@ -208,14 +209,23 @@ class ClipLibrary:
                             f"(--max-seconds)", 413)
 
     def add_upload(self, data: bytes, name: str) -> Clip:
-        """Decode and keep an uploaded file; returns its clip. ``ClipError`` if it is not usable audio."""
+        """Decode and keep an uploaded file; returns its clip. ``ClipError`` if it is not usable audio.
+
+        The same bytes uploaded again give the clip already kept (its id is derived from a hash of the content),
+        moved to the end of the list, not a second entry."""
         name = Path(name or "upload").name[:80] or "upload"
+        key = "u" + hashlib.sha256(data).hexdigest()[:11]
+        with self._lock:
+            known = self._uploads.get(key)
+            if known is not None:
+                self._uploads.move_to_end(key)
+                return known
         waveform, rate = decode_bytes(data, name)
         self._check_duration(name, waveform.shape[0] / rate)
         if waveform.shape[0] / rate > MAX_UPLOAD_SECONDS:  # kept in memory at its own rate, up to max_uploads of them
             raise ClipError(f"{name} is {waveform.shape[0] / rate:.1f} s long; uploads are kept in memory and may be up "
                             f"to {MAX_UPLOAD_SECONDS:g} s (put longer recordings in a CLIPS folder)", 413)
-        clip = Clip("u" + uuid.uuid4().hex[:11], name, "upload", duration=waveform.shape[0] / rate, waveform=waveform,
+        clip = Clip(key, name, "upload", duration=waveform.shape[0] / rate, waveform=waveform,
                     rate=rate)
         with self._lock:
             self._uploads[clip.id] = clip

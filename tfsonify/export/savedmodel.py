@@ -82,7 +82,7 @@ class names (or null), and the whole :class:`tfsonify.models.metadata.ModelMetad
 def next_version(model_dir: str | os.PathLike) -> int:
     """The next integer version for ``model_dir`` (1 if it holds no numbered folder)."""
     path = Path(model_dir)
-    versions = [int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdigit()] if path.is_dir() else []
+    versions = [int(p.name) for p in path.iterdir() if p.is_dir() and p.name.isdecimal()] if path.is_dir() else []
     return max(versions, default=0) + 1
 
 
@@ -415,13 +415,23 @@ def read_metadata(version_dir: str | os.PathLike) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+MODEL_CONFIG_COMMENT = (
+    "# base_path: a relative path is relative to this file's folder for `tfsonify serve --model_config_file`;\n"
+    "# tensorflow_model_server resolves it against its working directory, so for TF Serving export with an absolute\n"
+    "# --base-path (Docker, models/ mounted at /models: /models/NAME; the binary: $PWD/models/NAME).\n")
+
+
 def write_model_config(path: str | os.PathLike, models: dict[str, str], version_policy: str = "latest") -> Path:
     """Write a ``ModelServerConfig`` text proto for ``tensorflow_model_server --model_config_file``.
 
     Args:
         path: output file (e.g. ``models/models.config``).
-        models: model name -> ``base_path`` as the server sees it (absolute, e.g. ``/models/cnn12``).
+        models: model name -> ``base_path``: relative to the config file's folder (``cnn12``: what ``tfsonify serve
+            --model_config_file`` reads from any working directory) or absolute as the server sees it (Docker:
+            ``/models/cnn12``; the TF Serving binary: ``$PWD/models/cnn12``).
         version_policy: ``"latest"`` (serve the newest version) or ``"all"``.
+
+    The file opens with a comment saying how ``base_path`` is resolved.
     """
     if version_policy not in ("latest", "all"):
         raise ValueError(f"version_policy must be 'latest' or 'all'; received {version_policy!r}")
@@ -432,7 +442,7 @@ def write_model_config(path: str | os.PathLike, models: dict[str, str], version_
         for name, base in models.items()
     )
     path = Path(path)
-    path.write_text(f"model_config_list {{\n{entries}}}\n")
+    path.write_text(f"{MODEL_CONFIG_COMMENT}model_config_list {{\n{entries}}}\n")
     return path
 
 

@@ -20,8 +20,10 @@ import numpy as np
 import soundfile
 import soxr
 
+from tfsonify.io.manifest import NoSpaceError, disk_full
+
 __all__ = ["AUDIO_EXTENSIONS", "MAX_RATIO", "QUALITY", "load_audio", "decode_audio", "downmix",
-           "resample", "resample_stream", "check_rates", "write_wav", "atomic_path"]
+           "resample", "resample_stream", "check_rates", "write_wav", "open_float_wav", "atomic_path"]
 
 #: File name suffixes (lower case) read as audio wherever folders are scanned; soundfile decodes every one.
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
@@ -84,6 +86,8 @@ def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
             (the message names the file and the problem).
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"audio file {str(path)!r} is a directory, not an audio file")
     if not path.is_file():
         raise ValueError(f"audio file {str(path)!r} does not exist or is not a file")
     return decode_audio(str(path), str(path), sample_rate)
@@ -130,7 +134,10 @@ def _umask() -> int:
 class atomic_path:
     """Context manager yielding a temporary path beside ``path``, renamed onto it on success.
 
-    A failure (or interruption) leaves no half-written ``path``. The temporary name ends in ``{suffix}.part``, or in
+    A failure (or interruption) leaves no half-written ``path``; a full file system raises
+    :class:`tfsonify.io.manifest.NoSpaceError` naming ``path`` (whatever the writer raised); a process killed outright (SIGKILL, power loss)
+    leaves the temporary, named after its pid, which the next run's :func:`tfsonify.io.manifest.remove_stale_temporaries`
+    removes. The temporary name ends in ``{suffix}.part``, or in
     ``.part{suffix}`` with ``suffix_last`` (for writers that insist on their extension, such as Keras' ``.keras``).
     The file gets the mode a plain
     ``open(path, "w")`` would give it (``0o666`` minus the umask; ``mkstemp`` alone makes it ``0o600``,
@@ -144,7 +151,8 @@ class atomic_path:
 
     def __enter__(self) -> Path:
         ending = ".part" + self.suffix if self.suffix_last else self.suffix + ".part"
-        handle, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=ending, dir=self.path.parent)
+        # the writer's pid in the name: a later run removes what a killed one left (io.manifest.remove_stale_temporaries)
+        handle, name = tempfile.mkstemp(prefix=f".{self.path.name}.p{os.getpid()}-", suffix=ending, dir=self.path.parent)
         os.close(handle)
         os.chmod(name, 0o666 & ~_umask())
         self.temporary = Path(name)
@@ -153,9 +161,24 @@ class atomic_path:
     def __exit__(self, exc_type, exc, traceback):
         if exc_type is None:
             os.replace(self.temporary, self.path)
-        else:
-            self.temporary.unlink(missing_ok=True)
+            return False
+        full = disk_full(exc, self.temporary.parent)  # before the unlink frees the partial file's blocks
+        self.temporary.unlink(missing_ok=True)
+        if full:
+            raise NoSpaceError(self.path) from None  # one line naming the file, for the CLI and servers
         return False
+
+
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile's sf_command code (sndfile.h)
+
+
+def open_float_wav(path: str | os.PathLike, sample_rate: int) -> soundfile.SoundFile:
+    """A mono 32-bit float WAV opened for writing, without libsndfile's ``PEAK`` chunk: that chunk holds the time of
+    writing, so two runs on the same input would differ by those bytes; without it the file depends only on the
+    samples (reruns are byte-identical)."""
+    file = soundfile.SoundFile(str(path), "w", int(sample_rate), 1, subtype="FLOAT", format="WAV")
+    soundfile._snd.sf_command(file._file, _SFC_SET_ADD_PEAK_CHUNK, soundfile._ffi.NULL, 0)  # SF_FALSE, before any write
+    return file
 
 
 def write_wav(path: str | os.PathLike, waveform: np.ndarray, sample_rate: int) -> Path:
@@ -166,5 +189,6 @@ def write_wav(path: str | os.PathLike, waveform: np.ndarray, sample_rate: int) -
     if not np.all(np.isfinite(waveform)):
         raise ValueError(f"refusing to write {str(path)!r}: waveform contains NaN or Inf")
     with atomic_path(path, suffix=".wav") as temporary:
-        soundfile.write(str(temporary), waveform, int(sample_rate), subtype="FLOAT", format="WAV")
+        with open_float_wav(temporary, sample_rate) as file:
+            file.write(waveform)
     return Path(path)

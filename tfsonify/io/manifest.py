@@ -12,13 +12,76 @@ it names, and read from any working directory: :func:`read_manifest` resolves th
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["layer_key", "manifest_entry", "write_manifest", "output_folder"]
+__all__ = ["layer_key", "manifest_entry", "write_manifest", "output_folder", "remove_stale_temporaries", "NoSpaceError",
+           "disk_full"]
+
+
+class NoSpaceError(OSError):
+    """A write failed because the file system holding ``path`` is full (``errno.ENOSPC``); its message is one line
+    naming the file. The writer removed its temporary: no half-written file under the final name."""
+
+    def __init__(self, path: str | os.PathLike):
+        super().__init__(errno.ENOSPC, "no space left on device", str(path))
+
+    def __str__(self) -> str:
+        return f"no space left on device: {self.filename} (free some space or write elsewhere)"
+
+
+def disk_full(error: BaseException, folder: str | os.PathLike) -> bool:
+    """Whether ``error`` (raised while writing into ``folder``) means the file system is full: an ``OSError`` with
+    ``ENOSPC``/``EDQUOT``, or another write error (libsndfile says only "System error.") while less than 64 KiB is
+    free there. Call it before removing the partial file (whose blocks are what filled the disk)."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if not isinstance(error, (OSError, RuntimeError)):
+        return False
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < 64 * 1024
+
+_TEMPORARY = re.compile(r"^\.(?:.+\.p(\d+)-.*\.part(?:\.[^.]+)?|tfsonify-raw-p(\d+)-.*)$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, another user's
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, recursive: bool = False) -> int:
+    """Remove the temporaries a killed run left in ``folder`` (``.NAME.pPID-*.part`` files of
+    :class:`tfsonify.io.audio.atomic_path`, ``.tfsonify-raw-pPID-*`` scratch folders) whose process no longer
+    exists; a live writer's are kept. Returns how many were removed."""
+    import shutil
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for path in (folder.rglob(".*") if recursive else folder.glob(".*")):
+        match = _TEMPORARY.match(path.name)
+        if match is None or _alive(int(match.group(1) or match.group(2))):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def _umask() -> int:
@@ -33,14 +96,17 @@ def layer_key(layer: int | str) -> int | str:
 
 
 class output_folder:
-    """``with output_folder(DIR) as folder:`` creates ``DIR`` if needed; if the block raises, every file registered
-    with :meth:`created` that did not exist before is removed, and so are the folders this created (when empty):
-    a failed request leaves the folder as it found it (files replaced in an existing folder stay replaced)."""
+    """``with output_folder(DIR) as folder:`` creates ``DIR`` if needed and stages the run's files: :meth:`created`
+    gives the name to write instead of ``DIR/NAME`` (a hidden ``.NAME.pPID-staged.part`` beside it, the same one each
+    time it is asked), :meth:`commit` renames every staged file onto its final name (call it just before writing the
+    manifest; leaving the block without an exception commits too). If the block raises (a bad request, a full disk,
+    Ctrl-C), the staged files are removed and so are the folders this created (when empty): a failed run leaves the
+    folder exactly as it found it, earlier results included."""
 
     def __init__(self, out_dir: str | os.PathLike):
         self.path = Path(out_dir)
         self._made: list[Path] = []
-        self._files: list[Path] = []
+        self._staged: dict[Path, Path] = {}
 
     def __enter__(self) -> "output_folder":
         missing, parent = [], self.path
@@ -54,19 +120,29 @@ class output_folder:
         if not os.access(self.path, os.W_OK | os.X_OK):
             raise ValueError(f"output folder {str(self.path)!r} is not a writable directory")
         self._made = missing  # deepest first
+        remove_stale_temporaries(self.path)
         return self
 
     def created(self, path: str | os.PathLike) -> Path:
-        """Register a file about to be written (removed on failure if it is new)."""
+        """The staged name to write (and read back) instead of ``path``; renamed onto ``path`` by :meth:`commit`."""
         path = Path(path)
-        if not path.exists():
-            self._files.append(path)
-        return path
+        if path not in self._staged:
+            self._staged[path] = path.with_name(f".{path.name}.p{os.getpid()}-staged.part")
+        return self._staged[path]
+
+    def commit(self) -> None:
+        """Rename every staged file that was written onto its final name (in the order they were staged)."""
+        for final, staged in list(self._staged.items()):
+            if staged.exists():
+                os.replace(staged, final)
+            del self._staged[final]
 
     def __exit__(self, exc_type, exc, traceback):
-        if exc_type is not None:
-            for path in self._files:
-                path.unlink(missing_ok=True)
+        if exc_type is None:
+            self.commit()
+        else:
+            for staged in self._staged.values():
+                staged.unlink(missing_ok=True)
             for folder in self._made:
                 try:
                     folder.rmdir()
@@ -98,14 +174,17 @@ def write_manifest(out_dir: str | os.PathLike, entries: Sequence[dict], sample_r
     replaced = {(e["layer"], e["feature"]) for e in entries}
     kept = [e for e in manifest.get("sonifications", []) if (e["layer"], e["feature"]) not in replaced]
     manifest["sonifications"] = kept + list(entries)
-    handle, temporary = tempfile.mkstemp(prefix=".manifest-", suffix=".json", dir=out_dir)
+    handle, temporary = tempfile.mkstemp(prefix=f".manifest.json.p{os.getpid()}-", suffix=".part", dir=out_dir)
     try:
         with os.fdopen(handle, "w") as file:
             file.write(json.dumps(manifest, indent=2))
         os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, manifest_path)
-    except BaseException:
+    except BaseException as error:
+        full = disk_full(error, out_dir)
         Path(temporary).unlink(missing_ok=True)
+        if full:
+            raise NoSpaceError(manifest_path) from None
         raise
     return manifest
 

@@ -137,4 +137,5 @@ def write_sonifications(
                 plot_pair(folder.created(out_dir / picture), waveform, sound, sample_rate,
                           f"{describe_layer(layer)}, map {feature} (max activation {activation:.3g})")
             entries.append(manifest_entry(layer, feature, activation, f"{stem}.wav", picture))
+        folder.commit()
         return write_manifest(out_dir, entries, sample_rate, source, extra)

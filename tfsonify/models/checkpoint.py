@@ -50,6 +50,10 @@ def load_checkpoint(path: str | os.PathLike, what: str = "model") -> keras.Model
             ``.keras`` archive, or a model of unknown classes); the message names the file and Keras' reason.
     """
     path = Path(path)
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob("*.keras"))[:3]
+        hint = f" (it holds {', '.join(inside)})" if inside else ""
+        raise ValueError(f"{what} {str(path)!r} is a directory, not a .keras file{hint}")
     if not path.is_file():
         raise ValueError(f"{what} not found: {str(path)!r} does not exist (it must be an existing .keras file)")
     if path.suffix != ".keras":

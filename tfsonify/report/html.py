@@ -12,9 +12,10 @@ from typing import Iterable, Mapping
 import numpy as np
 import soundfile
 
-from tfsonify.analysis.coherence import layer_coherence, plot_coherence, top_k_coherence
+from tfsonify.analysis.coherence import layer_coherence, min_coherence_length, plot_coherence, top_k_coherence
 from tfsonify.analysis.residual import residual_experiment
 from tfsonify.io.audio import atomic_path
+from tfsonify.io.manifest import output_folder, remove_stale_temporaries
 from tfsonify.models.checkpoint import sonifiable_of
 from tfsonify.models.metadata import class_label, class_names_of, sample_rate_of
 from tfsonify.io.render import check_writable_dir, plot_pair
@@ -69,6 +70,37 @@ def predictions(model, waves: list[np.ndarray], class_names, needed: int) -> lis
     return result
 
 
+def _number(value: float | None) -> str:
+    """A score in a table: three decimals, or a dash where it cannot be measured."""
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _coherence_section(model, sonifier, waves, layers, coherence_k: int, media: Path, data: dict) -> tuple[str, str]:
+    """The coherence-per-layer rows (a dash where no clip could be scored) and their note; fills ``data``."""
+    try:
+        coherence = layer_coherence(sonifier, waves, layers, k=coherence_k, batch_size=1)
+    except ValueError:  # no clip can be scored on any layer
+        coherence = None
+    clips = coherence.clips if coherence else [0] * len(layers)
+    if coherence is not None:
+        plot_coherence({model.name: coherence}, media / "coherence.png")
+        data["coherence"] = {"layers": coherence.layers, "mean": coherence.mean, "low": coherence.low,
+                             "high": coherence.high, "clips": coherence.clips, "skipped": coherence.skipped}
+    rows = []
+    for i, layer in enumerate(layers):
+        if clips[i]:
+            cells = f"{coherence.mean[i]:.3f}</td><td class=num>[{coherence.low[i]:.3f}, {coherence.high[i]:.3f}]"
+        else:
+            cells = "–</td><td class=num>–"
+        rows.append(f"<tr><td class=num>{layer}</td><td class=num>{cells}</td><td class=num>{clips[i]}</td></tr>")
+    note = ""
+    if not all(clips):
+        note = (f'<p class="note">–: no clip could be scored for that layer: every clip is shorter than the layer needs '
+                f'or than {min_coherence_length()} samples (two Welch segments; one segment gives a coherence of 1 '
+                'whatever the signals), or silent.</p>')
+    return "".join(rows), note
+
+
 def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathLike, layers: Iterable[int | str] | None = None,
                  top: int = 3, title: str = "", coherence_k: int = 5, residual: bool = True,
                  class_names: list[str] | None = None, faithfulness: Iterable[str] | bool | None = None,
@@ -99,6 +131,15 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
         progress: show progress on stderr (:mod:`tfsonify.progress`): a line (or a bar on a terminal) per block
             sonified, then a timed line per later step (coherence, residual experiment, faithfulness).
     """
+    out_dir = Path(out_dir)
+    # a failed or interrupted run removes the folders it created (when empty): no empty --out is left behind
+    with output_folder(out_dir), output_folder(out_dir / "media"):
+        return _build_report(model, clips, out_dir, layers, top, title, coherence_k, residual, class_names,
+                             faithfulness, faithfulness_seconds)
+
+
+def _build_report(model, clips, out_dir, layers, top, title, coherence_k, residual, class_names, faithfulness,
+                  faithfulness_seconds) -> Path:
     from tfsonify.analysis.clip_batches import as_clip, check_layers, describe_layer
     from tfsonify.engine.sonifier import Sonifier
 
@@ -117,6 +158,7 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
                                 faithfulness_seconds, classes=_has_head(model, class_names))
     out_dir = check_writable_dir(out_dir)
     media = check_writable_dir(out_dir / "media")
+    remove_stale_temporaries(out_dir, recursive=True)  # what a killed run left; its finished files are complete
     rate = sonifier.sample_rate
     names = list(clips)
     waves = [as_clip(clips[name], i) for i, name in enumerate(names)]
@@ -145,20 +187,24 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
                 skipped += 1
                 continue
             features, activations, sounds = sonifier.sonify_top(wave, layer, k)
-            coherences = top_k_coherence(np.broadcast_to(wave, sounds.shape), sounds, coherence_k, rate)
+            coherences = (top_k_coherence(np.broadcast_to(wave, sounds.shape), sounds, coherence_k, rate)
+                          if wave.size >= min_coherence_length() else [None] * len(features))  # None: meaningless
             for rank, (feature, activation, sound, coherence) in enumerate(zip(features, activations, sounds, coherences)):
                 stem = f"c{index:02d}_{tag}_f{int(feature):04d}"
                 write_pcm16(media / f"{stem}.wav", sound, rate)
                 plot_pair(media / f"{stem}.png", wave, sound, rate, f"{names[index]}: {what}, map {int(feature)}")
                 entries.append({"clip": index, "rank": rank, "feature": int(feature), "activation": float(activation),
-                                "coherence": float(coherence), "wav": f"media/{stem}.wav", "png": f"media/{stem}.png"})
+                                "coherence": None if coherence is None else float(coherence), "wav": f"media/{stem}.wav", "png": f"media/{stem}.png"})
                 rows.append(
                     f"<tr><td>{html.escape(names[index])}</td><td class=num>{rank + 1}</td><td class=num>{int(feature)}</td>"
-                    f"<td class=num>{activation:.4g}</td><td class=num>{coherence:.3f}</td>"
+                    f"<td class=num>{activation:.4g}</td><td class=num>{_number(coherence)}</td>"
                     f"<td>input<br>{_audio(f'media/c{index:02d}_input.wav')}<br>sonification<br>{_audio(f'media/{stem}.wav')}</td>"
                     f"<td><img src=\"media/{stem}.png\" alt=\"log spectrograms, {html.escape(names[index])}, {html.escape(what)} map {int(feature)}\"></td></tr>")
         data["layers"][str(layer)] = {"maps": entries, "skipped_short": skipped}
         note = f'<p class="note">{skipped} clip(s) shorter than {min_length(layer)} samples left out.</p>' if skipped else ""
+        if any(e["coherence"] is None for e in entries):
+            note += (f'<p class="note">MSC "–": the clip is shorter than {min_coherence_length()} samples (two Welch '
+                     'segments); one segment gives a coherence of 1 whatever the signals.</p>')
         body = ("<table class=maps><tr><th>clip</th><th>rank</th><th>map</th><th>max activation</th>"
                 f"<th>top-{coherence_k} MSC</th><th>listen</th><th>log spectrogram: input / sonification</th></tr>"
                 + "".join(rows) + "</table>") if rows else "<p>No clip is long enough for this block.</p>"
@@ -166,13 +212,7 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
         sections.append(f'<h2 id="L{html.escape(str(layer))}">{heading}</h2>{note}{body}')
 
     with step(f"coherence per layer ({len(layers)} layer(s), {len(waves)} clip(s))"):
-        coherence = layer_coherence(sonifier, waves, layers, k=coherence_k, batch_size=1)
-    plot_coherence({model.name: coherence}, media / "coherence.png")
-    data["coherence"] = {"layers": coherence.layers, "mean": coherence.mean, "low": coherence.low, "high": coherence.high,
-                         "clips": coherence.clips, "skipped": coherence.skipped}
-    coherence_rows = "".join(
-        f"<tr><td class=num>{layer}</td><td class=num>{coherence.mean[i]:.3f}</td><td class=num>[{coherence.low[i]:.3f}, "
-        f"{coherence.high[i]:.3f}]</td><td class=num>{coherence.clips[i]}</td></tr>" for i, layer in enumerate(coherence.layers))
+        coherence_rows, coherence_note = _coherence_section(model, sonifier, waves, layers, coherence_k, media, data)
 
     residual_html = ""
     if residual:
@@ -228,8 +268,10 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
             + "".join(sections)
             + f"<h2 id=coherence>Coherence per layer</h2><p>Mean top-{coherence_k} magnitude-squared coherence between each clip and "
             "the sonification of its most active map (paper §4.2.1), 95 % t-interval over clips.</p>"
-            f"<img src=\"media/coherence.png\" alt=\"coherence per layer\" style=\"max-width:600px\">"
-            f"<table><tr><th>layer</th><th>M<sub>c</sub></th><th>95 % CI</th><th>clips</th></tr>{coherence_rows}</table>"
+            + ("<img src=\"media/coherence.png\" alt=\"coherence per layer\" style=\"max-width:600px\">"
+               if "coherence" in data else "")
+            + f"{coherence_note}<table><tr><th>layer</th><th>M<sub>c</sub></th><th>95 % CI</th><th>clips</th></tr>"
+            f"{coherence_rows}</table>"
             + residual_html + faithfulness_html + "</body></html>")
     with atomic_path(out_dir / "report.json", suffix=".json") as temporary:
         temporary.write_text(json.dumps(data, indent=1))

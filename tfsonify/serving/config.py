@@ -5,8 +5,9 @@ Parsed with ``tensorflow_serving.config.model_server_config_pb2`` and ``google.p
 accepts means the same here: ``name``, ``base_path``, ``model_platform`` ("tensorflow"),
 ``model_version_policy`` (``latest { num_versions }``, ``all {}``, ``specific { versions }``) and
 ``version_labels`` (label -> version). Relative ``base_path`` values are resolved against the
-config file's folder (TF Serving resolves them against its working directory; the exporter
-writes absolute Docker paths such as ``/models/cnn12``, see :func:`ModelSpec.from_proto`).
+config file's folder (TF Serving resolves them against its working directory); the exporter
+writes ``NAME`` (relative) unless given ``--base-path`` (absolute for TF Serving, e.g. ``/models/cnn12`` in Docker),
+see :func:`ModelSpec.from_proto`.
 """
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ class ModelSpec:
             base = relative_to / base
         labels = {str(label): int(version) for label, version in config.version_labels.items()}
         for label in labels:
-            if not label or label.isdigit():
+            if not label or label.isdecimal():
                 raise ValueError(f"model {config.name!r}: version label {label!r} must be a non-numeric name")
         return cls(config.name, base, policy, labels)
 
@@ -118,7 +119,7 @@ def read_model_config(path: str | os.PathLike) -> list[ModelSpec]:
 
 
 def _has_versions(base: Path) -> bool:
-    return any(p.is_dir() and p.name.isdigit() and (p / "saved_model.pb").is_file() for p in base.iterdir())
+    return any(p.is_dir() and p.name.isdecimal() and (p / "saved_model.pb").is_file() for p in base.iterdir())
 
 
 def specs_from_folder(root: str | os.PathLike) -> list[ModelSpec]:

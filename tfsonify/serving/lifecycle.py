@@ -227,7 +227,7 @@ class ModelManager:
         except OSError:
             return {}
         return {int(p.name): p for p in entries
-                if p.name.isdigit() and p.is_dir() and (p / "saved_model.pb").is_file()}
+                if p.name.isdecimal() and p.is_dir() and (p / "saved_model.pb").is_file()}
 
     def _reconcile(self, spec: ModelSpec) -> None:
         name = spec.name

@@ -259,4 +259,4 @@ def _warm_up(version: LoadedVersion) -> None:
 
 
 def _versions(base: Path) -> list[Path]:
-    return [p for p in base.iterdir() if p.is_dir() and p.name.isdigit() and (p / "saved_model.pb").is_file()]
+    return [p for p in base.iterdir() if p.is_dir() and p.name.isdecimal() and (p / "saved_model.pb").is_file()]

@@ -8,7 +8,8 @@ REST (Starlette app on uvicorn), as documented for ``tensorflow_model_server --r
   ``instances`` (response ``predictions``) or columnar ``inputs`` (response ``outputs``).
 
 Errors are ``{"error": "..."}`` with 400 (bad request), 404 (unknown model/version), 405,
-413 (body larger than ``max_body_bytes``) or 503 (over ``max_concurrency``).
+413 (body larger than ``max_body_bytes``) or 503 (over ``max_concurrency`` requests in flight, or over
+``MAX_CONNECTIONS`` open connections).
 
 gRPC: ``tensorflow.serving.PredictionService`` ``Predict`` and ``GetModelMetadata`` with the
 generated stubs of the ``tensorflow-serving-api`` package, so TF Serving clients work
@@ -38,6 +39,7 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
                                      model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc)
 from tensorflow.core.protobuf import error_codes_pb2  # tensorflow.error.Code, as in TF Serving's StatusProto
 
+from tfsonify.serving.ports import listen, port_taken
 from tfsonify.serving.lifecycle import ModelRepository
 from tfsonify.serving.repository import ServingError
 
@@ -138,7 +140,7 @@ def _parse_model_path(path: str) -> tuple[str, int | str | None, str]:
     if len(parts) == 1 and parts[0]:
         return parts[0], None, action
     if len(parts) == 3 and parts[1] == "versions":
-        if not parts[2].isdigit():
+        if not parts[2].isdecimal():
             raise ServingError(f"version must be an integer; received {parts[2]!r}")
         return parts[0], int(parts[2]), action
     if len(parts) == 3 and parts[1] == "labels" and parts[2]:
@@ -171,18 +173,32 @@ def _predict_json(version, name: str, raw: bytes) -> str:
     return json.dumps(format_predict_response(outputs, layout), separators=(",", ":"))
 
 
-def build_app(repository: ModelRepository, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Starlette:
-    """The REST app (Starlette) over ``repository``."""
+BODY_IDLE_SECONDS = 30.0
+"""A request body that sends nothing for this long is answered 408 (a slow-loris sender frees its slot)."""
+
+
+def build_app(repository: ModelRepository, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+              body_idle_seconds: float = BODY_IDLE_SECONDS) -> Starlette:
+    """The REST app (Starlette) over ``repository``: bodies over ``max_body_bytes`` get 413, bodies that stall for
+    ``body_idle_seconds`` get 408."""
 
     def error(exc: ServingError) -> JSONResponse:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
 
     async def read_body(request: Request) -> bytes:
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
+        if declared is not None and declared.isdecimal() and int(declared) > max_body_bytes:
             raise ServingError(f"request body of {declared} bytes exceeds the limit of {max_body_bytes} bytes", 413)
         chunks, size = [], 0
-        async for chunk in request.stream():
+        stream = request.stream().__aiter__()
+        while True:
+            try:
+                chunk = await asyncio.wait_for(stream.__anext__(), body_idle_seconds)
+            except StopAsyncIteration:
+                break
+            except asyncio.TimeoutError:
+                raise ServingError(f"request body stalled: nothing received for {body_idle_seconds:g} s "
+                                   f"({size} bytes so far)", 408) from None
             size += len(chunk)
             if size > max_body_bytes:
                 raise ServingError(f"request body exceeds the limit of {max_body_bytes} bytes", 413)
@@ -311,6 +327,33 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 GRPC_MESSAGE_BYTES = 256 * 1024 * 1024
 
 
+MAX_CONNECTIONS = 1024
+"""Open REST connections :class:`Server` accepts before answering 503 (idle ones included)."""
+
+
+class InFlightLimit:
+    """ASGI middleware: at most ``limit`` HTTP requests in flight, 503 with a JSON error beyond. uvicorn's own
+    ``limit_concurrency`` counts open connections too, so 64 idle sockets would turn every real request away."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit, self.active = app, int(limit), 0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if self.active >= self.limit:
+            busy = JSONResponse({"error": f"server busy: {self.limit} requests in flight (--max-concurrency); retry"},
+                                status_code=503, headers={"Retry-After": "1"})
+            return await busy(scope, receive, send)
+        self.active += 1  # one event loop: no lock needed
+        try:
+            await self.app(scope, receive, send)
+        except asyncio.CancelledError:  # shutdown cut a request whose client was still sending after the grace
+            pass  # period: the connection closes; no traceback in the server's log
+        finally:
+            self.active -= 1
+
+
 class Server:
     """REST + gRPC server over a :class:`ModelRepository`.
 
@@ -320,24 +363,33 @@ class Server:
         port: REST port (0 = any free port; see ``rest_port`` after :meth:`start`).
         grpc_port: gRPC port (0 = any free port, None = no gRPC).
         max_body_bytes: REST request size limit (413 beyond).
-        max_concurrency: concurrent REST connections+requests before 503 (uvicorn ``limit_concurrency``).
+        max_concurrency: REST requests in flight before 503 (:class:`InFlightLimit`; idle and keep-alive
+            connections do not count, so idle clients cannot lock normal ones out).
+        body_idle_seconds: a request body stalled this long gets 408 (:data:`BODY_IDLE_SECONDS`).
+        max_connections: open REST connections before uvicorn answers 503 (bounds the file descriptors idle or
+            slow clients can hold; uvicorn has no timeout for a connection that never sends a request).
         workers: gRPC worker threads.
         grace: seconds given to in-flight requests on shutdown.
+        rest_socket: a listening REST socket from :func:`listen` (``tfsonify serve`` binds before loading models),
+            else one is bound to ``host:port`` here.
     """
 
     def __init__(self, repository: ModelRepository, host: str = "127.0.0.1", port: int = 8501, grpc_port: int | None = 8500,
-                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_concurrency: int = 64, workers: int = 8, grace: float = 10.0):
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_concurrency: int = 64, workers: int = 8, grace: float = 10.0,
+                 rest_socket: socket.socket | None = None, max_connections: int = MAX_CONNECTIONS,
+                 body_idle_seconds: float = BODY_IDLE_SECONDS):
         import uvicorn
 
         self.repository = repository
         self.host, self.grace = host, grace
-        self._socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((host, port))
-        self._socket.listen(2048)  # connections queue from now on, before uvicorn starts accepting
+        self._socket = rest_socket if rest_socket is not None else listen(host, port, "REST")
         self.rest_port = self._socket.getsockname()[1]
-        config = uvicorn.Config(build_app(repository, max_body_bytes), log_level="warning", access_log=False,
-                                limit_concurrency=max_concurrency, timeout_graceful_shutdown=int(grace) or 1)
+        # log_config=None: uvicorn's logging.config.dictConfig would close every handler already installed (the
+        # embedding application's, pytest's); its warnings go through the standard logging hierarchy instead
+        app = InFlightLimit(build_app(repository, max_body_bytes, body_idle_seconds), max_concurrency)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, log_config=None,
+                                limit_concurrency=max(max_connections, max_concurrency),
+                                timeout_graceful_shutdown=int(grace) or 1)
         self._uvicorn = uvicorn.Server(config)
         self._grpc = None
         self.grpc_port = None
@@ -348,7 +400,11 @@ class Server:
             prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(repository), self._grpc)
             model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(repository), self._grpc)
             address = f"[{host}]:{grpc_port}" if ":" in host else f"{host}:{grpc_port}"
-            self.grpc_port = self._grpc.add_insecure_port(address)
+            try:
+                self.grpc_port = self._grpc.add_insecure_port(address)
+            except RuntimeError:  # grpcio: "Failed to bind to address ..."
+                self._socket.close()
+                raise ValueError(port_taken(host, grpc_port, "gRPC", "--grpc-port")) from None
         self._thread: threading.Thread | None = None
 
     def serve_forever(self) -> None:
