@@ -123,14 +123,17 @@ def outputs(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def check_complete(folder: Path, samples: int | None = None) -> None:
-    """No temporary leftovers under a final name; every WAV decodes (with ``samples`` frames if given); the manifest
-    is absent or complete: valid JSON listing only files that exist and decode."""
+def check_complete(folder: Path, samples: int | None = None, temporaries: bool = False) -> None:
+    """No temporary leftovers (with ``temporaries``: hidden ``.*.pPID-*`` ones are allowed, what SIGKILL leaves);
+    every WAV under a final name decodes (with ``samples`` frames if given); the manifest is absent or complete:
+    valid JSON listing only files that exist and decode."""
     import soundfile
 
     if not folder.exists():
         return
     for path in folder.rglob("*"):
+        if temporaries and any(part.startswith(".") for part in path.relative_to(folder).parts):
+            continue
         assert not path.name.endswith(".part") and ".part." not in path.name, f"half-written leftover {path}"
         if path.suffix == ".wav":
             info = soundfile.info(str(path))

@@ -116,7 +116,7 @@ def test_sonify_killed_then_rerun_is_identical(work, reference, tmp_path):
     out = tmp_path / "out"
     result = kill_at(_sonify(work, out), tmp_path, marker="activations")
     assert result.sent and result.returncode == -signal.SIGKILL
-    check_complete(out, samples=LONG_SECONDS * RATE)  # input.wav is complete or absent
+    check_complete(out, samples=LONG_SECONDS * RATE, temporaries=True)  # final names: complete or absent
     assert not (out / "manifest.json").exists()
     assert cli.main(_sonify(work, out)) == 0
     assert outputs(out) == reference["sonify"]

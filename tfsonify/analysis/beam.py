@@ -377,7 +377,7 @@ class _WriteSonifications(beam.DoFn):
         self.out, self.sample_rate, self.layers = str(out), int(sample_rate), list(layers)
 
     def process(self, element):
-        import soundfile
+        from tfsonify.io.audio import open_float_wav
 
         name, sonified = element
         for layer in self.layers:
@@ -391,7 +391,8 @@ class _WriteSonifications(beam.DoFn):
                     yield _dead(name, f"{describe_layer(layer)} map {row['feature']}: sonification has NaN or Inf samples")
                     continue
                 buffer = io.BytesIO()
-                soundfile.write(buffer, np.asarray(sound, np.float32), self.sample_rate, subtype="FLOAT", format="WAV")
+                with open_float_wav(buffer, self.sample_rate) as file:  # no PEAK chunk (time of writing)
+                    file.write(np.asarray(sound, np.float32))
                 _atomic_write(_join(self.out, *row["wav"].split("/")), buffer.getvalue())
                 beam.metrics.Metrics.counter(NAMESPACE, "wavs").inc()
                 yield row

@@ -473,10 +473,11 @@ def _wav(signal: np.ndarray, rate: int, as_float: bool) -> bytes:
         return wav_bytes(signal, rate)
     import io
 
-    import soundfile
+    from tfsonify.io.audio import open_float_wav
 
     buffer = io.BytesIO()
-    soundfile.write(buffer, np.asarray(signal, np.float32), rate, subtype="FLOAT", format="WAV")
+    with open_float_wav(buffer, rate) as file:  # no PEAK chunk: the same samples give the same bytes
+        file.write(np.asarray(signal, np.float32))
     return buffer.getvalue()
 
 

@@ -172,11 +172,12 @@ class atomic_path:
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile's sf_command code (sndfile.h)
 
 
-def open_float_wav(path: str | os.PathLike, sample_rate: int) -> soundfile.SoundFile:
-    """A mono 32-bit float WAV opened for writing, without libsndfile's ``PEAK`` chunk: that chunk holds the time of
-    writing, so two runs on the same input would differ by those bytes; without it the file depends only on the
-    samples (reruns are byte-identical)."""
-    file = soundfile.SoundFile(str(path), "w", int(sample_rate), 1, subtype="FLOAT", format="WAV")
+def open_float_wav(path, sample_rate: int) -> soundfile.SoundFile:
+    """A mono 32-bit float WAV opened for writing (a path, or a binary file object such as ``io.BytesIO``), without
+    libsndfile's ``PEAK`` chunk: that chunk holds the time of writing, so two runs on the same input would differ by
+    those bytes; without it the file depends only on the samples (reruns are byte-identical)."""
+    target = str(path) if isinstance(path, (str, os.PathLike)) else path
+    file = soundfile.SoundFile(target, "w", int(sample_rate), 1, subtype="FLOAT", format="WAV")
     soundfile._snd.sf_command(file._file, _SFC_SET_ADD_PEAK_CHUNK, soundfile._ffi.NULL, 0)  # SF_FALSE, before any write
     return file
 
