@@ -62,6 +62,12 @@ def _final(folder) -> dict[str, str]:
             if not any(part.startswith(".") for part in name.split(os.sep))}
 
 
+def beside_reference(work, tmp_path, name: str):
+    """This test's output folder, beside the reference runs' (``work/ref-KIND``): manifests store paths relative to
+    their own folder, so only folders at the same place relative to the inputs can hold byte-identical files."""
+    return work / f"{tmp_path.name}-{name}"
+
+
 @pytest.fixture(scope="module")
 def reference(work):
     """Uninterrupted runs (in process), the outputs each interrupted run must end with after its rerun."""
@@ -79,7 +85,7 @@ def reference(work):
 def test_sonify_ctrl_c_leaves_nothing_and_a_rerun_is_identical(work, reference, tmp_path):
     from tfsonify import cli
 
-    out = tmp_path / "out"
+    out = beside_reference(work, tmp_path, "out")
     result = interrupt(_sonify(work, out), tmp_path, signal.SIGINT, marker="activations", delay=1.0, seed=1)
     check_interrupted(result, signal.SIGINT)
     check_complete(out, samples=LONG_SECONDS * RATE)
@@ -97,7 +103,7 @@ def test_sonify_sigterm_in_an_existing_folder_keeps_the_earlier_results(work, re
 
     from tfsonify import cli
 
-    out = tmp_path / "out"
+    out = beside_reference(work, tmp_path, "out")
     shutil.copytree(work / "ref-sonify", out)
     status = interrupt_in_process(_sonify(work, out), signal.SIGTERM, delay=1.0, seed=seed)
     err = capsys.readouterr().err
@@ -113,7 +119,7 @@ def test_sonify_killed_then_rerun_is_identical(work, reference, tmp_path):
     """SIGKILL: nothing can clean up; no final name is half-written and the rerun removes the dead run's temporaries."""
     from tfsonify import cli
 
-    out = tmp_path / "out"
+    out = beside_reference(work, tmp_path, "out")
     result = kill_at(_sonify(work, out), tmp_path, marker="activations")
     assert result.sent and result.returncode == -signal.SIGKILL
     check_complete(out, samples=LONG_SECONDS * RATE, temporaries=True)  # final names: complete or absent
@@ -125,7 +131,7 @@ def test_sonify_killed_then_rerun_is_identical(work, reference, tmp_path):
 def test_report_sigterm_then_rerun_is_identical(work, reference, tmp_path, capsys):
     from tfsonify import cli
 
-    out = tmp_path / "report"
+    out = beside_reference(work, tmp_path, "report")
     status = interrupt_in_process(_report(work, out), signal.SIGTERM, delay=2.0, seed=3)
     err = capsys.readouterr().err
     assert status == 143 and "Traceback" not in err, err
@@ -141,7 +147,7 @@ def test_sonify_dataset_ctrl_c_at_a_clip_then_rerun_is_identical(work, reference
     import tfsonify
     from tfsonify import cli
 
-    out = tmp_path / "dataset"
+    out = beside_reference(work, tmp_path, "dataset")
     written = []
     original = tfsonify.write_wav
 

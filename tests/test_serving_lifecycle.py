@@ -325,6 +325,7 @@ def test_serve_cli_reads_the_exporters_config_and_stops_on_a_signal_in_one_line(
     running.set()
     killer = threading.Thread(target=stop_once_serving, daemon=True)
     killer.start()
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)  # SIG_IGN under a background shell
     try:
         status = cli.main(["serve", "--model_config_file", str(config), "--port", str(port), "--grpc-port", "-1",
                            "--no-warmup", "--file_system_poll_wait_seconds", "0", "--grace", "1"])
@@ -337,7 +338,7 @@ def test_serve_cli_reads_the_exporters_config_and_stops_on_a_signal_in_one_line(
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     how = "Ctrl-C" if signal_name == "SIGINT" else "SIGTERM"
     assert err.strip().splitlines()[-1] == f"tfsonify serve: interrupted ({how}); in-flight requests drained, server stopped"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the CLI put the handlers back
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers  # the CLI put them back
 
 
 def test_serve_cli_finds_a_port_in_use_before_loading_and_names_the_searched_path(exported, tmp_path, capsys):

@@ -135,11 +135,11 @@ def build_report(model, clips: Mapping[str, np.ndarray], out_dir: str | os.PathL
     # a failed or interrupted run removes the folders it created (when empty): no empty --out is left behind
     with output_folder(out_dir), output_folder(out_dir / "media"):
         return _build_report(model, clips, out_dir, layers, top, title, coherence_k, residual, class_names,
-                             faithfulness, faithfulness_seconds)
+                             faithfulness, faithfulness_seconds, progress)
 
 
 def _build_report(model, clips, out_dir, layers, top, title, coherence_k, residual, class_names, faithfulness,
-                  faithfulness_seconds) -> Path:
+                  faithfulness_seconds, progress) -> Path:
     from tfsonify.analysis.clip_batches import as_clip, check_layers, describe_layer
     from tfsonify.engine.sonifier import Sonifier
 
