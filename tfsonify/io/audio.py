@@ -23,7 +23,7 @@ import soxr
 from tfsonify.io.manifest import NoSpaceError, disk_full
 
 __all__ = ["AUDIO_EXTENSIONS", "MAX_RATIO", "QUALITY", "load_audio", "decode_audio", "downmix",
-           "resample", "resample_stream", "check_rates", "write_wav", "open_float_wav", "atomic_path"]
+           "resample", "resample_stream", "check_rates", "check_audio_file", "write_wav", "open_float_wav", "atomic_path"]
 
 #: File name suffixes (lower case) read as audio wherever folders are scanned; soundfile decodes every one.
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
@@ -85,12 +85,19 @@ def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
         ValueError: the file is missing, not audio or corrupt, or holds no samples
             (the message names the file and the problem).
     """
+    path = check_audio_file(path)
+    return decode_audio(str(path), str(path), sample_rate)
+
+
+def check_audio_file(path: str | os.PathLike) -> Path:
+    """``path`` as a :class:`~pathlib.Path` if it names an existing file; else ``ValueError`` saying whether it is a
+    directory or missing (the readers' one check before decoding)."""
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"audio file {str(path)!r} is a directory, not an audio file")
     if not path.is_file():
         raise ValueError(f"audio file {str(path)!r} does not exist or is not a file")
-    return decode_audio(str(path), str(path), sample_rate)
+    return path
 
 
 def decode_audio(source, name: str, sample_rate: int) -> np.ndarray:

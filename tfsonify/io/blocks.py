@@ -18,8 +18,8 @@ from typing import Iterator
 import numpy as np
 import soundfile
 
-from tfsonify.io.audio import MAX_RATIO, QUALITY, atomic_path, check_rates, downmix, load_audio, open_float_wav, \
-    resample, resample_stream
+from tfsonify.io.audio import MAX_RATIO, QUALITY, atomic_path, check_audio_file, check_rates, downmix, load_audio, \
+    open_float_wav, resample, resample_stream
 
 __all__ = ["AudioInfo", "MAX_RATIO", "QUALITY", "audio_info", "check_rates", "read_blocks", "resample_whole", "read_whole",
            "WavWriter"]
@@ -45,11 +45,7 @@ def _cannot_read(path: Path, error) -> ValueError:
 
 def audio_info(path: str | os.PathLike) -> AudioInfo:
     """Header of an audio file; ``ValueError`` if it is missing, not audio, or holds no samples."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"audio file {str(path)!r} is a directory, not an audio file")
-    if not path.is_file():
-        raise ValueError(f"audio file {str(path)!r} does not exist or is not a file")
+    path = check_audio_file(path)
     try:
         info = soundfile.info(str(path))
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
