@@ -272,10 +272,22 @@ def test_eq_presets_shape_the_spectrum():
             assert np.all(gain_db[:, 0] < gain_db[:, 1] - 12) and np.all(gain_db[:, 2] < gain_db[:, 1] - 6)
         if name == "laptop":  # bass roll-off and a presence peak
             assert np.all(gain_db[:, 0] < gain_db[:, 1] - 6)
+        if name == "muffled":  # a dark top: >= 5 dB down at 3.9 kHz (corner <= 2 kHz, tilt <= 0)
+            assert np.all(gain_db[:, 2] < gain_db[:, 1] - 5)
     # the default mix draws every preset, about as often as its probability
     _, preset = M.eq_response(frequencies, SEED, 4000, return_preset=True)
     counts = np.bincount(preset.numpy(), minlength=len(M.EQ_PRESETS)) / 4000
     np.testing.assert_allclose(counts, [p[0] for p in M.EQ_PRESETS.values()], atol=0.03)
+
+
+def test_eq_tilt_is_a_slope_in_db_per_octave():
+    frequencies = np.array([250.0, 500.0, 1000.0, 2000.0])
+    tilt_only = {"tilt": (1.0, None, None, None, (-6.0, -6.0))}
+    gain_db = 20 * np.log10(M.eq_response(frequencies, SEED, 2, tilt_only).numpy())
+    np.testing.assert_allclose(gain_db, [[12.0, 6.0, 0.0, -6.0]] * 2, atol=1e-3)
+    # a four-entry preset (no tilt field) still works: flat
+    flat = 20 * np.log10(M.eq_response(frequencies, SEED, 2, {"old": (1.0, None, None, None)}).numpy())
+    np.testing.assert_allclose(flat, 0.0, atol=1e-4)
 
 
 def test_random_eq_keeps_power_and_filters_a_tone():
