@@ -67,9 +67,16 @@ def backgrounds(count: int, seed: int = 0) -> tuple[list[np.ndarray], str]:
             "band-limited noise 300-2500 Hz (no drum samples installed)"
 
 
-def demo_mixtures(data: Path, model):
+def demo_mixtures(data: Path, model, count: int | None = None):
     """The demo dataset's held-out mixtures: (mixtures, speech, background [N, 8000]), true class indices in the
-    model's class order, SNRs (dB) and class names."""
+    model's class order, SNRs (dB) and class names.
+
+    With ``count`` above the dataset's mixtures (120 in the full build), more are made the same way, seeded: a
+    held-out-voice keyword clip over a random 1 s crop of one of the dataset's held-out background loops (task
+    ``backgrounds``, never used in training), at the dataset's SNRs in turn, scaled to peak <= 0.99.
+    """
+    from tfsonify.data.demo_sounds import MIXTURE_SNRS_DB
+    from tfsonify.data.sources import mix_at_snr
     from tfsonify.io.audio import load_audio
     from tfsonify.models.metadata import class_names_of
 
@@ -82,8 +89,34 @@ def demo_mixtures(data: Path, model):
     mixes = np.stack([read(c["path"]) for c in clips])
     sources = np.stack([read(c["speech"]) for c in clips])
     backs = np.stack([read(c["background"]) for c in clips])
-    truth = np.asarray([names.index(c["label"]) for c in clips])
-    return mixes, sources, backs, truth, [float(c["snr_db"]) for c in clips], names
+    labels, snrs = [c["label"] for c in clips], [float(c["snr_db"]) for c in clips]
+    extra = max(0, (count or 0) - len(clips))
+    if extra:
+        voices = [c for c in manifest["clips"] if c["task"] == "keywords" and c["split"] == "heldout_voice"]
+        loops = [load_audio(data / c["path"], 8000) for c in manifest["clips"] if c["task"] == "backgrounds"]
+        loops = [loop for loop in loops if loop.size >= 8000 and np.any(loop)]
+        if not voices or not loops:
+            raise SystemExit(f"{data}: no held-out voices or background loops to make {extra} more mixtures from")
+        rng = np.random.default_rng(2024)
+        more = ([], [], [])
+        for k in range(extra):
+            voice = voices[int(rng.integers(len(voices)))]
+            loop = loops[int(rng.integers(len(loops)))]
+            start = int(rng.integers(0, loop.size - 8000 + 1))
+            background = loop[start : start + 8000]
+            if not np.any(background):
+                background = loop[:8000]
+            snr = float(MIXTURE_SNRS_DB[k % len(MIXTURE_SNRS_DB)])
+            speech = read(voice["path"])
+            mixture, scaled = mix_at_snr(speech, background, snr)
+            scale = min(1.0, 0.99 / float(np.abs(mixture).max()))
+            for part, wave in zip(more, (mixture, speech, scaled)):
+                part.append(wave * np.float32(scale))
+            labels.append(voice["label"]); snrs.append(snr)
+        mixes, sources, backs = (np.concatenate([a, np.stack(b)]) for a, b in zip((mixes, sources, backs), more))
+        print(f"{data}: {len(clips)} mixtures in the dataset, {extra} more made the same way (seeded)", flush=True)
+    truth = np.asarray([names.index(label) for label in labels])
+    return mixes, sources, backs, truth, snrs, names
 
 
 def train(waves, labels, classes, width, epochs, seed):
@@ -105,6 +138,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--mixtures", type=int, default=None)
     parser.add_argument("--snrs", default="-5,0,5")
+    parser.add_argument("--randomisation-clips", type=int, default=32, help="clips re-explained per stage (0: all)")
     parser.add_argument("--no-crepe", action="store_true")
     parser.add_argument("--model", default=None, help="a trained keyword model (.keras) instead of training one")
     parser.add_argument("--data", default=None, help="with --model: the demo dataset whose held-out mixtures to use")
@@ -133,14 +167,18 @@ def main() -> int:
         from tfsonify.models.checkpoint import load_checkpoint
 
         model = load_checkpoint(args.model)
-        mixes, sources, backs, truth, snr_list, names = demo_mixtures(Path(args.data), model)
+        mixes, sources, backs, truth, snr_list, names = demo_mixtures(Path(args.data), model, count)
         accuracy = float(np.mean(np.argmax(model.predict(mixes, verbose=0), 1) == truth))
         snrs, background_kind = sorted(set(snr_list)), "the demo's held-out mixtures (music and drum loops)"
-        shuffled = train(waves[trainset], rng.permutation(labels[trainset]), len(classes), args.width, epochs, 1)
+        twin_started = time.perf_counter()
+        permuted = rng.permutation(labels[trainset])
+        shuffled = train(waves[trainset], permuted, len(classes), args.width, epochs, 1)
         shuffled_accuracy = None  # its labels are the espeak keywords', not the mixtures'
+        memorised = float(np.mean(np.argmax(shuffled.predict(waves[trainset], verbose=0), 1) == permuted))
         count = len(mixes)
         print(f"loaded {args.model}: accuracy {accuracy:.3f} on its {count} held-out mixtures; shuffled-label twin "
-              f"trained in {time.perf_counter() - started:.0f} s", flush=True)
+              f"trained in {time.perf_counter() - twin_started:.0f} s ({epochs} epochs, {len(trainset)} clips; "
+              f"it fits {memorised:.3f} of its shuffled training labels, chance {1 / len(classes):.3f})", flush=True)
     else:
         model = train(waves[trainset], labels[trainset], len(classes), args.width, epochs, 0)
         shuffled = train(waves[trainset], rng.permutation(labels[trainset]), len(classes), args.width, epochs, 1)
@@ -159,8 +197,12 @@ def main() -> int:
         mixes, sources, backs = np.stack(mixes), np.stack(sources), np.stack(backs)
     started = time.perf_counter()
     result, explanations = evaluate(model, mixes, METHODS, ["mixture", "deletion", "lmac", "randomisation", "cost"],
-                                    Target.unit("top"), sources, backs, steps=10 if args.quick else 20, stages=stages)
+                                    Target.unit("top"), sources, backs, steps=10 if args.quick else 20, stages=stages,
+                                    randomisation_clips=args.randomisation_clips)
     total = time.perf_counter() - started
+    phases = ", ".join(f"{k} {v:.0f} s" for k, v in result["conditions"]["seconds"].items())
+    print(f"evaluation: {total:.0f} s ({phases}; randomisation on "
+          f"{result['conditions'].get('randomisation_clips')} clips)", flush=True)
     similar = model_similarity(model, shuffled, mixes[:16], Target.unit("top"), METHODS)
     result["shuffled_labels"] = {m: {k: float(np.mean(v)) for k, v in r.items()} for m, r in similar.items()}
     result["conditions"].update({"width": args.width, "epochs": epochs, "accuracy": accuracy,

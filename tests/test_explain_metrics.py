@@ -105,6 +105,28 @@ def test_lmac_protocol_and_randomisation():
         np.testing.assert_array_equal(w.numpy(), value)
 
 
+def test_evaluate_randomises_on_an_even_subset_and_times_each_phase():
+    """The cascade re-explains ``randomisation_clips`` clips spread over the set: the same numbers as the cascade
+    run on those clips alone; the conditions say how many and how long each phase took."""
+    from tfsonify.explain.evaluate import randomisation_subset
+
+    assert randomisation_subset(5, 2).tolist() == [0, 4] and randomisation_subset(5, 0).tolist() == [0, 1, 2, 3, 4]
+    assert randomisation_subset(3, None).tolist() == [0, 1, 2] and randomisation_subset(100, 32).size == 32
+    with pytest.raises(ValueError, match="randomisation_clips must be >= 0"):
+        randomisation_subset(5, -1)
+    model = small_classifier(0)
+    x = np.random.default_rng(5).standard_normal((5, 400)).astype("float32")
+    result, _ = evaluate(model, x, ["gradient"], ["deletion", "randomisation"], Target.unit(1), steps=4, stages=2,
+                         randomisation_clips=2, log=lambda _: None)
+    alone = cascading_randomisation(model, x[[0, 4]], Target.unit(1), ["gradient"], stages=2)
+    np.testing.assert_allclose(result["randomisation"]["methods"]["gradient"]["spearman"],
+                               alone["methods"]["gradient"]["spearman"].mean(axis=1), rtol=1e-5)
+    assert result["conditions"]["randomisation_clips"] == 2
+    assert result["methods"]["gradient"]["randomised_spearman"]["n"] == 2
+    seconds = result["conditions"]["seconds"]
+    assert set(seconds) == {"explain", "deletion", "randomisation"} and all(v > 0 for v in seconds.values())
+
+
 def test_evaluate_table_and_json_fields():
     model = small_classifier(0)
     rng = np.random.default_rng(6)

@@ -35,6 +35,8 @@ def register(subparsers) -> None:
     p.add_argument("--index", default="top", help="class / map index, or 'top' (the predicted class, the strongest map)")
     p.add_argument("--steps", type=int, default=20, help="deletion/insertion fractions")
     p.add_argument("--stages", type=int, default=None, help="layers randomised in the cascade (default all)")
+    p.add_argument("--randomisation-clips", type=int, default=32, metavar="N",
+                   help="clips (spread evenly) re-explained after each randomisation stage (default 32; 0: every clip)")
     p.add_argument("--seconds", type=float, default=1.0, help="clips are cut or zero-padded to this length")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=run)
@@ -43,6 +45,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     methods = _names(args.methods, METHOD_NAMES, "method")
     metrics = _names(args.metrics, METRIC_NAMES, "metric")
+    if args.randomisation_clips < 0:
+        raise ValueError(f"--randomisation-clips must be >= 0 (0: every clip); received {args.randomisation_clips}")
     import numpy as np
 
     from tfsonify.commands import load_model
@@ -72,7 +76,8 @@ def run(args) -> int:
     layer = None if args.layer is None else (int(args.layer) if args.layer.isdecimal() else args.layer)
     target = Target(layer, index)
     result, explanations = evaluate(state, fit(clips), methods, metrics, target, sources, backgrounds,
-                                    steps=args.steps, stages=args.stages)
+                                    steps=args.steps, stages=args.stages,
+                                    randomisation_clips=args.randomisation_clips)
     files = write_outputs(result, explanations, args.out)
     print(summary_table(result))
     print(f"wrote {len(files)} files to {args.out}/")

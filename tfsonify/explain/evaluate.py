@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from tfsonify.explain.sanity import cascading_randomisation, randomisation_stage
 from tfsonify.explain.spectral import soft_mask, spectral_for
 from tfsonify.explain.targets import Target, explained
 
-__all__ = ["evaluate", "write_outputs", "summary_table", "listening_examples", "COLUMNS"]
+__all__ = ["evaluate", "randomisation_subset", "RANDOMISATION_CLIPS", "write_outputs", "summary_table", "listening_examples", "COLUMNS"]
 
 COLUMNS = [("energy_share", "energy in source"), ("si_sdr_mask", "SI-SDR mask dB"), ("si_sdr_wave", "SI-SDR wave dB"),
            ("deletion_auc", "deletion AUC"), ("insertion_auc", "insertion AUC"), ("insertion_minus_deletion", "ins-del"),
@@ -45,9 +46,23 @@ def _stat(values) -> dict:
     return {"mean": float(values.mean()), "ci95": float(ci), "n": int(values.size)}
 
 
+#: Clips the cascading randomisation explains again after each stage (spread evenly over the set): Adebayo et al.
+#: (2018) compare explanations on a sample, and the cascade costs ``stages x methods`` explanations per clip.
+RANDOMISATION_CLIPS = 32
+
+
+def randomisation_subset(count: int, clips: int | None = RANDOMISATION_CLIPS) -> np.ndarray:
+    """Indices of ``clips`` of ``count`` clips spread evenly (all of them when ``clips`` is None, 0 or >= count)."""
+    if clips is not None and int(clips) < 0:
+        raise ValueError(f"randomisation_clips must be >= 0 (0 or None: every clip); received {clips}")
+    if not clips or int(clips) >= count:
+        return np.arange(count)
+    return np.unique(np.linspace(0, count - 1, int(clips)).round().astype(np.int64))
+
+
 def evaluate(model, clips, methods, metrics, target: Target | None = None, sources=None, backgrounds=None,
              steps: int = 20, stages: int | None = None, options: dict | None = None, log=print,
-             n_fft: int | None = None) -> tuple[dict, dict]:
+             n_fft: int | None = None, randomisation_clips: int | None = RANDOMISATION_CLIPS) -> tuple[dict, dict]:
     """Evaluate ``methods`` with ``metrics`` on ``clips`` (float32 ``[n, T]`` at the model's rate).
 
     Args:
@@ -55,6 +70,8 @@ def evaluate(model, clips, methods, metrics, target: Target | None = None, sourc
         sources, backgrounds: with the ``"mixture"`` metric, the known parts of each clip (``clips[i]`` is
             ``sources[i] + backgrounds[i]`` up to scale), each ``[n, T]``.
         steps: deletion/insertion fractions; stages: layers randomised (default all); options: per-method options.
+        randomisation_clips: how many of the clips (spread evenly) the cascading randomisation re-explains after
+            each stage (default :data:`RANDOMISATION_CLIPS`; None or 0: all of them).
 
     Returns:
         ``(result, explanations)``: the dict of the module docstring and ``{method: Explanation}`` of the clips.
@@ -77,6 +94,7 @@ def evaluate(model, clips, methods, metrics, target: Target | None = None, sourc
         raise ValueError("the 'lmac' metric (AI, AD, AG, FF, Fid-In) needs a class target (Target.unit), not a map")
     if "randomisation" in metrics:
         randomisation_stages(state)
+    subset = randomisation_subset(batch.shape[0], randomisation_clips)
     spectral = spectral_for(state.sample_rate, n_fft)
     index = state.indices(target, state.scale(batch))
     fixed = Target(target.layer, index)
@@ -86,30 +104,45 @@ def evaluate(model, clips, methods, metrics, target: Target | None = None, sourc
                              "deletion_steps": int(steps), "methods": methods, "metrics": metrics,
                              "options": {m: {k: v for k, v in o.items()} for m, o in options.items()}},
               "methods": {}, "curves": {}}
+    if "randomisation" in metrics:
+        result["conditions"]["randomisation_clips"] = int(subset.size)
+    seconds = dict.fromkeys(["explain"] + [m for m in metrics if m != "cost"], 0.0)
+    result["conditions"]["seconds"] = seconds  # wall time per phase, summed over the methods
     explanations = {}
     for method in methods:
         log(f"  {method}: explaining {batch.shape[0]} clip(s)")
+        started = time.perf_counter()
         explain(method, state, batch[:1], Target(target.layer, index[:1]), spectral=spectral, **options.get(method, {}))
         explanation = explain(method, state, batch, fixed, spectral=spectral, **options.get(method, {}))
+        seconds["explain"] += time.perf_counter() - started
         explanations[method] = explanation
         row = {"seconds_per_clip": _stat([explanation.seconds / batch.shape[0]])}
         if "mixture" in metrics:
+            started = time.perf_counter()
             for key, values in mixture_scores(explanation, sources, backgrounds).items():
                 row[key] = _stat(values)
+            seconds["mixture"] += time.perf_counter() - started
         if "deletion" in metrics:
+            started = time.perf_counter()
             curves = deletion_insertion(state, explanation, steps)
+            seconds["deletion"] += time.perf_counter() - started
             for key in ("deletion_auc", "insertion_auc", "insertion_minus_deletion"):
                 row[key] = _stat(curves[key])
             result["curves"][method] = {"fractions": curves["fractions"].tolist(),
                                         "deletion": curves["deletion"].mean(0).tolist(),
                                         "insertion": curves["insertion"].mean(0).tolist()}
         if "lmac" in metrics:
+            started = time.perf_counter()
             for key, values in lmac_protocol(state, explanation).items():
                 row[key] = _stat(values)
+            seconds["lmac"] += time.perf_counter() - started
         result["methods"][method] = row
     if "randomisation" in metrics:
-        log(f"  cascading randomisation ({stages or 'all'} stages)")
-        check = cascading_randomisation(state, batch, fixed, methods, stages=stages, options=options)
+        log(f"  cascading randomisation ({stages or 'all'} stages, {subset.size} clip(s))")
+        started = time.perf_counter()
+        check = cascading_randomisation(state, batch[subset], Target(target.layer, index[subset]), methods,
+                                        stages=stages, options=options)
+        seconds["randomisation"] = time.perf_counter() - started
         result["randomisation"] = {"stages": check["stages"], "methods": {
             m: {k: v.mean(axis=1).tolist() for k, v in r.items()} for m, r in check["methods"].items()}}
         for m, r in check["methods"].items():  # the fully randomised model (the last stage)

@@ -39,7 +39,7 @@ class DemoAugment:
     ``foreground`` (before background mixing): speed 0.85-1.15 (tempo and pitch), pitch shift ±3 semitones (half
     the clips), a synthetic room with RT60 0.2-1.0 s and direct-to-reverberant ratio -3..12 dB (half the clips).
     ``__call__`` (after it): a random microphone / channel EQ (80 % of clips: flat, telephone 300-3400 Hz, laptop
-    mic, random 3-band ±8 dB), coloured noise β 0-2 at 10-40 dB SNR (half the clips), gain ±6 dB, DC offset ±0.01,
+    mic, random 3-band ±8 dB with a -6..+3 dB/octave tilt, muffled 0.7-2 kHz low-pass), coloured noise β 0-2 at 10-40 dB SNR (half the clips), gain ±6 dB, DC offset ±0.01,
     one time mask up to 10 % of the clip.
     """
 
