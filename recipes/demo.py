@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     model, splits, seconds = train_keywords(
         data, out, width=config.width, epochs=config.epochs, batch_size=config.per_replica_batch_size,
         learning_rate=config.base_learning_rate, warmup_epochs=config.warmup_epochs, seed=config.seed,
-        dropout=config.dropout, mixup_alpha=config.mixup_alpha, held_out_engine=held)
+        dropout=config.dropout, mixup_alpha=config.mixup_alpha, held_out_engine=held,
+        jit_compile=config.jit_compile != "false")
     held = splits.pop("held_out_engine")
     save_model(model, out / "model.keras", class_names=list(splits["train"].class_names))
     results = evaluate(model, splits, data)

@@ -285,6 +285,11 @@ def test_eq_tilt_is_a_slope_in_db_per_octave():
     tilt_only = {"tilt": (1.0, None, None, None, (-6.0, -6.0))}
     gain_db = 20 * np.log10(M.eq_response(frequencies, SEED, 2, tilt_only).numpy())
     np.testing.assert_allclose(gain_db, [[12.0, 6.0, 0.0, -6.0]] * 2, atol=1e-3)
+    # band_stop: one band cut by 15-30 dB (the Gaussian dip's centre), the rest near 0 dB
+    grid = np.geomspace(150.0, 3900.0, 400)
+    only = {k: (1.0 if k == "band_stop" else 0.0,) + v[1:] for k, v in M.EQ_PRESETS.items()}
+    dips = 20 * np.log10(M.eq_response(grid, SEED, 64, only).numpy())
+    assert np.all(dips.min(axis=1) < -12) and np.all(dips.min(axis=1) > -35) and np.all(np.median(dips, axis=1) > -6)
     # a four-entry preset (no tilt field) still works: flat
     flat = 20 * np.log10(M.eq_response(frequencies, SEED, 2, {"old": (1.0, None, None, None)}).numpy())
     np.testing.assert_allclose(flat, 0.0, atol=1e-4)

@@ -138,12 +138,13 @@ def engine_voices(small: bool = False) -> dict[str, tuple[str, ...]]:
     return {engine: voices for engine, voices in found.items() if voices}
 
 
-def check_engines(engines=None, held_out_engine: str | None = "auto") -> tuple[tuple[str, ...], str | None]:
+def check_engines(engines=None, held_out_engine: str | None = "auto",
+                  quiet: bool = False) -> tuple[tuple[str, ...], str | None]:
     """Validate an engine selection before anything is synthesised; return ``(engines, held_out_engine)``.
 
     Args:
         engines: engine names (default: every installed engine; the missing optional ones are reported with
-            one line each on stderr).
+            one line each on stderr, unless ``quiet``: a check before the build, which says it again).
         held_out_engine: an engine of ``engines`` never trained on, ``"auto"`` (the first of
             :data:`DEFAULT_HELD_OUT_ENGINES` that is built) or None (none held out).
 
@@ -155,7 +156,7 @@ def check_engines(engines=None, held_out_engine: str | None = "auto") -> tuple[t
     listing = ", ".join(available) or "none"
     if engines is None:
         for engine in ENGINES:
-            if engine not in available:
+            if engine not in available and not quiet:
                 _note(f"build-demo-data: {engine} skipped: not installed ({ENGINE_INSTALL[engine]})")
         engines = tuple(e for e in ENGINES if e in available)
     else:
