@@ -480,3 +480,38 @@ def test_in_flight_limit_and_stalled_bodies(server, wave):
         assert rest(running, "/v1/models/cnn")[0] == 200
     finally:
         running.stop()
+
+
+def test_connections_that_never_send_are_closed_after_idle_seconds(server, wave):
+    """40 sockets that open and never send a byte are closed by the server within ``idle_seconds`` (bounded wait);
+    normal clients are answered 200 meanwhile, and a connection that sends its request in time is served."""
+    import socket
+    import time
+
+    from tfsonify.serving.server import Server
+
+    with pytest.raises(ValueError, match="idle_seconds must be a positive number"):
+        Server(_Borrowed(server.repository), port=0, grpc_port=None, idle_seconds=0)
+    running = Server(_Borrowed(server.repository), port=0, grpc_port=None, idle_seconds=1.0, grace=1).start()
+    try:
+        opened = time.monotonic()
+        idle = [socket.create_connection(("127.0.0.1", running.rest_port), timeout=10) for _ in range(40)]
+        statuses = [rest(running, "/v1/models/cnn:predict", _sonify_body(wave))[0] for _ in range(3)]
+        closed, waited = 0, []
+        for sock in idle:
+            try:
+                if sock.recv(1) == b"":  # the server closed it (EOF); a timeout would raise
+                    closed += 1
+                    waited.append(time.monotonic() - opened)
+            except OSError:
+                pass
+            sock.close()
+        assert statuses == [200] * 3
+        assert closed == 40 and max(waited) < 8.0, (closed, waited[-3:])
+        late = socket.create_connection(("127.0.0.1", running.rest_port), timeout=10)
+        time.sleep(0.3)  # well inside idle_seconds
+        late.sendall(b"GET /v1/models/cnn HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert late.recv(64).startswith(b"HTTP/1.1 200")
+        late.close()
+    finally:
+        running.stop()
