@@ -167,3 +167,41 @@ def test_sonify_dataset_ctrl_c_at_a_clip_then_rerun_is_identical(work, reference
     monkeypatch.setattr(tfsonify, "write_wav", original)
     assert cli.main(_dataset(work, out)) == 0
     assert outputs(out) == reference["dataset"]
+
+
+def test_sonify_dataset_rerun_skips_the_clips_an_interrupted_run_finished(work, reference, tmp_path, capsys,
+                                                                          monkeypatch):
+    """Ctrl-C at the tenth WAV (4 per clip: blocks 3 and 6, top 2): clips c0 and c1 are complete (their clip.json
+    renamed into place after their WAVs), c2 is not. The rerun skips exactly those two, says so, recomputes the rest
+    and ends byte-identical to an uninterrupted run; ``--no-resume`` recomputes all six."""
+    import re
+
+    import tfsonify
+    from tfsonify import cli
+
+    out = beside_reference(work, tmp_path, "dataset")
+    written = []
+    original = tfsonify.write_wav
+
+    def write_then_interrupt(path, sound, rate):
+        done = original(path, sound, rate)
+        written.append(path)
+        if len(written) == 10:
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        return done
+
+    monkeypatch.setattr(tfsonify, "write_wav", write_then_interrupt)
+    assert cli.main(_dataset(work, out)) == 130
+    capsys.readouterr()
+    check_complete(out)
+    assert len(list(out.glob("wav/*/clip.json"))) == 2
+    monkeypatch.setattr(tfsonify, "write_wav", original)
+    assert cli.main(_dataset(work, out)) == 0
+    said = capsys.readouterr().out
+    skipped = int(re.search(r"\((\d+) clip\(s\) already complete from an earlier run, skipped\)", said).group(1))
+    assert skipped == 2 and "wrote 16 sonification(s) of 6 clip(s)" in said, said
+    assert outputs(out) == reference["dataset"]
+    assert cli.main(_dataset(work, out) + ["--no-resume"]) == 0
+    said = capsys.readouterr().out
+    assert "already complete" not in said and "wrote 24 sonification(s) of 6 clip(s)" in said, said
+    assert outputs(out) == reference["dataset"]

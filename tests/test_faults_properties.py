@@ -128,6 +128,28 @@ def test_long_clip_windows_give_the_one_pass_result_or_name_the_argument(sonifie
     tally("long_clip", "result")
 
 
+@given(dtype=st.sampled_from(["int16", "int32", "int64", "uint8"]), seed=st.integers(0, 2**16),
+       batch=st.sampled_from([None, 2]), as_list=st.booleans(), layer=st.sampled_from([1, 3, 6]))
+def test_integer_pcm_is_refused_and_scaled_pcm_windows_match_one_pass(sonifier, dtype, seed, batch, as_list, layer):
+    """Issue 26: a full-scale int64 clip (~9.2e18) gave long-clip windows up to 6 % off the one-pass result. Integer
+    arrays (or lists of ints) are refused with the full scale to divide by; the same samples divided by it (what
+    soundfile gives) sonify through windows exactly as in one pass."""
+    info = np.iinfo(dtype)
+    shape = (4001,) if batch is None else (batch, 4001)
+    data = np.random.default_rng(seed).normal(0, 1, shape) * 4.0  # |x| > 1 clips: a saturated, full-scale clip
+    pcm = np.clip(np.round(data * (info.max / 2)), info.min, info.max).astype(dtype)
+    half = info.bits - 1
+    named, bits = ("int64", 63) if as_list else (dtype, half)  # a list of Python ints is read as int64
+    with pytest.raises(ValueError, match=rf"waveform must be floating-point.*dtype {named}.*2\*\*{bits}"):
+        sonifier.sonify(pcm.tolist() if as_list else pcm, layer, feature=0, window_seconds=0.1)
+    offset = 0 if info.min < 0 else 2**half
+    scaled = ((pcm.astype(np.float64) - offset) / 2**half).astype(np.float32)
+    windowed = sonifier.sonify(scaled, layer, feature=0, window_seconds=0.1)
+    whole = sonifier.sonify(scaled, layer, feature=0, window_seconds=None)
+    np.testing.assert_allclose(windowed, whole, rtol=1e-4, atol=1e-5 * max(1e-30, float(np.max(np.abs(whole)))))
+    tally("integer_pcm", "ValueError")
+
+
 @given(rate=st.sampled_from([8000, 16000, 44100, 31, 32, 2_048_000, 2_048_001, 1, 7]),
        target=st.sampled_from([8000, 16000, 0, -8000]),
        frames=st.sampled_from([0, 1, 2, 101]), channels=st.sampled_from([1, 2, 3]),

@@ -480,3 +480,79 @@ def test_in_flight_limit_and_stalled_bodies(server, wave):
         assert rest(running, "/v1/models/cnn")[0] == 200
     finally:
         running.stop()
+
+
+def test_connections_that_never_send_are_closed_after_idle_seconds(server, wave):
+    """40 sockets that open and never send a byte are closed by the server within ``idle_seconds`` (bounded wait);
+    normal clients are answered 200 meanwhile, and a connection that sends its request in time is served."""
+    import socket
+    import time
+
+    from tfsonify.serving.server import Server
+
+    with pytest.raises(ValueError, match="idle_seconds must be a positive number"):
+        Server(_Borrowed(server.repository), port=0, grpc_port=None, idle_seconds=0)
+    running = Server(_Borrowed(server.repository), port=0, grpc_port=None, idle_seconds=1.0, grace=1).start()
+    try:
+        opened = time.monotonic()
+        idle = [socket.create_connection(("127.0.0.1", running.rest_port), timeout=10) for _ in range(40)]
+        statuses = [rest(running, "/v1/models/cnn:predict", _sonify_body(wave))[0] for _ in range(3)]
+        closed, waited = 0, []
+        for sock in idle:
+            try:
+                if sock.recv(1) == b"":  # the server closed it (EOF); a timeout would raise
+                    closed += 1
+                    waited.append(time.monotonic() - opened)
+            except OSError:
+                pass
+            sock.close()
+        assert statuses == [200] * 3
+        assert closed == 40 and max(waited) < 8.0, (closed, waited[-3:])
+        late = socket.create_connection(("127.0.0.1", running.rest_port), timeout=10)
+        time.sleep(0.3)  # well inside idle_seconds
+        late.sendall(b"GET /v1/models/cnn HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert late.recv(64).startswith(b"HTTP/1.1 200")
+        late.close()
+    finally:
+        running.stop()
+
+
+def test_malformed_grpc_messages_get_a_status_and_the_server_keeps_serving(server, wave):
+    """Bytes that are not a PredictRequest (random, truncated, a wrong field type), a request whose tensor
+    content does not match its shape, and an empty request: each gets a gRPC error status, none a result, and a
+    valid request on the same channel afterwards is answered. (Measured: INTERNAL for the 9 undecodable messages,
+    from grpcio; UNKNOWN for the shape mismatch, an exception the servicer does not turn into INVALID_ARGUMENT
+    yet; NOT_FOUND for the empty request.)"""
+    import random
+
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    good = predict_pb2.PredictRequest()
+    good.model_spec.name = "cnn"
+    good.model_spec.signature_name = "sonify"
+    good.inputs["waveform"].CopyFrom(tf.make_tensor_proto(wave[np.newaxis]))
+    good.inputs["layer"].CopyFrom(tf.make_tensor_proto(np.array([6], np.int32)))
+    good.inputs["feature"].CopyFrom(tf.make_tensor_proto(np.array([2], np.int32)))
+    raw = good.SerializeToString()
+    garbage = [bytes(random.Random(seed).getrandbits(8) for _ in range(200)) for seed in range(5)]
+    garbage += [raw[:len(raw) // 2], raw[:7], b"\x0a\xff\xff\xff\xff\x0f", b"\x12" * 50]
+    bad_shape = predict_pb2.PredictRequest()
+    bad_shape.CopyFrom(good)
+    bad_shape.inputs["waveform"].tensor_shape.dim[1].size = wave.size * 4  # claims 4x the samples it carries
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        predict = channel.unary_unary("/tensorflow.serving.PredictionService/Predict",
+                                      request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        codes = []
+        for body in garbage + [bad_shape.SerializeToString(), b""]:
+            try:
+                predict(body, timeout=60)
+                codes.append("OK")
+            except grpc.RpcError as error:
+                codes.append(error.code().name)
+                assert "Traceback" not in (error.details() or ""), error.details()
+        assert "OK" not in codes, codes
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        response = stub.Predict(good, timeout=120)
+        assert tf.make_ndarray(response.outputs["sonification"]).shape == (1, wave.size)

@@ -79,9 +79,26 @@ def preview(items: Sequence, limit: int = 5) -> str:
 def check_clip(waveform, needed: int, where: str) -> np.ndarray:
     """A waveform as float32 ``[batch, time]`` after the checks every sonifier input gets.
 
-    Raises ``ValueError`` naming the problem for: non-numeric data, rank other than 1 or 2, an empty clip, NaN or
-    Inf samples, or fewer than ``needed`` samples (``where`` names the layer in the message, e.g. ``"block 11"``).
+    Samples are floating point at full scale ±1.0 (float16/32/64, bool, or lists of floats). Integer PCM arrays are
+    refused rather than cast: their scale is the dtype's (±2**15 for int16 ... ±2**63 for int64), and cast unscaled
+    they gave the model amplitudes up to 9.2e18, where the long fuzz run saw exact long-clip windows differ from
+    the one-pass result (issue 26). Divide by the full scale first, as ``soundfile`` and
+    :func:`tfsonify.load_audio` do; live stream blocks and CREPE refuse integer samples the same way.
+
+    Raises ``ValueError`` naming the problem for: non-numeric or integer data, rank other than 1 or 2, an empty
+    clip, NaN or Inf samples, or fewer than ``needed`` samples (``where`` names the layer in the message, e.g.
+    ``"block 11"``).
     """
+    try:
+        dtype = waveform.dtype if isinstance(waveform, np.ndarray) else np.asarray(waveform).dtype
+    except (TypeError, ValueError):
+        dtype = None  # ragged or not numeric: the float32 conversion below says so
+    if dtype is not None and np.issubdtype(dtype, np.integer):
+        half = np.iinfo(dtype).bits - 1
+        how = (f"divide by 2**{half}" if np.issubdtype(dtype, np.signedinteger)
+               else f"subtract 2**{half}, then divide by 2**{half}")
+        raise ValueError(f"waveform must be floating-point samples at full scale 1.0; received dtype {dtype} "
+                         f"(integer PCM: {how} for {dtype}, as soundfile reads it)")
     try:
         array = np.asarray(waveform, dtype=np.float32)
     except (TypeError, ValueError) as error:

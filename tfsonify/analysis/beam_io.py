@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -165,7 +164,7 @@ def decode_audio(data: bytes, name: str, sample_rate: int) -> np.ndarray:
     Raises:
         ValueError: not audio or corrupt, no samples, or NaN/Inf samples (the message names ``name``).
     """
-    return audio.decode_audio(io.BytesIO(data), name, sample_rate)
+    return audio.decode_audio(data, name, sample_rate)
 
 
 def _dead(name: str, reason: str) -> beam.pvalue.TaggedOutput:

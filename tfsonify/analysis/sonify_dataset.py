@@ -10,7 +10,13 @@ is the same for the single-process path here and for the Apache Beam pipeline
     OUT/dead_letter-00000-of-00001.jsonl one JSON object per clip that could not be used: clip, reason
 
 File names depend only on the clip name, block, rank and map, so a rerun into the same folder overwrites instead
-of duplicating; every file is written to a temporary name and renamed (no half-written WAV or manifest). Clips too
+of duplicating; every file is written to a temporary name and renamed (no half-written WAV or manifest).
+
+Resuming (single-process path): once every WAV of a clip is in place, ``OUT/wav/<slug>/clip.json`` is renamed into
+place beside them, holding the clip's manifest rows, the SHA-256 of each of its WAVs and a key: SHA-1 of the model's
+weights, the blocks, ``top`` and the decoded samples. A rerun decodes each clip (cheap next to sonifying it) and
+skips it when its record has the same key and every WAV it lists still has the recorded hash; an interrupted run
+leaves clips either recorded (complete) or not (recomputed). ``resume=False`` recomputes everything. Clips too
 short for some requested blocks are sonified at the blocks they fit and counted as skipped for the others; a clip
 that cannot be read, holds NaN/Inf, or is too short for the shallowest requested block goes to the dead letter
 with its reason.
@@ -143,14 +149,16 @@ class SonifyDatasetResult:
     """What a dataset sonification wrote.
 
     Attributes:
-        clips: clips sonified (at one block at least).
-        wavs: WAV files written.
+        clips: clips sonified (at one block at least), resumed ones included.
+        wavs: WAV files written (not counting those of resumed clips).
+        resumed: clips skipped because an earlier run's complete outputs for them were found (``clip.json``).
         skipped: per block, clips too short for it (but not for the shallowest block).
         dead_letter: ``{"clip", "reason"}`` per clip that could not be used.
     """
 
     clips: int = 0
     wavs: int = 0
+    resumed: int = 0
     skipped: dict[int, int] = field(default_factory=dict)
     dead_letter: list[dict] = field(default_factory=list)
 
@@ -164,7 +172,8 @@ def check_top(sonifier, layers: Sequence[int], top: int) -> int:
 
 
 def sonify_dataset(sonifier, clips: Iterable[tuple[str, np.ndarray | Callable[[], np.ndarray]]], out: str | os.PathLike,
-                   layers: Sequence[int] | None = None, top: int = 1, batch_size: int = 8) -> SonifyDatasetResult:
+                   layers: Sequence[int] | None = None, top: int = 1, batch_size: int = 8,
+                   resume: bool = True) -> SonifyDatasetResult:
     """Single-process batch sonification: the ``top`` most active maps of every clip at every block in ``layers``.
 
     Args:
@@ -176,6 +185,8 @@ def sonify_dataset(sonifier, clips: Iterable[tuple[str, np.ndarray | Callable[[]
         layers: block indices or layer names (default every block of the model).
         top: maps per clip and layer.
         batch_size: clips per forward pass.
+        resume: skip clips whose complete outputs an earlier run with the same model, blocks and ``top`` left
+            (module docstring); False recomputes every clip.
 
     Returns:
         :class:`SonifyDatasetResult`; also writes the manifest and dead-letter shards.
@@ -193,24 +204,29 @@ def sonify_dataset(sonifier, clips: Iterable[tuple[str, np.ndarray | Callable[[]
     root = check_writable_dir(out)
     remove_stale_temporaries(root, recursive=True)  # what a killed run left (its WAVs are complete or absent)
     result = SonifyDatasetResult(skipped={layer: 0 for layer in layers})
-    entries: list[dict] = []
-    pending: list[tuple[str, np.ndarray]] = []
+    slots: list[list[dict]] = []  # manifest rows per usable clip, in input order (resumed or computed)
+    pending: list[tuple[tuple[int, str, str], np.ndarray]] = []  # ((slot, name, key), waveform)
+    settings = _settings_hash(sonifier, layers, top)
 
     def flush():
-        for names, batch in equal_length_groups(pending):
+        for tags, batch in equal_length_groups(pending):
             outputs = sonify_batch(sonifier, batch, layers, top)
             for layer in layers:
                 if layer not in outputs:
-                    result.skipped[layer] += len(names)
-            for i, name in enumerate(names):
+                    result.skipped[layer] += len(tags)
+            for i, (slot, name, key) in enumerate(tags):
+                clip_rows = []
                 for layer, (features, activations, sounds) in outputs.items():
                     rows = manifest_entries(name, layer, features[i], activations[i])
                     for row, sound in zip(rows, sounds[i]):
                         (root / row["wav"]).parent.mkdir(parents=True, exist_ok=True)
                         write_wav(root / row["wav"], sound, sonifier.sample_rate)
-                    entries.extend(rows)
+                    clip_rows.extend(rows)
                     result.wavs += len(rows)
-            result.clips += len(names)
+                slots[slot] = clip_rows
+                if clip_rows:  # after its WAVs are in place: the clip is complete
+                    _write_record(root, name, key, clip_rows)
+            result.clips += len(tags)
         pending.clear()
 
     for name, waveform in clips:
@@ -223,11 +239,75 @@ def sonify_dataset(sonifier, clips: Iterable[tuple[str, np.ndarray | Callable[[]
         if problem:
             result.dead_letter.append({"clip": str(name), "reason": problem})
             continue
-        pending.append((str(name), np.asarray(waveform, np.float32)))
+        waveform = np.asarray(waveform, np.float32)
+        key = _clip_key(settings, waveform)
+        done = _complete_record(root, str(name), key) if resume else None
+        slots.append(done or [])
+        if done is not None:
+            result.clips += 1
+            result.resumed += 1
+            continue
+        pending.append(((len(slots) - 1, str(name), key), waveform))
         if len(pending) == batch_size:
             flush()
     flush()
+    entries = [row for rows in slots for row in rows]
     for prefix, records in ((MANIFEST, entries), (DEAD_LETTER, result.dead_letter)):
         remove_stale_shards(root, prefix, 1)
         _write_jsonl(root / shard_name(prefix), records)
     return result
+
+
+RECORD = "clip.json"
+"""Per-clip completion record, beside the clip's WAVs (``OUT/wav/<slug>/clip.json``)."""
+
+
+def _settings_hash(sonifier, layers: Sequence[int | str], top: int) -> str:
+    """SHA-1 of the model's weights (their bytes, in order), the blocks and ``top``: what a clip's outputs depend on
+    besides its samples."""
+    digest = hashlib.sha1()
+    for weight in sonifier.model.get_weights():
+        array = np.ascontiguousarray(weight)
+        digest.update(str((array.dtype.str, array.shape)).encode())
+        digest.update(array.tobytes())
+    digest.update(json.dumps({"layers": [str(layer) for layer in layers], "top": int(top),
+                              "rate": int(sonifier.sample_rate)}, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _clip_key(settings: str, waveform: np.ndarray) -> str:
+    """SHA-1 of the settings hash and a clip's decoded float32 samples."""
+    return hashlib.sha1(settings.encode() + np.ascontiguousarray(waveform, np.float32).tobytes()).hexdigest()
+
+
+def _sha256(path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def _write_record(root, name: str, key: str, rows: list[dict]) -> None:
+    """``clip.json`` for a clip whose WAVs are all in place: its key, manifest rows and each WAV's SHA-256."""
+    from tfsonify.io.audio import atomic_path
+
+    record = {"clip": name, "key": key, "rows": rows, "sha256": {row["wav"]: _sha256(root / row["wav"]) for row in rows}}
+    with atomic_path(root / "wav" / clip_slug(name) / RECORD, suffix=".json") as temporary:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def _complete_record(root, name: str, key: str) -> list[dict] | None:
+    """The manifest rows an earlier run recorded for clip ``name`` with the same ``key``, if every WAV it lists is
+    still there with the recorded hash; None otherwise (no record, another model/blocks/top/samples, a WAV missing
+    or changed, an unreadable record)."""
+    path = root / "wav" / clip_slug(name) / RECORD
+    try:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+        if record.get("clip") != name or record.get("key") != key:
+            return None
+        rows, hashes = record["rows"], record["sha256"]
+        if not rows or any(_sha256(root / row["wav"]) != hashes.get(row["wav"]) for row in rows):
+            return None
+        return rows
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None

@@ -31,6 +31,8 @@ def register(subparsers) -> None:
     parser.add_argument("--max-body-mb", type=float, default=64.0, help="REST request size limit in MiB (default 64)")
     parser.add_argument("--max-concurrency", type=int, default=64, help="concurrent REST requests before 503 (default 64)")
     parser.add_argument("--grace", type=float, default=10.0, help="seconds in-flight requests get on shutdown")
+    parser.add_argument("--idle-timeout", type=float, default=30.0, help="seconds a REST connection may stay open "
+                        "without sending a byte before it is closed (default 30)")
     parser.set_defaults(func=run)
 
 
@@ -71,7 +73,7 @@ def _load_and_serve(args: argparse.Namespace, specs, rest_socket) -> int:
                          f"({details or 'no version folders: expected BASE_PATH/1/saved_model.pb'})")
     server = Server(repository, host=args.host, port=args.port, grpc_port=None if args.grpc_port < 0 else args.grpc_port,
                     max_body_bytes=int(args.max_body_mb * 1024 * 1024), max_concurrency=args.max_concurrency,
-                    grace=args.grace, rest_socket=rest_socket)
+                    grace=args.grace, rest_socket=rest_socket, idle_seconds=args.idle_timeout)
     for name, versions in repository.models.items():
         print(f"serving {name} version{'s' if len(versions) > 1 else ''} {','.join(map(str, sorted(versions)))}: http://{args.host}:{server.rest_port}/v1/models/{name}"
               + (f"  grpc://{args.host}:{server.grpc_port}/{name}" if server.grpc_port else ""), flush=True)

@@ -2,7 +2,9 @@
 
 For every clip and block, the --top most active maps are sonified and written as
 OUT/wav/<clip>-<hash>/L05_r0_f0012.wav, listed in OUT/manifest-00000-of-00001.jsonl; clips that cannot be used are
-listed with their reason in OUT/dead_letter-00000-of-00001.jsonl. A rerun replaces the earlier files.
+listed with their reason in OUT/dead_letter-00000-of-00001.jsonl. A rerun (without --runner) skips clips whose
+complete outputs an earlier, possibly interrupted, run with the same model, --layers and --top left
+(OUT/wav/<clip>-<hash>/clip.json); --no-resume recomputes every clip. Other files are replaced.
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ def register(subparsers) -> None:
     parser.add_argument("--top", type=int, default=1, help="most active maps sonified per clip and block (default 1)")
     parser.add_argument("--batch-size", type=int, default=8, help="clips per forward pass (default 8)")
     parser.add_argument("--manifest-shards", type=int, default=1, help="with --runner: manifest shards (default 1)")
+    parser.add_argument("--no-resume", action="store_true", help="recompute every clip, even those an earlier run "
+                        "finished (default: skip them; not with --runner)")
     parser.add_argument("--out", required=True, help="output folder (or, with --runner, a URL such as gs://bucket/out)")
     beam_options.add_arguments(parser)
     parser.set_defaults(func=run)
@@ -53,10 +57,13 @@ def run(args: argparse.Namespace) -> int:
         files = audio_files(args.clips)
         clips = ((str(f), (lambda f=f: load_audio(f, sonifier.sample_rate))) for f in files)
         with progress(f"sonifying {len(files)} clip(s)"):
-            result = sonify_dataset(sonifier, clips, args.out, layers, args.top, args.batch_size)
+            result = sonify_dataset(sonifier, clips, args.out, layers, args.top, args.batch_size,
+                                    resume=not args.no_resume)
     skipped = ", ".join(f"{'layer' if isinstance(layer, str) else 'block'} {layer}: {n}"
                         for layer, n in result.skipped.items() if n) or "none"
-    print(f"wrote {result.wavs} sonification(s) of {result.clips} clip(s) to {args.out}/ (manifest); "
+    resumed = f" ({result.resumed} clip(s) already complete from an earlier run, skipped)" \
+        if getattr(result, "resumed", 0) else ""
+    print(f"wrote {result.wavs} sonification(s) of {result.clips} clip(s) to {args.out}/ (manifest){resumed}; "
           f"skipped as too short: {skipped}; dead letter: {len(result.dead_letter)} clip(s)")
     for record in result.dead_letter[:10]:
         print(f"  {record['clip']}: {record['reason']}")

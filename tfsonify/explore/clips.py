@@ -7,7 +7,6 @@ root (a symlink leading out of the root is dropped), and this is checked again e
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import threading
 import re
@@ -69,11 +68,12 @@ def decode_bytes(data: bytes, name: str) -> tuple[np.ndarray, int]:
     import soundfile
 
     from tfsonify.io.audio import downmix
+    from tfsonify.io.memory_file import MemoryFile
 
     if not data:
         raise ClipError(f"upload {name!r} is empty")
     try:
-        samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        samples, rate = soundfile.read(MemoryFile(data), dtype="float32", always_2d=True)
     except Exception as error:  # libsndfile raises several types for undecodable input
         hint = (" (WebM from a browser recorder is not supported: record WAV, the page's recorder does)"
                 if data[:4] == b"\x1aE\xdf\xa3" else "")

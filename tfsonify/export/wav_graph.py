@@ -95,13 +95,13 @@ def decode_wav_files(files, peaks=None):
 
     Inverse of the ``*_bytes`` outputs: ``decode_wav_files(out["sonifications_bytes"], out["sonification_peaks"])``.
     """
-    import io
-
     import numpy as np
     import soundfile
 
+    from tfsonify.io.memory_file import MemoryFile
+
     files = np.asarray(files, dtype=object)
-    flat = [soundfile.read(io.BytesIO(bytes(item)), dtype="float32", always_2d=True)[0].mean(axis=1) for item in files.reshape(-1)]
+    flat = [soundfile.read(MemoryFile(bytes(item)), dtype="float32", always_2d=True)[0].mean(axis=1) for item in files.reshape(-1)]
     if not flat:
         return np.zeros(files.shape + (0,), np.float32)
     out = np.stack(flat).reshape(files.shape + (-1,))

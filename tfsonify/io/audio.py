@@ -21,6 +21,7 @@ import soundfile
 import soxr
 
 from tfsonify.io.manifest import NoSpaceError, disk_full
+from tfsonify.io.memory_file import MemoryFile
 
 __all__ = ["AUDIO_EXTENSIONS", "MAX_RATIO", "QUALITY", "load_audio", "decode_audio", "downmix",
            "resample", "resample_stream", "check_rates", "check_audio_file", "write_wav", "open_float_wav", "atomic_path"]
@@ -101,13 +102,19 @@ def check_audio_file(path: str | os.PathLike) -> Path:
 
 
 def decode_audio(source, name: str, sample_rate: int) -> np.ndarray:
-    """An audio file (a path or a binary file object, e.g. ``io.BytesIO`` of its bytes) as mono float32 ``[time]``
-    at ``sample_rate`` Hz: channels averaged (:func:`downmix`), other rates resampled (:func:`resample`).
+    """An audio file (a path, its ``bytes``, or a binary file object, e.g. ``io.BytesIO``, read from its current
+    position) as mono float32 ``[time]`` at ``sample_rate`` Hz: channels averaged (:func:`downmix`), other rates
+    resampled (:func:`resample`). Bytes are decoded through a :class:`~tfsonify.io.memory_file.MemoryFile`, so a
+    corrupt file never makes libsndfile's callbacks print a traceback.
 
     Raises:
         ValueError: not audio or corrupt, no samples, NaN/Inf samples, or a rate too far from ``sample_rate``
             (the message names ``name``).
     """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source = MemoryFile(source)
+    elif not isinstance(source, (str, os.PathLike)) and not isinstance(source, MemoryFile):
+        source = MemoryFile(source.read())
     try:
         data, source_rate = soundfile.read(source, dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:

@@ -331,6 +331,26 @@ MAX_CONNECTIONS = 1024
 """Open REST connections :class:`Server` accepts before answering 503 (idle ones included)."""
 
 
+IDLE_SECONDS = 30.0
+"""A REST connection that sends no byte for this long after it opens is closed (between requests uvicorn's own
+keep-alive timeout, 5 s, applies)."""
+
+
+def idle_closing_protocol(idle_seconds: float):
+    """uvicorn's h11 HTTP protocol with a timer from the moment a connection opens: a client that sends no byte
+    within ``idle_seconds`` is disconnected (uvicorn itself waits forever for a first request; its keep-alive timer
+    starts only after a response). The first byte cancels the timer, as it cancels the keep-alive one; from then on
+    the body timer of :func:`build_app` (408) bounds a stalled request."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class IdleClosingH11Protocol(H11Protocol):
+        def connection_made(self, transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self.timeout_keep_alive_task = self.loop.call_later(idle_seconds, self.timeout_keep_alive_handler)
+
+    return IdleClosingH11Protocol
+
+
 class InFlightLimit:
     """ASGI middleware: at most ``limit`` HTTP requests in flight, 503 with a JSON error beyond. uvicorn's own
     ``limit_concurrency`` counts open connections too, so 64 idle sockets would turn every real request away."""
@@ -367,7 +387,9 @@ class Server:
             connections do not count, so idle clients cannot lock normal ones out).
         body_idle_seconds: a request body stalled this long gets 408 (:data:`BODY_IDLE_SECONDS`).
         max_connections: open REST connections before uvicorn answers 503 (bounds the file descriptors idle or
-            slow clients can hold; uvicorn has no timeout for a connection that never sends a request).
+            slow clients can hold).
+        idle_seconds: a REST connection that sends nothing for this long after opening is closed
+            (:data:`IDLE_SECONDS`; :func:`idle_closing_protocol`; REST is served by uvicorn's h11 protocol).
         workers: gRPC worker threads.
         grace: seconds given to in-flight requests on shutdown.
         rest_socket: a listening REST socket from :func:`listen` (``tfsonify serve`` binds before loading models),
@@ -377,8 +399,11 @@ class Server:
     def __init__(self, repository: ModelRepository, host: str = "127.0.0.1", port: int = 8501, grpc_port: int | None = 8500,
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_concurrency: int = 64, workers: int = 8, grace: float = 10.0,
                  rest_socket: socket.socket | None = None, max_connections: int = MAX_CONNECTIONS,
-                 body_idle_seconds: float = BODY_IDLE_SECONDS):
+                 body_idle_seconds: float = BODY_IDLE_SECONDS, idle_seconds: float = IDLE_SECONDS):
         import uvicorn
+
+        if isinstance(idle_seconds, bool) or not isinstance(idle_seconds, (int, float)) or not 0 < idle_seconds < 1e6:
+            raise ValueError(f"idle_seconds must be a positive number of seconds; received {idle_seconds!r}")
 
         self.repository = repository
         self.host, self.grace = host, grace
@@ -389,6 +414,7 @@ class Server:
         app = InFlightLimit(build_app(repository, max_body_bytes, body_idle_seconds), max_concurrency)
         config = uvicorn.Config(app, log_level="warning", access_log=False, log_config=None,
                                 limit_concurrency=max(max_connections, max_concurrency),
+                                http=idle_closing_protocol(float(idle_seconds)),
                                 timeout_graceful_shutdown=int(grace) or 1)
         self._uvicorn = uvicorn.Server(config)
         self._grpc = None
