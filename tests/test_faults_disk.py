@@ -93,3 +93,28 @@ def test_report_on_a_full_disk_is_one_line_and_leaves_no_page(disk, tmp_path, mo
     assert status == 1 and err.startswith(f"tfsonify report: error: no space left on device: {disk / 'report'}/"), err
     assert not (disk / "report" / "index.html").exists() and not (disk / "report" / "report.json").exists()
     assert not [p for p in _used(disk) if ".part" in p or "tfsonify-raw" in p]
+
+
+def test_exports_on_a_full_disk_are_one_line_and_leave_no_artefact(disk, model_file, capsys):
+    """A SavedModel and a .tflite that do not fit: one line naming the path, no version folder or .tflite under its
+    final name, no temporary, no folder the export created (the .tflite may fit in what is left: then it is whole)."""
+    from tfsonify import cli
+
+    models = disk / "models"
+    status = cli.main(["export", "savedmodel", str(model_file), "--out", str(models)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 1 and err[-1].startswith("tfsonify export: error: no space left on device: "), err
+    assert str(disk) in err[-1] and "Traceback" not in "\n".join(err)
+    leftovers = [p for p in _used(disk) if not p.startswith("models/") or p.count("/") > 1]
+    assert leftovers == [], leftovers  # at most the empty models/NAME folder: no version, no temporary
+    assert not any(p.name.isdigit() for p in models.rglob("*")) if models.exists() else True
+
+    target = disk / "model.tflite"
+    status = cli.main(["export", "tflite", str(model_file), "--out", str(target), "--length", "4000", "--layers", "2",
+                       "--top", "2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    if status == 0:  # the .tflite fitted in what was left: then it must be complete
+        assert target.stat().st_size > 0
+        return
+    assert status == 1 and "no space left on device: " in err[-1] and "Traceback" not in "\n".join(err), err
+    assert not target.exists() and not [p for p in _used(disk) if "tflite" in p], _used(disk)

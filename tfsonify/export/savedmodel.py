@@ -59,6 +59,7 @@ import tensorflow as tf
 from tfsonify.export.wav_graph import WAV_SIGNATURES, add_wav_endpoints, encode_wav_files
 from tfsonify.engine.sonifier import Sonifier
 from tfsonify.validation import check_int
+from tfsonify.io.manifest import NoSpaceError, disk_full
 
 __all__ = [
     "METADATA_FILE",
@@ -346,8 +347,10 @@ def export_saved_model(model: keras.Model, model_dir: str | os.PathLike, version
 
     Raises:
         ValueError: if ``version`` exists already or is not a positive integer.
+        tfsonify.io.manifest.NoSpaceError: the file system filled up; nothing is left under ``model_dir``.
     """
     model_dir = Path(model_dir)
+    created = not model_dir.exists()
     model_dir.mkdir(parents=True, exist_ok=True)
     version = next_version(model_dir) if version is None else version
     check_int("version", version, minimum=1)
@@ -366,6 +369,14 @@ def export_saved_model(model: keras.Model, model_dir: str | os.PathLike, version
         if _before_rename is not None:
             _before_rename(staged)
         os.rename(staged, final)  # atomic on one file system; fails if `final` appeared meanwhile
+    except Exception as error:
+        full = disk_full(error, model_dir)  # before the removal frees what filled the disk
+        shutil.rmtree(temporary, ignore_errors=True)
+        if created and not any(model_dir.iterdir()):
+            model_dir.rmdir()
+        if full:
+            raise NoSpaceError(final) from None  # one line naming the version folder, for the CLI
+        raise
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     return final

@@ -37,9 +37,11 @@ class NoSpaceError(OSError):
 
 def disk_full(error: BaseException, folder: str | os.PathLike) -> bool:
     """Whether ``error`` (raised while writing into ``folder``) means the file system is full: an ``OSError`` with
-    ``ENOSPC``/``EDQUOT``, or another write error (libsndfile says only "System error.") while less than 64 KiB is
+    ``ENOSPC``/``EDQUOT``, any error whose message carries ``strerror(ENOSPC)`` (TensorFlow's writers), or another write error (libsndfile says only "System error.") while less than 64 KiB is
     free there. Call it before removing the partial file (whose blocks are what filled the disk)."""
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if "No space left on device" in str(error):  # TensorFlow's file writers: ResourceExhaustedError with strerror
         return True
     if not isinstance(error, (OSError, RuntimeError)):
         return False
