@@ -142,23 +142,33 @@ def test_report_sigterm_then_rerun_is_identical(work, reference, tmp_path, capsy
     assert outputs(out) == reference["report"]
 
 
-def test_sonify_dataset_ctrl_c_at_a_clip_then_rerun_is_identical(work, reference, tmp_path, capsys, monkeypatch):
-    """Ctrl-C after the third WAV is renamed into place: 130, one line, finished WAVs complete, no manifest."""
+def interrupt_after_writes(monkeypatch, count: int) -> list:
+    """Make ``tfsonify.write_wav`` send SIGINT to the main thread after its ``count``-th WAV is in place (delivered
+    at the next bytecode); sonify_dataset imports it when it runs. Returns the list of paths written so far."""
     import tfsonify
-    from tfsonify import cli
 
-    out = beside_reference(work, tmp_path, "dataset")
     written = []
     original = tfsonify.write_wav
 
     def write_then_interrupt(path, sound, rate):
         done = original(path, sound, rate)
         written.append(path)
-        if len(written) == 3:
-            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # delivered at the next bytecode
+        if len(written) == count:
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
         return done
 
-    monkeypatch.setattr(tfsonify, "write_wav", write_then_interrupt)  # sonify_dataset imports it when it runs
+    monkeypatch.setattr(tfsonify, "write_wav", write_then_interrupt)
+    return written
+
+
+def test_sonify_dataset_ctrl_c_at_a_clip_then_rerun_is_identical(work, reference, tmp_path, capsys, monkeypatch):
+    """Ctrl-C after the third WAV is renamed into place: 130, one line, finished WAVs complete, no manifest."""
+    import tfsonify
+    from tfsonify import cli
+
+    out = beside_reference(work, tmp_path, "dataset")
+    original = tfsonify.write_wav
+    written = interrupt_after_writes(monkeypatch, 3)
     assert cli.main(_dataset(work, out)) == 130
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("tfsonify sonify-dataset: interrupted")
@@ -180,17 +190,8 @@ def test_sonify_dataset_rerun_skips_the_clips_an_interrupted_run_finished(work, 
     from tfsonify import cli
 
     out = beside_reference(work, tmp_path, "dataset")
-    written = []
     original = tfsonify.write_wav
-
-    def write_then_interrupt(path, sound, rate):
-        done = original(path, sound, rate)
-        written.append(path)
-        if len(written) == 10:
-            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
-        return done
-
-    monkeypatch.setattr(tfsonify, "write_wav", write_then_interrupt)
+    written = interrupt_after_writes(monkeypatch, 10)
     assert cli.main(_dataset(work, out)) == 130
     capsys.readouterr()
     check_complete(out)

@@ -54,6 +54,20 @@ def rest(server, path, body=None, raw: bytes | None = None):
         return error.code, json.loads(error.read())
 
 
+def sonify_request(wave, layer: int = 6, feature: int = 2):
+    """A gRPC PredictRequest for model "cnn"'s ``sonify`` signature on one clip ``wave`` [T] float32."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "cnn"
+    request.model_spec.signature_name = "sonify"
+    request.inputs["waveform"].CopyFrom(tf.make_tensor_proto(wave[np.newaxis]))
+    request.inputs["layer"].CopyFrom(tf.make_tensor_proto(np.array([layer], np.int32)))
+    request.inputs["feature"].CopyFrom(tf.make_tensor_proto(np.array([feature], np.int32)))
+    return request
+
+
 def test_status_and_metadata(server):
     status, body = rest(server, "/v1/models/cnn")
     assert status == 200
@@ -108,12 +122,7 @@ def test_grpc_with_raw_tensorflow_serving_stubs(server, sonifier, wave):
 
     with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = "cnn"
-        request.model_spec.signature_name = "sonify"
-        request.inputs["waveform"].CopyFrom(tf.make_tensor_proto(wave[np.newaxis]))
-        request.inputs["layer"].CopyFrom(tf.make_tensor_proto(np.array([6], np.int32)))
-        request.inputs["feature"].CopyFrom(tf.make_tensor_proto(np.array([2], np.int32)))
+        request = sonify_request(wave)
         response = stub.Predict(request, timeout=120)
         assert response.model_spec.version.value == 1
         np.testing.assert_allclose(tf.make_ndarray(response.outputs["sonification"])[0], sonifier.sonify(wave, 6, feature=2), atol=1e-5)
@@ -529,12 +538,7 @@ def test_malformed_grpc_messages_get_a_status_and_the_server_keeps_serving(serve
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    good = predict_pb2.PredictRequest()
-    good.model_spec.name = "cnn"
-    good.model_spec.signature_name = "sonify"
-    good.inputs["waveform"].CopyFrom(tf.make_tensor_proto(wave[np.newaxis]))
-    good.inputs["layer"].CopyFrom(tf.make_tensor_proto(np.array([6], np.int32)))
-    good.inputs["feature"].CopyFrom(tf.make_tensor_proto(np.array([2], np.int32)))
+    good = sonify_request(wave)
     raw = good.SerializeToString()
     garbage = [bytes(random.Random(seed).getrandbits(8) for _ in range(200)) for seed in range(5)]
     garbage += [raw[:len(raw) // 2], raw[:7], b"\x0a\xff\xff\xff\xff\x0f", b"\x12" * 50]
