@@ -238,24 +238,17 @@ def main() -> int:
             print(summary_table(cres))
 
     try:
-        import torch
-        from captum.attr import IntegratedGradients
+        import captum  # noqa: F401 - only to know it is there
 
         from explain_models import small_classifier
+        from ig_vs_captum import compare, header
         from test_explain_captum import torch_twin
-        from tfsonify.explain.methods import explain
 
         small = small_classifier(0)
-        net = torch_twin(small)
-        x = np.random.default_rng(0).standard_normal((32, 8000)).astype("float32")
-        explain("integrated_gradients", small, x[:2], Target.unit(1), steps=32)
-        t0 = time.perf_counter(); explain("integrated_gradients", small, x, Target.unit(1), steps=32); ours = time.perf_counter() - t0
-        xt = torch.from_numpy(x)
-        t0 = time.perf_counter()
-        IntegratedGradients(net).attribute(xt, baselines=torch.zeros_like(xt), target=1, n_steps=32, internal_batch_size=64)
-        theirs = time.perf_counter() - t0
-        print(f"\nIG 32 steps, 32 clips x 8000 samples, small twin: tfsonify {ours:.2f} s, captum {theirs:.2f} s "
-              f"({theirs / ours:.2f}x)")
+        print()
+        header(3)
+        compare("small twin (tests)", small, torch_twin(small),
+                np.random.default_rng(0).standard_normal((32, 8000)).astype("float32"), 1, repeats=3)
     except ImportError as error:
         print(f"captum speed row skipped: {error}")
     return 0

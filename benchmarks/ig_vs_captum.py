@@ -124,6 +124,20 @@ def compare(name, keras_model, net, z, target, repeats: int) -> dict:
     return {"ours": mine, "captum": captums, "error": error}
 
 
+def header(repeats: int) -> None:
+    """The conditions line and the head of the table :func:`compare` prints rows of."""
+    import captum
+    import tensorflow as tf
+    import torch
+
+    print(f"# integrated gradients, 32 steps, batches of 64 rows; median of {repeats} calls after a warm-up; "
+          f"TensorFlow {tf.__version__} ({tf.config.threading.get_intra_op_parallelism_threads() or 'all'} threads), "
+          f"torch {torch.__version__} ({torch.get_num_threads()} threads), captum {captum.__version__}\n")
+    print("| model | clips x samples | max diff (normalised) | tfsonify s | captum s | captum / tfsonify "
+          "| TF gradient of 64 rows, ms | torch gradient of 64 rows, ms |")
+    print("|---|---|---|---|---|---|---|---|")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
@@ -132,24 +146,18 @@ def main() -> int:
     parser.add_argument("--model", default=None, help="a trained CNN12 .keras with a classifier (default: a new one)")
     args = parser.parse_args()
     try:
-        import captum
-        import torch
+        import captum  # noqa: F401
+        import torch  # noqa: F401
     except ImportError as error:
         print(f"needs torch and captum ({error})")
         return 2
-    import tensorflow as tf
 
     from explain_models import small_classifier
     from test_explain_captum import torch_twin
 
     from tfsonify.explain.targets import explained
 
-    print(f"# integrated gradients, 32 steps, batches of 64 rows; median of {args.repeats} calls after a warm-up; "
-          f"TensorFlow {tf.__version__} ({tf.config.threading.get_intra_op_parallelism_threads() or 'all'} threads), "
-          f"torch {torch.__version__} ({torch.get_num_threads()} threads), captum {captum.__version__}\n")
-    print("| model | clips x samples | max diff (normalised) | tfsonify s | captum s | captum / tfsonify "
-          "| TF gradient of 64 rows, ms | torch gradient of 64 rows, ms |")
-    print("|---|---|---|---|---|---|---|---|")
+    header(args.repeats)
     rng = np.random.default_rng(0)
     small = small_classifier(0)
     compare("small twin (tests)", small, torch_twin(small),
