@@ -76,6 +76,16 @@ def preview(items: Sequence, limit: int = 5) -> str:
     return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
 
 
+def integer_pcm_hint(dtype) -> str:
+    """`` (integer PCM: divide by 2**15 for int16, as soundfile reads it)`` for an integer ``dtype`` (unsigned:
+    subtract the midpoint first): the part of an error message that says how to get samples at full scale 1.0."""
+    dtype = np.dtype(dtype)
+    half = np.iinfo(dtype).bits - 1
+    how = (f"divide by 2**{half}" if np.issubdtype(dtype, np.signedinteger)
+           else f"subtract 2**{half}, then divide by 2**{half}")
+    return f" (integer PCM: {how} for {dtype}, as soundfile reads it)"
+
+
 def check_clip(waveform, needed: int, where: str) -> np.ndarray:
     """A waveform as float32 ``[batch, time]`` after the checks every sonifier input gets.
 
@@ -94,11 +104,8 @@ def check_clip(waveform, needed: int, where: str) -> np.ndarray:
     except (TypeError, ValueError):
         dtype = None  # ragged or not numeric: the float32 conversion below says so
     if dtype is not None and np.issubdtype(dtype, np.integer):
-        half = np.iinfo(dtype).bits - 1
-        how = (f"divide by 2**{half}" if np.issubdtype(dtype, np.signedinteger)
-               else f"subtract 2**{half}, then divide by 2**{half}")
-        raise ValueError(f"waveform must be floating-point samples at full scale 1.0; received dtype {dtype} "
-                         f"(integer PCM: {how} for {dtype}, as soundfile reads it)")
+        raise ValueError(f"waveform must be floating-point samples at full scale 1.0; received dtype {dtype}"
+                         f"{integer_pcm_hint(dtype)}")
     try:
         array = np.asarray(waveform, dtype=np.float32)
     except (TypeError, ValueError) as error:

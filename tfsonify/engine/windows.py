@@ -33,6 +33,8 @@ from typing import Callable
 
 import numpy as np
 
+from tfsonify.validation import integer_pcm_hint
+
 __all__ = ["WindowPlan", "Window", "output_length", "min_window_length", "plan_windows", "single_window_plan", "span_input",
            "max_stream_hop", "windowed_reconstruction", "stitch_reconstruction", "max_over_windows",
            "WindowedStream", "check_block"]
@@ -286,7 +288,7 @@ def check_block(block) -> np.ndarray:
     """A stream block as float32 ``[n]``; ``ValueError`` naming the problem (dtype, rank, NaN/Inf) otherwise."""
     array = np.asarray(block)
     if not np.issubdtype(array.dtype, np.floating):
-        hint = " (integer PCM: divide by 32768 for int16)" if np.issubdtype(array.dtype, np.integer) else ""
+        hint = integer_pcm_hint(array.dtype) if np.issubdtype(array.dtype, np.integer) else ""
         raise ValueError(f"stream block must be a floating-point array of samples; received dtype {array.dtype}{hint}")
     if array.ndim != 1:
         raise ValueError(f"stream block must be mono samples of shape [n]; received shape {array.shape} "
