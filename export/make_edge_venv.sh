@@ -31,7 +31,7 @@ PY
     source "$ROOT/scripts/versions.sh"
     "$VENV.partial/bin/python" -m pip install -q --disable-pip-version-check "uv==$UV_VERSION" 2>&1 \
       | grep -v "Running pip as the 'root' user\|is ignored: it is neither" || true
-    "$VENV.partial/bin/python" -m uv pip install -q --python "$VENV.partial/bin/python" -c "$lock" "${packages[@]}"
+    "$VENV.partial/bin/python" -m uv pip install -q --compile-bytecode --python "$VENV.partial/bin/python" -c "$lock" "${packages[@]}"
   else
     "$VENV.partial/bin/python" -m pip install -q --disable-pip-version-check "${packages[@]}" 2>&1 \
       | grep -v "Running pip as the 'root' user\|is ignored: it is neither" || true
