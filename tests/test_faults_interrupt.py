@@ -206,3 +206,37 @@ def test_sonify_dataset_rerun_skips_the_clips_an_interrupted_run_finished(work, 
     said = capsys.readouterr().out
     assert "already complete" not in said and "wrote 24 sonification(s) of 6 clip(s)" in said, said
     assert outputs(out) == reference["dataset"]
+
+
+def test_sonify_dataset_resume_in_batches_is_byte_identical(tmp_path, monkeypatch):
+    """Equal-length clips in batches of 3: a run stopped inside the second batch (its first clip recorded, the
+    others not) and resumed sonifies that batch whole, so the rerun's WAVs and manifest equal an uninterrupted
+    run's byte for byte; the complete first batch is skipped."""
+    from tiny import tiny_cnn12
+
+    import tfsonify
+    from tfsonify.analysis.sonify_dataset import sonify_dataset
+
+    sonifier = tfsonify.Sonifier(tiny_cnn12(77), sample_rate=RATE)
+    rng = np.random.default_rng(3)
+    clips = [(f"clip{i}.wav", rng.normal(0, 0.2, RATE).astype(np.float32)) for i in range(7)]
+    reference = sonify_dataset(sonifier, clips, tmp_path / "ref", [2, 5], top=2, batch_size=3)
+    assert reference.clips == 7 and reference.resumed == 0
+    out = tmp_path / "out"
+    original = tfsonify.write_wav
+    calls = []
+
+    def write_then_stop(path, sound, rate):
+        calls.append(path)
+        if len(calls) == 4 * 4 + 1:  # 4 WAVs per clip: clips 0-3 complete, the fifth clip's first WAV fails
+            raise KeyboardInterrupt
+        return original(path, sound, rate)
+
+    monkeypatch.setattr(tfsonify, "write_wav", write_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        sonify_dataset(sonifier, clips, out, [2, 5], top=2, batch_size=3)
+    monkeypatch.setattr(tfsonify, "write_wav", original)
+    assert len(list(out.glob("wav/*/clip.json"))) == 4
+    again = sonify_dataset(sonifier, clips, out, [2, 5], top=2, batch_size=3)
+    assert again.clips == 7 and again.resumed == 3 and again.wavs == 4 * 4
+    assert outputs(out) == outputs(tmp_path / "ref")

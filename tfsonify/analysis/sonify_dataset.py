@@ -16,7 +16,10 @@ Resuming (single-process path): once every WAV of a clip is in place, ``OUT/wav/
 place beside them, holding the clip's manifest rows, the SHA-256 of each of its WAVs and a key: SHA-1 of the model's
 weights, the blocks, ``top`` and the decoded samples. A rerun decodes each clip (cheap next to sonifying it) and
 skips it when its record has the same key and every WAV it lists still has the recorded hash; an interrupted run
-leaves clips either recorded (complete) or not (recomputed). ``resume=False`` recomputes everything. Clips too
+leaves clips either recorded (complete) or not (recomputed). Resuming works on whole batches (``batch_size`` usable
+clips in input order): a batch is skipped when all its clips are recorded and is otherwise sonified whole, so each
+forward pass holds the same clips as in an uninterrupted run and the WAVs are byte-identical at any batch size
+(TensorFlow's kernels may round differently for another batch composition). ``resume=False`` recomputes everything. Clips too
 short for some requested blocks are sonified at the blocks they fit and counted as skipped for the others; a clip
 that cannot be read, holds NaN/Inf, or is too short for the shallowest requested block goes to the dead letter
 with its reason.
@@ -151,7 +154,7 @@ class SonifyDatasetResult:
     Attributes:
         clips: clips sonified (at one block at least), resumed ones included.
         wavs: WAV files written (not counting those of resumed clips).
-        resumed: clips skipped because an earlier run's complete outputs for them were found (``clip.json``).
+        resumed: clips skipped because an earlier run left complete outputs for every clip of their batch (``clip.json``).
         skipped: per block, clips too short for it (but not for the shallowest block).
         dead_letter: ``{"clip", "reason"}`` per clip that could not be used.
     """
@@ -185,8 +188,8 @@ def sonify_dataset(sonifier, clips: Iterable[tuple[str, np.ndarray | Callable[[]
         layers: block indices or layer names (default every block of the model).
         top: maps per clip and layer.
         batch_size: clips per forward pass.
-        resume: skip clips whose complete outputs an earlier run with the same model, blocks and ``top`` left
-            (module docstring); False recomputes every clip.
+        resume: skip each batch whose clips all have complete outputs that an earlier run with the same model,
+            blocks and ``top`` left (module docstring); False recomputes every clip.
 
     Returns:
         :class:`SonifyDatasetResult`; also writes the manifest and dead-letter shards.
@@ -205,11 +208,16 @@ def sonify_dataset(sonifier, clips: Iterable[tuple[str, np.ndarray | Callable[[]
     remove_stale_temporaries(root, recursive=True)  # what a killed run left (its WAVs are complete or absent)
     result = SonifyDatasetResult(skipped={layer: 0 for layer in layers})
     slots: list[list[dict]] = []  # manifest rows per usable clip, in input order (resumed or computed)
-    pending: list[tuple[tuple[int, str, str], np.ndarray]] = []  # ((slot, name, key), waveform)
+    pending: list[tuple[tuple[int, str, str], np.ndarray, bool]] = []  # ((slot, name, key), waveform, recorded)
     settings = _settings_hash(sonifier, layers, top)
 
     def flush():
-        for tags, batch in equal_length_groups(pending):
+        if all(recorded for _, _, recorded in pending):  # the whole batch is complete on disk
+            result.clips += len(pending)
+            result.resumed += len(pending)
+            pending.clear()
+            return
+        for tags, batch in equal_length_groups([(tags, waveform) for tags, waveform, _ in pending]):
             outputs = sonify_batch(sonifier, batch, layers, top)
             for layer in layers:
                 if layer not in outputs:
@@ -243,11 +251,7 @@ def sonify_dataset(sonifier, clips: Iterable[tuple[str, np.ndarray | Callable[[]
         key = _clip_key(settings, waveform)
         done = _complete_record(root, str(name), key) if resume else None
         slots.append(done or [])
-        if done is not None:
-            result.clips += 1
-            result.resumed += 1
-            continue
-        pending.append(((len(slots) - 1, str(name), key), waveform))
+        pending.append(((len(slots) - 1, str(name), key), waveform, done is not None))
         if len(pending) == batch_size:
             flush()
     flush()
