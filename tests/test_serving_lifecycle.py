@@ -179,6 +179,45 @@ def test_broken_version_is_refused_and_the_old_one_keeps_serving(exported, tmp_p
         server.stop()
 
 
+def test_deleted_version_falls_back_and_the_last_one_stays_served_from_memory(exported, tmp_path, wave, caplog):
+    """The served newest folder deleted: the previous version takes over; every folder deleted: the loaded
+    version keeps answering from memory and its status names the removed folder."""
+    from tfsonify.serving.config import specs_from_folder
+    from tfsonify.serving.lifecycle import ModelManager
+    from tfsonify.serving.server import Server
+
+    base = tmp_path / "models" / "cnn"
+    base.mkdir(parents=True)
+    publish(exported["version_dir"], base, 1)
+    publish(exported["version_dir"], base, 2)
+    manager = ModelManager(specs_from_folder(tmp_path / "models"), warmup=False, poll_seconds=0)
+    server = Server(manager, port=0, grpc_port=None, grace=1).start()
+    body = {"signature_name": "sonify", "inputs": {"waveform": [wave.tolist()], "layer": [3], "feature": [1]}}
+    try:
+        assert manager.get("cnn").version == 2
+        shutil.rmtree(base / "2")
+        manager.poll()
+        assert manager.get("cnn").version == 1
+        assert [s.version for s in manager.status("cnn")] == [1]
+        assert rest(server.rest_port, "/v1/models/cnn/versions/2:predict", body)[0] == 404
+        shutil.rmtree(base / "1")
+        with caplog.at_level("WARNING", logger="tfsonify.serving"):
+            manager.poll()
+            manager.poll()  # said once, not at every poll
+        assert [r.getMessage() for r in caplog.records].count(manager.status("cnn", 1)[0].error_message) == 1
+        state = manager.status("cnn", 1)[0]
+        assert state.state == "AVAILABLE" and "was removed from disk" in state.error_message
+        assert str(base / "1") in state.error_message
+        status, out = rest(server.rest_port, "/v1/models/cnn:predict", body)
+        assert status == 200
+        np.testing.assert_allclose(out["outputs"][0], exported_sonify(exported, wave), atol=1e-5)
+        publish(exported["version_dir"], base, 3)
+        manager.poll()
+        assert manager.get("cnn").version == 3 and [s.version for s in manager.status("cnn")] == [3]
+    finally:
+        server.stop()
+
+
 def test_warmup_failure_is_reported_and_not_served(exported, tmp_path):
     from tfsonify.serving.config import specs_from_folder
     from tfsonify.serving.lifecycle import ModelManager

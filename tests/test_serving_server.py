@@ -492,8 +492,9 @@ def test_in_flight_limit_and_stalled_bodies(server, wave):
 
 
 def test_connections_that_never_send_are_closed_after_idle_seconds(server, wave):
-    """40 sockets that open and never send a byte are closed by the server within ``idle_seconds`` (bounded wait);
-    normal clients are answered 200 meanwhile, and a connection that sends its request in time is served."""
+    """40 sockets that open and never send a byte, and 10 that send half a header line and stall, are closed by
+    the server within ``idle_seconds`` (bounded wait); normal clients are answered 200 meanwhile, and a
+    connection that sends its request in time is served."""
     import socket
     import time
 
@@ -504,7 +505,9 @@ def test_connections_that_never_send_are_closed_after_idle_seconds(server, wave)
     running = Server(_Borrowed(server.repository), port=0, grpc_port=None, idle_seconds=1.0, grace=1).start()
     try:
         opened = time.monotonic()
-        idle = [socket.create_connection(("127.0.0.1", running.rest_port), timeout=10) for _ in range(40)]
+        idle = [socket.create_connection(("127.0.0.1", running.rest_port), timeout=10) for _ in range(50)]
+        for sock in idle[40:]:
+            sock.sendall(b"GET /v1/models/cnn HTTP/1.1\r\nHo")
         statuses = [rest(running, "/v1/models/cnn:predict", _sonify_body(wave))[0] for _ in range(3)]
         closed, waited = 0, []
         for sock in idle:
@@ -516,7 +519,7 @@ def test_connections_that_never_send_are_closed_after_idle_seconds(server, wave)
                 pass
             sock.close()
         assert statuses == [200] * 3
-        assert closed == 40 and max(waited) < 8.0, (closed, waited[-3:])
+        assert closed == 50 and max(waited) < 8.0, (closed, waited[-3:])
         late = socket.create_connection(("127.0.0.1", running.rest_port), timeout=10)
         time.sleep(0.3)  # well inside idle_seconds
         late.sendall(b"GET /v1/models/cnn HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -530,8 +533,8 @@ def test_malformed_grpc_messages_get_a_status_and_the_server_keeps_serving(serve
     """Bytes that are not a PredictRequest (random, truncated, a wrong field type), a request whose tensor
     content does not match its shape, and an empty request: each gets a gRPC error status, none a result, and a
     valid request on the same channel afterwards is answered. (Measured: INTERNAL for the 9 undecodable messages,
-    from grpcio; UNKNOWN for the shape mismatch, an exception the servicer does not turn into INVALID_ARGUMENT
-    yet; NOT_FOUND for the empty request.)"""
+    from grpcio; NOT_FOUND for the empty request.) The shape mismatch is the caller's error: INVALID_ARGUMENT
+    naming the input and its declared shape."""
     import random
 
     import grpc
@@ -557,6 +560,10 @@ def test_malformed_grpc_messages_get_a_status_and_the_server_keeps_serving(serve
                 codes.append(error.code().name)
                 assert "Traceback" not in (error.details() or ""), error.details()
         assert "OK" not in codes, codes
+        with pytest.raises(grpc.RpcError) as mismatch:
+            predict(bad_shape.SerializeToString(), timeout=60)
+        assert mismatch.value.code() == grpc.StatusCode.INVALID_ARGUMENT, mismatch.value.code()
+        assert "'waveform'" in mismatch.value.details() and "tensor_shape" in mismatch.value.details()
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         response = stub.Predict(good, timeout=120)
         assert tf.make_ndarray(response.outputs["sonification"]).shape == (1, wave.size)

@@ -15,7 +15,9 @@ background thread:
 A version that fails to load (corrupt ``saved_model.pb``, missing variables, a signature that fails
 its warm-up call) is recorded with state ``END`` and the error, as ``GetModelStatus`` reports it, and is
 left out of the policy's choice, so it never replaces a working version; it is retried only when its
-files change. Model states follow ``tensorflow.serving.ModelVersionStatus.State``
+files change. A served version whose folder is deleted is replaced by the policy's choice among the folders
+left; when none is left it stays served from memory (its status says so, and a warning is logged) until a new
+version is published: TF Serving would unload it and answer 404. Model states follow ``tensorflow.serving.ModelVersionStatus.State``
 (START, LOADING, AVAILABLE, UNLOADING, END).
 
 Example::
@@ -247,21 +249,30 @@ class ModelManager:
         # The choice among the versions that loaded (a failed one is not in it: the old one stays).
         loadable = [v for v in on_disk if (name, v) not in self._failed]
         wanted = set(spec.policy.select(loadable))
+        vanished, retired = [], []
         with self._lock:
             versions = self._served.get(name)
             if versions is None:  # removed by a concurrent reload
                 return
             if not wanted & set(versions):  # availability: keep what serves until a wanted version does
-                return
-            retired = [v for v in versions if v not in wanted]
-            for version in retired:
-                del versions[version]
-                state = self._status[name].get(version)
-                if state is not None:
-                    state.state = "END"
-            for version in list(self._status[name]):  # forget folders that disappeared and are not served
-                if version not in on_disk and version not in versions and self._status[name][version].error_code == "OK":
-                    del self._status[name][version]
+                for version in versions:
+                    status = self._status[name][version]
+                    if version not in on_disk and not status.error_message:
+                        status.error_message = (f"version folder {spec.base_path / str(version)} was removed from "
+                                                "disk; still served from memory until a new version is published")
+                        vanished.append(status.error_message)
+            else:
+                retired = [v for v in versions if v not in wanted]
+                for version in retired:
+                    del versions[version]
+                    state = self._status[name].get(version)
+                    if state is not None:
+                        state.state = "END"
+                for version in list(self._status[name]):  # forget folders that disappeared and are not served
+                    if version not in on_disk and version not in versions and self._status[name][version].error_code == "OK":
+                        del self._status[name][version]
+        for message in vanished:
+            log.warning("%s", message)
         for version in retired:
             log.info("unloaded %s version %d (in-flight requests finish on it)", name, version)
 

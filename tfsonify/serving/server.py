@@ -231,6 +231,16 @@ def build_app(repository: ModelRepository, max_body_bytes: int = DEFAULT_MAX_BOD
 
 
 # ------------------------------------------------------------------------ gRPC
+def _tensor_from_proto(name: str, proto) -> np.ndarray:
+    """A request's ``TensorProto`` as an array, or a :class:`ServingError` naming the input when its content does
+    not fill its declared shape (or its dtype cannot be decoded)."""
+    try:
+        return tf.make_ndarray(proto)
+    except (ValueError, TypeError) as exc:
+        shape = [dim.size for dim in proto.tensor_shape.dim]
+        raise ServingError(f"input {name!r}: its content does not match its tensor_shape {shape} ({exc})") from None
+
+
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     """``tensorflow.serving.PredictionService``: Predict and GetModelMetadata."""
 
@@ -251,7 +261,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         try:
             if signature not in version.signatures:
                 raise ServingError(f"signature_name {signature!r} not found; available: {sorted(version.signatures)}")
-            inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
+            inputs = {name: _tensor_from_proto(name, proto) for name, proto in request.inputs.items()}
             arrays = version.check_inputs(signature, inputs)
             outputs = version.run(signature, arrays)
         except ServingError as exc:
@@ -332,21 +342,47 @@ MAX_CONNECTIONS = 1024
 
 
 IDLE_SECONDS = 30.0
-"""A REST connection that sends no byte for this long after it opens is closed (between requests uvicorn's own
-keep-alive timeout, 5 s, applies)."""
+"""A REST connection that has not sent a request's complete headers this many seconds after it opened (or after
+the first byte of a later request on a kept-alive connection) is closed; between requests uvicorn's own
+keep-alive timeout, 5 s, applies."""
 
 
 def idle_closing_protocol(idle_seconds: float):
-    """uvicorn's h11 HTTP protocol with a timer from the moment a connection opens: a client that sends no byte
-    within ``idle_seconds`` is disconnected (uvicorn itself waits forever for a first request; its keep-alive timer
-    starts only after a response). The first byte cancels the timer, as it cancels the keep-alive one; from then on
-    the body timer of :func:`build_app` (408) bounds a stalled request."""
+    """uvicorn's h11 HTTP protocol with a header deadline (nginx's ``client_header_timeout``): a connection that
+    sends no byte, or only part of a request's headers, within ``idle_seconds`` is disconnected. uvicorn itself
+    waits forever for a first request, and its keep-alive timer is cancelled by the first byte, so a client that
+    sends half a header line and stalls would hold its socket for good. The deadline starts when the connection
+    opens and again at the first byte of each later request; complete headers cancel it, and from then on the
+    body timer of :func:`build_app` (408) bounds a stalled request."""
+    import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class IdleClosingH11Protocol(H11Protocol):
+        _header_deadline = None
+
         def connection_made(self, transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            self.timeout_keep_alive_task = self.loop.call_later(idle_seconds, self.timeout_keep_alive_handler)
+            self._header_deadline = self.loop.call_later(idle_seconds, self._headers_late)
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:  # complete headers: the body timer takes over
+                if self._header_deadline is not None:
+                    self._header_deadline.cancel()
+                    self._header_deadline = None
+            elif self.conn.trailing_data[0] and self._header_deadline is None:  # part of a later request's headers
+                self._header_deadline = self.loop.call_later(idle_seconds, self._headers_late)
+
+        def _headers_late(self) -> None:
+            self._header_deadline = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_lost(self, exc) -> None:  # type: ignore[override]
+            if self._header_deadline is not None:
+                self._header_deadline.cancel()
+                self._header_deadline = None
+            super().connection_lost(exc)
 
     return IdleClosingH11Protocol
 
