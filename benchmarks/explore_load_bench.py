@@ -4,7 +4,7 @@
 
 Each user loops for ``--duration`` seconds: upload a 1 s WAV of its own (``POST /api/upload``; one in four
 iterations, else reuse its last clip), then a map click (``GET .../layers/L/maps/F`` and its ``sonification.wav``)
-for a random map. A narrow CNN12 (random init). Reported: requests, p50/p99 latency per kind, and statuses;
+for a random map; a 503 answer is retried as the page retries it (``--retries``). A narrow CNN12 (random init). Reported: requests, p50/p99 latency per kind, and statuses;
 server errors are 5xx answers other than 503 (503 is the documented "worker queue full, retry" answer), plus
 failed connections. The server runs in this process, as ``tfsonify explore`` does, so client threads share its
 cores: read latencies as upper bounds.
@@ -44,6 +44,17 @@ def request(url: str, data: bytes | None = None) -> tuple[int, bytes]:
         return 0, b""
 
 
+def page_request(url: str, attempts: int, data: bytes | None = None) -> tuple[int, bytes, int]:
+    """:func:`request` retried as the explorer page's ``request()`` does (explore.js): on 503, wait 250 ms x
+    (attempt + 1) and try again, at most ``attempts`` retries. Returns ``(status, body, 503s seen)``."""
+    for attempt in range(attempts + 1):
+        status, body = request(url, data)
+        if status != 503 or attempt == attempts:
+            return status, body, attempt + (status == 503)
+        time.sleep(0.25 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 def wav_bytes(seed: int, rate: int = 8000) -> bytes:
     import soundfile
 
@@ -65,6 +76,9 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
     parser.add_argument("--width", type=float, default=0.0625, help="CNN12 width multiplier (default 1/16)")
     parser.add_argument("--layer", type=int, default=3)
+    parser.add_argument("--retries", type=int, default=10,
+                        help="retries of a 503 answer, spaced as the page spaces them (default 10, as explore.js; "
+                             "0 = count every 503 as the user's answer)")
     args = parser.parse_args()
 
     import keras
@@ -80,6 +94,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="tfsonify-explore-load-"))
     latencies: dict[str, list[float]] = {"upload": [], "click": []}
     statuses: Counter = Counter()
+    refused = Counter()  # 503 answers seen (retried, or the last one when the retries ran out)
     lock = threading.Lock()
     try:
         soundfile.write(work / "seed.wav", np.zeros(8000, np.float32), 8000)
@@ -98,19 +113,22 @@ def main() -> int:
                 while time.monotonic() < stop:
                     if iteration % 4 == 0:
                         start = time.perf_counter()
-                        status, body = request(f"{url}/api/upload?name=u{index}-{iteration}.wav",
-                                               wav_bytes(index * 100_000 + iteration))
+                        status, body, busy = page_request(f"{url}/api/upload?name=u{index}-{iteration}.wav",
+                                                          args.retries, wav_bytes(index * 100_000 + iteration))
                         with lock:
+                            refused["upload"] += busy
                             latencies["upload"].append(time.perf_counter() - start)
                             statuses[("upload", status)] += 1
                         if status == 201:
                             clip_id = json.loads(body)["id"]
                     start = time.perf_counter()
                     base = f"{url}/api/models/0/clips/{clip_id}/layers/{args.layer}"
-                    status, body = request(f"{base}/maps/{rng.randrange(maps)}")
+                    status, body, busy = page_request(f"{base}/maps/{rng.randrange(maps)}", args.retries)
                     if status == 200:
-                        status, _ = request(url + json.loads(body)["urls"]["sonification.wav"])
+                        status, _, more = page_request(url + json.loads(body)["urls"]["sonification.wav"], args.retries)
+                        busy += more
                     with lock:
+                        refused["click"] += busy
                         latencies["click"].append(time.perf_counter() - start)
                         statuses[("click", status)] += 1
                     iteration += 1
@@ -133,8 +151,10 @@ def main() -> int:
         print(f"  {kind:7s} {len(values):6d} requests  p50 {1000 * percentile(values, 50):8.1f} ms  "
               f"p99 {1000 * percentile(values, 99):8.1f} ms")
     print(f"  statuses: {dict(sorted((f'{k} {s}', n) for (k, s), n in statuses.items()))}")
+    print(f"  503 answers along the way (each retried after 250 ms x attempt, at most {args.retries} times, as the "
+          f"page does): {dict(refused)}")
     print(f"  total {total} user actions ({total / elapsed:.1f}/s); server errors (5xx but 503, failed connections): "
-          f"{errors}; 503 (queue full): {sum(n for (_, s), n in statuses.items() if s == 503)}")
+          f"{errors}; still 503 after the retries: {sum(n for (_, s), n in statuses.items() if s == 503)}")
     print(f"  load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     return 0 if errors == 0 else 1
 
