@@ -60,7 +60,8 @@ def grpc_sonify(stub, wave, name="cnn", label=None, layer=3):
 
 
 def test_new_version_is_served_under_load_without_failures(exported, tmp_path, wave):
-    """8 clients (4 gRPC, 4 REST) keep sending while version 2 appears; it is loaded, warmed, swapped in."""
+    """4 clients (2 gRPC, 2 REST) keep sending while version 2 appears; it is loaded, warmed, swapped in. (8 clients
+    on 2 cores made the load and warm-up of version 2 take over a minute; 4 keep both cores busy.)"""
     import grpc
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
@@ -77,7 +78,7 @@ def test_new_version_is_served_under_load_without_failures(exported, tmp_path, w
     server = Server(manager, port=0, grpc_port=0, grace=2).start()
     expected = exported_sonify(exported, wave)
     stop = threading.Event()
-    seen: dict[int, list] = {i: [] for i in range(8)}
+    seen: dict[int, list] = {i: [] for i in range(4)}
     errors: list = []
 
     def grpc_worker(index):
@@ -100,16 +101,16 @@ def test_new_version_is_served_under_load_without_failures(exported, tmp_path, w
                 except Exception as error:
                     errors.append(repr(error))
 
-    threads = [threading.Thread(target=grpc_worker if i < 4 else rest_worker, args=(i,)) for i in range(8)]
+    threads = [threading.Thread(target=grpc_worker if i < 2 else rest_worker, args=(i,)) for i in range(4)]
     try:
         for thread in threads:
             thread.start()
-        while min(len(seen[i]) for i in range(8)) < 2:  # every client is being served by version 1
+        while min(len(seen[i]) for i in range(4)) < 2:  # every client is being served by version 1
             assert not errors, errors[:3]
             time.sleep(0.05)
         published = publish(exported["version_dir"], base, 2)
         deadline = time.monotonic() + 600
-        while not all(any(v == 2 for _, v in seen[i]) for i in range(4)) and time.monotonic() < deadline:
+        while not all(any(v == 2 for _, v in seen[i]) for i in range(2)) and time.monotonic() < deadline:
             time.sleep(0.05)
         settled = time.monotonic()
         while time.monotonic() < settled + 1.0:  # keep the load on after the swap
@@ -124,12 +125,12 @@ def test_new_version_is_served_under_load_without_failures(exported, tmp_path, w
     assert status[2].state == "AVAILABLE" and status[1].state == "END"
     # served within one poll interval plus the load and warm-up time the manager measured (+0.5 s of scheduling)
     assert status[2].available_since - published <= poll + status[2].load_seconds + 0.5
-    first_v2 = min(t for i in range(4) for t, v in seen[i] if v == 2)
+    first_v2 = min(t for i in range(2) for t, v in seen[i] if v == 2)
     assert first_v2 >= status[2].available_since - 0.01
-    for i in range(4):  # once a client got version 2, it never got version 1 again
+    for i in range(2):  # once a client got version 2, it never got version 1 again
         versions = [v for _, v in seen[i]]
         assert versions[-1] == 2 and versions == sorted(versions)
-    assert sum(len(seen[i]) for i in range(8)) > 16 and all(seen[i][-1][0] > first_v2 for i in range(4, 8))
+    assert sum(len(seen[i]) for i in range(4)) > 8 and all(seen[i][-1][0] > first_v2 for i in range(2, 4))
 
 
 def exported_sonify(exported, wave):
