@@ -281,19 +281,19 @@ def test_cli_passes_options_after_a_bare_double_dash_to_beam(workspace, tmp_path
 
 @pytest.mark.slow
 def test_worker_memory_does_not_grow_with_the_number_of_clips(workspace, tmp_path, monkeypatch):
-    """Peak RSS of the worker process of a top-k pipeline over N = 500 and 4N = 2,000 two-second clips.
+    """Peak RSS of the worker process of a top-k pipeline over N = 500 and 4N = 2,000 one-second clips.
 
     The DirectRunner in multi-processing mode with one worker: the clips are decoded, batched, run through the
     model and combined in that worker, so its peak resident memory (VmHWM, sampled from /proc) is the pipeline's.
-    Keeping the 1,500 extra decoded clips of 4N would add 1,500 x 62.5 KiB = 92 MiB; the bound is 24 MiB, well
-    above the few MiB two fresh workers differ by and well below that.
+    Keeping the 1,500 extra decoded clips of 4N would add 1,500 x 31.25 KiB = 46 MiB; the bound is 15 MiB, above
+    the few MiB two fresh workers differ by and below a third of that. (Two-second clips doubled the test's time.)
     """
     from tfsonify.analysis.worker_memory import WorkerPeakMemory
 
     monkeypatch.setenv("PYTHONPATH", REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))  # workers import this tfsonify
     rng = np.random.default_rng(5)
-    samples, n = 16000, 500
-    leak_mib, bound_mib = 3 * n * samples * 4 / 2**20, 24.0
+    samples, n = 8000, 500
+    leak_mib, bound_mib = 3 * n * samples * 4 / 2**20, 15.0
     assert bound_mib < leak_mib / 3
     for i in range(4 * n):
         soundfile.write(tmp_path / f"{'a' if i < n else 'b'}{i:04d}.wav", rng.normal(0, 0.2, samples).astype("float32"),

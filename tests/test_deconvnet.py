@@ -250,7 +250,8 @@ def test_xla_equals_graph_mode(models, model_name):
     model = models[model_name]
     graph, xla = tfsonify.Sonifier(model), tfsonify.Sonifier(model, jit_compile=True)
     clips = _clips(LENGTHS.get(model_name, 700))
-    for info in graph.layers()[-3:]:
+    # CREPE: its deepest layer only (its graph holds every op of the shallower ones; each layer is an XLA compile)
+    for info in graph.layers()[-1 if model_name == "crepe" else -3:]:
         np.testing.assert_allclose(xla.sonify(clips, info.name, features=[0, 1]), graph.sonify(clips, info.name, features=[0, 1]),
                                    atol=1e-5, err_msg=info.name)
         a, b = xla.sonify_top(clips, info.name, 2), graph.sonify_top(clips, info.name, 2)

@@ -133,7 +133,7 @@ def test_loop_resumes_from_checkpoint_and_validates(tmp_path):
 
 
 def test_sigkill_mid_run_then_restart_resumes_and_finishes(tmp_path):
-    command = [sys.executable, WORKER, "resume", "--out", str(tmp_path), "--epochs", "5", "--epoch-seconds", "1.0"]
+    command = [sys.executable, WORKER, "resume", "--out", str(tmp_path), "--epochs", "5", "--epoch-seconds", "0.5"]
     events = tmp_path / "events.txt"
     with open(tmp_path / "first.log", "w") as log:
         process = subprocess.Popen(command, env=_env(), stdout=log, stderr=subprocess.STDOUT)
