@@ -240,3 +240,26 @@ def test_sonify_dataset_resume_in_batches_is_byte_identical(tmp_path, monkeypatc
     again = sonify_dataset(sonifier, clips, out, [2, 5], top=2, batch_size=3)
     assert again.clips == 7 and again.resumed == 3 and again.wavs == 4 * 4
     assert outputs(out) == outputs(tmp_path / "ref")
+
+
+def test_an_interrupt_raised_inside_a_finalizer_is_not_lost():
+    """A signal handled while Python runs a finalizer raises there, and Python drops that exception ("Exception
+    ignored in ..."): seen in CI, where SIGTERM landed in a weakref callback and ``report`` ran to its end with exit
+    0. The CLI's handler now re-delivers it, so it is raised in the interrupted code."""
+    from tfsonify.cli import Interrupted, interruptions
+
+    class SignalledWhileFinalised:
+        def __del__(self):
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+            for _ in range(10_000):  # the handler runs here, inside the finalizer
+                pass
+
+    finished = False
+    with pytest.raises(Interrupted):
+        with interruptions() as caught:
+            SignalledWhileFinalised()  # finalised at once (no reference left)
+            for _ in range(20_000_000):  # about a second: the re-delivery comes 20 ms after the drop
+                pass
+            finished = True
+    assert caught.signal == signal.SIGTERM and not finished
+    assert signal.getsignal(signal.SIGTERM) is not caught._handle  # handlers restored

@@ -92,18 +92,41 @@ class interruptions:
     """``with interruptions() as caught:`` SIGINT and SIGTERM raise :class:`Interrupted` in the main thread;
     ``caught.signal`` is the first one received (None if none). Whatever exception the interrupted code ends with
     (TensorFlow may turn an interrupt inside its Python code into a ``SystemError``), ``caught.signal`` says that
-    it was an interruption. The previous handlers are restored on exit (only the main thread can set them)."""
+    it was an interruption. The previous handlers are restored on exit (only the main thread can set them).
+
+    A signal that arrives while Python runs a finalizer (a weakref callback, a ``__del__``) raises there, and Python
+    prints "Exception ignored in ..." and drops the exception: the command would run to its end. While the command
+    runs, ``sys.unraisablehook`` catches such a dropped :class:`Interrupted` and delivers the signal again, so it is
+    raised at the next bytecode of the interrupted code instead."""
 
     SIGNALS = ("SIGINT", "SIGTERM")
 
     def __init__(self):
         self.signal: int | None = None
         self._previous: dict = {}
+        self._closed = False
 
     def _handle(self, signum, frame):
+        if self._closed:  # a re-delivery that arrived as the command ended
+            return
         if self.signal is None:
             self.signal = signum
         raise Interrupted(signum)
+
+    def _unraisable(self, unraisable) -> None:
+        import signal
+        import threading
+
+        if isinstance(unraisable.exc_value, Interrupted):  # dropped inside a finalizer: raise it again outside
+            signum, main = unraisable.exc_value.signal, threading.main_thread().ident
+
+            def again():  # from another thread, once this hook and the finalizer have returned
+                if not self._closed:
+                    signal.pthread_kill(main, signum)
+
+            threading.Timer(0.02, again).start()
+            return
+        self._previous_hook(unraisable)
 
     def __enter__(self) -> "interruptions":
         import signal
@@ -113,13 +136,17 @@ class interruptions:
             for name in self.SIGNALS:
                 number = getattr(signal, name)
                 self._previous[number] = signal.signal(number, self._handle)
+            self._previous_hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
         return self
 
     def __exit__(self, exc_type, exc, traceback):
         import signal
 
+        self._closed = True
         for number, previous in self._previous.items():
             signal.signal(number, previous)
+        if self._previous:
+            sys.unraisablehook = self._previous_hook
         return False
 
     def message(self, command: str) -> str:
